@@ -1,0 +1,18 @@
+"""keras-weights: every weight of a Keras model, exported exactly to npz, safetensors and Parquet.
+
+>>> import converter
+>>> sorted(converter.FORMATS)
+['npz', 'parquet', 'safetensors']
+"""
+from ._version import __version__
+from .api import FileCheck, Report, export, extract, inspect, read, verify
+from .errors import (ConverterError, InputInvalid, InputNotFound, OutputError, UnsafeInput,
+                     UnsupportedDType, UsageError, VerificationFailed)
+from .formats import FORMATS
+from .tensors import Layer, ModelWeights, Source, Tensor
+
+__all__ = [
+    "__version__", "extract", "export", "read", "verify", "inspect", "Tensor", "Layer", "ModelWeights", "Source",
+    "Report", "FileCheck", "FORMATS", "ConverterError", "UsageError", "InputNotFound", "InputInvalid",
+    "UnsupportedDType", "UnsafeInput", "OutputError", "VerificationFailed",
+]

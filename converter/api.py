@@ -1,0 +1,197 @@
+"""The public functions: extract, export, read, verify, inspect. Arguments are validated here, once."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import atomic, dtypes, manifest as manifests, readers
+from . import formats as registry  # `formats` is export()'s argument name
+from .errors import InputNotFound, OutputError
+from .tensors import Tensor, canonical, sha256_of
+
+
+def extract(source: Any) -> list[Tensor]:
+    """Every weight of a ``keras.Model`` or model file, as records in model order.
+
+    >>> tensors = extract("fixtures/seed_mlp.keras")
+    >>> [(t.name, t.shape) for t in tensors][:2]
+    [('dense/kernel', (4, 20)), ('dense/bias', (20,))]
+    """
+    return list(readers.read_model(source).tensors)
+
+
+def inspect(source: Any) -> dict:
+    """The manifest of a model without exporting anything: layers, tensors, shapes, dtypes, checksums.
+
+    >>> info = inspect("fixtures/seed_mlp.keras")
+    >>> info["model"]["parameters"], [layer["class"] for layer in info["layers"]]
+    (321, ['Dense', 'Dense', 'Dense'])
+    """
+    return manifests.build(readers.read_model(source))
+
+
+def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
+           force: bool = False, stem: str | None = None) -> dict:
+    """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
+
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> result = export("fixtures/seed_mlp.keras", out, formats=["npz", "safetensors"])
+    >>> [f["path"] for f in result["files"]]
+    ['seed_mlp.npz', 'seed_mlp.safetensors']
+    >>> verify(out).ok
+    True
+    """
+    format_names = registry.parse(formats)
+    folder = _output_folder(out_dir)
+    model = readers.read_model(source)
+    stem = stem or _stem(model)
+    targets = {name: folder / f"{stem}{registry.get(name).EXTENSION}" for name in format_names}
+    _refuse_overwrite([*targets.values(), folder / manifests.FILE_NAME], force)
+    manifest = manifests.build(model, format_names)
+    for name, path in targets.items():
+        with atomic.atomic_path(path) as temporary:
+            registry.get(name).write(model.tensors, temporary, manifest=manifest)
+        manifest["files"].append(_file_entry(name, path))
+    atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())
+    return manifest
+
+
+def _output_folder(out_dir: str | os.PathLike) -> Path:
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output path {folder} exists and is not a folder", hint="Pass a folder with -o.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create output folder {folder}: {error.strerror}", hint="Choose a writable folder.") from None
+    return folder
+
+
+def _refuse_overwrite(paths: Sequence[Path], force: bool) -> None:
+    existing = [p.name for p in paths if p.exists()]
+    if existing and not force:
+        raise OutputError(f"{', '.join(existing)} already exist in {paths[0].parent}",
+                          hint="Pass --force (force=True) to overwrite, or choose another output folder.")
+
+
+def _stem(model) -> str:
+    """Output file stem: the input file's stem, else the model's name made safe for a file name."""
+    base = Path(model.source.file).stem if model.source.file else model.name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("._") or "weights"
+
+
+def _file_entry(format_name: str, path: Path) -> dict:
+    return {"format": format_name, "path": path.name, "bytes": path.stat().st_size, "sha256": readers.file_sha256(path)}
+
+
+def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read an exported file back as ``{name: array}``, whatever its format.
+
+    When a ``manifest.json`` beside the file lists it, dtypes a format stores as bit patterns
+    (bfloat16 and float8 in npz) come back as their real dtype.
+
+    >>> arrays = read("fixtures/golden/seed_mlp.safetensors")
+    >>> arrays["dense/kernel"].shape, arrays["dense/kernel"].dtype
+    ((4, 20), dtype('float32'))
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFound(f"no such file: {path}")
+    arrays = registry.by_extension(path.suffix).read(path)
+    recorded = _recorded_dtypes(path)
+    return {name: _restore(array, recorded.get(name)) for name, array in arrays.items()}
+
+
+def _recorded_dtypes(path: Path) -> dict[str, str]:
+    beside = path.parent / manifests.FILE_NAME
+    if not beside.is_file():
+        return {}
+    manifest = json.loads(beside.read_text("utf-8"))
+    entry = next((f for f in manifest.get("files", []) if f.get("path") == path.name), None)
+    if entry is None:
+        return {}
+    return {t["keys"][entry["format"]]: t["dtype"] for t in manifest["tensors"] if entry["format"] in t["keys"]}
+
+
+def _restore(array: np.ndarray, dtype_name: str | None) -> np.ndarray:
+    """View bit patterns as the recorded dtype when the format stored them as unsigned integers."""
+    if dtype_name is None or array.dtype.name == dtype_name:
+        return array
+    wanted = dtypes.by_name(dtype_name)
+    return array.view(wanted.numpy) if array.dtype == wanted.npz_storage != wanted.numpy else array
+
+
+@dataclass
+class FileCheck:
+    """What ``verify`` found for one file."""
+
+    path: str
+    format: str
+    tensors: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Report:
+    """The result of ``verify``: one :class:`FileCheck` per file the manifest lists."""
+
+    folder: str
+    files: list[FileCheck]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.files) and all(f.ok for f in self.files)
+
+
+def verify(folder: str | os.PathLike) -> Report:
+    """Re-read every file a manifest lists and check file and tensor checksums, shapes and dtypes.
+
+    >>> verify("fixtures/golden").ok
+    True
+    """
+    folder = Path(folder)
+    manifest = manifests.load(folder)
+    return Report(str(folder), [_check_file(folder, entry, manifest["tensors"]) for entry in manifest["files"]])
+
+
+def _check_file(folder: Path, entry: dict, tensors: list[dict]) -> FileCheck:
+    check, path = FileCheck(entry["path"], entry["format"]), folder / entry["path"]
+    if not path.is_file():
+        check.problems.append("file is missing")
+        return check
+    if readers.file_sha256(path) != entry["sha256"]:
+        check.problems.append("file sha256 differs from the manifest")
+    try:
+        arrays = registry.get(entry["format"]).read(path)
+    except Exception as error:  # any reader failure is a verification finding, not a crash
+        check.problems.append(f"cannot be read as {entry['format']}: {type(error).__name__}: {error}")
+        return check
+    expected = {t["keys"][entry["format"]]: t for t in tensors if entry["format"] in t["keys"]}
+    for key, tensor in expected.items():
+        check.problems += _tensor_problems(key, arrays.get(key), tensor)
+    check.problems += [f"{key}: not in the manifest" for key in arrays if key not in expected]
+    check.tensors = len(expected)
+    return check
+
+
+def _tensor_problems(key: str, array: np.ndarray | None, tensor: dict) -> list[str]:
+    if array is None:
+        return [f"{key}: missing"]
+    array = _restore(array, tensor["dtype"])
+    if array.dtype.name != tensor["dtype"] or list(array.shape) != tensor["shape"]:
+        return [f"{key}: {array.dtype.name}{list(array.shape)} but the manifest says {tensor['dtype']}{tensor['shape']}"]
+    if sha256_of(canonical(array)) != tensor["sha256"]:
+        return [f"{key}: bytes differ from the manifest's sha256"]
+    return []

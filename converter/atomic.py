@@ -1,0 +1,54 @@
+"""Atomic file output, written once and used by every writer.
+
+Data goes to a hidden temporary file in the destination folder, is flushed to disk, and is
+renamed into place; on any error the temporary file is removed and the destination is untouched.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> with atomic_path(folder / "a.txt") as tmp:
+...     _ = tmp.write_text("hello")
+>>> sorted(p.name for p in folder.iterdir())
+['a.txt']
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+TEMP_PREFIX = ".keras-weights-tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(destination: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``destination``; rename it into place when the block succeeds."""
+    destination = Path(destination)
+    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=destination.suffix, dir=destination.parent)
+    os.close(fd)
+    temporary = Path(name)
+    try:
+        yield temporary
+        _fsync(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, destination)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes(destination: Path, data: bytes) -> None:
+    """Atomically write ``data`` to ``destination``."""
+    with atomic_path(destination) as tmp:
+        tmp.write_bytes(data)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,167 @@
+"""The command line: parse arguments, call the library, print results, map errors to exit codes."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import api, formats
+from ._version import __version__
+from .errors import ConverterError, UsageError
+
+EXIT_CODES = """exit codes:
+  0   success
+  2   usage error (unknown command, option or format)
+  3   input not found (model file or export folder)
+  4   input invalid (not a Keras model, damaged file, unsupported dtype)
+  5   refused as unsafe (loading would run code from the file)
+  6   cannot write output (exists without --force, folder not writable)
+  7   verification failed (a file or tensor differs from the manifest)
+  70  internal error (a bug: rerun with --debug and report it)
+  130 interrupted"""
+
+EXAMPLES = """examples:
+  keras-weights inspect model.keras
+  keras-weights export model.keras -o out/
+  keras-weights export model.h5 -o out/ -f npz,safetensors --force
+  keras-weights verify out/"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keras-weights", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Export every weight of a Keras model exactly, with a checksummed manifest.",
+        epilog=f"{EXAMPLES}\n\n{EXIT_CODES}")
+    parser.add_argument("--version", action="version", version=f"keras-weights {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    inspect = _command(commands, "inspect", "print a table of every layer's weights, shapes and dtypes",
+                       "keras-weights inspect model.keras\n  keras-weights inspect model.h5 --json | jq .model")
+    inspect.add_argument("model", help="a .keras or .h5 model file")
+    inspect.add_argument("--json", action="store_true", help="print one JSON document (the manifest without files)")
+
+    export = _command(commands, "export", "write the weights in every chosen format plus manifest.json",
+                      "keras-weights export model.keras -o out/\n  keras-weights export model.h5 -f parquet --force")
+    export.add_argument("model", help="a .keras or .h5 model file")
+    export.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
+    export.add_argument("-f", "--formats", default=",".join(formats.FORMATS), metavar="FORMATS",
+                        help=f"comma-separated formats (default: all): {', '.join(formats.FORMATS)}")
+    export.add_argument("--force", action="store_true", help="overwrite outputs that exist already")
+    export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
+
+    verify = _command(commands, "verify", "re-read every exported file and check it against manifest.json",
+                      "keras-weights verify out/")
+    verify.add_argument("folder", help="a folder written by `keras-weights export`")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def _command(commands, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=summary, description=summary, epilog=f"examples:\n  {examples}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of exiting (so tests can call it in-process)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse exits on --help, --version and usage errors
+        return int(stop.code or 0)
+    try:
+        return COMMANDS[args.command](args)
+    except ConverterError as error:
+        return _report(error, args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: say so briefly, unless --debug asks for the traceback
+        return _report(error, args)
+
+
+def _report(error: Exception, args: argparse.Namespace) -> int:
+    known = isinstance(error, ConverterError)
+    code, exit_code = (error.code, error.exit_code) if known else ("internal_error", 70)
+    message = str(error) if known else f"internal error: {type(error).__name__}: {error}"
+    hint = error.hint if known else ConverterError.default_hint
+    if args.debug:
+        traceback.print_exception(error)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"code": code, "exit_code": exit_code, "message": message, "hint": hint}}, sort_keys=True))
+    else:
+        print(f"keras-weights: error: {message}\n  hint: {hint}", file=sys.stderr)
+    return exit_code
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    info = api.inspect(args.model)
+    print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    manifest = api.export(args.model, args.output, args.formats, force=args.force)
+    if args.json:
+        print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
+        return 0
+    model = manifest["model"]
+    print(f"exported {model['tensors']} tensors ({model['parameters']:,} parameters) of "
+          f"{manifest['source']['file'] or model['name']} to {args.output}/")
+    for entry in manifest["files"]:
+        print(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
+    print(f"  {'manifest.json':<40} {'':>14}        run `keras-weights verify {args.output}` to check")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    report = api.verify(args.folder)
+    if args.json:
+        files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems} for f in report.files]
+        print(json.dumps({"folder": report.folder, "ok": report.ok, "files": files}, sort_keys=True, indent=2))
+    else:
+        for check in report.files:
+            status = "OK  " if check.ok else "FAIL"
+            print(f"{status} {check.path:<40} {check.format:<12} {check.tensors} tensors")
+            for problem in check.problems:
+                print(f"       {problem}")
+        print(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
+    return 0 if report.ok else 7
+
+
+COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify}
+
+
+def render_table(info: dict) -> str:
+    """The ``inspect`` table: one row per weight, like ``model.summary()``."""
+    header = ("#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params")
+    rows, tensors = [], {t["name"]: t for t in info["tensors"]}
+    for layer in info["layers"]:
+        first = (str(layer["index"]), layer["name"], layer["class"])
+        for position, name in enumerate(layer["tensors"] or [None]):
+            lead = first if position == 0 else ("", "", "")
+            if name is None:
+                rows.append((*lead, "-", "-", "-", "0"))
+            else:
+                t = tensors[name]
+                rows.append((*lead, name, _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    line = lambda r: "  ".join(c.rjust(w) if i in (0, 6) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    model, source = info["model"], info["source"]
+    title = f'Model: "{model["name"]}" ({model["class"]})' + (f" from {source['file']}" if source["file"] else "")
+    rule = "-" * len(line(header))
+    totals = f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes"
+    return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, totals])
+
+
+def _shape(shape: list[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _count(shape: list[int]) -> int:
+    count = 1
+    for n in shape:
+        count *= n
+    return count

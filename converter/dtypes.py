@@ -1,0 +1,84 @@
+"""The one dtype table. Every per-format type (safetensors code, npz storage, Parquet carrier) comes from it.
+
+>>> lookup(np.dtype(">f4")).safetensors
+'F32'
+>>> lookup(np.dtype("bfloat16")).npz_storage
+dtype('uint16')
+>>> by_name("float16").parquet_carrier
+dtype('float32')
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+from .errors import UnsupportedDType
+
+
+@dataclass(frozen=True)
+class DType:
+    """One supported element type and how each format stores it."""
+
+    name: str                   # numpy's name, also written in the manifest
+    numpy: np.dtype             # the dtype get_weights() returns
+    safetensors: str            # the safetensors header code
+    npz_storage: np.dtype       # .npy has no bfloat16/float8: those are stored as their bit patterns
+    parquet_carrier: np.dtype   # smallest Arrow-native type that holds every value exactly
+
+
+def _entry(numpy_type, safetensors: str, storage=None, carrier=None) -> DType:
+    dtype = np.dtype(numpy_type)
+    return DType(dtype.name, dtype, safetensors, np.dtype(storage or dtype), np.dtype(carrier or dtype))
+
+
+TABLE: tuple[DType, ...] = (
+    _entry(np.float64, "F64"),
+    _entry(np.float32, "F32"),
+    _entry(np.float16, "F16", carrier=np.float32),
+    _entry(ml_dtypes.bfloat16, "BF16", storage=np.uint16, carrier=np.float32),
+    _entry(ml_dtypes.float8_e4m3fn, "F8_E4M3", storage=np.uint8, carrier=np.float32),
+    _entry(ml_dtypes.float8_e5m2, "F8_E5M2", storage=np.uint8, carrier=np.float32),
+    _entry(np.int64, "I64"),
+    _entry(np.int32, "I32"),
+    _entry(np.int16, "I16", carrier=np.int32),
+    _entry(np.int8, "I8", carrier=np.int32),
+    _entry(np.uint64, "U64"),
+    _entry(np.uint32, "U32", carrier=np.int64),
+    _entry(np.uint16, "U16", carrier=np.int32),
+    _entry(np.uint8, "U8", carrier=np.int32),
+    _entry(np.bool_, "BOOL"),
+)
+_BY_NAME = {d.name: d for d in TABLE}
+_BY_SAFETENSORS = {d.safetensors: d for d in TABLE}
+SUPPORTED = ", ".join(_BY_NAME)
+
+
+def lookup(dtype: np.dtype) -> DType:
+    """The table entry for a numpy dtype, whatever its byte order."""
+    return by_name(np.dtype(dtype).name)
+
+
+def by_name(name: str) -> DType:
+    """The table entry for a dtype name as written in the manifest."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnsupportedDType(
+            f"dtype {name!r} is not supported. Received: dtype={name}",
+            hint=f"Supported dtypes: {SUPPORTED}.",
+        ) from None
+
+
+def by_safetensors_code(code: str) -> DType:
+    """The table entry for a safetensors header code such as ``F32``."""
+    try:
+        return _BY_SAFETENSORS[code]
+    except KeyError:
+        raise UnsupportedDType(f"safetensors dtype {code!r} is not supported", hint=f"Supported: {SUPPORTED}.") from None
+
+
+def little_endian(dtype: np.dtype) -> np.dtype:
+    """The same dtype in little-endian byte order (no-op for one-byte and ml_dtypes types)."""
+    return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype

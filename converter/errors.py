@@ -1,0 +1,70 @@
+"""The library's exceptions: one hierarchy, each with a stable code, an exit code and a hint.
+
+The CLI maps them to exit codes in one place (``cli.main``); library code only raises.
+"""
+from __future__ import annotations
+
+
+class ConverterError(Exception):
+    """Base of every error this package raises on purpose.
+
+    >>> err = InputInvalid("cannot read model.h5: truncated", hint="re-download it")
+    >>> (err.code, err.exit_code, str(err), err.hint)
+    ('input_invalid', 4, 'cannot read model.h5: truncated', 're-download it')
+    """
+
+    code = "internal_error"
+    exit_code = 70
+    default_hint = "This is a bug in keras-weights; rerun with --debug and report the traceback."
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint or self.default_hint
+
+
+class UsageError(ConverterError):
+    """A wrong argument: unknown format, bad option, wrong type."""
+
+    code, exit_code = "usage", 2
+    default_hint = "Run `keras-weights --help` for the accepted arguments."
+
+
+class InputNotFound(ConverterError):
+    """The model file or export folder does not exist."""
+
+    code, exit_code = "input_not_found", 3
+    default_hint = "Check the path."
+
+
+class InputInvalid(ConverterError):
+    """The input exists but cannot be read as what it claims to be."""
+
+    code, exit_code = "input_invalid", 4
+    default_hint = "Check that the file is a complete Keras model (.keras or .h5)."
+
+
+class UnsupportedDType(InputInvalid):
+    """A weight has a dtype that no output format can hold exactly."""
+
+    code = "unsupported_dtype"
+
+
+class UnsafeInput(ConverterError):
+    """Loading the input would run code from it (Lambda layers, custom objects)."""
+
+    code, exit_code = "unsafe_input", 5
+    default_hint = "keras-weights never runs code from a model file."
+
+
+class OutputError(ConverterError):
+    """The output cannot be written: it exists already, or the folder is not writable."""
+
+    code, exit_code = "output_error", 6
+    default_hint = "Choose another output folder, or pass --force to overwrite."
+
+
+class VerificationFailed(ConverterError):
+    """An exported file does not match its manifest."""
+
+    code, exit_code = "verification_failed", 7
+    default_hint = "Export again; the listed files were changed or damaged after export."

@@ -1,0 +1,46 @@
+"""NumPy ``.npz``: one ``.npy`` member per tensor, keyed by the tensor's name.
+
+Written with ``zipfile`` directly rather than ``np.savez`` so that member timestamps are fixed
+and two exports give identical bytes. ``np.load(path, allow_pickle=False)`` reads it.
+bfloat16 and float8 have no ``.npy`` type: they are stored as their uint16/uint8 bit patterns
+(the manifest records the real dtype, and :func:`converter.read` restores it).
+"""
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import dtypes
+from ..tensors import Tensor
+
+EXTENSION = ".npz"
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: no wall-clock time in the output
+
+
+def keys(tensors: Sequence[Tensor]) -> dict[str, str]:
+    """The npz key of each tensor: its name."""
+    return {t.name: t.name for t in tensors}
+
+
+def stored(tensor: Tensor) -> np.ndarray:
+    """The array as written to the file: bit patterns for dtypes ``.npy`` cannot describe."""
+    return tensor.array.view(dtypes.lookup(tensor.array.dtype).npz_storage)
+
+
+def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None) -> None:
+    """Write ``tensors`` to ``path`` (no compression, deterministic bytes)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for tensor in tensors:
+            member = zipfile.ZipInfo(f"{tensor.name}.npy", date_time=_FIXED_TIME)
+            member.external_attr = 0o644 << 16
+            with archive.open(member, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, stored(tensor), allow_pickle=False)
+
+
+def read(path: Path) -> dict[str, np.ndarray]:
+    """Read every array, as stored, without allowing pickles."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}

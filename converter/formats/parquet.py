@@ -1,0 +1,102 @@
+"""Apache Parquet: one row per tensor, queryable as-is by pyarrow, pandas, Polars and DuckDB.
+
+Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``dtype``, ``shape``
+(list of int64), ``values`` (the flattened C-order values) and ``sha256``. ``values`` has one
+Arrow type for the whole file, the narrowest that holds every tensor's values exactly
+(float32 for float32/float16/bfloat16 models, float64 once float64 or mixed int/float tensors
+appear). The manifest (without its ``files`` list, which would have to contain this file's own
+checksum) is in the file's key-value metadata under ``keras_weights.manifest``.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import dtypes
+from ..errors import UnsupportedDType
+from ..tensors import Tensor
+
+EXTENSION = ".parquet"
+MANIFEST_KEY = b"keras_weights.manifest"
+_FLOAT64_EXACT = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int32)}
+
+
+def keys(tensors: Sequence[Tensor]) -> dict[str, str]:
+    """The Parquet key of each tensor: the ``name`` of its row."""
+    return {t.name: t.name for t in tensors}
+
+
+def values_type(tensors: Sequence[Tensor]) -> np.dtype:
+    """The one element type of the ``values`` column that holds every tensor exactly.
+
+    >>> import numpy as np
+    >>> t = lambda dtype: Tensor("x", "x", "x", 0, True, np.zeros(1, dtype))
+    >>> values_type([t(np.float16), t(np.float32)]), values_type([t(np.float32), t(np.int8)])
+    (dtype('float32'), dtype('float64'))
+    """
+    carriers = {dtypes.lookup(t.array.dtype).parquet_carrier for t in tensors} or {np.dtype(np.float32)}
+    if len(carriers) == 1:
+        return carriers.pop()
+    if carriers <= _FLOAT64_EXACT:
+        return np.dtype(np.float64)
+    raise UnsupportedDType(
+        f"one Parquet values column cannot hold {sorted(c.name for c in carriers)} values exactly",
+        hint="Export the 64-bit integer tensors to npz or safetensors instead (-f npz,safetensors).",
+    )
+
+
+def table(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> pa.Table:
+    """The Arrow table written to the file."""
+    carrier = values_type(tensors)
+    flat = [t.array.reshape(-1).astype(carrier) for t in tensors]
+    offsets = np.concatenate([[0], np.cumsum([len(f) for f in flat], dtype=np.int64)])
+    list_type = pa.list_ if offsets[-1] < 2**31 else pa.large_list
+    values = pa.concat_arrays([pa.array(f, type=pa.from_numpy_dtype(carrier)) for f in flat]) if flat else pa.array([], pa.from_numpy_dtype(carrier))
+    columns = {
+        "name": pa.array([t.name for t in tensors], pa.string()),
+        "layer": pa.array([t.layer for t in tensors], pa.string()),
+        "role": pa.array([t.role for t in tensors], pa.string()),
+        "layer_index": pa.array([t.layer_index for t in tensors], pa.int32()),
+        "trainable": pa.array([t.trainable for t in tensors], pa.bool_()),
+        "dtype": pa.array([t.dtype for t in tensors], pa.string()),
+        "shape": pa.array([list(t.shape) for t in tensors], pa.list_(pa.int64())),
+        "values": _list_array(list_type, offsets, values),
+        "sha256": pa.array([t.sha256 for t in tensors], pa.string()),
+    }
+    metadata = {MANIFEST_KEY: json.dumps(manifest, sort_keys=True, allow_nan=False)} if manifest else None
+    return pa.table(columns, metadata=metadata)
+
+
+def _list_array(list_type, offsets: np.ndarray, values: pa.Array) -> pa.Array:
+    array_class = pa.ListArray if list_type is pa.list_ else pa.LargeListArray
+    offset_type = pa.int32() if list_type is pa.list_ else pa.int64()
+    return array_class.from_arrays(pa.array(offsets, offset_type), values)
+
+
+def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None) -> None:
+    """Write ``tensors`` to ``path`` as one row each."""
+    pq.write_table(table(tensors, manifest), path, compression="zstd")
+
+
+def read(path: Path) -> dict[str, np.ndarray]:
+    """Read every row back into an array of its recorded dtype and shape."""
+    data = pq.read_table(path, columns=["name", "dtype", "shape", "values"])
+    values = data.column("values").combine_chunks()
+    flat = values.flatten().to_numpy(zero_copy_only=False)
+    offsets = values.offsets.to_numpy()
+    result = {}
+    for row, (name, dtype, shape) in enumerate(zip(*(data.column(c).to_pylist() for c in ("name", "dtype", "shape")))):
+        chunk = flat[offsets[row]:offsets[row + 1]]
+        result[name] = chunk.astype(dtypes.by_name(dtype).numpy).reshape(shape)
+    return result
+
+
+def embedded_manifest(path: Path) -> dict | None:
+    """The manifest stored in the file's key-value metadata, if any."""
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[MANIFEST_KEY]) if MANIFEST_KEY in metadata else None

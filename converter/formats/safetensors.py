@@ -1,0 +1,69 @@
+"""safetensors: keys are the tensor names; ``__metadata__`` holds string metadata with ``format``.
+
+The file is laid out by hand (8-byte header length, JSON header, data) rather than through
+``safetensors.serialize`` for two reasons found in safetensors 0.8.0: it writes ``__metadata__`` in
+hash order, so two runs differ, and it copies raw memory without checking contiguity (upstream
+issue 825). Every array we pass is canonical (C-contiguous, little-endian), and the files are read
+back with safetensors' own ``safe_open``. Data follows the library's own order (larger items first,
+then by name) so every tensor stays aligned to its item size for zero-copy loading.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import dtypes
+from .._version import __version__
+from ..tensors import Tensor
+
+EXTENSION = ".safetensors"
+FORMAT = "np"  # value of the conventional ``format`` metadata key
+
+
+def keys(tensors: Sequence[Tensor]) -> dict[str, str]:
+    """The safetensors key of each tensor: its name."""
+    return {t.name: t.name for t in tensors}
+
+
+def metadata(manifest: Mapping | None) -> dict[str, str]:
+    """The string-only ``__metadata__`` block."""
+    result = {"format": FORMAT, "producer": f"keras-weights {__version__}"}
+    if manifest:
+        result["model"] = manifest["model"]["name"]
+        result["source"] = manifest["source"]["file"] or ""
+    return result
+
+
+def header(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> tuple[bytes, list[Tensor]]:
+    """The padded JSON header and the tensors in data order."""
+    ordered = sorted(tensors, key=lambda t: (-t.array.dtype.itemsize, t.name))
+    entries, offset = {"__metadata__": metadata(manifest)}, 0
+    for tensor in ordered:
+        code = dtypes.lookup(tensor.array.dtype).safetensors
+        entries[tensor.name] = {"dtype": code, "shape": list(tensor.shape), "data_offsets": [offset, offset + tensor.nbytes]}
+        offset += tensor.nbytes
+    text = json.dumps(entries, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text, ordered
+
+
+def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None) -> None:
+    """Write ``tensors`` to ``path``, streaming each tensor's bytes."""
+    head, ordered = header(tensors, manifest)
+    with open(path, "wb") as handle:
+        handle.write(head)
+        for tensor in ordered:
+            if tensor.nbytes:
+                handle.write(memoryview(tensor.array).cast("B"))
+
+
+def read(path: Path) -> dict[str, np.ndarray]:
+    """Read every tensor with safetensors' own reader, in file order."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as handle:
+        return {name: handle.get_tensor(name) for name in handle.keys()}

@@ -1,0 +1,103 @@
+"""The manifest: one JSON document describing an export, and the checks run against it.
+
+Deterministic by construction: model order, sorted keys, no timestamps, no absolute paths.
+
+>>> dumps({"b": 1, "a": [1.5]})
+'{\\n  "a": [\\n    1.5\\n  ],\\n  "b": 1\\n}\\n'
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cache
+from importlib import metadata, resources
+from pathlib import Path
+
+from . import formats
+from ._version import __version__
+from .errors import InputInvalid, InputNotFound
+from .tensors import Layer, ModelWeights, Tensor
+
+SCHEMA_ID = "keras-weights/manifest"
+SCHEMA_VERSION = "1.0"
+FILE_NAME = "manifest.json"
+_PRODUCER_PACKAGES = ("keras", "tensorflow", "numpy", "safetensors", "pyarrow")
+
+
+def build(model: ModelWeights, format_names: Sequence[str] = ()) -> dict:
+    """The manifest of ``model`` for an export to ``format_names``, without its ``files`` list."""
+    keys = {name: formats.get(name).keys(model.tensors) for name in format_names}
+    return {
+        "schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "source": {"file": model.source.file, "format": model.source.format,
+                   "sha256": model.source.sha256, "reader": model.source.reader},
+        "producer": producer(),
+        "model": {
+            "name": model.name, "class": model.class_name, "inputs": model.inputs, "outputs": model.outputs,
+            "tensors": len(model.tensors),
+            "parameters": sum(int(t.array.size) for t in model.tensors),
+            "bytes": sum(t.nbytes for t in model.tensors),
+        },
+        "layers": [_layer(layer) for layer in model.layers],
+        "tensors": [_tensor(t, {f: keys[f][t.name] for f in format_names}) for t in model.tensors],
+        "files": [],
+    }
+
+
+def producer() -> dict:
+    """Versions of this tool and of the libraries whose behaviour shapes the output."""
+    return {"converter": __version__, **{name: _version(name) for name in _PRODUCER_PACKAGES}}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _layer(layer: Layer) -> dict:
+    return {"index": layer.index, "name": layer.name, "class": layer.class_name, "config": layer.config,
+            "input_shape": layer.input_shape, "output_shape": layer.output_shape, "tensors": list(layer.tensors)}
+
+
+def _tensor(tensor: Tensor, keys: dict[str, str]) -> dict:
+    return {"name": tensor.name, "layer": tensor.layer, "layer_index": tensor.layer_index, "role": tensor.role,
+            "shape": list(tensor.shape), "dtype": tensor.dtype, "byte_order": "little", "nbytes": tensor.nbytes,
+            "sha256": tensor.sha256, "trainable": tensor.trainable, "keys": keys}
+
+
+def dumps(manifest: dict) -> str:
+    """The manifest as canonical JSON text (sorted keys, 2-space indent, trailing newline)."""
+    return json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+@cache
+def schema() -> dict:
+    """The JSON Schema every manifest validates against (shipped in the package)."""
+    return json.loads(resources.files(__package__).joinpath("manifest.schema.json").read_text("utf-8"))
+
+
+def validate(manifest: dict, where: str = "manifest") -> None:
+    """Raise :class:`InputInvalid` unless ``manifest`` matches the schema."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(manifest))
+    if error is not None:
+        location = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise InputInvalid(f"{where} does not match the keras-weights manifest schema at {location}: {error.message}",
+                           hint="Export again with keras-weights; the manifest was edited or comes from another tool.")
+
+
+def load(folder: Path) -> dict:
+    """Read and validate ``folder/manifest.json``."""
+    path = Path(folder) / FILE_NAME
+    if not path.is_file():
+        raise InputNotFound(f"no {FILE_NAME} in {folder}", hint="Pass the folder that `keras-weights export` wrote.")
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputInvalid(f"{path} is not valid JSON: {error}", hint="Export again; the manifest is damaged.") from None
+    validate(manifest, str(path))
+    return manifest

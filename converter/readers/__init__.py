@@ -1,0 +1,82 @@
+"""Ways in. :func:`read_model` checks the input once, detects its kind by content, and picks a reader.
+
+>>> sniff(b"\\x89HDF\\r\\n\\x1a\\n....")
+'h5'
+>>> sniff(b"PK\\x03\\x04....")
+'keras'
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputInvalid, InputNotFound, UsageError
+from ..tensors import ModelWeights, Source
+from . import keras as keras_reader
+
+_SIGNATURES = {b"\x89HDF\r\n\x1a\n": "h5", b"PK\x03\x04": "keras"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The file kind from its first bytes: ``h5``, ``keras`` (zip) or None."""
+    return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def is_model(source: Any) -> bool:
+    """True for an in-memory Keras model (checked without importing Keras)."""
+    return hasattr(source, "layers") and hasattr(source, "get_weights") and not isinstance(source, (str, os.PathLike))
+
+
+def read_model(source: Any) -> ModelWeights:
+    """Extract the weights of a ``keras.Model`` or of a model file."""
+    if is_model(source):
+        return keras_reader.read(source, Source(None, "keras.Model", None, keras_reader.NAME))
+    path = input_path(source)
+    kind = file_kind(path)
+    model = keras_reader.load(path, kind)
+    return keras_reader.read(model, Source(path.name, kind, file_sha256(path), keras_reader.NAME))
+
+
+def input_path(source: Any) -> Path:
+    """Validate a model path argument: a local, existing regular file."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise UsageError(f"expected a keras.Model or a path. Received: {type(source).__name__}")
+    text = os.fspath(source)
+    if "://" in text:
+        raise UsageError(f"remote paths are not read: {text}", hint="Download the file first; keras-weights never uses the network.")
+    path = Path(text)
+    if not path.exists():
+        raise InputNotFound(f"no such file: {text}")
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            raise InputInvalid(f"{path.name} is a TensorFlow SavedModel folder, which this version cannot read yet",
+                               hint="Load it in TensorFlow and save it with model.save('model.keras').")
+        raise InputInvalid(f"{text} is a folder, not a model file", hint="Pass a .keras or .h5 file.")
+    if not path.is_file():
+        raise InputInvalid(f"{text} is not a regular file", hint="Pass a .keras or .h5 file.")
+    return path
+
+
+def file_kind(path: Path) -> str:
+    """``keras`` or ``h5``, decided by the file's signature, not its extension."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    kind = sniff(head)
+    if kind is None:
+        what = "empty" if not head else "neither an HDF5 file nor a .keras (zip) archive"
+        raise InputInvalid(f"{path.name} is {what}", hint="Pass a model saved by Keras (model.save).")
+    expected = {"h5": (".h5", ".hdf5"), "keras": (".keras",)}[kind]
+    if path.suffix.lower() not in expected:
+        raise InputInvalid(
+            f"{path.name} holds {kind} data but its extension is {path.suffix or 'missing'}",
+            hint=f"Rename it to end in {expected[0]} so Keras reads it as such.",
+        )
+    return kind
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

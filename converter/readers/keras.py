@@ -1,0 +1,172 @@
+"""The ``get_weights()`` reader: load with Keras (safe mode, no compile) and walk ``model.layers``.
+
+Names are built from layer names, not from Keras's ``variable.path``, which differs between a
+model loaded from ``.keras`` and from ``.h5`` (a nested model's layers lose their parent's name
+in one and keep it in the other). Walking each top-level layer's sub-layer tree gives the same
+chain of names either way: ``inner/d/kernel``, ``mha/query/kernel``, ``lstm/lstm_cell/bias``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputInvalid, UnsafeInput
+from ..tensors import Layer, ModelWeights, Source, Tensor
+
+NAME = "keras"
+
+# Config entries a user needs to run a layer with its weights; everything else stays out.
+CONFIG_KEYS = (
+    "activation", "recurrent_activation", "units", "filters", "kernel_size", "strides", "padding",
+    "dilation_rate", "groups", "depth_multiplier", "data_format", "use_bias", "axis", "epsilon",
+    "momentum", "center", "scale", "return_sequences", "return_state", "go_backwards", "stateful",
+    "unroll", "reset_after", "unit_forget_bias", "input_dim", "output_dim", "mask_zero", "num_heads",
+    "key_dim", "value_dim", "output_shape", "equation", "bias_axes", "pool_size", "rate",
+    "target_shape", "dims", "merge_mode", "size", "interpolation", "cropping", "max_value",
+    "negative_slope", "threshold", "alpha", "theta",
+)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide what TensorFlow's C++ runtime prints to file descriptor 2 (CUDA probes, absl notices).
+
+    ``TF_CPP_MIN_LOG_LEVEL`` does not cover messages logged before absl is initialised, so the
+    descriptor itself is pointed at /dev/null; Python exceptions are unaffected. Set
+    ``KERAS_WEIGHTS_NATIVE_LOGS=1`` to see them.
+    """
+    if os.environ.get("KERAS_WEIGHTS_NATIVE_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_keras():
+    """Import Keras on the TensorFlow backend, quietly (costs ~5 s the first time)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with native_stderr_silenced():
+        import keras
+    return keras
+
+
+def load(path: Path, kind: str):
+    """Load a model file with safe mode on and without compiling it."""
+    keras = import_keras()
+    try:
+        with native_stderr_silenced():
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types while deserializing
+        raise _load_error(path, error) from error
+
+
+def _load_error(path: Path, error: Exception) -> Exception:
+    message = " ".join(str(error).split())[:400]
+    if "safe_mode" in message or "Lambda" in message:
+        return UnsafeInput(
+            f"refused to load {path.name}: it contains code that Keras would have to execute ({message})",
+            hint="keras-weights never runs code from a model file.",
+        )
+    return InputInvalid(
+        f"Keras could not rebuild the model in {path.name}: {type(error).__name__}: {message}",
+        hint="The file may have been saved by an older Keras, or be damaged or incomplete.",
+    )
+
+
+def read(model: Any, source: Source) -> ModelWeights:
+    """Extract every weight of ``model`` (a ``keras.Model``) in model order."""
+    tensors, layers, seen, used = [], [], set(), set()
+    for index, layer in enumerate(model.layers):
+        names = _variable_names(layer)
+        mine = []
+        for variable, value in zip(layer.weights, layer.get_weights()):
+            if id(variable) in seen:  # shared with an earlier layer: exported once
+                continue
+            seen.add(id(variable))
+            name = _unique(names.get(id(variable)) or f"{layer.name}/{_short_name(variable)}", used)
+            mine.append(Tensor(name, layer.name, _short_name(variable), index, bool(variable.trainable), value))
+        tensors += mine
+        layers.append(_describe(index, layer, tuple(t.name for t in mine)))
+    return ModelWeights(
+        name=model.name, class_name=type(model).__name__,
+        inputs=_shapes(lambda: model.inputs), outputs=_shapes(lambda: model.outputs),
+        layers=tuple(layers), tensors=tuple(tensors), source=source,
+    )
+
+
+def _variable_names(layer: Any, prefix: str = "") -> dict[int, str]:
+    """Map each variable of ``layer``'s tree to ``parent/child/.../variable``."""
+    path = f"{prefix}{layer.name}/"
+    names = {}
+    for sub in getattr(layer, "_layers", None) or []:
+        for key, value in _variable_names(sub, path).items():
+            names.setdefault(key, value)
+    for variable in layer.weights:
+        names.setdefault(id(variable), path + _short_name(variable))
+    return names
+
+
+def _short_name(variable: Any) -> str:
+    return str(variable.name).split("/")[-1].removesuffix(":0")
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, counter = name, 0
+    while candidate in used:
+        counter += 1
+        candidate = f"{name}_{counter}"
+    used.add(candidate)
+    return candidate
+
+
+def _describe(index: int, layer: Any, tensor_names: tuple[str, ...]) -> Layer:
+    config = layer.get_config() if hasattr(layer, "get_config") else {}
+    return Layer(
+        index=index, name=layer.name, class_name=type(layer).__name__,
+        config={key: _jsonable(config[key]) for key in CONFIG_KEYS if key in config},
+        input_shape=_shapes(lambda: layer.input), output_shape=_shapes(lambda: layer.output),
+        tensors=tensor_names,
+    )
+
+
+def _shapes(get: Any) -> Any:
+    """Shapes of a (nested) structure of symbolic tensors; None when Keras cannot tell one."""
+    try:
+        structure = get()
+    except (AttributeError, ValueError, RuntimeError, TypeError):
+        return None
+    if isinstance(structure, (list, tuple)):
+        return [_shapes(lambda item=item: item) for item in structure]
+    if isinstance(structure, dict):
+        return {key: _shapes(lambda item=item: item) for key, item in sorted(structure.items())}
+    shape = getattr(structure, "shape", None)
+    return None if shape is None else [None if d is None else int(d) for d in shape]
+
+
+def _jsonable(value: Any) -> Any:
+    """Config values as plain JSON (tuples to lists, non-finite floats and objects to strings)."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    try:
+        return json.loads(json.dumps(value, sort_keys=True, allow_nan=False, default=str))
+    except ValueError:
+        return str(value)

@@ -1,0 +1,106 @@
+"""The records that flow from readers to writers.
+
+A reader returns a :class:`ModelWeights`; every writer takes its ``tensors``, a sequence of
+:class:`Tensor` in model order. A ``Tensor`` always holds a read-only, C-contiguous,
+little-endian array, so writers can hand its memory to any library as-is.
+
+>>> import numpy as np
+>>> t = Tensor("dense/kernel", "dense", "kernel", 0, True, np.ones((2, 3), dtype=">f4").T)
+>>> t.array.flags.c_contiguous, t.array.dtype.str, t.shape, t.dtype
+(True, '<f4', (3, 2), 'float32')
+>>> import hashlib
+>>> t.sha256 == hashlib.sha256(np.ones(6, "<f4").tobytes()).hexdigest()
+True
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+
+
+def canonical(array: Any) -> np.ndarray:
+    """A read-only, C-ordered, little-endian view or copy of ``array``; never touches the caller's."""
+    array = np.asarray(array)
+    dtypes.lookup(array.dtype)  # refuse unsupported dtypes here, at the boundary
+    result = np.ascontiguousarray(array, dtype=dtypes.little_endian(array.dtype))
+    result = result.view() if result is array else result
+    result.flags.writeable = False
+    return result
+
+
+def sha256_of(array: np.ndarray) -> str:
+    """sha256 of the raw C-order little-endian bytes of a canonical array."""
+    return hashlib.sha256(memoryview(array).cast("B") if array.size else b"").hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    """One weight: its stable name, the top-level layer it belongs to, its role, and its values."""
+
+    name: str           # "dense/kernel", "inner/d/kernel", "lstm/lstm_cell/recurrent_kernel"
+    layer: str          # the top-level layer whose get_weights() returned it
+    role: str           # the variable's own name: kernel, bias, gamma, moving_mean, ...
+    layer_index: int    # index of that layer in model.layers
+    trainable: bool
+    array: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "array", canonical(self.array))
+
+    @property
+    def dtype(self) -> str:
+        return self.array.dtype.name
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.array.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+    @cached_property
+    def sha256(self) -> str:
+        return sha256_of(self.array)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A top-level layer as the manifest describes it, with or without weights."""
+
+    index: int
+    name: str
+    class_name: str
+    config: dict
+    input_shape: Any
+    output_shape: Any
+    tensors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the weights came from."""
+
+    file: str | None      # file or folder name, never an absolute path
+    format: str           # "keras", "h5", "keras.Model" (in memory)
+    sha256: str | None
+    reader: str           # which reader produced the records
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """Everything a reader extracts: the model's description and its tensors in model order."""
+
+    name: str
+    class_name: str
+    inputs: Any
+    outputs: Any
+    layers: tuple[Layer, ...]
+    tensors: tuple[Tensor, ...]
+    source: Source
