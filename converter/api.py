@@ -55,12 +55,14 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     stem = stem or _stem(model)
     targets = {name: folder / f"{stem}{registry.get(name).EXTENSION}" for name in format_names}
     _refuse_overwrite([*targets.values(), folder / manifests.FILE_NAME], force)
-    manifest = manifests.build(model, format_names)
+    description = manifests.build(model, format_names)  # what writers may embed: no file list yet
+    files = []
     for name, path in targets.items():
         with atomic.atomic_path(path) as temporary:
-            registry.get(name).write(model.tensors, temporary, manifest=manifest)
-        manifest["files"].append(_file_entry(name, path))
-    atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())
+            registry.get(name).write(model.tensors, temporary, manifest=description)
+        files.append(_file_entry(name, path))
+    manifest = {**description, "files": files}
+    atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())  # last: marks completion
     return manifest
 
 

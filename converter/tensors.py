@@ -28,15 +28,20 @@ def canonical(array: Any) -> np.ndarray:
     """A read-only, C-ordered, little-endian view or copy of ``array``; never touches the caller's."""
     array = np.asarray(array)
     dtypes.lookup(array.dtype)  # refuse unsupported dtypes here, at the boundary
-    result = np.ascontiguousarray(array, dtype=dtypes.little_endian(array.dtype))
+    result = np.asarray(array, dtype=dtypes.little_endian(array.dtype), order="C")  # keeps 0-d arrays 0-d
     result = result.view() if result is array else result
     result.flags.writeable = False
     return result
 
 
+def raw_bytes(array: np.ndarray) -> memoryview:
+    """The memory of a canonical array as bytes, without copying (works for ml_dtypes too)."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
 def sha256_of(array: np.ndarray) -> str:
     """sha256 of the raw C-order little-endian bytes of a canonical array."""
-    return hashlib.sha256(memoryview(array).cast("B") if array.size else b"").hexdigest()
+    return hashlib.sha256(raw_bytes(array)).hexdigest()
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import dtypes
 from .._version import __version__
-from ..tensors import Tensor
+from ..tensors import Tensor, raw_bytes
 
 EXTENSION = ".safetensors"
 FORMAT = "np"  # value of the conventional ``format`` metadata key
@@ -57,13 +57,18 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
     with open(path, "wb") as handle:
         handle.write(head)
         for tensor in ordered:
-            if tensor.nbytes:
-                handle.write(memoryview(tensor.array).cast("B"))
+            handle.write(raw_bytes(tensor.array))
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
-    """Read every tensor with safetensors' own reader, in file order."""
-    from safetensors import safe_open
+    """Read every tensor with safetensors' own parser, mapping its dtype codes through our table.
 
-    with safe_open(str(path), framework="np") as handle:
-        return {name: handle.get_tensor(name) for name in handle.keys()}
+    (``safe_open(framework="np")`` has no float8 types, so it cannot be the general path.)
+    """
+    from safetensors import deserialize
+
+    result = {}
+    for name, view in deserialize(Path(path).read_bytes()):
+        dtype = dtypes.by_safetensors_code(view["dtype"]).numpy
+        result[name] = np.frombuffer(view["data"], dtype=dtype).reshape(view["shape"])
+    return result

@@ -1,0 +1,123 @@
+"""The CLI, in-process through main() and once through real subprocesses."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from converter.cli import main
+from conftest import ROOT, SEED_KERAS
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_inspect_prints_a_table_with_every_weight_and_totals(capsys):
+    code, out, err = run(capsys, "inspect", str(SEED_KERAS))
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0] == 'Model: "seed_mlp" (Sequential) from seed_mlp.keras'
+    assert lines[2].split() == ["#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params"]
+    assert lines[4].split() == ["0", "dense", "Dense", "dense/kernel", "(4,", "20)", "float32", "80"]
+    assert lines[5].split() == ["dense/bias", "(20,)", "float32", "20"]
+    assert lines[-1] == "Total: 6 tensors, 321 parameters, 1,284 bytes"
+
+
+def test_inspect_json_prints_one_document_and_nothing_else(capsys):
+    code, out, _ = run(capsys, "inspect", str(SEED_KERAS), "--json")
+    document = json.loads(out)
+    assert code == 0 and document["model"]["parameters"] == 321 and document["files"] == []
+
+
+def test_export_then_verify(tmp_path, capsys):
+    code, out, _ = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path / "out"))
+    assert code == 0 and "exported 6 tensors (321 parameters)" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "manifest.json", "seed_mlp.npz", "seed_mlp.parquet", "seed_mlp.safetensors"]
+    code, out, _ = run(capsys, "verify", str(tmp_path / "out"))
+    assert code == 0
+    assert [line.split()[:3] for line in out.splitlines()[:3]] == [
+        ["OK", "seed_mlp.npz", "npz"], ["OK", "seed_mlp.safetensors", "safetensors"], ["OK", "seed_mlp.parquet", "parquet"]]
+
+
+def test_export_chosen_formats_and_refuse_overwrite_without_force(tmp_path, capsys):
+    assert run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "safetensors,npz")[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "seed_mlp.npz", "seed_mlp.safetensors"]
+    before = (tmp_path / "seed_mlp.npz").stat().st_mtime_ns
+    code, out, err = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz")
+    assert code == 6 and "already exist" in err and "--force" in err and "Traceback" not in err
+    assert (tmp_path / "seed_mlp.npz").stat().st_mtime_ns == before
+    assert run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz", "--force")[0] == 0
+
+
+def test_verify_fails_with_exit_7_on_a_flipped_byte(tmp_path, capsys):
+    run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "safetensors")
+    path = tmp_path / "seed_mlp.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x80
+    path.write_bytes(bytes(data))
+    code, out, _ = run(capsys, "verify", str(tmp_path))
+    assert code == 7
+    assert out.splitlines()[0].startswith("FAIL seed_mlp.safetensors")
+    assert "dense_2/bias: bytes differ" in out or "dense_2/kernel: bytes differ" in out
+
+
+@pytest.mark.parametrize("argv, code, needle", [
+    (["inspect", "missing.keras"], 3, "no such file: missing.keras"),
+    (["export", str(SEED_KERAS), "-f", "tiff"], 2, "unknown format 'tiff'"),
+    (["verify", "/nonexistent-folder"], 3, "no manifest.json"),
+    (["inspect", "https://example.com/model.keras"], 2, "remote paths are not read"),
+    (["frobnicate"], 2, "invalid choice"),
+])
+def test_errors_are_short_clear_and_mapped_to_exit_codes(capsys, argv, code, needle):
+    actual, out, err = run(capsys, *argv)
+    assert actual == code and needle in err and "Traceback" not in err
+
+
+def test_not_a_model_file_gets_a_clear_error(tmp_path, capsys):
+    (tmp_path / "notes.keras").write_text("hello")
+    code, _, err = run(capsys, "inspect", str(tmp_path / "notes.keras"))
+    assert code == 4 and "neither an HDF5 file nor a .keras (zip) archive" in err
+    (tmp_path / "empty.h5").write_bytes(b"")
+    assert run(capsys, "inspect", str(tmp_path / "empty.h5"))[0] == 4
+
+
+def test_json_errors_are_json(capsys):
+    code, out, _ = run(capsys, "inspect", "missing.keras", "--json")
+    assert code == 3 and json.loads(out)["error"]["code"] == "input_not_found"
+
+
+def test_debug_shows_the_traceback(capsys):
+    code, _, err = run(capsys, "--debug", "inspect", "missing.keras")
+    assert code == 3 and "Traceback" in err
+
+
+def test_version_and_help(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("keras-weights ")
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "examples:" in out and "exit codes:" in out
+    code, out, _ = run(capsys, "export", "--help")
+    assert code == 0 and "--force" in out and "examples:" in out
+
+
+def test_console_script_and_python_m_run_as_real_processes(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # TensorFlow's start-up chatter does not leak
+    result = subprocess.run([sys.executable, "-m", "converter", "verify", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "verified" in result.stdout
+
+
+def test_installed_console_script():
+    script = os.path.join(os.path.dirname(sys.executable), "keras-weights")
+    if not os.path.exists(script):
+        pytest.skip("keras-weights is not installed in this environment (pip install -e .)")
+    result = subprocess.run([script, "inspect", str(SEED_KERAS)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "Total: 6 tensors, 321 parameters" in result.stdout

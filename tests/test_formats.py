@@ -1,0 +1,153 @@
+"""Every registered format, every dtype: write records, read them back with the format's own reader."""
+import json
+import struct
+import zipfile
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from converter import FORMATS, Tensor, dtypes
+from converter.api import _restore
+from converter.formats import parquet, safetensors
+
+from conftest import assert_bit_identical
+
+
+def special_values(dtype: np.dtype) -> np.ndarray:
+    """Edge values of a dtype: extremes, signed zero, denormals, NaN and infinities where they exist."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return np.array([info.min, info.max, 0, 1, info.max // 3], dtype=dtype)
+    if dtype.kind == "b":
+        return np.array([True, False, True])
+    info = ml_dtypes.finfo(dtype)
+    values = [0.0, -0.0, 1.0, -1.5, float(info.max), float(info.min), float(info.smallest_subnormal),
+              -float(info.smallest_subnormal), float(info.tiny), np.nan]
+    if dtype.name != "float8_e4m3fn":  # e4m3fn has no infinities
+        values += [np.inf, -np.inf]
+    return np.array(values, dtype=np.float64).astype(dtype)
+
+
+def zoo_tensors(dtype: np.dtype) -> list[Tensor]:
+    rng = np.random.default_rng(7)
+    random = rng.normal(size=(3, 4, 5)).astype(dtype) if dtype.kind == "f" or "float" in dtype.name else rng.integers(0, 2, size=(3, 4, 5)).astype(dtype)
+    return [
+        Tensor("a/special", "a", "special", 0, True, special_values(dtype)),
+        Tensor("a/fortran", "a", "fortran", 0, True, np.asfortranarray(random)),
+        Tensor("b/strided", "b", "strided", 1, False, random[:, ::2, 1:]),
+        Tensor("b/empty", "b", "empty", 1, True, np.zeros((0, 4), dtype)),
+        Tensor("c/scalar", "c", "scalar", 2, True, random.reshape(-1)[:1].reshape(())),
+    ]
+
+
+def big_endian_tensors() -> list[Tensor]:
+    return [Tensor("be/f4", "be", "f4", 0, True, np.array([[1.0, -2.5], [3e-40, 7.0]], dtype=">f4")),
+            Tensor("be/i2", "be", "i2", 0, True, np.array([-300, 2], dtype=">i2"))]
+
+
+@pytest.mark.parametrize("entry", dtypes.TABLE, ids=lambda d: d.name)
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_round_trip_is_bit_exact_for_every_dtype(tmp_path, format_name, entry):
+    module = FORMATS[format_name]
+    tensors = zoo_tensors(entry.numpy)
+    path = tmp_path / f"t{module.EXTENSION}"
+    module.write(tensors, path)
+    back = module.read(path)
+    assert sorted(back) == sorted(t.name for t in tensors)
+    for tensor in tensors:
+        assert_bit_identical(_restore(back[tensor.name], tensor.dtype), tensor.array)
+
+
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_big_endian_input_is_written_little_endian_with_the_same_values(tmp_path, format_name):
+    module = FORMATS[format_name]
+    path = tmp_path / f"t{module.EXTENSION}"
+    module.write(big_endian_tensors(), path)
+    back = module.read(path)
+    assert back["be/f4"].dtype.str in ("<f4", "=f4") or back["be/f4"].dtype.byteorder in "<=|"
+    np.testing.assert_array_equal(back["be/f4"], np.array([[1.0, -2.5], [3e-40, 7.0]], dtype="<f4"))
+    np.testing.assert_array_equal(back["be/i2"], np.array([-300, 2], dtype="<i2"))
+
+
+@pytest.mark.parametrize("format_name", FORMATS)
+def test_output_does_not_depend_on_run(tmp_path, format_name):
+    module = FORMATS[format_name]
+    first, second = tmp_path / f"1{module.EXTENSION}", tmp_path / f"2{module.EXTENSION}"
+    module.write(zoo_tensors(np.dtype(np.float32)), first)
+    module.write(zoo_tensors(np.dtype(np.float32)), second)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_npz_loads_without_pickle_and_keys_are_names(tmp_path):
+    path = tmp_path / "w.npz"
+    FORMATS["npz"].write(zoo_tensors(np.dtype(np.float32)), path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert archive.files == ["a/special", "a/fortran", "b/strided", "b/empty", "c/scalar"]
+        assert archive["b/strided"].shape == (3, 2, 4)
+    with zipfile.ZipFile(path) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_npz_stores_bfloat16_as_its_uint16_bit_patterns(tmp_path):
+    values = np.array([1.0, -0.0, 3.0], dtype=ml_dtypes.bfloat16)
+    FORMATS["npz"].write([Tensor("x/w", "x", "w", 0, True, values)], tmp_path / "w.npz")
+    with np.load(tmp_path / "w.npz", allow_pickle=False) as archive:
+        stored = archive["x/w"]
+    assert stored.dtype == np.uint16
+    assert stored.tolist() == [0x3F80, 0x8000, 0x4040]  # bfloat16 = top 16 bits of the float32
+
+
+def test_safetensors_exact_bytes_for_a_small_file(tmp_path):
+    tensors = [Tensor("l/b", "l", "b", 0, True, np.array([1.0, 2.0], np.float32)),
+               Tensor("l/a", "l", "a", 0, True, np.array([3], np.int8))]
+    FORMATS["safetensors"].write(tensors, tmp_path / "w.safetensors")
+    header = {"__metadata__": safetensors.metadata(None),
+              "l/a": {"data_offsets": [8, 9], "dtype": "I8", "shape": [1]},
+              "l/b": {"data_offsets": [0, 8], "dtype": "F32", "shape": [2]}}
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    expected = struct.pack("<Q", len(text)) + text + struct.pack("<2f", 1.0, 2.0) + b"\x03"
+    assert (tmp_path / "w.safetensors").read_bytes() == expected
+
+
+def test_safetensors_non_contiguous_arrays_read_back_right_with_safe_open(tmp_path):
+    """safetensors 0.8.0 writes raw memory of non-contiguous arrays (upstream issue 825); we must not."""
+    from safetensors import safe_open
+
+    base = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    views = {"t/transposed": base.T, "t/strided": base[:, ::2, ::-1], "t/fortran": np.asfortranarray(base)}
+    FORMATS["safetensors"].write([Tensor(k, "t", k, 0, True, v) for k, v in views.items()], tmp_path / "w.safetensors")
+    with safe_open(str(tmp_path / "w.safetensors"), framework="np") as handle:
+        assert handle.metadata()["format"] == "np"
+        for key, view in views.items():
+            np.testing.assert_array_equal(handle.get_tensor(key), view)
+
+
+def test_parquet_columns_and_types(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    FORMATS["parquet"].write(zoo_tensors(np.dtype(np.float16)), tmp_path / "w.parquet", manifest={"model": {"name": "m"}})
+    table = pq.read_table(tmp_path / "w.parquet")
+    assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "dtype", "shape", "values", "sha256"]
+    assert table.schema.field("values").type.value_type == pa.float32()
+    assert table.column("shape").to_pylist()[3] == [0, 4]
+    assert parquet.embedded_manifest(tmp_path / "w.parquet") == {"model": {"name": "m"}}
+
+
+def test_parquet_mixed_dtypes_promote_to_an_exact_common_type(tmp_path):
+    tensors = [Tensor("a/x", "a", "x", 0, True, np.array([0.1], np.float32)),
+               Tensor("a/y", "a", "y", 0, True, np.array([2**31 - 1, -2**31], np.int32))]
+    assert parquet.values_type(tensors) == np.float64
+    FORMATS["parquet"].write(tensors, tmp_path / "w.parquet")
+    back = FORMATS["parquet"].read(tmp_path / "w.parquet")
+    assert_bit_identical(back["a/y"], tensors[1].array)
+    assert_bit_identical(back["a/x"], tensors[0].array)
+
+
+def test_parquet_refuses_a_column_it_cannot_hold_exactly(tmp_path):
+    tensors = [Tensor("a/x", "a", "x", 0, True, np.array([0.5], np.float32)),
+               Tensor("a/y", "a", "y", 0, True, np.array([2**62], np.int64))]
+    with pytest.raises(dtypes.UnsupportedDType):
+        FORMATS["parquet"].write(tensors, tmp_path / "w.parquet")

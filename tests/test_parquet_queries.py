@@ -1,0 +1,51 @@
+"""The Parquet file as analysts use it: DuckDB SQL, pandas and pyarrow, with no help from us."""
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import converter
+from conftest import FIXTURES, SEED_KERAS
+from conftest import reference_weights
+
+
+@pytest.fixture(scope="module")
+def seed_parquet(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pq")
+    converter.export(SEED_KERAS, out, formats=["parquet"])
+    return out / "seed_mlp.parquet"
+
+
+def test_duckdb_query_from_the_readme(seed_parquet, load_model):
+    """The README's query, run as written against the exported file."""
+    rows = duckdb.sql(f"""
+        SELECT name, dtype, shape, len(values) AS n, list_min(values) AS lo, list_max(values) AS hi
+        FROM '{seed_parquet}' ORDER BY layer_index, name
+    """).fetchall()
+    expected = dict(zip([t.name for t in converter.extract(SEED_KERAS)], reference_weights(load_model(SEED_KERAS))))
+    assert [r[0] for r in rows] == sorted(expected, key=lambda n: (n.split("/")[0], n))
+    for name, dtype, shape, n, lo, hi in rows:
+        array = expected[name]
+        assert (dtype, list(shape), n) == ("float32", list(array.shape), array.size)
+        assert (np.float32(lo), np.float32(hi)) == (array.min(), array.max())
+
+
+def test_duckdb_unnests_values_bit_exactly(seed_parquet, load_model):
+    values = duckdb.sql(f"SELECT unnest(values) FROM '{seed_parquet}' WHERE name = 'dense_1/kernel'").fetchnumpy()
+    column = next(iter(values.values()))
+    expected = reference_weights(load_model(SEED_KERAS))[2]
+    assert np.asarray(column, dtype=np.float32).tobytes() == expected.reshape(-1).tobytes()
+
+
+def test_pandas_reads_one_row_per_tensor(seed_parquet, load_model):
+    frame = pd.read_parquet(seed_parquet)
+    assert list(frame["name"]) == [t.name for t in converter.extract(SEED_KERAS)]
+    kernel = np.asarray(frame.loc[0, "values"], dtype=np.float32).reshape(list(frame.loc[0, "shape"]))
+    assert kernel.tobytes() == reference_weights(load_model(SEED_KERAS))[0].tobytes()
+
+
+def test_duckdb_reads_mixed_precision_models(tmp_path):
+    converter.export(FIXTURES / "zoo" / "half.keras", tmp_path, formats=["parquet"])
+    rows = duckdb.sql(f"SELECT name, dtype, len(values) FROM '{tmp_path / 'half.parquet'}'").fetchall()
+    assert [(r[0], r[1]) for r in rows][:4] == [("f16/kernel", "float16"), ("f16/bias", "float16"),
+                                                ("bf16/kernel", "bfloat16"), ("bf16/bias", "bfloat16")]
