@@ -77,9 +77,10 @@ def load(path: Path, kind: str):
 
 def _load_error(path: Path, error: Exception) -> Exception:
     message = " ".join(str(error).split())[:400]
-    if "safe_mode" in message or "Lambda" in message:
+    if "safe_mode" in message or "arbitrary code execution" in message:
+        first_sentence = message.split(". ")[0]
         return UnsafeInput(
-            f"refused to load {path.name}: it contains code that Keras would have to execute ({message})",
+            f"refused to load {path.name}: Keras would have to run code stored in the file ({first_sentence})",
             hint="keras-weights never runs code from a model file.",
         )
     return InputInvalid(
