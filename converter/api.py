@@ -1,6 +1,7 @@
 """The public functions: extract, export, read, verify, inspect. Arguments are validated here, once."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import atomic, dtypes, manifest as manifests, readers
 from . import formats as registry  # `formats` is export()'s argument name
-from .errors import InputNotFound, OutputError
+from .errors import InputNotFound, OutputError, UsageError
 from .tensors import Tensor, canonical, sha256_of
 
 
@@ -50,31 +51,41 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     True
     """
     format_names = registry.parse(formats)
-    folder = _output_folder(out_dir)
+    folder = _output_folder(out_dir, stem)
     model = readers.read_model(source)
     stem = stem or _stem(model)
     targets = {name: folder / f"{stem}{registry.get(name).EXTENSION}" for name in format_names}
     _refuse_overwrite([*targets.values(), folder / manifests.FILE_NAME], force)
+    _create(folder)
     description = manifests.build(model, format_names)  # what writers may embed: no file list yet
     files = []
-    for name, path in targets.items():
-        with atomic.atomic_path(path) as temporary:
+    # All or nothing: every file goes to a temporary first; they are renamed into place only when
+    # all were written, and the manifest comes last, so a failure leaves earlier outputs untouched.
+    with contextlib.ExitStack() as pending:
+        for name, path in targets.items():
+            temporary = pending.enter_context(atomic.atomic_path(path))
             registry.get(name).write(model.tensors, temporary, manifest=description)
-        files.append(_file_entry(name, path))
+            files.append(_file_entry(name, path.name, temporary))
     manifest = {**description, "files": files}
     atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())  # last: marks completion
     return manifest
 
 
-def _output_folder(out_dir: str | os.PathLike) -> Path:
+def _output_folder(out_dir: str | os.PathLike, stem: str | None) -> Path:
+    """Check the output arguments before any work; the folder itself is made only once there is output."""
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"output path {folder} exists and is not a folder", hint="Pass a folder with -o.")
+    if stem is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", stem):
+        raise UsageError(f"stem must be a plain file name of letters, digits, '_', '.' and '-'. Received: stem={stem!r}")
+    return folder
+
+
+def _create(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create output folder {folder}: {error.strerror}", hint="Choose a writable folder.") from None
-    return folder
 
 
 def _refuse_overwrite(paths: Sequence[Path], force: bool) -> None:
@@ -90,8 +101,8 @@ def _stem(model) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("._") or "weights"
 
 
-def _file_entry(format_name: str, path: Path) -> dict:
-    return {"format": format_name, "path": path.name, "bytes": path.stat().st_size, "sha256": readers.file_sha256(path)}
+def _file_entry(format_name: str, name: str, written: Path) -> dict:
+    return {"format": format_name, "path": name, "bytes": written.stat().st_size, "sha256": readers.file_sha256(written)}
 
 
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -116,11 +127,14 @@ def _recorded_dtypes(path: Path) -> dict[str, str]:
     beside = path.parent / manifests.FILE_NAME
     if not beside.is_file():
         return {}
-    manifest = json.loads(beside.read_text("utf-8"))
-    entry = next((f for f in manifest.get("files", []) if f.get("path") == path.name), None)
-    if entry is None:
+    try:
+        manifest = json.loads(beside.read_text("utf-8"))
+        entry = next((f for f in manifest["files"] if f["path"] == path.name), None)
+        if entry is None:
+            return {}
+        return {t["keys"][entry["format"]]: t["dtype"] for t in manifest["tensors"] if entry["format"] in t["keys"]}
+    except (OSError, ValueError, KeyError, TypeError):  # not our manifest: return the arrays as stored
         return {}
-    return {t["keys"][entry["format"]]: t["dtype"] for t in manifest["tensors"] if entry["format"] in t["keys"]}
 
 
 def _restore(array: np.ndarray, dtype_name: str | None) -> np.ndarray:

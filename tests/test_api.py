@@ -1,0 +1,69 @@
+"""Library-level behaviour of export(): argument checks, all-or-nothing output."""
+import numpy as np
+import pytest
+
+import converter
+from conftest import SEED_KERAS
+
+
+@pytest.fixture(scope="module")
+def int64_model(keras_module):
+    """A model whose int64 weight cannot share a Parquet values column with float32 exactly."""
+
+    class Counter(keras_module.layers.Layer):
+        def build(self, input_shape):
+            self.count = self.add_weight(shape=(2,), dtype="int64", initializer="zeros", trainable=False, name="count")
+
+        def call(self, x):
+            return x
+
+    inputs = keras_module.Input((3,))
+    outputs = keras_module.layers.Dense(2, name="dense")(Counter(name="counter")(inputs))
+    model = keras_module.Model(inputs, outputs, name="counting")
+    model.get_layer("counter").set_weights([np.array([2**62, -5], np.int64)])
+    return model
+
+
+def test_a_failing_format_leaves_no_output_at_all(tmp_path, int64_model):
+    with pytest.raises(converter.UnsupportedDType):
+        converter.export(int64_model, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_failing_forced_export_leaves_the_earlier_export_intact(tmp_path, int64_model):
+    converter.export(int64_model, tmp_path, formats="npz,safetensors", stem="counting")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(converter.UnsupportedDType):
+        converter.export(int64_model, tmp_path, force=True, stem="counting")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert converter.verify(tmp_path).ok
+
+
+def test_int64_weights_round_trip_through_npz_and_safetensors(tmp_path, int64_model):
+    converter.export(int64_model, tmp_path, formats=["npz", "safetensors"])
+    for name in ("counting.npz", "counting.safetensors"):
+        assert converter.read(tmp_path / name)["counter/count"].tolist() == [2**62, -5]
+
+
+def test_a_failed_load_creates_no_output_folder(tmp_path):
+    (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(converter.InputInvalid):
+        converter.export(tmp_path / "bad.keras", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stem", ["../escape", "a/b", "", ".hidden"])
+def test_stems_that_are_not_plain_file_names_are_refused(tmp_path, stem):
+    with pytest.raises(converter.UsageError):
+        converter.export(SEED_KERAS, tmp_path, stem=stem)
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(converter.OutputError):
+        converter.export(SEED_KERAS, tmp_path / "file")
+
+
+def test_unknown_format_is_a_usage_error_before_any_work(tmp_path):
+    with pytest.raises(converter.UsageError, match="unknown format 'onnx'"):
+        converter.export("does-not-matter.keras", tmp_path, formats=["onnx"])
