@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from . import api, formats
 from ._version import __version__
-from .errors import ConverterError, UsageError
+from .errors import ConverterError
 
 EXIT_CODES = """exit codes:
   0   success
@@ -109,7 +110,7 @@ def run_export(args: argparse.Namespace) -> int:
         return 0
     model = manifest["model"]
     print(f"exported {model['tensors']} tensors ({model['parameters']:,} parameters) of "
-          f"{manifest['source']['file'] or model['name']} to {args.output}/")
+          f"{manifest['source']['file'] or model['name']} to {os.path.join(args.output, '')}")
     for entry in manifest["files"]:
         print(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
     print(f"  {'manifest.json':<40} {'':>14}        run `keras-weights verify {args.output}` to check")
@@ -119,7 +120,8 @@ def run_export(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     report = api.verify(args.folder)
     if args.json:
-        files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems} for f in report.files]
+        files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems}
+                 for f in report.files]
         print(json.dumps({"folder": report.folder, "ok": report.ok, "files": files}, sort_keys=True, indent=2))
     else:
         for check in report.files:
@@ -147,8 +149,12 @@ def render_table(info: dict) -> str:
             else:
                 t = tensors[name]
                 rows.append((*lead, name, _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    line = lambda r: "  ".join(c.rjust(w) if i in (0, 6) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:  # numbers right-aligned, text left-aligned
+        cells = (c.rjust(w) if i in (0, 6) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(cells).rstrip()
+
     model, source = info["model"], info["source"]
     title = f'Model: "{model["name"]}" ({model["class"]})' + (f" from {source['file']}" if source["file"] else "")
     rule = "-" * len(line(header))

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from converter.tensors import canonical
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +45,7 @@ def reference_weights(model) -> list[np.ndarray]:
     """What the classic recipe sees: get_weights() of each top-level layer, in order, shared variables once."""
     seen, arrays = set(), []
     for layer in model.layers:
-        for variable, value in zip(layer.weights, layer.get_weights()):
+        for variable, value in zip(layer.weights, layer.get_weights(), strict=True):
             if id(variable) not in seen:
                 seen.add(id(variable))
                 arrays.append(value)
@@ -55,5 +57,4 @@ def assert_bit_identical(actual: np.ndarray, expected: np.ndarray) -> None:
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.dtype.name == expected.dtype.name
     assert actual.shape == expected.shape
-    little = lambda a: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype)
-    assert little(actual).tobytes() == little(expected).tobytes()
+    assert canonical(actual).tobytes() == canonical(expected).tobytes()

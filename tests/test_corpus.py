@@ -11,7 +11,7 @@ import converter
 from conftest import ROOT, assert_bit_identical, reference_weights
 
 CORPUS = ROOT.parent / "shared" / "corpus"
-FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".h5", ".keras") or (p / "saved_model.pb").exists()) if CORPUS.is_dir() else []
+FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".h5", ".keras") or (p / "saved_model.pb").exists())
 
 
 @pytest.mark.skipif(not FILES, reason="../shared/corpus is not present")
@@ -26,5 +26,5 @@ def test_corpus_file_exports_exactly_or_fails_clearly(path: Path, tmp_path, load
         return
     assert converter.verify(tmp_path).ok
     arrays = converter.read(tmp_path / manifest["files"][0]["path"])
-    for tensor, expected in zip(manifest["tensors"], reference_weights(load_model(path))):
+    for tensor, expected in zip(manifest["tensors"], reference_weights(load_model(path)), strict=True):
         assert_bit_identical(arrays[tensor["name"]], expected)

@@ -31,7 +31,8 @@ def special_values(dtype: np.dtype) -> np.ndarray:
 
 def zoo_tensors(dtype: np.dtype) -> list[Tensor]:
     rng = np.random.default_rng(7)
-    random = rng.normal(size=(3, 4, 5)).astype(dtype) if dtype.kind == "f" or "float" in dtype.name else rng.integers(0, 2, size=(3, 4, 5)).astype(dtype)
+    is_float = "float" in dtype.name
+    random = (rng.normal(size=(3, 4, 5)) if is_float else rng.integers(0, 2, size=(3, 4, 5))).astype(dtype)
     return [
         Tensor("a/special", "a", "special", 0, True, special_values(dtype)),
         Tensor("a/fortran", "a", "fortran", 0, True, np.asfortranarray(random)),

@@ -19,7 +19,7 @@ def test_every_tensor_is_bit_identical_to_get_weights(path, load_model):
     tensors = converter.extract(path)
     expected = reference_weights(load_model(path))
     assert len(tensors) == len(expected)
-    for tensor, array in zip(tensors, expected):
+    for tensor, array in zip(tensors, expected, strict=True):
         assert_bit_identical(tensor.array, array)
 
 
@@ -82,7 +82,7 @@ def test_extraction_does_not_change_the_model(load_model):
     before = [w.copy() for w in model.get_weights()]
     for tensor in converter.extract(model):
         assert not tensor.array.flags.writeable
-    for old, new in zip(before, model.get_weights()):
+    for old, new in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
 
 

@@ -51,7 +51,7 @@ def test_manifest_file_is_canonical_json(seed_export):
 
 def test_layers_carry_the_config_needed_to_use_the_weights(seed_export):
     layers = seed_export[1]["layers"]
-    assert [(l["name"], l["config"]["units"], l["config"]["activation"]) for l in layers] == [
+    assert [(layer["name"], layer["config"]["units"], layer["config"]["activation"]) for layer in layers] == [
         ("dense", 20, "relu"), ("dense_1", 10, "relu"), ("dense_2", 1, "linear")]
     assert layers[0]["input_shape"] == [None, 4] and layers[2]["output_shape"] == [None, 1]
     assert layers[0]["tensors"] == ["dense/kernel", "dense/bias"]

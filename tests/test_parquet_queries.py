@@ -22,7 +22,7 @@ def test_duckdb_query_from_the_readme(seed_parquet, load_model):
         SELECT name, dtype, shape, len(values) AS n, list_min(values) AS lo, list_max(values) AS hi
         FROM '{seed_parquet}' ORDER BY layer_index, name
     """).fetchall()
-    expected = dict(zip([t.name for t in converter.extract(SEED_KERAS)], reference_weights(load_model(SEED_KERAS))))
+    expected = dict(zip([t.name for t in converter.extract(SEED_KERAS)], reference_weights(load_model(SEED_KERAS)), strict=True))
     assert [r[0] for r in rows] == sorted(expected, key=lambda n: (n.split("/")[0], n))
     for name, dtype, shape, n, lo, hi in rows:
         array = expected[name]

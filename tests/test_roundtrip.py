@@ -22,7 +22,7 @@ def test_every_written_file_reads_back_bit_identical_to_get_weights(exports, loa
     expected = reference_weights(load_model(path))
     keys = [t["keys"][format_name] for t in manifest["tensors"]]
     assert sorted(arrays) == sorted(keys)
-    for key, array in zip(keys, expected):
+    for key, array in zip(keys, expected, strict=True):
         assert_bit_identical(arrays[key], array)
 
 

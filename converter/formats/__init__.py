@@ -24,7 +24,8 @@ def get(name: str) -> ModuleType:
     try:
         return FORMATS[name]
     except KeyError:
-        raise UsageError(f"unknown format {name!r}. Received: format={name}", hint=f"Choose from: {', '.join(FORMATS)}.") from None
+        raise UsageError(f"unknown format {name!r}. Received: format={name}",
+                         hint=f"Choose from: {', '.join(FORMATS)}.") from None
 
 
 def parse(names: str | list[str] | tuple[str, ...] | None) -> list[str]:

@@ -56,7 +56,7 @@ def table(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> pa.Tabl
     flat = [t.array.reshape(-1).astype(carrier) for t in tensors]
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in flat], dtype=np.int64)])
     list_type = pa.list_ if offsets[-1] < 2**31 else pa.large_list
-    values = pa.concat_arrays([pa.array(f, type=pa.from_numpy_dtype(carrier)) for f in flat]) if flat else pa.array([], pa.from_numpy_dtype(carrier))
+    values = pa.array(np.concatenate(flat) if flat else np.zeros(0, carrier), type=pa.from_numpy_dtype(carrier))
     columns = {
         "name": pa.array([t.name for t in tensors], pa.string()),
         "layer": pa.array([t.layer for t in tensors], pa.string()),
@@ -89,11 +89,9 @@ def read(path: Path) -> dict[str, np.ndarray]:
     values = data.column("values").combine_chunks()
     flat = values.flatten().to_numpy(zero_copy_only=False)
     offsets = values.offsets.to_numpy()
-    result = {}
-    for row, (name, dtype, shape) in enumerate(zip(*(data.column(c).to_pylist() for c in ("name", "dtype", "shape")))):
-        chunk = flat[offsets[row]:offsets[row + 1]]
-        result[name] = chunk.astype(dtypes.by_name(dtype).numpy).reshape(shape)
-    return result
+    rows = zip(*(data.column(c).to_pylist() for c in ("name", "dtype", "shape")), offsets[:-1], offsets[1:], strict=True)
+    return {name: flat[start:end].astype(dtypes.by_name(dtype).numpy).reshape(shape)
+            for name, dtype, shape, start, end in rows}
 
 
 def embedded_manifest(path: Path) -> dict | None:

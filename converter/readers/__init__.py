@@ -45,7 +45,8 @@ def input_path(source: Any) -> Path:
         raise UsageError(f"expected a keras.Model or a path. Received: {type(source).__name__}")
     text = os.fspath(source)
     if "://" in text:
-        raise UsageError(f"remote paths are not read: {text}", hint="Download the file first; keras-weights never uses the network.")
+        raise UsageError(f"remote paths are not read: {text}",
+                         hint="Download the file first; keras-weights never uses the network.")
     path = Path(text)
     if not path.exists():
         raise InputNotFound(f"no such file: {text}")

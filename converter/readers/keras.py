@@ -95,7 +95,7 @@ def read(model: Any, source: Source) -> ModelWeights:
     for index, layer in enumerate(model.layers):
         names = _variable_names(layer)
         mine = []
-        for variable, value in zip(layer.weights, layer.get_weights()):
+        for variable, value in zip(layer.weights, layer.get_weights(), strict=True):
             if id(variable) in seen:  # shared with an earlier layer: exported once
                 continue
             seen.add(id(variable))
