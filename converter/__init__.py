@@ -1,8 +1,8 @@
-"""keras-weights: every weight of a Keras model, exported exactly to npz, safetensors and Parquet.
+"""keras-weights: every weight of a Keras model, exported exactly to npz, safetensors, Parquet and C.
 
 >>> import converter
 >>> sorted(converter.FORMATS)
-['npz', 'parquet', 'safetensors']
+['c', 'npz', 'parquet', 'safetensors']
 """
 from ._version import __version__
 from .api import FileCheck, Report, export, extract, inspect, read, verify

@@ -1,18 +1,17 @@
 """The public functions: extract, export, read, verify, inspect. Arguments are validated here, once."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import atomic, dtypes, manifest as manifests, readers
+from . import atomic, dtypes, layouts, manifest as manifests, readers
 from . import formats as registry  # `formats` is export()'s argument name
 from .errors import InputNotFound, OutputError, UsageError
 from .tensors import Tensor, canonical, sha256_of
@@ -39,36 +38,52 @@ def inspect(source: Any) -> dict:
 
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
-           force: bool = False, stem: str | None = None) -> dict:
+           force: bool = False, stem: str | None = None, layout: str = "keras",
+           options: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
+
+    ``layout`` names a layout change (see ``converter.layouts``); ``options`` maps a format name to
+    its writer options, e.g. ``{"c": {"prefix": "net", "header_only": True}}``.
 
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
-    >>> result = export("fixtures/seed_mlp.keras", out, formats=["npz", "safetensors"])
+    >>> result = export("fixtures/seed_mlp.keras", out, formats=["npz", "c"])
     >>> [f["path"] for f in result["files"]]
-    ['seed_mlp.npz', 'seed_mlp.safetensors']
+    ['seed_mlp.npz', 'seed_mlp.h', 'seed_mlp.c']
     >>> verify(out).ok
     True
     """
     format_names = registry.parse(formats)
+    chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
     model = readers.read_model(source)
     stem = stem or _stem(model)
-    targets = {name: folder / f"{stem}{registry.get(name).EXTENSION}" for name in format_names}
-    _refuse_overwrite([*targets.values(), folder / manifests.FILE_NAME], force)
+    names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
+    _refuse_overwrite(folder, [*(n for group in names.values() for n in group), manifests.FILE_NAME], force)
     _create(folder)
-    description = manifests.build(model, format_names)  # what writers may embed: no file list yet
+    tensors = layouts.apply(model.tensors, layout)
+    description = manifests.build(model, tensors, stem, chosen)  # what writers may embed: no file list yet
     files = []
-    # All or nothing: every file goes to a temporary first; they are renamed into place only when
-    # all were written, and the manifest comes last, so a failure leaves earlier outputs untouched.
-    with contextlib.ExitStack() as pending:
-        for name, path in targets.items():
-            temporary = pending.enter_context(atomic.atomic_path(path))
-            registry.get(name).write(model.tensors, temporary, manifest=description)
-            files.append(_file_entry(name, path.name, temporary))
+    # All or nothing: every file is written into a staging folder and moved into place only when all
+    # were written; the manifest comes last. A failure leaves earlier outputs untouched.
+    with atomic.staging_folder(folder) as staging:
+        for name in format_names:
+            registry.get(name).write(tensors, staging / names[name][0], manifest=description, **chosen[name])
+            files += [_file_entry(name, file_name, staging / file_name) for file_name in names[name]]
+        atomic.publish(staging, [entry["path"] for entry in files], folder)
     manifest = {**description, "files": files}
-    atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())  # last: marks completion
+    atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())
     return manifest
+
+
+def _options(format_names: list[str], layout: str, given: Mapping[str, Mapping[str, Any]] | None) -> dict:
+    """``{"layout": ..., format: {option: value}}`` for the chosen formats, every value checked."""
+    given = dict(given or {})
+    stray = sorted(set(given) - set(format_names))
+    if stray:
+        raise UsageError(f"options given for formats that are not written: {', '.join(stray)}",
+                         hint=f"Add them to the formats, or drop their options. Formats: {', '.join(format_names)}.")
+    return {"layout": layouts.check(layout), **{name: registry.options(name, given.get(name)) for name in format_names}}
 
 
 def _output_folder(out_dir: str | os.PathLike, stem: str | None) -> Path:
@@ -88,10 +103,10 @@ def _create(folder: Path) -> None:
         raise OutputError(f"cannot create output folder {folder}: {error.strerror}", hint="Choose a writable folder.") from None
 
 
-def _refuse_overwrite(paths: Sequence[Path], force: bool) -> None:
-    existing = [p.name for p in paths if p.exists()]
+def _refuse_overwrite(folder: Path, names: Sequence[str], force: bool) -> None:
+    existing = [name for name in names if (folder / name).exists()]
     if existing and not force:
-        raise OutputError(f"{', '.join(existing)} already exist in {paths[0].parent}",
+        raise OutputError(f"{', '.join(existing)} already exist in {folder}",
                           hint="Pass --force (force=True) to overwrite, or choose another output folder.")
 
 
@@ -138,11 +153,12 @@ def _recorded_dtypes(path: Path) -> dict[str, str]:
 
 
 def _restore(array: np.ndarray, dtype_name: str | None) -> np.ndarray:
-    """View bit patterns as the recorded dtype when the format stored them as unsigned integers."""
+    """View bit patterns as the recorded dtype when a format stored them as unsigned integers."""
     if dtype_name is None or array.dtype.name == dtype_name:
         return array
-    wanted = dtypes.by_name(dtype_name)
-    return array.view(wanted.numpy) if array.dtype == wanted.npz_storage != wanted.numpy else array
+    wanted = dtypes.by_name(dtype_name).numpy
+    bit_pattern = array.dtype.kind == "u" and array.dtype.itemsize == wanted.itemsize
+    return array.view(wanted) if bit_pattern else array
 
 
 @dataclass
@@ -171,35 +187,56 @@ class Report:
         return bool(self.files) and all(f.ok for f in self.files)
 
 
-def verify(folder: str | os.PathLike) -> Report:
+def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc") -> Report:
     """Re-read every file a manifest lists and check file and tensor checksums, shapes and dtypes.
+
+    With ``compile=True``, formats that can be compiled (C) are also built with the compiler ``cc``
+    and the bytes the program holds are checked.
 
     >>> verify("fixtures/golden").ok
     True
     """
     folder = Path(folder)
     manifest = manifests.load(folder)
-    return Report(str(folder), [_check_file(folder, entry, manifest["tensors"]) for entry in manifest["files"]])
+    checks = []
+    for name in dict.fromkeys(entry["format"] for entry in manifest["files"]):
+        entries = [entry for entry in manifest["files"] if entry["format"] == name]
+        checks += _check_format(folder, name, entries, manifest, compile, cc)
+    return Report(str(folder), checks)
 
 
-def _check_file(folder: Path, entry: dict, tensors: list[dict]) -> FileCheck:
-    check, path = FileCheck(entry["path"], entry["format"]), folder / entry["path"]
+def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str) -> list[FileCheck]:
+    """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it."""
+    checks = [FileCheck(entry["path"], name) for entry in entries]
+    found: dict[str, tuple[np.ndarray, FileCheck]] = {}
+    for check, entry in zip(checks, entries, strict=True):
+        found.update({key: (array, check) for key, array in _read_checked(folder, entry, check).items()})
+    expected = {t["keys"][name]: t for t in manifest["tensors"] if name in t["keys"]}
+    for key, tensor in expected.items():
+        array, check = found.get(key, (None, checks[-1]))
+        check.problems += _tensor_problems(key, array, tensor)
+        check.tensors += array is not None
+    for key, (_, check) in found.items():
+        if key not in expected:
+            check.problems.append(f"{key}: not in the manifest")
+    module = registry.get(name) if name in registry.FORMATS else None
+    if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
+        checks[0].problems += module.compile_problems([folder / e["path"] for e in entries], manifest, cc)
+    return checks
+
+
+def _read_checked(folder: Path, entry: dict, check: FileCheck) -> dict[str, np.ndarray]:
+    path = folder / entry["path"]
     if not path.is_file():
         check.problems.append("file is missing")
-        return check
+        return {}
     if readers.file_sha256(path) != entry["sha256"]:
         check.problems.append("file sha256 differs from the manifest")
     try:
-        arrays = registry.get(entry["format"]).read(path)
+        return registry.get(entry["format"]).read(path)
     except Exception as error:  # any reader failure is a verification finding, not a crash
         check.problems.append(f"cannot be read as {entry['format']}: {type(error).__name__}: {error}")
-        return check
-    expected = {t["keys"][entry["format"]]: t for t in tensors if entry["format"] in t["keys"]}
-    for key, tensor in expected.items():
-        check.problems += _tensor_problems(key, arrays.get(key), tensor)
-    check.problems += [f"{key}: not in the manifest" for key in arrays if key not in expected]
-    check.tensors = len(expected)
-    return check
+        return {}
 
 
 def _tensor_problems(key: str, array: np.ndarray | None, tensor: dict) -> list[str]:

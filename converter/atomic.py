@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,25 @@ def atomic_path(destination: Path) -> Iterator[Path]:
         os.replace(temporary, destination)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staging_folder(folder: Path) -> Iterator[Path]:
+    """A hidden temporary folder inside ``folder`` for outputs that are published together; always removed."""
+    staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=folder))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, names: list[str], folder: Path) -> None:
+    """Move finished files from ``staging`` into ``folder``, each by an atomic rename."""
+    for name in names:
+        _fsync(staging / name)
+        os.chmod(staging / name, 0o666 & ~_umask())
+    for name in names:
+        os.replace(staging / name, folder / name)
 
 
 def write_bytes(destination: Path, data: bytes) -> None:

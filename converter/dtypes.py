@@ -26,29 +26,39 @@ class DType:
     safetensors: str            # the safetensors header code
     npz_storage: np.dtype       # .npy has no bfloat16/float8: those are stored as their bit patterns
     parquet_carrier: np.dtype   # smallest Arrow-native type that holds every value exactly
+    c_type: str                 # the C element type; 16/8-bit floats are unsigned bit patterns
+
+    @property
+    def c_storage(self) -> np.dtype:
+        """The numpy dtype matching ``c_type`` (what C arrays hold)."""
+        return np.dtype(C_TYPES[self.c_type])
 
 
-def _entry(numpy_type, safetensors: str, storage=None, carrier=None) -> DType:
+C_TYPES = {"float": np.float32, "double": np.float64, "int8_t": np.int8, "int16_t": np.int16, "int32_t": np.int32,
+           "int64_t": np.int64, "uint8_t": np.uint8, "uint16_t": np.uint16, "uint32_t": np.uint32, "uint64_t": np.uint64}
+
+
+def _entry(numpy_type, safetensors: str, c_type: str, storage=None, carrier=None) -> DType:
     dtype = np.dtype(numpy_type)
-    return DType(dtype.name, dtype, safetensors, np.dtype(storage or dtype), np.dtype(carrier or dtype))
+    return DType(dtype.name, dtype, safetensors, np.dtype(storage or dtype), np.dtype(carrier or dtype), c_type)
 
 
 TABLE: tuple[DType, ...] = (
-    _entry(np.float64, "F64"),
-    _entry(np.float32, "F32"),
-    _entry(np.float16, "F16", carrier=np.float32),
-    _entry(ml_dtypes.bfloat16, "BF16", storage=np.uint16, carrier=np.float32),
-    _entry(ml_dtypes.float8_e4m3fn, "F8_E4M3", storage=np.uint8, carrier=np.float32),
-    _entry(ml_dtypes.float8_e5m2, "F8_E5M2", storage=np.uint8, carrier=np.float32),
-    _entry(np.int64, "I64"),
-    _entry(np.int32, "I32"),
-    _entry(np.int16, "I16", carrier=np.int32),
-    _entry(np.int8, "I8", carrier=np.int32),
-    _entry(np.uint64, "U64"),
-    _entry(np.uint32, "U32", carrier=np.int64),
-    _entry(np.uint16, "U16", carrier=np.int32),
-    _entry(np.uint8, "U8", carrier=np.int32),
-    _entry(np.bool_, "BOOL"),
+    _entry(np.float64, "F64", "double"),
+    _entry(np.float32, "F32", "float"),
+    _entry(np.float16, "F16", "uint16_t", carrier=np.float32),
+    _entry(ml_dtypes.bfloat16, "BF16", "uint16_t", storage=np.uint16, carrier=np.float32),
+    _entry(ml_dtypes.float8_e4m3fn, "F8_E4M3", "uint8_t", storage=np.uint8, carrier=np.float32),
+    _entry(ml_dtypes.float8_e5m2, "F8_E5M2", "uint8_t", storage=np.uint8, carrier=np.float32),
+    _entry(np.int64, "I64", "int64_t"),
+    _entry(np.int32, "I32", "int32_t"),
+    _entry(np.int16, "I16", "int16_t", carrier=np.int32),
+    _entry(np.int8, "I8", "int8_t", carrier=np.int32),
+    _entry(np.uint64, "U64", "uint64_t"),
+    _entry(np.uint32, "U32", "uint32_t", carrier=np.int64),
+    _entry(np.uint16, "U16", "uint16_t", carrier=np.int32),
+    _entry(np.uint8, "U8", "uint8_t", carrier=np.int32),
+    _entry(np.bool_, "BOOL", "uint8_t"),
 )
 _BY_NAME = {d.name: d for d in TABLE}
 _BY_SAFETENSORS = {d.safetensors: d for d in TABLE}

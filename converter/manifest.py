@@ -8,10 +8,11 @@ Deterministic by construction: model order, sorted keys, no timestamps, no absol
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
+from typing import Any
 
 from . import formats
 from ._version import __version__
@@ -24,9 +25,17 @@ FILE_NAME = "manifest.json"
 _PRODUCER_PACKAGES = ("keras", "tensorflow", "numpy", "safetensors", "pyarrow")
 
 
-def build(model: ModelWeights, format_names: Sequence[str] = ()) -> dict:
-    """The manifest of ``model`` for an export to ``format_names``, without its ``files`` list."""
-    keys = {name: formats.get(name).keys(model.tensors) for name in format_names}
+def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: str = "",
+          options: Mapping[str, Any] | None = None) -> dict:
+    """The manifest of an export of ``model`` without its ``files`` list.
+
+    ``tensors`` are the records as written (after any layout change; default: the model's own);
+    ``options`` holds ``layout`` and each written format's options (the formats are its other keys).
+    """
+    tensors = model.tensors if tensors is None else tensors
+    options = dict(options or {"layout": "keras"})
+    format_names = [name for name in formats.FORMATS if name in options]
+    keys = {name: formats.get(name).keys(tensors, stem, **options[name]) for name in format_names}
     return {
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
@@ -39,8 +48,9 @@ def build(model: ModelWeights, format_names: Sequence[str] = ()) -> dict:
             "parameters": sum(int(t.array.size) for t in model.tensors),
             "bytes": sum(t.nbytes for t in model.tensors),
         },
+        "options": options,
         "layers": [_layer(layer) for layer in model.layers],
-        "tensors": [_tensor(t, {f: keys[f][t.name] for f in format_names}) for t in model.tensors],
+        "tensors": [_tensor(t, {f: keys[f][t.name] for f in format_names}) for t in tensors],
         "files": [],
     }
 
@@ -65,7 +75,7 @@ def _layer(layer: Layer) -> dict:
 def _tensor(tensor: Tensor, keys: dict[str, str]) -> dict:
     return {"name": tensor.name, "layer": tensor.layer, "layer_index": tensor.layer_index, "role": tensor.role,
             "shape": list(tensor.shape), "dtype": tensor.dtype, "byte_order": "little", "nbytes": tensor.nbytes,
-            "sha256": tensor.sha256, "trainable": tensor.trainable, "keys": keys}
+            "sha256": tensor.sha256, "trainable": tensor.trainable, "transform": tensor.transform, "keys": keys}
 
 
 def dumps(manifest: dict) -> str:

@@ -54,6 +54,8 @@ class Tensor:
     layer_index: int    # index of that layer in model.layers
     trainable: bool
     array: np.ndarray = field(repr=False)
+    owner_class: str = ""      # class of the (sub-)layer that owns the variable: "Dense", "LSTMCell", ...
+    transform: str = "none"    # a named layout change applied on export ("transpose"); see layouts.py
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "array", canonical(self.array))

@@ -37,7 +37,7 @@ def test_export_then_verify(tmp_path, capsys):
     code, out, _ = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path / "out"))
     assert code == 0 and "exported 6 tensors (321 parameters)" in out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "manifest.json", "seed_mlp.npz", "seed_mlp.parquet", "seed_mlp.safetensors"]
+        "manifest.json", "seed_mlp.c", "seed_mlp.h", "seed_mlp.npz", "seed_mlp.parquet", "seed_mlp.safetensors"]
     code, out, _ = run(capsys, "verify", str(tmp_path / "out"))
     assert code == 0
     assert [line.split()[:3] for line in out.splitlines()[:3]] == [

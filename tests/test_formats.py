@@ -47,26 +47,32 @@ def big_endian_tensors() -> list[Tensor]:
             Tensor("be/i2", "be", "i2", 0, True, np.array([-300, 2], dtype=">i2"))]
 
 
+def write_and_read(format_name: str, tensors: list[Tensor], folder, stem: str = "t") -> dict[str, np.ndarray]:
+    """Write through the registry face and read every written file back: ``{tensor name: array}``."""
+    module = FORMATS[format_name]
+    names = module.files(stem)
+    module.write(tensors, folder / names[0])
+    found = {}
+    for name in names:
+        found.update(module.read(folder / name))
+    keys = module.keys(tensors, stem)
+    assert sorted(found) == sorted(keys.values())
+    return {t.name: found[keys[t.name]] for t in tensors}
+
+
 @pytest.mark.parametrize("entry", dtypes.TABLE, ids=lambda d: d.name)
 @pytest.mark.parametrize("format_name", FORMATS)
 def test_round_trip_is_bit_exact_for_every_dtype(tmp_path, format_name, entry):
-    module = FORMATS[format_name]
     tensors = zoo_tensors(entry.numpy)
-    path = tmp_path / f"t{module.EXTENSION}"
-    module.write(tensors, path)
-    back = module.read(path)
-    assert sorted(back) == sorted(t.name for t in tensors)
+    back = write_and_read(format_name, tensors, tmp_path)
     for tensor in tensors:
         assert_bit_identical(_restore(back[tensor.name], tensor.dtype), tensor.array)
 
 
 @pytest.mark.parametrize("format_name", FORMATS)
 def test_big_endian_input_is_written_little_endian_with_the_same_values(tmp_path, format_name):
-    module = FORMATS[format_name]
-    path = tmp_path / f"t{module.EXTENSION}"
-    module.write(big_endian_tensors(), path)
-    back = module.read(path)
-    assert back["be/f4"].dtype.str in ("<f4", "=f4") or back["be/f4"].dtype.byteorder in "<=|"
+    back = write_and_read(format_name, big_endian_tensors(), tmp_path)
+    assert back["be/f4"].dtype.byteorder in "<=|"
     np.testing.assert_array_equal(back["be/f4"], np.array([[1.0, -2.5], [3e-40, 7.0]], dtype="<f4"))
     np.testing.assert_array_equal(back["be/i2"], np.array([-300, 2], dtype="<i2"))
 
@@ -74,10 +80,11 @@ def test_big_endian_input_is_written_little_endian_with_the_same_values(tmp_path
 @pytest.mark.parametrize("format_name", FORMATS)
 def test_output_does_not_depend_on_run(tmp_path, format_name):
     module = FORMATS[format_name]
-    first, second = tmp_path / f"1{module.EXTENSION}", tmp_path / f"2{module.EXTENSION}"
-    module.write(zoo_tensors(np.dtype(np.float32)), first)
-    module.write(zoo_tensors(np.dtype(np.float32)), second)
-    assert first.read_bytes() == second.read_bytes()
+    for run in ("1", "2"):
+        (tmp_path / run).mkdir()
+        module.write(zoo_tensors(np.dtype(np.float32)), tmp_path / run / module.files("t")[0])
+    for name in module.files("t"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
 
 
 def test_npz_loads_without_pickle_and_keys_are_names(tmp_path):

@@ -30,7 +30,7 @@ def test_seed_export_matches_the_golden_manifest(seed_export):
     out, manifest = seed_export
     golden = json.loads((GOLDEN / "manifest.json").read_text())
     assert without_volatile(manifest) == without_volatile(golden)
-    for name in ("seed_mlp.npz", "seed_mlp.safetensors"):
+    for name in ("seed_mlp.npz", "seed_mlp.safetensors", "seed_mlp.h", "seed_mlp.c"):
         assert (out / name).read_bytes() == (GOLDEN / name).read_bytes()
 
 
@@ -59,7 +59,8 @@ def test_layers_carry_the_config_needed_to_use_the_weights(seed_export):
 
 def test_tensor_entries_list_every_format_key(seed_export):
     tensor = seed_export[1]["tensors"][0]
-    assert tensor["keys"] == {"npz": "dense/kernel", "parquet": "dense/kernel", "safetensors": "dense/kernel"}
+    assert tensor["keys"] == {"npz": "dense/kernel", "parquet": "dense/kernel", "safetensors": "dense/kernel",
+                              "c": "seed_mlp_dense_kernel"}
     assert (tensor["dtype"], tensor["byte_order"], tensor["nbytes"], tensor["shape"]) == ("float32", "little", 320, [4, 20])
 
 

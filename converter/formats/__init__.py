@@ -1,22 +1,30 @@
 """The format registry: every way out, written once. Nothing else branches on format names.
 
-Each module has the same face: ``EXTENSION``, ``keys(tensors)`` (the key each tensor gets in that
-format, recorded in the manifest), ``write(tensors, path, *, manifest)`` and ``read(path)``.
+Each module has the same face:
+
+- ``EXTENSIONS``: the file extensions it writes (the first names the main file);
+- ``OPTIONS``: its writer options and their defaults (validated here, once);
+- ``files(stem, **options)``: the names of the files one export writes;
+- ``keys(tensors, **options)``: the key each tensor gets in that format (recorded in the manifest);
+- ``write(tensors, path, *, manifest=None, **options)``: write ``files(...)`` beside ``path``;
+- ``read(path)``: ``{key: array}`` for every tensor held in that file.
 
 >>> list(FORMATS)
-['npz', 'safetensors', 'parquet']
+['npz', 'safetensors', 'parquet', 'c']
 >>> by_extension(".safetensors") is FORMATS["safetensors"]
 True
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
 from ..errors import UsageError
-from . import npz, parquet, safetensors
+from . import c, npz, parquet, safetensors
 
-FORMATS: dict[str, ModuleType] = {"npz": npz, "safetensors": safetensors, "parquet": parquet}
-EXTENSIONS: dict[str, str] = {module.EXTENSION: name for name, module in FORMATS.items()}
+FORMATS: dict[str, ModuleType] = {"npz": npz, "safetensors": safetensors, "parquet": parquet, "c": c}
+EXTENSIONS: dict[str, str] = {ext: name for name, module in FORMATS.items() for ext in module.EXTENSIONS}
 
 
 def get(name: str) -> ModuleType:
@@ -32,7 +40,7 @@ def parse(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """Format names from a comma-separated string or a list, validated, in registry order.
 
     >>> parse("parquet,npz"), parse(None)
-    (['npz', 'parquet'], ['npz', 'safetensors', 'parquet'])
+    (['npz', 'parquet'], ['npz', 'safetensors', 'parquet', 'c'])
     """
     if names is None:
         return list(FORMATS)
@@ -42,6 +50,25 @@ def parse(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
     for name in chosen:
         get(name)
     return [name for name in FORMATS if name in chosen]
+
+
+def options(name: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A format's writer options: defaults overlaid with ``given``, each checked against its default's type.
+
+    >>> options("c", {"header_only": True})["header_only"], options("npz", None)
+    (True, {})
+    """
+    defaults = get(name).OPTIONS
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise UsageError(f"unknown {name} option(s) {', '.join(unknown)}. Received: {given}",
+                         hint=f"{name} options: {', '.join(defaults) or 'none'}.")
+    for key, value in given.items():
+        default = defaults[key]
+        if default is not None and value is not None and not isinstance(value, type(default)):
+            raise UsageError(f"{name} option {key} must be {type(default).__name__}. Received: {key}={value!r}")
+    return {**defaults, **given}
 
 
 def by_extension(suffix: str) -> ModuleType:

@@ -16,11 +16,17 @@ import numpy as np
 from .. import dtypes
 from ..tensors import Tensor
 
-EXTENSION = ".npz"
+EXTENSIONS = (".npz",)
+OPTIONS: dict = {}
+
+
+def files(stem: str) -> list[str]:
+    """The one file an export writes."""
+    return [stem + EXTENSIONS[0]]
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: no wall-clock time in the output
 
 
-def keys(tensors: Sequence[Tensor]) -> dict[str, str]:
+def keys(tensors: Sequence[Tensor], stem: str = "") -> dict[str, str]:
     """The npz key of each tensor: its name."""
     return {t.name: t.name for t in tensors}
 

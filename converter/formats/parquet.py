@@ -21,12 +21,18 @@ from .. import dtypes
 from ..errors import UnsupportedDType
 from ..tensors import Tensor
 
-EXTENSION = ".parquet"
+EXTENSIONS = (".parquet",)
+OPTIONS: dict = {}
+
+
+def files(stem: str) -> list[str]:
+    """The one file an export writes."""
+    return [stem + EXTENSIONS[0]]
 MANIFEST_KEY = b"keras_weights.manifest"
 _FLOAT64_EXACT = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int32)}
 
 
-def keys(tensors: Sequence[Tensor]) -> dict[str, str]:
+def keys(tensors: Sequence[Tensor], stem: str = "") -> dict[str, str]:
     """The Parquet key of each tensor: the ``name`` of its row."""
     return {t.name: t.name for t in tensors}
 

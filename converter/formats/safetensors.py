@@ -20,11 +20,17 @@ from .. import dtypes
 from .._version import __version__
 from ..tensors import Tensor, raw_bytes
 
-EXTENSION = ".safetensors"
+EXTENSIONS = (".safetensors",)
+OPTIONS: dict = {}
+
+
+def files(stem: str) -> list[str]:
+    """The one file an export writes."""
+    return [stem + EXTENSIONS[0]]
 FORMAT = "np"  # value of the conventional ``format`` metadata key
 
 
-def keys(tensors: Sequence[Tensor]) -> dict[str, str]:
+def keys(tensors: Sequence[Tensor], stem: str = "") -> dict[str, str]:
     """The safetensors key of each tensor: its name."""
     return {t.name: t.name for t in tensors}
 

@@ -93,14 +93,15 @@ def read(model: Any, source: Source) -> ModelWeights:
     """Extract every weight of ``model`` (a ``keras.Model``) in model order."""
     tensors, layers, seen, used = [], [], set(), set()
     for index, layer in enumerate(model.layers):
-        names = _variable_names(layer)
+        owners = _variable_owners(layer)
         mine = []
         for variable, value in zip(layer.weights, layer.get_weights(), strict=True):
             if id(variable) in seen:  # shared with an earlier layer: exported once
                 continue
             seen.add(id(variable))
-            name = _unique(names.get(id(variable)) or f"{layer.name}/{_short_name(variable)}", used)
-            mine.append(Tensor(name, layer.name, _short_name(variable), index, bool(variable.trainable), value))
+            path, owner = owners.get(id(variable), (f"{layer.name}/{_short_name(variable)}", layer))
+            mine.append(Tensor(_unique(path, used), layer.name, _short_name(variable), index, bool(variable.trainable),
+                               value, owner_class=type(owner).__name__))
         tensors += mine
         layers.append(_describe(index, layer, tuple(t.name for t in mine)))
     return ModelWeights(
@@ -110,16 +111,16 @@ def read(model: Any, source: Source) -> ModelWeights:
     )
 
 
-def _variable_names(layer: Any, prefix: str = "") -> dict[int, str]:
-    """Map each variable of ``layer``'s tree to ``parent/child/.../variable``."""
+def _variable_owners(layer: Any, prefix: str = "") -> dict[int, tuple[str, Any]]:
+    """Map each variable of ``layer``'s tree to its name ``parent/child/.../variable`` and owning layer."""
     path = f"{prefix}{layer.name}/"
-    names = {}
+    owners = {}
     for sub in getattr(layer, "_layers", None) or []:
-        for key, value in _variable_names(sub, path).items():
-            names.setdefault(key, value)
-    for variable in layer.weights:
-        names.setdefault(id(variable), path + _short_name(variable))
-    return names
+        for key, value in _variable_owners(sub, path).items():
+            owners.setdefault(key, value)
+    for variable in layer.weights:  # the deepest owner was recorded first; the rest are this layer's own
+        owners.setdefault(id(variable), (path + _short_name(variable), layer))
+    return owners
 
 
 def _short_name(variable: Any) -> str:

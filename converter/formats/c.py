@@ -1,0 +1,307 @@
+"""C arrays for firmware: ``<stem>.h`` (declarations, macros, tables) and ``<stem>.c`` (definitions).
+
+Every tensor is one ``const`` array whose memory bytes equal the tensor's C-order little-endian bytes:
+float32 as ``float``, float64 as ``double``, float16/bfloat16/float8 and bool as unsigned bit
+patterns, integers as ``<stdint.h>`` types. Zero-size tensors get macros and a table entry (data
+``NULL``) but no array, since ISO C has no zero-length arrays. With ``header_only`` everything goes
+into one header as ``static const`` definitions. The text is streamed tensor by tensor.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from .. import dtypes
+from .._version import __version__
+from ..errors import UsageError
+from ..tensors import Tensor
+from . import c_text
+from .c_parse import read  # noqa: F401  (the registry face: c.read)
+
+EXTENSIONS = (".h", ".c")
+OPTIONS = {"prefix": "", "header_only": False, "arrays": "flat", "align": 16}
+ARRAY_STYLES = ("flat", "nested")
+_SUFFIXES = ("_INDEX", "_SIZE", "_BYTES", "_RANK")  # per-tensor macros, plus _DIM0, _DIM1, ...
+
+
+def files(stem: str, *, header_only: bool = False, **_: object) -> list[str]:
+    """``<stem>.h`` and ``<stem>.c``, or the header alone."""
+    return [stem + ".h"] if header_only else [stem + ".h", stem + ".c"]
+
+
+def prefix_for(stem: str, prefix: str = "") -> str:
+    """The identifier prefix: the one given (checked), else derived from the file stem.
+
+    >>> prefix_for("seed_mlp"), prefix_for("2024 Model-v1"), prefix_for("x", "Net")
+    ('seed_mlp', 'w_2024_model_v1', 'net')
+    """
+    if prefix:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*", prefix):
+            raise UsageError(f"C prefix must be letters, digits and single inner underscores, starting with a letter. "
+                             f"Received: prefix={prefix!r}")
+        return prefix.lower()
+    derived = c_text.identifier(stem) or "weights"
+    return derived if derived[0].isalpha() else f"w_{derived}"
+
+
+def _reserved(prefix: str) -> list[str]:
+    return [f"{prefix}_{name}" for name in ("tensors", "layers", "tensor", "layer", "tensor_t", "layer_t")]
+
+
+def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object) -> dict[str, str]:
+    """The C identifier of each tensor's array: unique, stable, valid C and C++."""
+    chosen = prefix_for(stem, prefix)
+    return c_text.unique_identifiers([t.name for t in tensors], chosen, _reserved(chosen))
+
+
+def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None, prefix: str = "",
+          header_only: bool = False, arrays: str = "flat", align: int = 16) -> None:
+    """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it."""
+    if arrays not in ARRAY_STYLES:
+        raise UsageError(f"C arrays must be one of {', '.join(ARRAY_STYLES)}. Received: arrays={arrays!r}")
+    if align < 1 or align & (align - 1):
+        raise UsageError(f"C alignment must be a power of two. Received: align={align}")
+    path = Path(path)
+    unit = _Unit(tensors, prefix_for(path.stem, prefix), path.stem, manifest or {}, arrays, align, header_only)
+    with open(path, "w", encoding="ascii", newline="\n") as header:
+        unit.write_header(header)
+    if not header_only:
+        with open(path.with_suffix(".c"), "w", encoding="ascii", newline="\n") as source:
+            unit.write_source(source)
+
+
+class _Unit:
+    """One model's C text: the parts shared by the header and the source."""
+
+    def __init__(self, tensors, prefix, stem, manifest, arrays, align, header_only):
+        self.tensors, self.prefix, self.stem, self.manifest = list(tensors), prefix, stem, manifest
+        self.macro, self.nested, self.align, self.header_only = prefix.upper(), arrays == "nested", align, header_only
+        self.names = keys(self.tensors, stem, prefix=prefix)
+        self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
+
+    # -- header ------------------------------------------------------------------------------
+    def write_header(self, out: IO[str]) -> None:
+        m = self.macro
+        out.write(self._banner(f"{self.stem}.h"))
+        out.write(f"#ifndef {m}_WEIGHTS_H\n#define {m}_WEIGHTS_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n")
+        out.write(self._config_macros())
+        out.write(f"#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n{self._types()}")
+        for index, tensor in enumerate(self.tensors):
+            out.write(self._tensor_macros(index, tensor))
+            if tensor.array.size and not self.header_only:
+                out.write(f"extern const {self._c_type(tensor)} {self.names[tensor.name]}{self._dims(tensor)};\n")
+            out.write("\n")
+        if self.header_only:
+            self._write_definitions(out, "static ")
+        else:
+            out.write(f"extern const {self.prefix}_tensor_t {self.prefix}_tensors[{max(len(self.tensors), 1)}];\n")
+            out.write(f"extern const {self.prefix}_layer_t {self.prefix}_layers[{max(len(self._layers()), 1)}];\n\n")
+        out.write(f"#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {m}_WEIGHTS_H */\n")
+
+    def write_source(self, out: IO[str]) -> None:
+        out.write(self._banner(f"{self.stem}.c"))
+        out.write(f'#include "{self.stem}.h"\n\n')
+        self._write_definitions(out, "")
+
+    def _banner(self, file_name: str) -> str:
+        model = self.manifest.get("model", {})
+        source = self.manifest.get("source", {}).get("file") or "an in-memory model"
+        layout = self.manifest.get("options", {}).get("layout", "keras")
+        return (
+            f"/* {file_name}: weights of the Keras model \"{c_text.comment_text(model.get('name', ''))}\" "
+            f"({c_text.comment_text(model.get('class', ''))}) from {c_text.comment_text(source)},\n"
+            f" * written by keras-weights {__version__}. Do not edit: export again instead.\n"
+            f" * {len(self.tensors)} tensors, {sum(t.array.size for t in self.tensors)} parameters, "
+            f"{sum(t.nbytes for t in self.tensors)} bytes; layout {layout}.\n"
+            " *\n"
+            " * Each array holds one tensor in C (row-major) order: memcpy from it gives exactly the bytes\n"
+            " * get_weights() returned (little-endian). float16, bfloat16 and float8 tensors are stored as\n"
+            " * their unsigned bit patterns, bool as uint8_t.\n"
+            + (" * Arrays are nested like the Keras array: x[i][j].\n" if self.nested else
+               " * Arrays are flat: element [i][j] of a tensor of shape [D0][D1] is x[i * D1 + j].\n")
+            + " */\n\n"
+        )
+
+    def _config_macros(self) -> str:
+        m = self.macro
+        return f"""/* Alignment of every array in bytes: define {m}_ALIGNMENT (or {m}_ALIGN(n)) before including to change it. */
+#ifndef {m}_ALIGNMENT
+#define {m}_ALIGNMENT {self.align}
+#endif
+#ifndef {m}_ALIGN
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define {m}_ALIGN(n) alignas(n)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define {m}_ALIGN(n) _Alignas(n)
+#elif defined(__GNUC__) || defined(__clang__) || defined(__IAR_SYSTEMS_ICC__) || defined(__CC_ARM)
+#define {m}_ALIGN(n) __attribute__((aligned(n)))
+#elif defined(_MSC_VER)
+#define {m}_ALIGN(n) __declspec(align(n))
+#else
+#define {m}_ALIGN(n)
+#endif
+#endif
+
+/* Placement of the arrays, written after each array's name: define {m}_STORAGE before including,
+ * e.g. as __attribute__((section(".weights"))). On AVR it is PROGMEM: read values with memcpy_P. */
+#ifndef {m}_STORAGE
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define {m}_STORAGE PROGMEM
+#else
+#define {m}_STORAGE
+#endif
+#endif
+
+/* Infinities and NaNs as constant initializers; NaN payloads are exact with GCC and Clang. */
+#ifndef {m}_INFF
+#if defined(__GNUC__) || defined(__clang__)
+#define {m}_INFF (__builtin_inff())
+#define {m}_NANF(payload) (__builtin_nanf(payload))
+#define {m}_SNANF(payload) (__builtin_nansf(payload))
+#define {m}_INF (__builtin_inf())
+#define {m}_NAN(payload) (__builtin_nan(payload))
+#define {m}_SNAN(payload) (__builtin_nans(payload))
+#else
+#include <math.h>
+#define {m}_INFF INFINITY
+#define {m}_NANF(payload) NAN
+#define {m}_SNANF(payload) NAN
+#define {m}_INF ((double)INFINITY)
+#define {m}_NAN(payload) ((double)NAN)
+#define {m}_SNAN(payload) ((double)NAN)
+#endif
+#endif
+
+"""
+
+    def _types(self) -> str:
+        m, p = self.macro, self.prefix
+        codes = "".join(f"#define {m}_DTYPE_{d.name.upper()} {i}\n" for i, d in enumerate(dtypes.TABLE, start=1))
+        return (
+            f"/* Element types, for {p}_tensor_t.dtype. */\n{codes}\n"
+            f"#define {m}_TENSOR_COUNT {len(self.tensors)}\n#define {m}_LAYER_COUNT {len(self._layers())}\n"
+            f"#define {m}_RANK_MAX {self.rank_max}\n\n"
+            f"/* One entry per tensor, in model order; data is NULL for tensors with no elements. */\n"
+            f"typedef struct {p}_tensor {{\n    const char *name;  /* the Keras name, UTF-8 */\n"
+            f"    const void *data;\n    uint8_t dtype;      /* {m}_DTYPE_* */\n    uint8_t rank;\n"
+            f"    uint32_t dims[{m}_RANK_MAX];\n    size_t size;        /* elements */\n    size_t nbytes;\n}} {p}_tensor_t;\n\n"
+            f"/* One entry per top-level layer, in model order, with the range of its tensors. */\n"
+            f"typedef struct {p}_layer {{\n    const char *name;\n    const char *class_name;\n"
+            f"    const char *activation;  /* \"\" when the layer has none */\n"
+            f"    uint32_t first_tensor;\n    uint32_t tensor_count;\n}} {p}_layer_t;\n\n"
+        )
+
+    def _tensor_macros(self, index: int, tensor: Tensor) -> str:
+        base = self.names[tensor.name].upper()
+        dims = "".join(f"[{n}]" for n in tensor.shape) or "(scalar)"
+        lines = [f"/* [{index}] {c_text.comment_text(tensor.name)}: layer {c_text.comment_text(tensor.layer)}, "
+                 f"role {c_text.comment_text(tensor.role)}, {tensor.dtype} {dims}"
+                 + (", transposed" if tensor.transform == "transpose" else "") + " */",
+                 f"#define {base}_INDEX {index}", f"#define {base}_SIZE {tensor.array.size}",
+                 f"#define {base}_BYTES {tensor.nbytes}", f"#define {base}_RANK {len(tensor.shape)}"]
+        lines += [f"#define {base}_DIM{axis} {n}" for axis, n in enumerate(tensor.shape)]
+        return "\n".join(lines) + "\n"
+
+    # -- definitions -------------------------------------------------------------------------
+    def _write_definitions(self, out: IO[str], storage_class: str) -> None:
+        m = self.macro
+        for tensor in self.tensors:
+            if tensor.array.size:
+                out.write(f"{m}_ALIGN({m}_ALIGNMENT) {storage_class}const {self._c_type(tensor)} "
+                          f"{self.names[tensor.name]}{self._dims(tensor)} {m}_STORAGE = {{\n")
+                self._write_values(out, tensor)
+                out.write("};\n\n")
+        self._write_tables(out, storage_class)
+
+    def _write_values(self, out: IO[str], tensor: Tensor) -> None:
+        entry = dtypes.lookup(tensor.array.dtype)
+        if self.nested and len(tensor.shape) >= 2:
+            self._write_nested(out, tensor, entry)
+            return
+        for chunk in c_text.chunks(tensor.array):
+            out.write(c_text.lines(c_text.tokens(chunk, entry, self.macro)).decode("ascii"))
+
+    def _write_nested(self, out: IO[str], tensor: Tensor, entry: dtypes.DType) -> None:
+        """Rows of the last axis in braces, with braces opened and closed for every outer axis."""
+        lead = tensor.shape[:-1]
+        blocks = [int(np.prod(lead[axis:])) for axis in range(1, len(lead))]
+        rows = tensor.array.reshape(-1, tensor.shape[-1])
+        for r, row in enumerate(rows):
+            opens = sum(r % b == 0 for b in blocks)
+            closes = sum((r + 1) % b == 0 for b in blocks)
+            text = c_text.lines(c_text.tokens(row, entry, self.macro), indent="    ").decode("ascii") if row.size else ""
+            out.write("  " + "{" * opens + "{\n" + text + "  }" + "}" * closes + ",\n")
+
+    def _write_tables(self, out: IO[str], storage_class: str) -> None:
+        m, p = self.macro, self.prefix
+        out.write(f"{storage_class}const {p}_tensor_t {p}_tensors[{max(len(self.tensors), 1)}] = {{\n")
+        for tensor in self.tensors:
+            dims = list(tensor.shape) + [0] * (self.rank_max - len(tensor.shape))
+            data = self.names[tensor.name] if tensor.array.size else f"NULL /* {self.names[tensor.name]} */"
+            out.write(f"  {{{c_text.c_string(tensor.name)}, {data}, {m}_DTYPE_{tensor.dtype.upper()}, {len(tensor.shape)}, "
+                      f"{{{', '.join(map(str, dims))}}}, {tensor.array.size}u, {tensor.nbytes}u}},\n")
+        if not self.tensors:
+            out.write(f"  {{\"\", NULL, 0, 0, {{0}}, 0u, 0u}},\n")
+        out.write(f"}};\n\n{storage_class}const {p}_layer_t {p}_layers[{max(len(self._layers()), 1)}] = {{\n")
+        for name, class_name, activation, first, count in self._layers() or [("", "", "", 0, 0)]:
+            out.write(f"  {{{c_text.c_string(name)}, {c_text.c_string(class_name)}, {c_text.c_string(activation)}, "
+                      f"{first}u, {count}u}},\n")
+        out.write("};\n")
+
+    def _layers(self) -> list[tuple[str, str, str, int, int]]:
+        """(name, class, activation, first tensor, tensor count) per top-level layer."""
+        layers = self.manifest.get("layers") or self._layers_from_tensors()
+        first_of = {}
+        for position, tensor in enumerate(self.tensors):
+            first_of.setdefault(tensor.layer_index, position)
+        counts = {i: sum(t.layer_index == i for t in self.tensors) for i in first_of}
+        result = []
+        for layer in layers:
+            activation = layer.get("config", {}).get("activation")
+            result.append((layer["name"], layer.get("class", ""), activation if isinstance(activation, str) else "",
+                           first_of.get(layer["index"], len(self.tensors)), counts.get(layer["index"], 0)))
+        return result
+
+    def _layers_from_tensors(self) -> list[dict]:
+        seen = {}
+        for tensor in self.tensors:
+            seen.setdefault(tensor.layer_index, {"index": tensor.layer_index, "name": tensor.layer})
+        return list(seen.values())
+
+    def _c_type(self, tensor: Tensor) -> str:
+        return dtypes.lookup(tensor.array.dtype).c_type
+
+    def _dims(self, tensor: Tensor) -> str:
+        if self.nested and len(tensor.shape) >= 2:
+            return "".join(f"[{n}]" for n in tensor.shape)
+        return f"[{max(tensor.array.size, 1)}]"
+
+
+def compile_problems(paths: Sequence[Path], manifest: Mapping, cc: str = "cc") -> list[str]:
+    """Compile the written files with ``cc`` and compare every array's bytes with the manifest."""
+    import hashlib
+    import subprocess
+
+    from .c_parse import compiled_bytes
+
+    header = next(p for p in paths if p.suffix == ".h")
+    try:
+        dump = compiled_bytes(header, [p for p in paths if p.suffix == ".c"], manifest["options"]["c"]["prefix"] or
+                              prefix_for(header.stem), cc)
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        return [f"compiling with {cc} failed: {' '.join(str(detail).split())[:300]}"]
+    problems, offset = [], 0
+    for tensor in manifest["tensors"]:
+        data = dump[offset:offset + tensor["nbytes"]]
+        offset += tensor["nbytes"]
+        if hashlib.sha256(data).hexdigest() != tensor["sha256"]:
+            problems.append(f"{tensor['keys'].get('c', tensor['name'])}: compiled bytes differ from the manifest's sha256")
+    if offset != len(dump):
+        problems.append(f"the compiled program holds {len(dump)} bytes, the manifest {offset}")
+    return problems

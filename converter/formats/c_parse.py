@@ -1,0 +1,121 @@
+"""Reading the C output back: parse the literals (``read``) or compile and run it (``compiled_bytes``).
+
+Used by ``verify``: the first checks the text we wrote, the second what a real compiler makes of it.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import dtypes
+
+_DEFINITION = re.compile(r"^\w+\(\w+\) (?:static )?const (\w+) (\w+)((?:\[\d+\])+) \w+ = \{$")
+_TABLE_ENTRY = re.compile(r'^  \{"(?:[^"\\]|\\.)*", (?:NULL /\* )?(\w+)(?: \*/)?, (\w+)_DTYPE_(\w+), (\d+), '
+                          r'\{([\d, ]*)\}, (\d+)u, (\d+)u\},$')
+_SPECIAL = re.compile(r'^(-?)\w+?_(INF|NAN|SNAN)(F?)(?:\("0x([0-9a-f]+)"\))?$')
+_INT_MIN = {"(-2147483647-1)": -2**31, "(-INT64_C(9223372036854775807)-1)": -2**63}
+
+
+def read(path: Path) -> dict[str, np.ndarray]:
+    """``{identifier: array}`` for every tensor the file defines, with its real dtype and shape.
+
+    A header with declarations only (the ``.h`` beside a ``.c``) defines none.
+    """
+    values, table = _scan(Path(path).read_text("ascii"))
+    result = {}
+    for ident, (dtype_name, shape) in table.items():
+        entry = dtypes.by_name(dtype_name)
+        if ident in values:
+            c_type, text = values[ident]
+            flat = _parse_values(text, c_type)
+            result[ident] = flat.view(entry.numpy) if flat.dtype != entry.numpy else flat
+            result[ident] = result[ident].reshape(shape)
+        elif int(np.prod(shape)) == 0:
+            result[ident] = np.zeros(shape, entry.numpy)
+    return result
+
+
+def _scan(text: str) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, tuple[int, ...]]]]:
+    """The value blocks by identifier, and the tensor table (identifier or NULL entries by position)."""
+    values, table, lines = {}, {}, iter(text.splitlines())
+    for line in lines:
+        match = _DEFINITION.match(line)
+        if match:
+            block = []
+            for inner in lines:
+                if inner == "};":
+                    break
+                block.append(inner)
+            values[match.group(2)] = (match.group(1), "".join(block))
+            continue
+        entry = _TABLE_ENTRY.match(line)
+        if entry:
+            ident, _, dtype_name, rank, dims = entry.group(1, 2, 3, 4, 5)
+            shape = tuple(int(d) for d in dims.split(",")[: int(rank)]) if int(rank) else ()
+            table[ident] = (dtype_name.lower(), shape)
+    return values, table
+
+
+def _parse_values(text: str, c_type: str) -> np.ndarray:
+    tokens = [t for t in re.sub(r"[{}\s]", "", text).split(",") if t]
+    storage = np.dtype(dtypes.C_TYPES[c_type])
+    if c_type == "float" or c_type == "double":
+        return _parse_floats(tokens, storage)
+    return np.array([_parse_int(t) for t in tokens], dtype=np.int64 if storage != np.uint64 else np.uint64).astype(storage)
+
+
+def _parse_floats(tokens: list[str], storage: np.dtype) -> np.ndarray:
+    plain = [t[:-1] if t.endswith("f") else t for t in tokens]
+    special = [i for i, t in enumerate(plain) if not t[-1:].isdigit()]
+    for i in special:
+        plain[i] = "0"
+    result = np.array(plain, dtype=np.float64).astype(storage)  # ours have 9 (17) digits: no double rounding
+    bits = result.view(np.uint32 if storage == np.float32 else np.uint64)
+    for i in special:
+        bits[i] = _special_bits(tokens[i], storage)
+    return result
+
+
+def _special_bits(token: str, storage: np.dtype) -> int:
+    sign, kind, _, payload = _SPECIAL.match(token).groups()
+    mantissa_bits, exponent_bits = (23, 8) if storage == np.float32 else (52, 11)
+    value = ((1 << exponent_bits) - 1) << mantissa_bits
+    if kind == "NAN":
+        value |= (1 << (mantissa_bits - 1)) | int(payload, 16)
+    elif kind == "SNAN":
+        value |= int(payload, 16)
+    return value | (1 << (mantissa_bits + exponent_bits) if sign else 0)
+
+
+def _parse_int(token: str) -> int:
+    if token in _INT_MIN:
+        return _INT_MIN[token]
+    return int(re.sub(r"^U?INT64_C\((.*)\)$", r"\1", token).rstrip("u"), 0)
+
+
+HARNESS = """#include <stdio.h>
+#include "{header}"
+int main(void) {{
+    size_t i;
+    for (i = 0; i < {macro}_TENSOR_COUNT; ++i) {{
+        const {prefix}_tensor_t *t = &{prefix}_tensors[i];
+        if (t->nbytes && fwrite(t->data, 1, t->nbytes, stdout) != t->nbytes) return 1;
+    }}
+    return 0;
+}}
+"""
+
+
+def compiled_bytes(header: Path, sources: list[Path], prefix: str, cc: str = "cc") -> bytes:
+    """Compile a harness that includes ``header`` and links ``sources``; return what it dumps (every
+    tensor's bytes, in table order). Raises ``subprocess.CalledProcessError`` or ``OSError`` on failure."""
+    with tempfile.TemporaryDirectory(prefix="keras-weights-cc-") as work:
+        harness, program = Path(work) / "harness.c", Path(work) / "harness"
+        harness.write_text(HARNESS.format(header=header.name, macro=prefix.upper(), prefix=prefix))
+        command = [cc, "-std=c99", "-O1", "-I", str(header.parent), str(harness), *map(str, sources), "-o", str(program)]
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+        return subprocess.run([str(program)], check=True, capture_output=True, timeout=600).stdout

@@ -1,0 +1,249 @@
+"""Pure helpers for the C writer: identifiers, escaped text, and exact literals.
+
+Identifiers are ASCII, lowercase, never reserved (no leading underscore, no double underscore,
+never a keyword because they always start with the prefix and an underscore):
+
+>>> identifier("Conv 2D/kernel:0"), identifier("Über.Schicht"), identifier("层/bias")
+('conv_2d_kernel_0', 'uber_schicht', 'u5c42_bias')
+>>> unique_identifiers(["a.b", "a_b", "Dense/k", "dense/k"], "m", reserved=["m_tensors"])
+{'a.b': 'm_a_b', 'a_b': 'm_a_b_2', 'Dense/k': 'm_dense_k', 'dense/k': 'm_dense_k_2'}
+
+Text from the model goes into comments and strings only through these escapes:
+
+>>> comment_text('x */ y\\n/*z')
+'x * / y\\\\n/ *z'
+>>> c_string('a"b\\\\c??=é')
+'"a\\\\"b\\\\\\\\c\\\\?\\\\?=\\\\303\\\\251"'
+
+Every float32 value gets a fixed-width literal that reads back bit-identical:
+
+>>> [float32_literal(v) for v in (1.0, -0.0, 0.1, 3.4028235e38, 1e-45)]
+[' 1.00000000e+00f', '-0.00000000e+00f', ' 1.00000001e-01f', ' 3.40282347e+38f', ' 1.40129846e-45f']
+>>> float32_literal(float("-inf")), float32_literal(float("nan"))
+('-NET_INFF', 'NET_NANF("0x0")')
+"""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..dtypes import DType
+
+LINE_WIDTH = 120
+
+
+# --- identifiers and text --------------------------------------------------------------------
+
+def identifier(text: str) -> str:
+    """An identifier fragment for ``text``: lowercase ASCII letters, digits and single underscores."""
+    parts = []
+    for char in text:
+        if char.isascii():
+            parts.append(char.lower() if char.isalnum() else "_")
+        else:
+            ascii_form = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+            parts.append(ascii_form.lower() if ascii_form.isalnum() else f"_u{ord(char):x}_")
+    return re.sub(r"_+", "_", "".join(parts)).strip("_")
+
+
+def unique_identifiers(names: Sequence[str], prefix: str, reserved: Iterable[str] = ()) -> dict[str, str]:
+    """``prefix_<identifier>`` for each name, made unique (case-insensitively) by ``_2``, ``_3``..."""
+    taken, result = {r.lower() for r in reserved}, {}
+    for name in names:
+        base = f"{prefix}_{identifier(name) or 'tensor'}"
+        candidate, counter = base, 1
+        while candidate in taken:
+            counter += 1
+            candidate = f"{base}_{counter}"
+        taken.add(candidate)
+        result[name] = candidate
+    return result
+
+
+def comment_text(text: str) -> str:
+    """``text`` safe inside a ``/* */`` comment: ASCII, one line, cannot close or open a comment."""
+    escaped = json.dumps(text, ensure_ascii=True)[1:-1]
+    return escaped.replace("*/", "* /").replace("/*", "/ *")
+
+
+def c_string(text: str) -> str:
+    """A C/C++ string literal holding ``text`` as UTF-8, with octal escapes for anything unusual."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in '"\\?':  # '?' too, so no trigraph can form
+            out.append("\\" + char)
+        elif 32 <= byte < 127:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+# --- literals --------------------------------------------------------------------------------
+
+def _words(strings: Iterable[str]) -> np.ndarray:
+    return np.array([int.from_bytes(s.encode(), "little") for s in strings], np.uint32)
+
+
+# A float32 literal is 16 bytes: sign, d.dddddddd, e, exponent sign, two digits, f; built from 4 words.
+_W0 = _words(f"{s}{d // 10}.{d % 10}" for s in " -" for d in range(100))
+_W1 = _words(f"{i:04d}" for i in range(10000))
+_W2 = _words(f"{i:03d}e" for i in range(1000))
+_W3 = _words(f"{'-' if k < 0 else '+'}{abs(k):02d}f" for k in range(-60, 61))
+_POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
+_EXP10 = np.floor((np.arange(256) - 127) * np.log10(2)).astype(np.int64)  # decimal exponent guess per binary one
+FLOAT32_WIDTH = 16
+
+
+def float32_tokens(values: np.ndarray) -> np.ndarray:
+    """Fixed-width literals ``±d.dddddddde±XXf`` for finite float32 values, as an (N, 16) uint8 array.
+
+    Nine significant digits always identify a float32; the digits come from float64 arithmetic and
+    are checked by converting them back, so a wrong digit can never be written silently.
+    """
+    bits = np.ascontiguousarray(values, dtype="<f4").reshape(-1).view(np.uint32)
+    magnitude = bits & np.uint32(0x7FFFFFFF)
+    value = magnitude.view(np.float32).astype(np.float64)
+    exponent = _EXP10[magnitude >> 23]
+    tiny = magnitude < 0x00800000  # zeros and subnormals: their binary exponent says nothing
+    if tiny.any():
+        small = value[tiny]
+        exponent[tiny] = np.floor(np.log10(np.where(small > 0, small, 1.0))).astype(np.int64)
+    mantissa = np.rint(value * _POW10[68 - exponent])
+    off = (mantissa >= 1e9) | ((mantissa < 1e8) & (value > 0))  # the guess was one decade off
+    if off.any():
+        exponent[off] += np.where(mantissa[off] >= 1e9, 1, -1)
+        mantissa[off] = np.rint(value[off] * _POW10[68 - exponent[off]])
+    digits = mantissa.astype(np.int64)
+    back = (digits * _POW10[exponent + 52]).astype(np.float32).view(np.uint32)
+    if not np.array_equal(back, magnitude):
+        raise AssertionError("float32 literal does not round-trip")  # cannot happen; guards the arithmetic
+    words = np.empty((bits.size, 4), np.uint32)
+    words[:, 0] = _W0[(bits >> 31) * 100 + digits // 10_000_000]
+    words[:, 1] = _W1[(digits // 1000) % 10000]
+    words[:, 2] = _W2[digits % 1000]
+    words[:, 3] = _W3[exponent + 60]
+    return words.view(np.uint8)
+
+
+def float32_literal(value: float, prefix: str = "NET") -> str:
+    """One exact float32 literal (special values through the header's macros)."""
+    return _float_tokens(np.array([value], np.float32), prefix)[0]
+
+
+def _nan_token(bits: int, mantissa_bits: int, prefix: str, suffix: str) -> str:
+    quiet = 1 << (mantissa_bits - 1)
+    mantissa = bits & ((1 << mantissa_bits) - 1)
+    sign = "-" if bits >> (mantissa_bits + (8 if suffix else 11)) else ""
+    kind, payload = ("NAN", mantissa & (quiet - 1)) if mantissa & quiet else ("SNAN", mantissa)
+    return f'{sign}{prefix}_{kind}{suffix}("0x{payload:x}")'
+
+
+def _special(value: np.floating, bits: int, prefix: str, suffix: str) -> str:
+    if np.isnan(value):
+        return _nan_token(bits, 23 if suffix else 52, prefix, suffix)
+    return f"{'-' if value < 0 else ''}{prefix}_INF{suffix}"
+
+
+def _float_tokens(values: np.ndarray, prefix: str) -> list[str]:
+    """float32 literals as strings, specials included (the slow path, for tensors with NaN or Inf)."""
+    finite = np.isfinite(values)
+    tokens = [bytes(row).decode() for row in float32_tokens(np.where(finite, values, 0))]
+    for i in np.flatnonzero(~finite):
+        tokens[i] = _special(values[i], int(values[i:i + 1].view(np.uint32)[0]), prefix, "F")
+    return tokens
+
+
+def _double_tokens(values: np.ndarray, prefix: str) -> list[str]:
+    """Shortest round-trip float64 literals (Python's repr is correctly rounded and exact)."""
+    bits = values.view(np.uint64)
+    return [repr(float(v)) if np.isfinite(v) else _special(v, int(b), prefix, "") for v, b in zip(values, bits, strict=True)]
+
+
+_INT_MIN = {"int32_t": "(-2147483647 - 1)", "int64_t": "(-INT64_C(9223372036854775807) - 1)"}
+
+
+def _int_tokens(values: np.ndarray, c_type: str) -> list[str]:
+    if c_type in ("int64_t", "uint64_t"):
+        wrap = "INT64_C" if c_type == "int64_t" else "UINT64_C"
+        tokens = [f"{wrap}({v})" for v in values.tolist()]
+    else:
+        suffix = "u" if c_type.startswith("u") else ""
+        tokens = [f"{v}{suffix}" for v in values.tolist()]
+    if c_type in _INT_MIN:
+        minimum = int(np.iinfo(values.dtype).min)
+        tokens = [_INT_MIN[c_type] if v == minimum else t for v, t in zip(values.tolist(), tokens, strict=True)]
+    return tokens
+
+
+def _hex_tokens(values: np.ndarray) -> np.ndarray:
+    """Bit patterns as fixed-width hex, ``0x3f80``, as an (N, width) uint8 array."""
+    width = values.dtype.itemsize * 2
+    table = _hex_table(width)
+    return table[values.astype(np.int64)]
+
+
+_HEX_TABLES: dict[int, np.ndarray] = {}
+
+
+def _hex_table(width: int) -> np.ndarray:
+    if width not in _HEX_TABLES:
+        text = "".join(f"0x{i:0{width}x}" for i in range(16 ** width)).encode()
+        _HEX_TABLES[width] = np.frombuffer(text, np.uint8).reshape(-1, width + 2)
+    return _HEX_TABLES[width]
+
+
+def tokens(values: np.ndarray, entry: DType, prefix: str) -> np.ndarray | list[str]:
+    """Literals for a flat chunk of one tensor's values: a fixed-width (N, W) uint8 array or strings.
+
+    ``prefix`` is the upper-case macro prefix used for NaN and infinity.
+    """
+    if entry.c_type == "float":
+        return float32_tokens(values) if np.isfinite(values).all() else _float_tokens(values, prefix)
+    if entry.c_type == "double":
+        return _double_tokens(values, prefix)
+    stored = values.view(entry.c_storage)
+    if entry.numpy.kind != entry.c_storage.kind:  # float16, bfloat16, float8, bool: their bit patterns
+        return _hex_tokens(stored)
+    return _int_tokens(stored, entry.c_type)
+
+
+def lines(tokens: np.ndarray | list[str], indent: str = "  ") -> bytes:
+    """Tokens as initializer lines: ``indent`` + ``tok, tok, ...,`` within ``LINE_WIDTH`` columns."""
+    if isinstance(tokens, np.ndarray):
+        return _fixed_lines(tokens, indent)
+    width = max((len(t) for t in tokens), default=1)
+    per_line = max(1, (LINE_WIDTH - len(indent)) // (width + 2))
+    rows = (", ".join(tokens[i:i + per_line]) for i in range(0, len(tokens), per_line))
+    return "".join(f"{indent}{row},\n" for row in rows).encode()
+
+
+def _fixed_lines(tokens: np.ndarray, indent: str) -> bytes:
+    count, width = tokens.shape
+    per_line = max(1, (LINE_WIDTH - len(indent)) // (width + 2))
+    full = count - count % per_line
+    cells = np.full((count, width + 2), ord(" "), np.uint8)
+    cells[:, :width] = tokens
+    cells[:, width] = ord(",")
+    body = cells[:full].reshape(-1, per_line * (width + 2))
+    out = np.empty((body.shape[0], len(indent) + body.shape[1]), np.uint8)
+    out[:, :len(indent)] = np.frombuffer(indent.encode(), np.uint8)
+    out[:, len(indent):] = body
+    out[:, -1] = ord("\n")
+    text = out.tobytes()
+    if full < count:
+        rest = cells[full:].reshape(-1)[:-1].tobytes()
+        text += indent.encode() + rest + b"\n"
+    return text
+
+
+def chunks(array: np.ndarray, size: int = 6 * 65536) -> Iterator[np.ndarray]:
+    """A flat array in pieces, so no whole tensor's text is ever held in memory."""
+    flat = array.reshape(-1)
+    for start in range(0, flat.size, size):
+        yield flat[start:start + size]
