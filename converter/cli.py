@@ -141,14 +141,14 @@ def render_table(info: dict) -> str:
     header = ("#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params")
     rows, tensors = [], {t["name"]: t for t in info["tensors"]}
     for layer in info["layers"]:
-        first = (str(layer["index"]), layer["name"], layer["class"])
+        first = (str(layer["index"]), _printable(layer["name"]), layer["class"])
         for position, name in enumerate(layer["tensors"] or [None]):
             lead = first if position == 0 else ("", "", "")
             if name is None:
                 rows.append((*lead, "-", "-", "-", "0"))
             else:
                 t = tensors[name]
-                rows.append((*lead, name, _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
+                rows.append((*lead, _printable(name), _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:  # numbers right-aligned, text left-aligned
@@ -160,6 +160,11 @@ def render_table(info: dict) -> str:
     rule = "-" * len(line(header))
     totals = f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes"
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, totals])
+
+
+def _printable(text: str) -> str:
+    """A name on one line: control characters escaped (a layer name may hold a newline)."""
+    return "".join(repr(c)[1:-1] if not c.isprintable() else c for c in text)
 
 
 def _shape(shape: list[int]) -> str:
