@@ -128,7 +128,8 @@ class _Unit:
 
     def _config_macros(self) -> str:
         m = self.macro
-        return f"""/* Alignment of every array in bytes: define {m}_ALIGNMENT (or {m}_ALIGN(n)) before including to change it. */
+        return f"""/* Alignment of every array in bytes: define {m}_ALIGNMENT (or {m}_ALIGN(n))
+ * before including to change it. */
 #ifndef {m}_ALIGNMENT
 #define {m}_ALIGNMENT {self.align}
 #endif

@@ -1,0 +1,223 @@
+"""The C writer compiled for real: gcc in C99/C11 and g++ in C++11/C++17, all warnings as errors.
+
+A harness includes the generated header, walks the tensor table and dumps every array's bytes; the
+dump must equal what Keras's get_weights() returns, byte for byte.
+"""
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import converter
+from conftest import FIXTURES, SEED_KERAS, ZOO_KERAS, reference_weights
+from converter.tensors import canonical
+
+pytestmark = pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("g++"), reason="gcc/g++ not installed")
+
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
+C_STANDARDS = ["-std=c99", "-std=c11"]
+CXX_STANDARDS = ["-std=c++11", "-std=c++17"]
+
+HARNESS = """
+#include <stdio.h>
+#include "{header}"
+int main(void) {{
+    size_t i;
+    for (i = 0; i < {macro}_TENSOR_COUNT; ++i) {{
+        const {prefix}_tensor_t *t = &{prefix}_tensors[i];
+        if (t->nbytes && fwrite(t->data, 1, t->nbytes, stdout) != t->nbytes) return 1;
+    }}
+    return 0;
+}}
+"""
+
+
+def run(command: list[str], cwd) -> bytes:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
+    return result.stdout
+
+
+def export_c(model_path, out, **options) -> dict:
+    return converter.export(model_path, out, formats=["c"], options={"c": options} if options else None)
+
+
+def expected_bytes(load_model, model_path, transpose_dense=False) -> bytes:
+    arrays = reference_weights(load_model(model_path))
+    return b"".join(canonical(a).tobytes() for a in arrays)
+
+
+def build_and_dump(out, manifest, compiler: str, standard: str, extra_sources=(), harness_suffix=".c") -> bytes:
+    prefix = manifest["tensors"][0]["keys"]["c"].split("_")[0] if False else _prefix(manifest)
+    header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
+    (out / f"harness{harness_suffix}").write_text(HARNESS.format(header=header, macro=prefix.upper(), prefix=prefix))
+    objects = []
+    for source in [f["path"] for f in manifest["files"] if f["path"].endswith(".c")]:
+        run(["gcc", "-std=c99", *WARNINGS, "-c", source, "-o", f"{source}.o"], out)  # the weights are C
+        objects.append(f"{source}.o")
+    run([compiler, standard, *WARNINGS, f"harness{harness_suffix}", *extra_sources, *objects, "-o", "harness"], out)
+    return run(["./harness"], out)
+
+
+def _prefix(manifest) -> str:
+    return manifest["options"]["c"]["prefix"] or manifest["files"][0]["path"].rsplit(".", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def zoo_exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("c")
+    return {path: (root / path.stem, export_c(path, root / path.stem)) for path in [SEED_KERAS, *ZOO_KERAS]}
+
+
+@pytest.mark.parametrize("standard", C_STANDARDS + CXX_STANDARDS)
+@pytest.mark.parametrize("path", [SEED_KERAS, *ZOO_KERAS], ids=lambda p: p.stem)
+def test_compiled_arrays_hold_exactly_the_get_weights_bytes(zoo_exports, load_model, path, standard):
+    out, manifest = zoo_exports[path]
+    compiler, suffix = ("g++", ".cpp") if "++" in standard else ("gcc", ".c")
+    dump = build_and_dump(out, manifest, compiler, standard, harness_suffix=suffix)
+    assert dump == expected_bytes(load_model, path)
+
+
+@pytest.mark.parametrize("standard", C_STANDARDS + CXX_STANDARDS)
+@pytest.mark.parametrize("arrays", ["flat", "nested"])
+def test_single_header_compiles_and_holds_the_bytes(tmp_path, load_model, standard, arrays):
+    path = FIXTURES / "zoo" / "special_values.keras"
+    manifest = export_c(path, tmp_path, header_only=True, arrays=arrays)
+    assert [f["path"] for f in manifest["files"]] == ["special_values.h"]
+    compiler, suffix = ("g++", ".cpp") if "++" in standard else ("gcc", ".c")
+    assert build_and_dump(tmp_path, manifest, compiler, standard, harness_suffix=suffix) == expected_bytes(load_model, path)
+
+
+@pytest.mark.parametrize("path", [FIXTURES / "zoo" / "conv_bn.keras", FIXTURES / "zoo" / "recurrent.keras"], ids=lambda p: p.stem)
+def test_nested_arrays_index_like_the_keras_array(tmp_path, load_model, path):
+    manifest = export_c(path, tmp_path, arrays="nested")
+    header = (tmp_path / manifest["files"][0]["path"]).read_text()
+    assert "extern const float conv_bn_conv_kernel[3][3][3][4];" in header or "[3][16];" in header
+    assert build_and_dump(tmp_path, manifest, "gcc", "-std=c99") == expected_bytes(load_model, path)
+
+
+def test_two_translation_units_include_the_header_and_link(tmp_path, load_model):
+    for header_only in (False, True):
+        out = tmp_path / str(header_only)
+        manifest = export_c(SEED_KERAS, out, header_only=header_only)
+        (out / "other.c").write_text('#include "seed_mlp.h"\nfloat other(void) { return seed_mlp_dense_bias[0]; }\n')
+        dump = build_and_dump(out, manifest, "gcc", "-std=c99", extra_sources=["other.c"])
+        assert dump == expected_bytes(load_model, SEED_KERAS)
+
+
+def test_header_survives_arduino_style_min_max_abs_macros(tmp_path, load_model):
+    manifest = export_c(SEED_KERAS, tmp_path)
+    harness = HARNESS.format(header="seed_mlp.h", macro="SEED_MLP", prefix="seed_mlp")
+    arduino = "#define min(a,b) ((a)<(b)?(a):(b))\n#define max(a,b) ((a)>(b)?(a):(b))\n#define abs(x) ((x)>0?(x):-(x))\n"
+    (tmp_path / "harness.cpp").write_text(arduino + harness)
+    run(["gcc", "-std=c99", *WARNINGS, "-c", "seed_mlp.c", "-o", "seed_mlp.o"], tmp_path)
+    run(["g++", "-std=c++11", *WARNINGS, "harness.cpp", "seed_mlp.o", "-o", "harness"], tmp_path)
+    assert run(["./harness"], tmp_path) == expected_bytes(load_model, SEED_KERAS)
+    assert manifest["files"][0]["path"] == "seed_mlp.h"
+
+
+def test_arrays_are_const_aligned_and_placeable(tmp_path):
+    export_c(SEED_KERAS, tmp_path)
+    program = """
+    #include <stdint.h>
+    #include "seed_mlp.h"
+    int main(void) {
+        size_t i;
+        for (i = 0; i < SEED_MLP_TENSOR_COUNT; ++i)
+            if ((uintptr_t)seed_mlp_tensors[i].data % 64 != 0) return 1;
+        return 0;
+    }
+    """
+    (tmp_path / "align.c").write_text(program)
+    flags = ["-DSEED_MLP_ALIGNMENT=64", '-DSEED_MLP_STORAGE=__attribute__((section(".rodata.weights")))']
+    run(["gcc", "-std=c99", *WARNINGS, *flags, "-c", "seed_mlp.c", "-o", "seed_mlp.o"], tmp_path)
+    run(["gcc", "-std=c99", *WARNINGS, *flags, "align.c", "seed_mlp.o", "-o", "align"], tmp_path)
+    run(["./align"], tmp_path)
+    if shutil.which("objdump"):  # the section the user asked for is in the object file
+        assert ".rodata.weights" in run(["objdump", "-h", "seed_mlp.o"], tmp_path).decode()
+    text = (tmp_path / "seed_mlp.c").read_text()
+    assert text.count("SEED_MLP_ALIGN(SEED_MLP_ALIGNMENT) const float ") == 6
+
+
+def test_hostile_names_give_valid_unique_identifiers_and_escaped_text(zoo_exports):
+    out, manifest = zoo_exports[FIXTURES / "zoo" / "hostile.keras"]
+    idents = [t["keys"]["c"] for t in manifest["tensors"]]
+    assert len(set(i.lower() for i in idents)) == len(idents)
+    assert all(i.isascii() and i.isidentifier() and "__" not in i and not i.startswith("_") for i in idents)
+    assert idents[:10] == ["hostile_my_layer_kernel", "hostile_my_layer_bias", "hostile_a_b_kernel", "hostile_a_b_bias",
+                           "hostile_a_b_kernel_2", "hostile_a_b_bias_2", "hostile_dense_kernel", "hostile_dense_bias",
+                           "hostile_dense_kernel_2", "hostile_dense_bias_2"]
+    assert "hostile_tensors_kernel" in idents  # a layer called "tensors" does not clash with the table
+    for name in ("hostile.h", "hostile.c"):
+        text = (out / name).read_text("ascii")  # ASCII only: reading fails otherwise
+        code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)  # string literals out of the way
+        comments = re.findall(r"/\*(.*?)\*/", code, flags=re.DOTALL)
+        assert all("/*" not in body for body in comments)  # no comment opens inside another
+        uncommented = re.sub(r"/\*.*?\*/", "", code, flags=re.DOTALL)
+        assert "/*" not in uncommented and "*/" not in uncommented
+    table = (out / "hostile.c").read_text("ascii")
+    assert '"new\\012line/kernel"' in table and '"evil*/kernel"' in table and '"\\?\\?/kernel"' in table
+
+
+def test_float32_literals_round_trip_through_the_compiler(tmp_path):
+    """200,000 random bit patterns (every class of float32) plus the special ones, compiled and dumped."""
+    rng = np.random.default_rng(2026)
+    bits = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    specials = np.array([0, 0x80000000, 1, 0x80000001, 0x007FFFFF, 0x00800000, 0x7F7FFFFF, 0xFF7FFFFF, 0x3F800000,
+                         0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000, 0x7FC12345, 0x7F800001, 0xFFBFFFFF,
+                         0x4B800001, 0x33800000], np.uint32)
+    values = np.concatenate([specials, bits]).view(np.float32)
+    tensor = converter.Tensor("t/values", "t", "values", 0, True, values)
+    from converter.formats import c
+
+    c.write([tensor], tmp_path / "lits.h")
+    manifest = {"files": [{"path": "lits.h"}, {"path": "lits.c"}], "options": {"c": {"prefix": "lits"}}}
+    dump = build_and_dump(tmp_path, manifest, "gcc", "-std=c99")
+    assert dump == values.tobytes()
+
+
+def test_verify_compile_catches_a_changed_literal(tmp_path):
+    export_c(SEED_KERAS, tmp_path)
+    assert converter.verify(tmp_path, compile=True).ok
+    source = tmp_path / "seed_mlp.c"
+    text = source.read_text()
+    first_digit = re.search(r"= \{\n +-?(\d)\.", text).start(1)  # the leading digit of the first value
+    digit = text[first_digit]
+    source.write_text(text[:first_digit] + str((int(digit) + 1) % 10) + text[first_digit + 1:])
+    report = converter.verify(tmp_path)
+    assert [p for f in report.files for p in f.problems] == [
+        "file sha256 differs from the manifest", "seed_mlp_dense_kernel: bytes differ from the manifest's sha256"]
+
+
+def test_compile_problems_reports_what_the_compiler_said(tmp_path):
+    from converter.formats import c
+
+    manifest = export_c(SEED_KERAS, tmp_path)
+    header = tmp_path / "seed_mlp.h"
+    header.write_text(header.read_text().replace("#define SEED_MLP_ALIGNMENT 16", "#define SEED_MLP_ALIGNMENT 3"))
+    problems = c.compile_problems([header, tmp_path / "seed_mlp.c"], manifest)
+    assert len(problems) == 1 and problems[0].startswith("compiling with cc failed:") and "align" in problems[0]
+
+
+def test_transposed_dense_layout_is_recorded_and_exact(tmp_path, load_model):
+    manifest = converter.export(SEED_KERAS, tmp_path, formats=["c", "npz"], layout="dense_out_in")
+    assert manifest["options"]["layout"] == "dense_out_in"
+    kernel = manifest["tensors"][0]
+    assert (kernel["shape"], kernel["transform"]) == ([20, 4], "transpose")
+    assert manifest["tensors"][1]["transform"] == "none"
+    arrays = reference_weights(load_model(SEED_KERAS))
+    expected = b"".join(canonical(a.T if a.ndim == 2 else a).tobytes() for a in arrays)
+    assert build_and_dump(tmp_path, manifest, "gcc", "-std=c11") == expected
+    assert converter.read(tmp_path / "seed_mlp.npz")["dense/kernel"].tobytes() == canonical(arrays[0].T).tobytes()
+    assert converter.verify(tmp_path, compile=True).ok
+
+
+def test_lines_stay_short(zoo_exports):
+    """Lines are at most 120 characters, except those that carry a (possibly long) tensor or layer name."""
+    for out, manifest in zoo_exports.values():
+        names = [t["name"] for t in manifest["tensors"]] + [t["keys"]["c"] for t in manifest["tensors"]]
+        for entry in manifest["files"]:
+            for line in (out / entry["path"]).read_text().splitlines():
+                assert len(line) <= 120 or any(n.encode("unicode_escape").decode() in line or n in line for n in names), line
