@@ -8,7 +8,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from . import api, formats
+from . import api, formats, layouts
+from .formats import c
 from ._version import __version__
 from .errors import ConverterError
 
@@ -27,7 +28,8 @@ EXAMPLES = """examples:
   keras-weights inspect model.keras
   keras-weights export model.keras -o out/
   keras-weights export model.h5 -o out/ -f npz,safetensors --force
-  keras-weights verify out/"""
+  keras-weights export model.keras -o fw/ -f c --c-prefix net --layout dense_out_in
+  keras-weights verify out/ --compile"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,18 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print one JSON document (the manifest without files)")
 
     export = _command(commands, "export", "write the weights in every chosen format plus manifest.json",
-                      "keras-weights export model.keras -o out/\n  keras-weights export model.h5 -f parquet --force")
+                      "keras-weights export model.keras -o out/\n  keras-weights export model.h5 -f parquet --force\n"
+                      "  keras-weights export model.keras -f c --c-header-only --c-prefix net -o firmware/")
     export.add_argument("model", help="a .keras or .h5 model file")
     export.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
     export.add_argument("-f", "--formats", default=",".join(formats.FORMATS), metavar="FORMATS",
                         help=f"comma-separated formats (default: all): {', '.join(formats.FORMATS)}")
     export.add_argument("--force", action="store_true", help="overwrite outputs that exist already")
+    export.add_argument("--layout", default="keras", choices=list(layouts.LAYOUTS),
+                        help="keras (default): arrays as get_weights() returns them; dense_out_in: Dense kernels "
+                             "transposed to [out][in] (CMSIS-NN, TFLite)")
     export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
+    c_options = export.add_argument_group("C output (-f c)")
+    c_options.add_argument("--c-prefix", metavar="NAME", help="prefix of every C identifier (default: from the file name)")
+    c_options.add_argument("--c-header-only", action="store_true", default=None,
+                           help="one self-contained header with static const arrays instead of .h + .c")
+    c_options.add_argument("--c-arrays", choices=c.ARRAY_STYLES, help="flat (default) arrays with shape macros, or "
+                                                                      "nested arrays indexed like the Keras array")
+    c_options.add_argument("--c-align", type=int, metavar="BYTES", help="default alignment of the arrays (default: 16)")
 
     verify = _command(commands, "verify", "re-read every exported file and check it against manifest.json",
-                      "keras-weights verify out/")
+                      "keras-weights verify out/\n  keras-weights verify firmware/ --compile --cc arm-none-eabi-gcc")
     verify.add_argument("folder", help="a folder written by `keras-weights export`")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument("--compile", action="store_true",
+                        help="also compile the C output with the system compiler and check the bytes it holds")
+    verify.add_argument("--cc", default="cc", metavar="COMPILER", help="C compiler for --compile (default: cc)")
     return parser
 
 
@@ -104,7 +120,10 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    manifest = api.export(args.model, args.output, args.formats, force=args.force)
+    given = {"prefix": args.c_prefix, "header_only": args.c_header_only, "arrays": args.c_arrays, "align": args.c_align}
+    c_given = {key: value for key, value in given.items() if value is not None}
+    manifest = api.export(args.model, args.output, args.formats, force=args.force, layout=args.layout,
+                          options={"c": c_given} if c_given else None)
     if args.json:
         print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
         return 0
@@ -118,7 +137,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = api.verify(args.folder)
+    report = api.verify(args.folder, compile=args.compile, cc=args.cc)
     if args.json:
         files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems}
                  for f in report.files]

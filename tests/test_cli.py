@@ -121,3 +121,18 @@ def test_installed_console_script():
         pytest.skip("keras-weights is not installed in this environment (pip install -e .)")
     result = subprocess.run([script, "inspect", str(SEED_KERAS)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "Total: 6 tensors, 321 parameters" in result.stdout
+
+
+def test_export_c_options_and_verify_compile(tmp_path, capsys):
+    code, _, err = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "c", "--c-prefix", "net",
+                       "--c-header-only", "--c-arrays", "nested", "--c-align", "32", "--layout", "dense_out_in")
+    assert code == 0, err
+    header = (tmp_path / "seed_mlp.h").read_text()
+    assert "#define NET_ALIGNMENT 32" in header and "static const float net_dense_kernel[20][4]" in header
+    code, out, _ = run(capsys, "verify", str(tmp_path), "--compile")
+    assert code == 0 and out.splitlines()[0].startswith("OK   seed_mlp.h")
+
+
+def test_c_options_without_c_output_are_a_usage_error(tmp_path, capsys):
+    code, _, err = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz", "--c-prefix", "net")
+    assert code == 2 and "options given for formats that are not written: c" in err

@@ -3,7 +3,8 @@
 Each module has the same face:
 
 - ``EXTENSIONS``: the file extensions it writes (the first names the main file);
-- ``OPTIONS``: its writer options and their defaults (validated here, once);
+- ``OPTIONS``: its writer options and their defaults (validated here, once; a module may add
+  ``validate(options)`` for checks beyond types);
 - ``files(stem, **options)``: the names of the files one export writes;
 - ``keys(tensors, **options)``: the key each tensor gets in that format (recorded in the manifest);
 - ``write(tensors, path, *, manifest=None, **options)``: write ``files(...)`` beside ``path``;
@@ -68,7 +69,10 @@ def options(name: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
         default = defaults[key]
         if default is not None and value is not None and not isinstance(value, type(default)):
             raise UsageError(f"{name} option {key} must be {type(default).__name__}. Received: {key}={value!r}")
-    return {**defaults, **given}
+    chosen = {**defaults, **given}
+    if hasattr(get(name), "validate"):
+        get(name).validate(chosen)
+    return chosen
 
 
 def by_extension(suffix: str) -> ModuleType:

@@ -48,6 +48,17 @@ def prefix_for(stem: str, prefix: str = "") -> str:
     return derived if derived[0].isalpha() else f"w_{derived}"
 
 
+def validate(options: Mapping[str, object]) -> None:
+    """Check option values (their types are checked by the registry)."""
+    if options.get("arrays", "flat") not in ARRAY_STYLES:
+        raise UsageError(f"C arrays must be one of {', '.join(ARRAY_STYLES)}. Received: arrays={options['arrays']!r}")
+    align = options.get("align", 16)
+    if align < 1 or align & (align - 1):
+        raise UsageError(f"C alignment must be a power of two. Received: align={align}")
+    if options.get("prefix"):
+        prefix_for("", options["prefix"])
+
+
 def _reserved(prefix: str) -> list[str]:
     return [f"{prefix}_{name}" for name in ("tensors", "layers", "tensor", "layer", "tensor_t", "layer_t")]
 
@@ -61,10 +72,7 @@ def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object)
 def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None, prefix: str = "",
           header_only: bool = False, arrays: str = "flat", align: int = 16) -> None:
     """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it."""
-    if arrays not in ARRAY_STYLES:
-        raise UsageError(f"C arrays must be one of {', '.join(ARRAY_STYLES)}. Received: arrays={arrays!r}")
-    if align < 1 or align & (align - 1):
-        raise UsageError(f"C alignment must be a power of two. Received: align={align}")
+    validate({"prefix": prefix, "arrays": arrays, "align": align})
     path = Path(path)
     unit = _Unit(tensors, prefix_for(path.stem, prefix), path.stem, manifest or {}, arrays, align, header_only)
     with open(path, "w", encoding="ascii", newline="\n") as header:
