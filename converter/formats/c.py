@@ -232,8 +232,9 @@ class _Unit:
         if self.nested and len(tensor.shape) >= 2:
             self._write_nested(out, tensor, entry)
             return
-        for chunk in c_text.chunks(tensor.array):
-            out.write(c_text.lines(c_text.tokens(chunk, entry, self.macro)).decode("ascii"))
+        out.flush()  # the values go to the binary buffer underneath, without decoding
+        for text in c_text.render(tensor.array, entry, self.macro):
+            out.buffer.write(text)
 
     def _write_nested(self, out: IO[str], tensor: Tensor, entry: dtypes.DType) -> None:
         """Rows of the last axis in braces, with braces opened and closed for every outer axis."""

@@ -25,7 +25,10 @@ Every float32 value gets a fixed-width literal that reads back bit-identical:
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -96,7 +99,11 @@ _W1 = _words(f"{i:04d}" for i in range(10000))
 _W2 = _words(f"{i:03d}e" for i in range(1000))
 _W3 = _words(f"{'-' if k < 0 else '+'}{abs(k):02d}f" for k in range(-60, 61))
 _POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
-_EXP10 = np.floor((np.arange(256) - 127) * np.log10(2)).astype(np.int64)  # decimal exponent guess per binary one
+# Per biased binary exponent: floor(log10) of the binade's smallest value, the next power of ten (the
+# binade holds at most one), and the scale that turns a value into nine digits for either case.
+_EXP10 = np.floor((np.arange(256) - 127) * np.log10(2)).astype(np.int32)
+_NEXT_POWER = _POW10[np.clip(_EXP10 + 61, 0, 120)]
+_SCALE = np.stack([_POW10[np.clip(68 - _EXP10, 0, 120)], _POW10[np.clip(67 - _EXP10, 0, 120)]], axis=1)
 FLOAT32_WIDTH = 16
 
 
@@ -109,22 +116,26 @@ def float32_tokens(values: np.ndarray) -> np.ndarray:
     bits = np.ascontiguousarray(values, dtype="<f4").reshape(-1).view(np.uint32)
     magnitude = bits & np.uint32(0x7FFFFFFF)
     value = magnitude.view(np.float32).astype(np.float64)
-    exponent = _EXP10[magnitude >> 23]
+    binade = (magnitude >> 23).astype(np.intp)
+    upper = value >= _NEXT_POWER[binade]  # floor(log10(value)) is _EXP10 or one more
+    exponent = _EXP10[binade] + upper
+    scale = _SCALE[binade, upper.view(np.int8)]
     tiny = magnitude < 0x00800000  # zeros and subnormals: their binary exponent says nothing
     if tiny.any():
         small = value[tiny]
-        exponent[tiny] = np.floor(np.log10(np.where(small > 0, small, 1.0))).astype(np.int64)
-    mantissa = np.rint(value * _POW10[68 - exponent])
-    off = (mantissa >= 1e9) | ((mantissa < 1e8) & (value > 0))  # the guess was one decade off
-    if off.any():
-        exponent[off] += np.where(mantissa[off] >= 1e9, 1, -1)
-        mantissa[off] = np.rint(value[off] * _POW10[68 - exponent[off]])
-    digits = mantissa.astype(np.int64)
-    back = (digits * _POW10[exponent + 52]).astype(np.float32).view(np.uint32)
-    if not np.array_equal(back, magnitude):
+        exponent[tiny] = np.floor(np.log10(np.where(small > 0, small, 1.0)))
+        scale[tiny] = _POW10[68 - exponent[tiny]]
+    mantissa = np.rint(value * scale)
+    carry = mantissa >= 1e9  # 9.999999995e.. rounds up to the next decade
+    if carry.any():
+        exponent[carry] += 1
+        scale[carry] /= 10
+        mantissa[carry] = np.rint(value[carry] * scale[carry])
+    digits = mantissa.astype(np.int32)
+    if not np.array_equal((digits / scale).astype(np.float32).view(np.uint32), magnitude):
         raise AssertionError("float32 literal does not round-trip")  # cannot happen; guards the arithmetic
     words = np.empty((bits.size, 4), np.uint32)
-    words[:, 0] = _W0[(bits >> 31) * 100 + digits // 10_000_000]
+    words[:, 0] = _W0[(bits >> 31).view(np.int32) * 100 + digits // 10_000_000]
     words[:, 1] = _W1[(digits // 1000) % 10000]
     words[:, 2] = _W2[digits % 1000]
     words[:, 3] = _W3[exponent + 60]
@@ -242,8 +253,25 @@ def _fixed_lines(tokens: np.ndarray, indent: str) -> bytes:
     return text
 
 
-def chunks(array: np.ndarray, size: int = 6 * 65536) -> Iterator[np.ndarray]:
-    """A flat array in pieces, so no whole tensor's text is ever held in memory."""
+CHUNK = 6 * 65536  # values per piece of text: a multiple of the 6 float32 literals per line
+
+
+def render(array: np.ndarray, entry: DType, prefix: str, indent: str = "  ") -> Iterator[bytes]:
+    """The initializer lines of a whole tensor, in order, piece by piece (bounded memory).
+
+    Large tensors are formatted on every core: numpy releases the GIL in the work that counts.
+    """
     flat = array.reshape(-1)
-    for start in range(0, flat.size, size):
-        yield flat[start:start + size]
+    pieces = (flat[start:start + CHUNK] for start in range(0, flat.size, CHUNK))
+    if flat.size <= CHUNK:
+        yield from (lines(tokens(piece, entry, prefix), indent) for piece in pieces)
+        return
+    workers = min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for piece in pieces:
+            pending.append(pool.submit(lambda p: lines(tokens(p, entry, prefix), indent), piece))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
