@@ -235,21 +235,21 @@ def lines(tokens: np.ndarray | list[str], indent: str = "  ") -> bytes:
 
 
 def _fixed_lines(tokens: np.ndarray, indent: str) -> bytes:
+    """Fixed-width tokens laid straight into their final place: indent, then ``tok, `` cells, newline."""
     count, width = tokens.shape
     per_line = max(1, (LINE_WIDTH - len(indent)) // (width + 2))
-    full = count - count % per_line
-    cells = np.full((count, width + 2), ord(" "), np.uint8)
-    cells[:, :width] = tokens
-    cells[:, width] = ord(",")
-    body = cells[:full].reshape(-1, per_line * (width + 2))
-    out = np.empty((body.shape[0], len(indent) + body.shape[1]), np.uint8)
+    rows, rest = divmod(count, per_line)
+    out = np.empty((rows, len(indent) + per_line * (width + 2)), np.uint8)
     out[:, :len(indent)] = np.frombuffer(indent.encode(), np.uint8)
-    out[:, len(indent):] = body
+    cells = out[:, len(indent):].reshape(rows, per_line, width + 2)
+    cells[:, :, :width] = tokens[:rows * per_line].reshape(rows, per_line, width)
+    cells[:, :, width] = ord(",")
+    cells[:, :, width + 1] = ord(" ")
     out[:, -1] = ord("\n")
     text = out.tobytes()
-    if full < count:
-        rest = cells[full:].reshape(-1)[:-1].tobytes()
-        text += indent.encode() + rest + b"\n"
+    if rest:
+        tail = tokens[rows * per_line:]
+        text += indent.encode() + b" ".join(bytes(row) + b"," for row in tail) + b"\n"
     return text
 
 
