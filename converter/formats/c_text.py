@@ -253,7 +253,7 @@ def _fixed_lines(tokens: np.ndarray, indent: str) -> bytes:
     return text
 
 
-CHUNK = 6 * 65536  # values per piece of text: a multiple of the 6 float32 literals per line
+CHUNK = 6 * 16384  # values per piece of text: a multiple of the 6 float32 literals per line
 
 
 def render(array: np.ndarray, entry: DType, prefix: str, indent: str = "  ") -> Iterator[bytes]:
