@@ -146,8 +146,11 @@ class _Unit:
 #define {m}_ALIGN(n) alignas(n)
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define {m}_ALIGN(n) _Alignas(n)
-#elif defined(__GNUC__) || defined(__clang__) || defined(__IAR_SYSTEMS_ICC__) || defined(__CC_ARM)
+#elif defined(__GNUC__) || defined(__clang__) || defined(__CC_ARM)
 #define {m}_ALIGN(n) __attribute__((aligned(n)))
+#elif defined(__IAR_SYSTEMS_ICC__)
+#define {m}_PRAGMA(text) _Pragma(#text)
+#define {m}_ALIGN(n) {m}_PRAGMA(data_alignment = n)
 #elif defined(_MSC_VER)
 #define {m}_ALIGN(n) __declspec(align(n))
 #else
