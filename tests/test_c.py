@@ -12,6 +12,8 @@ import pytest
 
 import converter
 from conftest import FIXTURES, SEED_KERAS, ZOO_KERAS, reference_weights
+from converter.formats import c
+from converter.formats.c_parse import HARNESS  # dumps every array through the tensor table
 from converter.tensors import canonical
 
 pytestmark = pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("g++"), reason="gcc/g++ not installed")
@@ -19,20 +21,6 @@ pytestmark = pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("g++
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 C_STANDARDS = ["-std=c99", "-std=c11"]
 CXX_STANDARDS = ["-std=c++11", "-std=c++17"]
-
-HARNESS = """
-#include <stdio.h>
-#include "{header}"
-int main(void) {{
-    size_t i;
-    for (i = 0; i < {macro}_TENSOR_COUNT; ++i) {{
-        const {prefix}_tensor_t *t = &{prefix}_tensors[i];
-        if (t->nbytes && fwrite(t->data, 1, t->nbytes, stdout) != t->nbytes) return 1;
-    }}
-    return 0;
-}}
-"""
-
 
 def run(command: list[str], cwd) -> bytes:
     result = subprocess.run(command, cwd=cwd, capture_output=True, timeout=600)
@@ -44,14 +32,14 @@ def export_c(model_path, out, **options) -> dict:
     return converter.export(model_path, out, formats=["c"], options={"c": options} if options else None)
 
 
-def expected_bytes(load_model, model_path, transpose_dense=False) -> bytes:
+def expected_bytes(load_model, model_path) -> bytes:
     arrays = reference_weights(load_model(model_path))
     return b"".join(canonical(a).tobytes() for a in arrays)
 
 
 def build_and_dump(out, manifest, compiler: str, standard: str, extra_sources=(), harness_suffix=".c") -> bytes:
-    prefix = manifest["tensors"][0]["keys"]["c"].split("_")[0] if False else _prefix(manifest)
     header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
+    prefix = c.prefix_for(header[:-2], manifest["options"]["c"]["prefix"])
     (out / f"harness{harness_suffix}").write_text(HARNESS.format(header=header, macro=prefix.upper(), prefix=prefix))
     objects = []
     for source in [f["path"] for f in manifest["files"] if f["path"].endswith(".c")]:
@@ -59,10 +47,6 @@ def build_and_dump(out, manifest, compiler: str, standard: str, extra_sources=()
         objects.append(f"{source}.o")
     run([compiler, standard, *WARNINGS, f"harness{harness_suffix}", *extra_sources, *objects, "-o", "harness"], out)
     return run(["./harness"], out)
-
-
-def _prefix(manifest) -> str:
-    return manifest["options"]["c"]["prefix"] or manifest["files"][0]["path"].rsplit(".", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +154,8 @@ def test_float32_literals_round_trip_through_the_compiler(tmp_path):
                          0x4B800001, 0x33800000], np.uint32)
     values = np.concatenate([specials, bits]).view(np.float32)
     tensor = converter.Tensor("t/values", "t", "values", 0, True, values)
-    from converter.formats import c
-
     c.write([tensor], tmp_path / "lits.h")
-    manifest = {"files": [{"path": "lits.h"}, {"path": "lits.c"}], "options": {"c": {"prefix": "lits"}}}
+    manifest = {"files": [{"path": "lits.h"}, {"path": "lits.c"}], "options": {"c": {"prefix": ""}}}
     dump = build_and_dump(tmp_path, manifest, "gcc", "-std=c99")
     assert dump == values.tobytes()
 
@@ -192,8 +174,6 @@ def test_verify_compile_catches_a_changed_literal(tmp_path):
 
 
 def test_compile_problems_reports_what_the_compiler_said(tmp_path):
-    from converter.formats import c
-
     manifest = export_c(SEED_KERAS, tmp_path)
     header = tmp_path / "seed_mlp.h"
     header.write_text(header.read_text().replace("#define SEED_MLP_ALIGNMENT 16", "#define SEED_MLP_ALIGNMENT 3"))

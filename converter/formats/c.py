@@ -25,7 +25,6 @@ from .c_parse import read  # noqa: F401  (the registry face: c.read)
 EXTENSIONS = (".h", ".c")
 OPTIONS = {"prefix": "", "header_only": False, "arrays": "flat", "align": 16}
 ARRAY_STYLES = ("flat", "nested")
-_SUFFIXES = ("_INDEX", "_SIZE", "_BYTES", "_RANK")  # per-tensor macros, plus _DIM0, _DIM1, ...
 
 
 def files(stem: str, *, header_only: bool = False, **_: object) -> list[str]:
@@ -259,7 +258,7 @@ class _Unit:
             out.write(f"  {{{c_text.c_string(tensor.name)}, {data}, {m}_DTYPE_{tensor.dtype.upper()}, {len(tensor.shape)}, "
                       f"{{{', '.join(map(str, dims))}}}, {tensor.array.size}u, {tensor.nbytes}u}},\n")
         if not self.tensors:
-            out.write(f"  {{\"\", NULL, 0, 0, {{0}}, 0u, 0u}},\n")
+            out.write("  {\"\", NULL, 0, 0, {0}, 0u, 0u},\n")
         out.write(f"}};\n\n{storage_class}const {p}_layer_t {p}_layers[{max(len(self._layers()), 1)}] = {{\n")
         for name, class_name, activation, first, count in self._layers() or [("", "", "", 0, 0)]:
             out.write(f"  {{{c_text.c_string(name)}, {c_text.c_string(class_name)}, {c_text.c_string(activation)}, "

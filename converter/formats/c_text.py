@@ -104,7 +104,6 @@ _POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
 _EXP10 = np.floor((np.arange(256) - 127) * np.log10(2)).astype(np.int32)
 _NEXT_POWER = _POW10[np.clip(_EXP10 + 61, 0, 120)]
 _SCALE = np.stack([_POW10[np.clip(68 - _EXP10, 0, 120)], _POW10[np.clip(67 - _EXP10, 0, 120)]], axis=1)
-FLOAT32_WIDTH = 16
 
 
 def float32_tokens(values: np.ndarray) -> np.ndarray:
