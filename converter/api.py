@@ -169,6 +169,7 @@ class FileCheck:
     format: str
     tensors: int = 0
     problems: list[str] = field(default_factory=list)
+    compiled_with: str | None = None  # the compiler that built and checked this format's files
 
     @property
     def ok(self) -> bool:
@@ -222,6 +223,8 @@ def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, 
     module = registry.get(name) if name in registry.FORMATS else None
     if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
         checks[0].problems += module.compile_problems([folder / e["path"] for e in entries], manifest, cc)
+        for check in checks:
+            check.compiled_with = cc
     return checks
 
 

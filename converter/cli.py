@@ -139,13 +139,15 @@ def run_export(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     report = api.verify(args.folder, compile=args.compile, cc=args.cc)
     if args.json:
-        files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems}
-                 for f in report.files]
+        files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems,
+                  "compiled_with": f.compiled_with} for f in report.files]
         print(json.dumps({"folder": report.folder, "ok": report.ok, "files": files}, sort_keys=True, indent=2))
     else:
         for check in report.files:
             status = "OK  " if check.ok else "FAIL"
-            print(f"{status} {check.path:<40} {check.format:<12} {check.tensors} tensors")
+            held = f"{check.tensors} tensors" if check.tensors else "declarations"
+            compiled = f", compiled with {check.compiled_with}" if check.compiled_with else ""
+            print(f"{status} {check.path:<40} {check.format:<12} {held}{compiled}")
             for problem in check.problems:
                 print(f"       {problem}")
         print(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
