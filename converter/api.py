@@ -17,33 +17,34 @@ from .errors import InputNotFound, OutputError, UsageError
 from .tensors import Tensor, canonical, sha256_of
 
 
-def extract(source: Any) -> list[Tensor]:
+def extract(source: Any, *, reader: str = "auto") -> list[Tensor]:
     """Every weight of a ``keras.Model`` or model file, as records in model order.
 
     >>> tensors = extract("fixtures/seed_mlp.keras")
     >>> [(t.name, t.shape) for t in tensors][:2]
     [('dense/kernel', (4, 20)), ('dense/bias', (20,))]
     """
-    return list(readers.read_model(source).tensors)
+    return list(readers.read_model(source, reader).tensors)
 
 
-def inspect(source: Any) -> dict:
+def inspect(source: Any, *, reader: str = "auto") -> dict:
     """The manifest of a model without exporting anything: layers, tensors, shapes, dtypes, checksums.
 
     >>> info = inspect("fixtures/seed_mlp.keras")
     >>> info["model"]["parameters"], [layer["class"] for layer in info["layers"]]
     (321, ['Dense', 'Dense', 'Dense'])
     """
-    return manifests.build(readers.read_model(source))
+    return manifests.build(readers.read_model(source, reader))
 
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
            force: bool = False, stem: str | None = None, layout: str = "keras",
-           options: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
+           options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto") -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
 
     ``layout`` names a layout change (see ``converter.layouts``); ``options`` maps a format name to
-    its writer options, e.g. ``{"c": {"prefix": "net", "header_only": True}}``.
+    its writer options, e.g. ``{"c": {"prefix": "net", "header_only": True}}``; ``reader`` is
+    ``auto``, ``keras`` or ``h5`` (see ``converter.readers.read_model``).
 
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
@@ -56,7 +57,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     format_names = registry.parse(formats)
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
-    model = readers.read_model(source)
+    model = readers.read_model(source, reader)
     stem = stem or _stem(model)
     names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
     _refuse_overwrite(folder, [*(n for group in names.values() for n in group), manifests.FILE_NAME], force)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 
-from . import api, formats, layouts
+from . import api, formats, layouts, readers
 from .formats import c
 from ._version import __version__
 from .errors import ConverterError
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "keras-weights inspect model.keras\n  keras-weights inspect model.h5 --json | jq .model")
     inspect.add_argument("model", help="a .keras or .h5 model file")
     inspect.add_argument("--json", action="store_true", help="print one JSON document (the manifest without files)")
+    _reader_option(inspect)
 
     export = _command(commands, "export", "write the weights in every chosen format plus manifest.json",
                       "keras-weights export model.keras -o out/\n  keras-weights export model.h5 -f parquet --force\n"
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keras (default): arrays as get_weights() returns them; dense_out_in: Dense kernels "
                              "transposed to [out][in] (CMSIS-NN, TFLite)")
     export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
+    _reader_option(export)
     c_options = export.add_argument_group("C output (-f c)")
     c_options.add_argument("--c-prefix", metavar="NAME", help="prefix of every C identifier (default: from the file name)")
     c_options.add_argument("--c-header-only", action="store_true", default=None,
@@ -76,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reader_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reader", default="auto", choices=readers.READERS,
+                        help="auto (default): load with Keras, or read the HDF5 data directly when Keras cannot; "
+                             "keras: Keras only; h5: the HDF5 data only, without importing TensorFlow")
+
+
 def _command(commands, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
     return commands.add_parser(name, help=summary, description=summary, epilog=f"examples:\n  {examples}",
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # argparse exits on --help, --version and usage errors
         return int(stop.code or 0)
+    _log_to_stderr()
     try:
         return COMMANDS[args.command](args)
     except ConverterError as error:
@@ -95,8 +105,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # a bug: say so briefly, unless --debug asks for the traceback
         return _report(error, args)
+
+
+def _log_to_stderr() -> None:
+    """Library warnings (such as a reader fallback) as one line each on stderr."""
+    log = logging.getLogger("converter")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("keras-weights: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
 
 
 def _report(error: Exception, args: argparse.Namespace) -> int:
@@ -114,7 +137,7 @@ def _report(error: Exception, args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    info = api.inspect(args.model)
+    info = api.inspect(args.model, reader=args.reader)
     print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info))
     return 0
 
@@ -123,7 +146,7 @@ def run_export(args: argparse.Namespace) -> int:
     given = {"prefix": args.c_prefix, "header_only": args.c_header_only, "arrays": args.c_arrays, "align": args.c_align}
     c_given = {key: value for key, value in given.items() if value is not None}
     manifest = api.export(args.model, args.output, args.formats, force=args.force, layout=args.layout,
-                          options={"c": c_given} if c_given else None)
+                          options={"c": c_given} if c_given else None, reader=args.reader)
     if args.json:
         print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
         return 0

@@ -39,8 +39,9 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
     return {
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
-        "source": {"file": model.source.file, "format": model.source.format,
-                   "sha256": model.source.sha256, "reader": model.source.reader},
+        "source": {"file": model.source.file, "format": model.source.format, "sha256": model.source.sha256,
+                   "reader": model.source.reader, "keras_version": model.source.keras_version,
+                   "backend": model.source.backend, "note": model.source.note},
         "producer": producer(),
         "model": {
             "name": model.name, "class": model.class_name, "inputs": model.inputs, "outputs": model.outputs,

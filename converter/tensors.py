@@ -97,7 +97,10 @@ class Source:
     file: str | None      # file or folder name, never an absolute path
     format: str           # "keras", "h5", "keras.Model" (in memory)
     sha256: str | None
-    reader: str           # which reader produced the records
+    reader: str           # which reader produced the records: "keras" or "h5"
+    keras_version: str | None = None  # what the file says about itself
+    backend: str | None = None
+    note: str | None = None  # why this reader was used, or what it had to infer
 
 
 @dataclass(frozen=True)

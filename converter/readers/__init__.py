@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputInvalid, InputNotFound, UsageError
+from ..errors import InputInvalid, InputNotFound, UnsafeInput, UsageError
 from ..tensors import ModelWeights, Source
+from . import hdf5
 from . import keras as keras_reader
 
 _SIGNATURES = {b"\x89HDF\r\n\x1a\n": "h5", b"PK\x03\x04": "keras"}
@@ -29,14 +32,43 @@ def is_model(source: Any) -> bool:
     return hasattr(source, "layers") and hasattr(source, "get_weights") and not isinstance(source, (str, os.PathLike))
 
 
-def read_model(source: Any) -> ModelWeights:
-    """Extract the weights of a ``keras.Model`` or of a model file."""
+READERS = ("auto", "keras", "h5")
+log = logging.getLogger("converter")
+
+
+def read_model(source: Any, reader: str = "auto") -> ModelWeights:
+    """Extract the weights of a ``keras.Model`` or of a model file with the chosen reader.
+
+    ``keras`` loads the model (safe mode, no compile) and calls ``get_weights()``; ``h5`` reads the
+    HDF5 data directly and never imports TensorFlow; ``auto`` uses ``keras`` when the model loads
+    and falls back to ``h5`` when it cannot, saying why in the log and in the manifest.
+    """
+    if reader not in READERS:
+        raise UsageError(f"unknown reader {reader!r}. Received: reader={reader}", hint=f"Choose from: {', '.join(READERS)}.")
     if is_model(source):
+        if reader == "h5":
+            raise UsageError("the h5 reader reads files; an in-memory model is read with reader='keras' or 'auto'")
         return keras_reader.read(source, Source(None, "keras.Model", None, keras_reader.NAME))
     path = input_path(source)
     kind = file_kind(path)
-    model = keras_reader.load(path, kind)
-    return keras_reader.read(model, Source(path.name, kind, file_sha256(path), keras_reader.NAME))
+    base = Source(path.name, kind, file_sha256(path), keras_reader.NAME, **hdf5.provenance(path, kind))
+    if reader == "h5":
+        return hdf5.read(path, kind, replace(base, reader=hdf5.NAME))
+    try:
+        model = keras_reader.load(path, kind)
+    except (InputInvalid, UnsafeInput) as error:
+        if reader == "keras":
+            raise
+        why = f"Keras could not load the model ({error.code}: {_first_sentence(str(error))})"
+        log.warning("%s; reading the weights directly from the HDF5 data instead", why)
+        weights = hdf5.read(path, kind, replace(base, reader=hdf5.NAME))
+        note = f"{why}; weights read directly from the HDF5 data"
+        return replace(weights, source=replace(weights.source, note="; ".join(filter(None, [note, weights.source.note]))))
+    return keras_reader.read(model, base)
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(": ", 1)[-1].split(". ")[0][:200]
 
 
 def input_path(source: Any) -> Path:

@@ -8,8 +8,6 @@ chain of names either way: ``inner/d/kernel``, ``mha/query/kernel``, ``lstm/lstm
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -18,20 +16,9 @@ from typing import Any
 
 from ..errors import InputInvalid, UnsafeInput
 from ..tensors import Layer, ModelWeights, Source, Tensor
+from . import describe
 
 NAME = "keras"
-
-# Config entries a user needs to run a layer with its weights; everything else stays out.
-CONFIG_KEYS = (
-    "activation", "recurrent_activation", "units", "filters", "kernel_size", "strides", "padding",
-    "dilation_rate", "groups", "depth_multiplier", "data_format", "use_bias", "axis", "epsilon",
-    "momentum", "center", "scale", "return_sequences", "return_state", "go_backwards", "stateful",
-    "unroll", "reset_after", "unit_forget_bias", "input_dim", "output_dim", "mask_zero", "num_heads",
-    "key_dim", "value_dim", "output_shape", "equation", "bias_axes", "pool_size", "rate",
-    "target_shape", "dims", "merge_mode", "size", "interpolation", "cropping", "max_value",
-    "negative_slope", "threshold", "alpha", "theta",
-)
-
 
 @contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
@@ -140,7 +127,7 @@ def _describe(index: int, layer: Any, tensor_names: tuple[str, ...]) -> Layer:
     config = layer.get_config() if hasattr(layer, "get_config") else {}
     return Layer(
         index=index, name=layer.name, class_name=type(layer).__name__,
-        config={key: _jsonable(config[key]) for key in CONFIG_KEYS if key in config},
+        config=describe.summary(config),
         input_shape=_shapes(lambda: layer.input), output_shape=_shapes(lambda: layer.output),
         tensors=tensor_names,
     )
@@ -158,17 +145,3 @@ def _shapes(get: Any) -> Any:
         return {key: _shapes(lambda item=item: item) for key, item in sorted(structure.items())}
     shape = getattr(structure, "shape", None)
     return None if shape is None else [None if d is None else int(d) for d in shape]
-
-
-def _jsonable(value: Any) -> Any:
-    """Config values as plain JSON (tuples to lists, non-finite floats and objects to strings)."""
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    try:
-        return json.loads(json.dumps(value, sort_keys=True, allow_nan=False, default=str))
-    except ValueError:
-        return str(value)

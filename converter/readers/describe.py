@@ -1,0 +1,39 @@
+"""What both readers say about a layer: the config entries a user needs to run it with its weights."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+CONFIG_KEYS = (
+    "activation", "recurrent_activation", "units", "filters", "kernel_size", "strides", "padding",
+    "dilation_rate", "groups", "depth_multiplier", "data_format", "use_bias", "axis", "epsilon",
+    "momentum", "center", "scale", "return_sequences", "return_state", "go_backwards", "stateful",
+    "unroll", "reset_after", "unit_forget_bias", "input_dim", "output_dim", "mask_zero", "num_heads",
+    "key_dim", "value_dim", "output_shape", "equation", "bias_axes", "pool_size", "rate",
+    "target_shape", "dims", "merge_mode", "size", "interpolation", "cropping", "max_value",
+    "negative_slope", "threshold", "alpha", "theta",
+)
+
+
+def summary(config: dict) -> dict:
+    """The entries of a layer config that matter for using its weights, as plain JSON.
+
+    >>> summary({"units": 4, "activation": "relu", "kernel_initializer": {"class_name": "GlorotUniform"}})
+    {'activation': 'relu', 'units': 4}
+    """
+    return {key: jsonable(config[key]) for key in CONFIG_KEYS if key in config}
+
+
+def jsonable(value: Any) -> Any:
+    """Config values as plain JSON (tuples to lists, non-finite floats and objects to strings)."""
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    try:
+        return json.loads(json.dumps(value, sort_keys=True, allow_nan=False, default=str))
+    except ValueError:
+        return str(value)

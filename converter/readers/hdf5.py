@@ -1,0 +1,206 @@
+"""The direct reader: weights straight from the HDF5 data in ``.h5``, ``.weights.h5`` and ``.keras`` files.
+
+No TensorFlow import, no model code: h5py reads the datasets and ``json`` the stored configuration.
+It yields the same records as the ``get_weights()`` reader (names, order, roles, dtypes, bytes) for
+every model both can read, and also reads what Keras 3 no longer loads: Keras 1/2 and tf.keras
+files, Lambda layers, weights-only files.
+
+Legacy HDF5 (``model.save("x.h5")`` and ``save_weights``) is followed through its ``layer_names`` and
+``weight_names`` attributes, in the order they list; names differ by era (``convolution2d_1_W:0``,
+``dense_1/kernel:0``, ``model/dense/kernel``) and are mapped to the Keras 3 layer chain. Keras 3
+archives are read by ``keras3_layout``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import InputInvalid
+from ..tensors import Layer, ModelWeights, Source, Tensor
+from . import describe, keras3_layout
+
+NAME = "h5"
+NON_TRAINABLE_ROLES = {"moving_mean", "moving_variance", "running_mean", "running_std", "count"}
+RNN_CELLS = {**keras3_layout.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
+
+
+def read(path: Path, kind: str, source: Source) -> ModelWeights:
+    """Read every weight of a model or weights file without Keras."""
+    try:
+        if kind == "keras":
+            return _read_archive(path, source)
+        with h5py.File(path, "r") as handle:
+            return _read_hdf5(handle, path.name, source)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise InputInvalid(f"cannot read the weights in {path.name}: {type(error).__name__}: {error}",
+                           hint="The file is damaged or incomplete; download or save it again.") from None
+
+
+def provenance(path: Path, kind: str) -> dict[str, str | None]:
+    """What a file says about the Keras that wrote it: ``keras_version`` and ``backend`` (None if silent)."""
+    try:
+        if kind == "keras":
+            with zipfile.ZipFile(path) as archive:
+                metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in archive.namelist() else {}
+            return {"keras_version": metadata.get("keras_version"), "backend": metadata.get("backend")}
+        with h5py.File(path, "r") as handle:
+            root = handle["model_weights"] if "model_weights" in handle else handle
+            return {key: _text_attr(handle.attrs, key) or _text_attr(root.attrs, key) for key in ("keras_version", "backend")}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {"keras_version": None, "backend": None}  # the reader itself reports the damage
+
+
+def _read_hdf5(handle: h5py.File, file_name: str, source: Source) -> ModelWeights:
+    root = handle["model_weights"] if "model_weights" in handle else handle
+    if "layer_names" in root.attrs:
+        return _read_legacy(handle, root, file_name, source)
+    if "layers" in handle or "vars" in handle:
+        provenance = {"keras_version": None, "backend": None}
+        return keras3_layout.read(handle, None, file_name, _with(source, **provenance))
+    raise InputInvalid(f"{file_name} is an HDF5 file but holds no Keras weights (no layer_names, no layers group)",
+                       hint="Pass a file written by Keras model.save() or save_weights().")
+
+
+def _read_archive(path: Path, source: Source) -> ModelWeights:
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        missing = {"config.json", "model.weights.h5"} - names
+        if missing:
+            raise InputInvalid(f"{path.name} is a zip archive without {', '.join(sorted(missing))}",
+                               hint="A .keras file holds config.json, metadata.json and model.weights.h5.")
+        config = json.loads(archive.read("config.json"))
+        metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+        weights = archive.read("model.weights.h5")
+    provenance = {"keras_version": metadata.get("keras_version"), "backend": metadata.get("backend")}
+    with h5py.File(io.BytesIO(weights), "r") as handle:
+        return keras3_layout.read(handle, config, path.name, _with(source, **provenance))
+
+
+def _with(source: Source, **changes: Any) -> Source:
+    from dataclasses import replace
+
+    return replace(source, **{k: v for k, v in changes.items() if v is not None or getattr(source, k) is None})
+
+
+# --- legacy HDF5 -----------------------------------------------------------------------------
+
+def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: Source) -> ModelWeights:
+    config = _json_attr(handle.attrs, "model_config")
+    layer_configs = _layer_configs(config)
+    model_name = (config or {}).get("config", {}).get("name", "") if isinstance((config or {}).get("config"), dict) else ""
+    tensors, layers, used = [], [], set()
+    for index, layer_name in enumerate(_strings(root.attrs["layer_names"])):
+        if layer_name not in root:
+            raise InputInvalid(f"{file_name} lists layer {layer_name!r} in layer_names but has no group for it",
+                               hint="The file is inconsistent (truncated or edited); save it again.")
+        class_name, layer_config = layer_configs.get(layer_name, ("", {}))
+        mine = [_legacy_tensor(root[layer_name], weight_name, layer_name, index, class_name, layer_config,
+                               model_name, used, file_name)
+                for weight_name in _strings(root[layer_name].attrs.get("weight_names", []))]
+        tensors += mine
+        layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
+                            tuple(t.name for t in mine)))
+    provenance = {"keras_version": _text_attr(handle.attrs, "keras_version") or _text_attr(root.attrs, "keras_version"),
+                  "backend": _text_attr(handle.attrs, "backend") or _text_attr(root.attrs, "backend")}
+    return ModelWeights(model_name or Path(file_name).stem, (config or {}).get("class_name", ""),
+                        _input_shapes(config), None, tuple(layers), tuple(tensors), _with(source, **provenance))
+
+
+def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,
+                   layer_config: dict, model_name: str, used: set[str], file_name: str) -> Tensor:
+    if weight_name not in group:
+        raise InputInvalid(f"{file_name}: layer {layer_name!r} lists weight {weight_name!r} but the dataset is missing",
+                           hint="The file is inconsistent (truncated or edited); save it again.")
+    parts = _relative_parts(weight_name, layer_name, model_name)
+    parts, owner_class = _keras3_chain(parts, class_name, layer_config)
+    name = keras3_layout.unique(f"{layer_name}/{'/'.join(parts)}", used)
+    trainable = bool(layer_config.get("trainable", True)) and parts[-1] not in NON_TRAINABLE_ROLES
+    return Tensor(name, layer_name, parts[-1], index, trainable, keras3_layout.dataset_array(group[weight_name]),
+                  owner_class=owner_class)
+
+
+def _relative_parts(weight_name: str, layer_name: str, model_name: str) -> list[str]:
+    """A weight's path below its layer: ``dense_1/kernel:0`` -> [kernel]; Keras 1 ``dense_1_W:0`` -> [W]."""
+    text = re.sub(r":\d+$", "", weight_name)
+    parts = text.split("/")
+    if len(parts) == 1:  # Keras 1: <layer>_<role>
+        role = text[len(layer_name) + 1:] if text.startswith(layer_name + "_") else text
+        return [role]
+    if layer_name in parts[:-1]:
+        return parts[parts.index(layer_name) + 1:]
+    return parts[1:] if parts[0] == model_name else parts  # weights of a nested model's own layers
+
+
+def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list[str], str]:
+    """Insert the sub-layers Keras 3 puts between a layer and its variables; return the owner's class.
+
+    Keras 2 stored ``lstm_1/kernel:0`` where Keras 3 has ``lstm_1/lstm_cell/kernel``, and
+    ``bidirectional_1/forward_lstm_1/kernel:0`` for ``.../forward_lstm_1/lstm_cell/kernel``.
+    """
+    if class_name in RNN_CELLS and len(parts) == 1:
+        parts = [keras3_layout.snake_case(RNN_CELLS[class_name]), parts[0]]
+    inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
+    if inner and class_name == "Bidirectional" and len(parts) == 2 and inner.get("class_name") in RNN_CELLS:
+        parts = [parts[0], keras3_layout.snake_case(RNN_CELLS[inner["class_name"]]), parts[1]]
+    elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
+        parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
+    return parts, _owner_class(parts[:-1], class_name, config)
+
+
+def _owner_class(chain: list[str], class_name: str, config: dict) -> str:
+    """The class of the sub-layer that owns a variable, following the chain of names through the config."""
+    for name in chain:
+        by_name = {c.get("name"): (e.get("class_name", ""), c) for e in config.get("layers", []) or []
+                   for c in [e.get("config", {})]}
+        if name in by_name:
+            class_name, config = by_name[name]
+            continue
+        attribute = ("cell" if class_name in RNN_CELLS else "forward_layer" if name.startswith("forward_")
+                     else "backward_layer" if name.startswith("backward_") else
+                     keras3_layout.MHA_ATTRIBUTES.get(name, "layer"))
+        class_name, config, _ = keras3_layout.child_identity(class_name, config, attribute)
+    return class_name
+
+
+def _layer_configs(config: dict | None) -> dict[str, tuple[str, dict]]:
+    """Layer name -> (class, config) from a legacy model_config, whatever its era's shape."""
+    if not config:
+        return {}
+    body = config.get("config", {})
+    entries = body.get("layers", []) if isinstance(body, dict) else body  # Keras < 2.2 Sequential: a bare list
+    result = {}
+    for entry in entries:
+        layer_config = entry.get("config", {})
+        result[layer_config.get("name", "")] = (entry.get("class_name", ""), layer_config)
+    return result
+
+
+def _input_shapes(config: dict | None) -> Any:
+    shapes = [c.get("batch_input_shape") or c.get("batch_shape") for _, c in _layer_configs(config).values()
+              if c.get("batch_input_shape") or c.get("batch_shape")]
+    return [describe.jsonable(s) for s in shapes] or None
+
+
+def _strings(values: Any) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.atleast_1d(values).tolist()] \
+        if len(np.atleast_1d(values)) else []
+
+
+def _text_attr(attrs: h5py.AttributeManager, key: str) -> str | None:
+    value = attrs.get(key)
+    return value.decode("utf-8") if isinstance(value, bytes) else (str(value) if value is not None else None)
+
+
+def _json_attr(attrs: h5py.AttributeManager, key: str) -> dict | None:
+    text = _text_attr(attrs, key)
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None

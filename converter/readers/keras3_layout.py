@@ -1,0 +1,218 @@
+"""Keras 3 weight files (``model.weights.h5`` inside ``.keras``, and ``.weights.h5``), read without Keras.
+
+Keras 3 stores each layer's own variables as ``<path>/vars/0``, ``vars/1``, ... (trainable ones first,
+as ``layer.weights`` lists them), under groups named by class and counter (``layers/dense_1``), not by
+layer name, and sub-layers under their attribute names (``cell``, ``forward_layer``, ``query_dense``).
+``config.json`` gives the layer order, names, classes and configs; the ``name`` attribute Keras writes on
+each ``vars`` group gives sub-layer names. Variables have no names in the file, so roles come from the
+table below (the order in which each class creates its variables); a class not in the table gets roles
+``var_0``, ``var_1``, ... and the manifest says so.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import h5py
+import ml_dtypes
+import numpy as np
+
+from ..tensors import Layer, ModelWeights, Source, Tensor
+from . import describe
+
+_KERNEL_BIAS = ("kernel", "bias")
+ROLES: dict[str, tuple[str, ...]] = {
+    **{name: _KERNEL_BIAS for name in (
+        "Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
+        "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "LocallyConnected1D", "LocallyConnected2D")},
+    "SeparableConv1D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "LayerNormalization": ("gamma", "beta"), "GroupNormalization": ("gamma", "beta"),
+    "RMSNormalization": ("scale",), "Embedding": ("embeddings",), "PReLU": ("alpha",),
+    "Normalization": ("mean", "variance", "count"),
+    "LSTMCell": ("kernel", "recurrent_kernel", "bias"), "GRUCell": ("kernel", "recurrent_kernel", "bias"),
+    "SimpleRNNCell": ("kernel", "recurrent_kernel", "bias"),
+    "ConvLSTMCell": ("kernel", "recurrent_kernel", "bias"),
+}
+_OPTIONAL = {"bias": "use_bias", "gamma": "scale", "beta": "center"}  # roles a config flag can switch off
+NON_TRAINABLE = {"moving_mean", "moving_variance", "mean", "variance", "count"}
+RNN_CELLS = {"LSTM": "LSTMCell", "GRU": "GRUCell", "SimpleRNN": "SimpleRNNCell", "ConvLSTM1D": "ConvLSTMCell",
+             "ConvLSTM2D": "ConvLSTMCell", "ConvLSTM3D": "ConvLSTMCell"}
+# Sub-layers in the order the layer creates them (its weights list them in this order).
+CHILD_ORDER = {"MultiHeadAttention": ("query_dense", "key_dense", "value_dense", "output_dense"),
+               "Bidirectional": ("forward_layer", "backward_layer")}
+_MHA_NAMES = {"query_dense": "query", "key_dense": "key", "value_dense": "value", "output_dense": "attention_output"}
+MHA_ATTRIBUTES = {name: attribute for attribute, name in _MHA_NAMES.items()}
+_CONTAINERS = ("Sequential", "Functional", "Model")
+
+
+def read(handle: h5py.File, config: dict | None, file_name: str, source: Source) -> ModelWeights:
+    """Every weight in a Keras 3 weights file, grouped by top-level layer, in model order."""
+    model_class = (config or {}).get("class_name", "")
+    model_config = (config or {}).get("config", {})
+    notes: list[str] = []
+    entries = list(_layer_entries(handle, "", model_class, model_config) if config else _entries_from_groups(handle, notes))
+    tensors, layers, used = [], [], set()
+    for index, (path, class_name, layer_config, layer_name) in enumerate(entries):
+        mine = []
+        for parts, owner, role, array in _walk(handle, path, class_name, layer_config, notes):
+            name = unique("/".join([layer_name, *parts, role]), used)
+            trainable = bool(layer_config.get("trainable", True)) and role not in NON_TRAINABLE
+            mine.append(Tensor(name, layer_name, role, index, trainable, array, owner_class=owner))
+        tensors += mine
+        layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
+                            tuple(t.name for t in mine)))
+    name = model_config.get("name") or _vars_name(handle, "") or file_name.split(".")[0]
+    note = "; ".join(dict.fromkeys(notes)) or None
+    from dataclasses import replace
+
+    return ModelWeights(name, model_class, None, None, tuple(layers), tuple(tensors),
+                        replace(source, note=note) if note else source)
+
+
+def _layer_entries(handle: h5py.File, path: str, class_name: str, config: dict) -> Iterator[tuple]:
+    """(group path, class, config, name) of a container's layers, named the way Keras 3 saved them."""
+    counters: dict[str, int] = {}
+    for entry in config.get("layers", []):
+        entry_class = entry.get("class_name", "")
+        if class_name == "Sequential" and entry_class == "InputLayer":
+            continue  # a Sequential's layers list has no InputLayer
+        group = _counted(snake_case(entry_class), counters)
+        layer_config = entry.get("config", {})
+        yield f"{path}layers/{group}", entry_class, layer_config, layer_config.get("name", group)
+
+
+def _entries_from_groups(handle: h5py.File, notes: list[str]) -> Iterator[tuple]:
+    """Without config.json (a ``.weights.h5`` file): layers by group, classes guessed from group names.
+
+    The file does not record the layers' order (HDF5 lists groups by name), but Keras writes them in
+    model order into a fresh file, so each layer's first data offset gives that order back.
+    """
+    groups = handle.get("layers", {})
+    notes.append("weights-only file: layer order taken from where each layer's data lies in the file")
+    for group in sorted(groups, key=lambda g: (_first_offset(groups[g]), _natural(g))):
+        yield f"layers/{group}", guess_class(group), {}, _vars_name(handle, f"layers/{group}") or group
+
+
+def guess_class(name: str) -> str:
+    """A known layer class from a Keras-made name (``dense_3``, ``forward_lstm``, ``lstm_cell``), or ""."""
+    return _CLASS_BY_SNAKE.get(re.sub(r"^(forward|backward)_|_\d+$", "", name), "")
+
+
+def _first_offset(group: h5py.Group) -> float:
+    offsets = []
+    group.visititems(lambda _, item: offsets.append(item.id.get_offset()) if isinstance(item, h5py.Dataset) else None)
+    known = [offset for offset in offsets if offset is not None]
+    return min(known) if known else float("inf")
+
+
+def _walk(handle: h5py.File, path: str, class_name: str, config: dict, notes: list[str]) -> Iterator[tuple]:
+    """(sub-layer names, owner class, role, array) for a layer's own variables, then its sub-layers'."""
+    arrays = _own_arrays(handle, path)
+    for role, array in zip(_roles(class_name, config, len(arrays), notes), arrays, strict=True):
+        yield [], class_name, role, array
+    for child, child_class, child_config, child_name in _children(handle, path, class_name, config, notes):
+        for parts, owner, role, array in _walk(handle, child, child_class, child_config, notes):
+            yield [child_name, *parts], owner, role, array
+
+
+def _children(handle: h5py.File, path: str, class_name: str, config: dict, notes: list[str]) -> Iterator[tuple]:
+    if class_name in _CONTAINERS or "layers" in config:
+        yield from _layer_entries(handle, f"{path}/", class_name, config)
+        return
+    group = handle.get(path)
+    present = [name for name in (group or {}) if name not in ("vars", "layers")]
+    order = CHILD_ORDER.get(class_name)
+    if order is None and len(present) > 1:
+        notes.append(f"order of the sub-layers of {class_name or 'an unknown layer class'} taken from the file")
+    for attribute in [n for n in (order or ()) if n in present] + sorted(n for n in present if n not in (order or ())):
+        child_path = f"{path}/{attribute}"
+        child_class, child_config, default_name = child_identity(class_name, config, attribute)
+        name = _vars_name(handle, child_path) or default_name
+        yield child_path, child_class or guess_class(name), child_config, name
+
+
+def child_identity(parent: str, config: dict, attribute: str) -> tuple[str, dict, str]:
+    """Class, config and fallback name of a sub-layer, from its parent's class and config."""
+    inner = config.get("layer") if isinstance(config.get("layer"), dict) else {}
+    if attribute == "cell" and parent in RNN_CELLS:
+        cell = RNN_CELLS[parent]
+        return cell, config, snake_case(cell)
+    if attribute in ("forward_layer", "backward_layer", "layer") and inner:
+        inner_config = config.get("backward_layer") if attribute == "backward_layer" and config.get("backward_layer") else inner
+        name = inner_config.get("config", {}).get("name", attribute)
+        prefix = {"forward_layer": "forward_", "backward_layer": "backward_"}.get(attribute, "")
+        return inner_config.get("class_name", ""), inner_config.get("config", {}), prefix + name
+    if parent == "MultiHeadAttention" and attribute in _MHA_NAMES:
+        return "EinsumDense", {"use_bias": config.get("use_bias", True)}, _MHA_NAMES[attribute]
+    return "", {}, attribute
+
+
+def _roles(class_name: str, config: dict, count: int, notes: list[str]) -> list[str]:
+    roles = [r for r in ROLES.get(class_name, ()) if config.get(_OPTIONAL.get(r, ""), True) is not False]
+    if len(roles) == count:
+        return roles
+    if count:
+        notes.append(f"variable roles of {class_name or 'an unknown layer class'} not known: named var_0, var_1, ...")
+    return [f"var_{i}" for i in range(count)]
+
+
+def _own_arrays(handle: h5py.File, path: str) -> list[np.ndarray]:
+    group = handle.get(f"{path}/vars" if path else "vars")
+    if group is None:
+        return []
+    return [dataset_array(group[key]) for key in sorted(group, key=int)]  # "10" after "9"
+
+
+def dataset_array(dataset: h5py.Dataset) -> np.ndarray:
+    """A dataset's values; bfloat16 (stored by Keras as opaque 2-byte data) comes back as bfloat16."""
+    array = dataset[()]
+    if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
+        array = np.asarray(array).view(ml_dtypes.bfloat16)
+    return np.asarray(array)
+
+
+def _vars_name(handle: h5py.File, path: str) -> str | None:
+    group = handle.get(f"{path}/vars" if path else "vars")
+    value = group.attrs.get("name") if group is not None else None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def snake_case(name: str) -> str:
+    """Keras's own class-name-to-group-name rule (keras.src.utils.naming.to_snake_case).
+
+    >>> snake_case("LSTMCell"), snake_case("MultiHeadAttention"), snake_case("Conv2D")
+    ('lstm_cell', 'multi_head_attention', 'conv2d')
+    """
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique(name: str, used: set[str]) -> str:
+    """``name``, or ``name_1``, ``name_2``... if an earlier tensor took it."""
+    candidate, counter = name, 0
+    while candidate in used:
+        counter += 1
+        candidate = f"{name}_{counter}"
+    used.add(candidate)
+    return candidate
+
+
+def _counted(name: str, counters: dict[str, int]) -> str:
+    if name in counters:
+        counters[name] += 1
+        return f"{name}_{counters[name]}"
+    counters[name] = 0
+    return name
+
+
+def _natural(text: str) -> tuple:
+    match = re.fullmatch(r"(.*?)(?:_(\d+))?", text)
+    return match.group(1), int(match.group(2) or -1)
+
+
+_CLASS_BY_SNAKE = {snake_case(c): c for c in [*ROLES, *RNN_CELLS, "Bidirectional", "TimeDistributed",
+                                              "MultiHeadAttention", "Sequential", "Functional"]}

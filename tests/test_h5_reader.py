@@ -1,0 +1,122 @@
+"""The direct HDF5 reader: same records as get_weights() without Keras, and files Keras cannot load."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+import converter
+from converter.readers import read_model
+from conftest import ALL_MODEL_FILES, FIXTURES, ROOT, SEED_H5, SEED_KERAS, assert_bit_identical, reference_weights
+
+
+def records(weights) -> list[tuple]:
+    return [(t.name, t.layer, t.role, t.layer_index, t.dtype, t.shape, t.trainable, t.sha256, t.owner_class)
+            for t in weights.tensors]
+
+
+@pytest.mark.parametrize("path", ALL_MODEL_FILES, ids=lambda p: p.name)
+def test_direct_reader_gives_the_same_records_as_get_weights(path):
+    assert records(read_model(path, "h5")) == records(read_model(path, "keras"))
+
+
+@pytest.mark.parametrize("path", ALL_MODEL_FILES, ids=lambda p: p.name)
+def test_direct_reader_layers_match_the_keras_layers(path):
+    direct, keras_read = read_model(path, "h5"), read_model(path, "keras")
+    assert [(l.index, l.name, l.class_name, l.tensors) for l in direct.layers] == \
+           [(l.index, l.name, l.class_name, l.tensors) for l in keras_read.layers]
+
+
+def test_reader_h5_never_imports_tensorflow():
+    code = ("import sys, converter; converter.export('fixtures/seed_mlp.h5', sys.argv[1], reader='h5'); "
+            "converter.inspect('fixtures/seed_mlp.keras', reader='h5'); "
+            "assert not {'tensorflow', 'keras'} & set(sys.modules), sorted(m for m in sys.modules if 'tensorflow' in m)[:3]")
+    result = subprocess.run([sys.executable, "-c", code, "/tmp/kw-no-tf"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    shutil.rmtree("/tmp/kw-no-tf", ignore_errors=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_weights_only_files_get_layer_and_role_names(tmp_path, load_model):
+    for source in (SEED_KERAS, FIXTURES / "zoo" / "conv_bn.keras", FIXTURES / "zoo" / "recurrent.keras"):
+        model = load_model(source)
+        weights_file = tmp_path / f"{source.stem}.weights.h5"
+        model.save_weights(weights_file)
+        direct = read_model(weights_file, "h5")
+        assert [(t.name, t.role, t.sha256) for t in direct.tensors] == \
+               [(t.name, t.role, t.sha256) for t in converter.extract(model)]
+        auto = read_model(weights_file)  # Keras cannot load a weights-only file: auto falls back
+        assert auto.source.reader == "h5" and "Keras could not load the model" in auto.source.note
+
+
+def test_auto_falls_back_for_lambda_layers_without_running_their_code(tmp_path, keras_module, caplog):
+    marker = tmp_path / "code-ran"
+    layers = keras_module.layers
+    inputs = keras_module.Input((3,))
+    hidden = layers.Dense(4, name="d")(inputs)
+    creates_marker = eval(f"lambda x: (open({str(marker)!r}, 'w').close(), x * 2)[1]")  # no closure to serialize
+    touched = layers.Lambda(creates_marker, name="double")(hidden)
+    model = keras_module.Model(inputs, layers.Dense(1, name="out")(touched), name="with_lambda")
+    marker.unlink(missing_ok=True)  # building the model ran the lambda once; loading must not
+    for suffix in (".h5", ".keras"):
+        path = tmp_path / f"with_lambda{suffix}"
+        model.save(path)
+        with pytest.raises(converter.UnsafeInput):
+            read_model(path, "keras")
+        manifest = converter.export(path, tmp_path / suffix[1:])
+        assert manifest["source"]["reader"] == "h5" and "unsafe_input" in manifest["source"]["note"]
+        assert [t["name"] for t in manifest["tensors"]] == ["d/kernel", "d/bias", "out/kernel", "out/bias"]
+        for tensor, array in zip(manifest["tensors"], reference_weights(model), strict=True):
+            assert_bit_identical(converter.read(tmp_path / suffix[1:] / f"with_lambda.npz")[tensor["name"]], array)
+        assert not marker.exists()
+    assert any("reading the weights directly" in r.message for r in caplog.records)
+
+
+def test_provenance_is_recorded():
+    manifest = converter.inspect(SEED_H5, reader="h5")
+    assert (manifest["source"]["keras_version"], manifest["source"]["backend"]) == ("3.15.1", "tensorflow")
+    assert manifest["source"]["reader"] == "h5" and manifest["source"]["note"] is None
+    assert converter.inspect(SEED_KERAS)["source"]["keras_version"] == "3.15.1"
+
+
+def test_a_layer_name_without_its_group_is_a_clear_error(tmp_path):
+    broken = tmp_path / "broken.h5"
+    shutil.copy(SEED_H5, broken)
+    with h5py.File(broken, "r+") as handle:
+        del handle["model_weights/dense_1"]
+    with pytest.raises(converter.InputInvalid, match="lists layer 'dense_1' in layer_names but has no group"):
+        read_model(broken, "h5")
+
+
+def test_a_missing_dataset_is_a_clear_error(tmp_path):
+    broken = tmp_path / "broken.h5"
+    shutil.copy(SEED_H5, broken)
+    with h5py.File(broken, "r+") as handle:
+        group = handle["model_weights/dense"]
+        name = [n for n in group.attrs["weight_names"]][1]
+        del group[name if isinstance(name, str) else name.decode()]
+    with pytest.raises(converter.InputInvalid, match="layer 'dense' lists weight .* but the dataset is missing"):
+        read_model(broken, "h5")
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.7])
+def test_truncated_files_are_clear_errors(tmp_path, keep):
+    for source in (SEED_H5, SEED_KERAS):
+        data = source.read_bytes()
+        cut = tmp_path / source.name
+        cut.write_bytes(data[: int(len(data) * keep)])
+        with pytest.raises(converter.InputInvalid) as caught:
+            read_model(cut, "h5")
+        assert source.name in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_cli_reader_option(tmp_path, capsys):
+    from converter.cli import main
+
+    assert main(["inspect", str(SEED_H5), "--reader", "h5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"]["reader"] == "h5"
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz", "--reader", "keras"]) == 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["source"]["reader"] == "keras"
