@@ -200,7 +200,8 @@ def render_table(info: dict) -> str:
         return "  ".join(cells).rstrip()
 
     model, source = info["model"], info["source"]
-    title = f'Model: "{model["name"]}" ({model["class"]})' + (f" from {source['file']}" if source["file"] else "")
+    title = f'Model: "{_printable(model["name"])}"' + (f' ({model["class"]})' if model["class"] else "") + \
+        (f" from {_printable(source['file'])}" if source["file"] else "")
     rule = "-" * len(line(header))
     totals = f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes"
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, totals])

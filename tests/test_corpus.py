@@ -1,6 +1,6 @@
 """Real files from public repositories (../shared/corpus, skipped when absent).
 
-Every file exports and verifies with the default reader, except the SavedModel folder (a clear error).
+Every file, the SavedModel folder included, exports and verifies with the default reader.
 Where Keras 3 loads the model, both readers give identical records; where it does not, the direct
 reader's tensors are exactly the file's datasets, in the order its layer_names and weight_names give.
 """
@@ -36,11 +36,6 @@ def datasets_in_file_order(path: Path) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_corpus_file_exports_and_verifies(path: Path, tmp_path):
-    if path.is_dir():
-        with pytest.raises(converter.InputInvalid, match="SavedModel"):
-            converter.export(path, tmp_path / "out")
-        assert not (tmp_path / "out").exists()
-        return
     manifest = converter.export(path, tmp_path)
     assert converter.verify(tmp_path).ok
     assert manifest["model"]["tensors"] > 0 and manifest["source"]["keras_version"] != ""

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputInvalid, InputNotFound, UnsafeInput, UsageError
 from ..tensors import ModelWeights, Source
-from . import hdf5
+from . import hdf5, savedmodel
 from . import keras as keras_reader
 
 _SIGNATURES = {b"\x89HDF\r\n\x1a\n": "h5", b"PK\x03\x04": "keras"}
@@ -50,6 +50,11 @@ def read_model(source: Any, reader: str = "auto") -> ModelWeights:
             raise UsageError("the h5 reader reads files; an in-memory model is read with reader='keras' or 'auto'")
         return keras_reader.read(source, Source(None, "keras.Model", None, keras_reader.NAME))
     path = input_path(source)
+    if savedmodel.is_savedmodel(path):
+        if reader == "h5":
+            raise UsageError(f"{path.name} is a SavedModel folder: the h5 reader reads HDF5 files",
+                             hint="Use --reader auto (a SavedModel is read from its TensorFlow checkpoint).")
+        return savedmodel.read(path, Source(path.name, "savedmodel", folder_sha256(path), savedmodel.NAME))
     kind = file_kind(path)
     base = Source(path.name, kind, file_sha256(path), keras_reader.NAME, **hdf5.provenance(path, kind))
     if reader == "h5":
@@ -84,9 +89,9 @@ def input_path(source: Any) -> Path:
         raise InputNotFound(f"no such file: {text}")
     if path.is_dir():
         if (path / "saved_model.pb").exists():
-            raise InputInvalid(f"{path.name} is a TensorFlow SavedModel folder, which this version cannot read yet",
-                               hint="Load it in TensorFlow and save it with model.save('model.keras').")
-        raise InputInvalid(f"{text} is a folder, not a model file", hint="Pass a .keras or .h5 file.")
+            return path
+        raise InputInvalid(f"{text} is a folder, not a model file or SavedModel",
+                           hint="Pass a .keras or .h5 file, or a SavedModel folder (with saved_model.pb).")
     if not path.is_file():
         raise InputInvalid(f"{text} is not a regular file", hint="Pass a .keras or .h5 file.")
     return path
@@ -107,6 +112,12 @@ def file_kind(path: Path) -> str:
             hint=f"Rename it to end in {expected[0]} so Keras reads it as such.",
         )
     return kind
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over a folder's files: each file's relative path and sha256, one line each, sorted."""
+    lines = sorted(f"{p.relative_to(folder).as_posix()} {file_sha256(p)}\n" for p in folder.rglob("*") if p.is_file())
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:

@@ -1,0 +1,164 @@
+"""TensorFlow SavedModel folders: variables from the checkpoint, grouped by layer with role names.
+
+A SavedModel is trusted input: reading it needs TensorFlow (the checkpoint format is TensorFlow's),
+though no graph function is loaded or run. Layer names, classes and configs come from
+``keras_metadata.pb`` (written by tf.keras) when present; the checkpoint's object graph gives each
+layer's variables in the order the layer tracks them, non-trainable ones (BatchNorm statistics) right
+beside their layer. Optimizer slots are skipped.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputInvalid
+from ..tensors import Layer, ModelWeights, Source, Tensor
+from . import describe, keras3_layout
+
+NAME = "savedmodel"
+_NOT_LAYERS = {"variables", "trainable_variables", "non_trainable_variables", "regularization_losses",
+               "keras_api", "layer_metrics", "optimizer", "_default_save_signature"}
+NON_TRAINABLE = {"moving_mean", "moving_variance", "count", "mean", "variance"}
+
+
+def is_savedmodel(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+def read(folder: Path, source: Source) -> ModelWeights:
+    """Every variable of a SavedModel's Keras layers, in layer order."""
+    index = folder / "variables" / "variables.index"
+    if not index.is_file():
+        raise InputInvalid(f"{folder.name} is a SavedModel folder without variables/variables.index",
+                           hint="Copy the whole SavedModel folder, including its variables/ subfolder.")
+    checkpoint, graph = _checkpoint(folder / "variables" / "variables")
+    metadata = _keras_metadata(folder / "keras_metadata.pb")
+    root = graph.nodes[0]
+    layer_refs = sorted((int(c.local_name.split("-")[1]), c.node_id) for c in root.children
+                        if c.local_name.startswith("layer-"))
+    if not layer_refs:  # exported by Keras 3 (model.export): no layer objects, only a variables list
+        return _read_variable_list(checkpoint, graph, folder, source)
+    by_node = {}  # a layer is listed as layer-K and, with weights, also as layer_with_weights-J
+    for child in root.children:
+        by_node.setdefault(child.node_id, {}).update(metadata.get(f"root.{child.local_name}", {}))
+    tensors, layers, used = [], [], set()
+    for index_in_model, (position, node_id) in enumerate(layer_refs):
+        info = by_node.get(node_id, {})
+        layer_name = info.get("name") or f"layer_{position}"
+        mine = []
+        for full_name, key in _variables(graph, node_id, set()):
+            parts = full_name.split(":")[0].split("/")
+            chain = parts[parts.index(layer_name) + 1:] if layer_name in parts[:-1] else parts[-1:]
+            name = keras3_layout.unique("/".join([layer_name, *chain]), used)
+            role = chain[-1]
+            mine.append(Tensor(name, layer_name, role, index_in_model, role not in NON_TRAINABLE,
+                               checkpoint.get_tensor(key), owner_class=info.get("class_name", "")))
+        tensors += mine
+        layers.append(Layer(index_in_model, layer_name, info.get("class_name", ""),
+                            describe.summary(info.get("config", {}) or {}), None, None, tuple(t.name for t in mine)))
+    model_info = metadata.get("root", {})
+    return ModelWeights(model_info.get("name") or folder.name, model_info.get("class_name", ""), None, None,
+                        tuple(layers), tuple(tensors), source)
+
+
+def _read_variable_list(checkpoint: Any, graph: Any, folder: Path, source: Source) -> ModelWeights:
+    """Keras 3 exports track ``variables`` in model order; each variable's path names its layer."""
+    listing = next((c.node_id for c in graph.nodes[0].children if c.local_name == "variables"), None)
+    if listing is None:
+        raise InputInvalid(f"{folder.name}: the SavedModel has neither Keras layers nor a variables list",
+                           hint="Save the model with Keras (model.save or model.export).")
+    entries = sorted(graph.nodes[listing].children, key=lambda c: int(c.local_name))
+    tensors, used, order = [], set(), {}
+    for child in entries:
+        value = next(a for a in graph.nodes[child.node_id].attributes if a.name == "VARIABLE_VALUE")
+        path = value.full_name.split(":")[0]
+        layer_name = path.split("/")[0]
+        index = order.setdefault(layer_name, len(order))
+        role = path.split("/")[-1]
+        tensors.append(Tensor(keras3_layout.unique(path, used), layer_name, role, index, role not in NON_TRAINABLE,
+                              checkpoint.get_tensor(value.checkpoint_key)))
+    layers = tuple(Layer(i, name, "", {}, None, None, tuple(t.name for t in tensors if t.layer == name))
+                   for name, i in order.items())
+    note = "SavedModel without Keras layer metadata: layers and order taken from the exported variables list"
+    from dataclasses import replace
+
+    return ModelWeights(folder.name, "", None, None, layers, tuple(tensors), replace(source, note=note))
+
+
+def _variables(graph: Any, node_id: int, seen: set[int]) -> list[tuple[str, str]]:
+    """(full name, checkpoint key) of the variables under a node: its own first, then sub-layers'."""
+    own, nested = [], []
+    for child in graph.nodes[node_id].children:
+        if child.local_name in _NOT_LAYERS or child.local_name.startswith("_") or child.node_id in seen:
+            continue
+        seen.add(child.node_id)
+        node = graph.nodes[child.node_id]
+        values = [a for a in node.attributes if a.name == "VARIABLE_VALUE"]
+        if values:
+            own.append((values[0].full_name or child.local_name, values[0].checkpoint_key))
+        else:
+            nested += _variables(graph, child.node_id, seen)
+    return own + nested
+
+
+def _checkpoint(prefix: Path) -> tuple[Any, Any]:
+    from .keras import import_keras, native_stderr_silenced
+
+    import_keras()  # sets up TensorFlow quietly
+    with native_stderr_silenced():
+        import tensorflow as tf
+        from tensorflow.core.protobuf import trackable_object_graph_pb2
+    try:
+        checkpoint = tf.train.load_checkpoint(str(prefix))
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(checkpoint.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except Exception as error:  # TensorFlow raises its own error types for damaged checkpoints
+        raise InputInvalid(f"cannot read the SavedModel checkpoint {prefix.parent.parent.name}/variables: "
+                           f"{type(error).__name__}: {' '.join(str(error).split())[:200]}",
+                           hint="The folder is damaged or incomplete; copy it again.") from None
+    return checkpoint, graph
+
+
+def _keras_metadata(path: Path) -> dict[str, dict]:
+    """node_path -> metadata JSON from keras_metadata.pb (SavedMetadata: repeated SavedObject nodes = 1)."""
+    if not path.is_file():
+        return {}
+    result = {}
+    for node in _fields(path.read_bytes()).get(1, []):
+        fields = _fields(node)
+        node_path = fields.get(3, [b""])[0].decode("utf-8", "replace")
+        try:
+            result[node_path] = json.loads(fields.get(5, [b"{}"])[0])
+        except ValueError:
+            continue
+    return result
+
+
+def _fields(data: bytes) -> dict[int, list]:
+    """The length-delimited and varint fields of one protobuf message (wire types 0 and 2 only)."""
+    fields: dict[int, list] = {}
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, position = _varint(data, position)
+        elif wire_type == 2:
+            length, position = _varint(data, position)
+            value, position = data[position:position + length], position + length
+        else:
+            raise InputInvalid("keras_metadata.pb has an unexpected layout", hint="Save the model again.")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result, position

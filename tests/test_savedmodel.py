@@ -1,0 +1,40 @@
+"""SavedModel folders: variables from the TensorFlow checkpoint, grouped by layer with role names."""
+import pytest
+
+import converter
+from converter.readers import read_model
+from conftest import FIXTURES, ROOT, assert_bit_identical, reference_weights
+
+CORPUS_SAVEDMODEL = ROOT.parent / "shared" / "corpus" / "tinyml-uraich" / "magic_wand_savedmodel"
+
+
+def test_keras3_export_gives_every_variable_by_layer(tmp_path, load_model):
+    model = load_model(FIXTURES / "zoo" / "conv_bn.keras")
+    model.export(tmp_path / "exported", verbose=False)
+    weights = read_model(tmp_path / "exported")
+    expected = converter.extract(model)
+    assert [(t.name, t.layer, t.role, t.trainable) for t in weights.tensors] == \
+           [(t.name, t.layer, t.role, t.trainable) for t in expected]
+    for tensor, array in zip(weights.tensors, reference_weights(model), strict=True):
+        assert_bit_identical(tensor.array, array)
+    assert "variables list" in weights.source.note and weights.source.format == "savedmodel"
+
+
+def test_savedmodel_without_variables_is_a_clear_error(tmp_path, load_model):
+    load_model(FIXTURES / "seed_mlp.keras").export(tmp_path / "sm", verbose=False)
+    for item in (tmp_path / "sm" / "variables").iterdir():
+        item.unlink()
+    with pytest.raises(converter.InputInvalid, match="without variables/variables.index"):
+        read_model(tmp_path / "sm")
+
+
+@pytest.mark.skipif(not CORPUS_SAVEDMODEL.is_dir(), reason="../shared/corpus is not present")
+def test_tf_keras_savedmodel_layers_hold_their_statistics_beside_them():
+    weights = read_model(CORPUS_SAVEDMODEL)
+    bn = [t for t in weights.tensors if t.layer == "batch_normalization"]
+    assert [(t.role, t.trainable) for t in bn] == [("gamma", True), ("beta", True), ("moving_mean", False),
+                                                   ("moving_variance", False)]
+    assert [t.name for t in weights.tensors][:2] == ["conv2d/kernel", "conv2d/bias"]
+    assert weights.layers[3].class_name == "BatchNormalization" and weights.source.sha256
+    sibling = read_model(CORPUS_SAVEDMODEL.parent / "magic_wand_save_at_30.h5")  # same project, another epoch
+    assert [(t.name, t.shape) for t in weights.tensors] == [(t.name, t.shape) for t in sibling.tensors]
