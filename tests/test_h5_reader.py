@@ -120,3 +120,45 @@ def test_cli_reader_option(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["source"]["reader"] == "h5"
     assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz", "--reader", "keras"]) == 0
     assert json.loads((tmp_path / "manifest.json").read_text())["source"]["reader"] == "keras"
+
+
+LEGACY = FIXTURES / "legacy"  # written by tf_keras 2.21 (fixtures/make_legacy_fixtures.py)
+LEGACY_RECURRENT_NAMES = [
+    "lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel", "lstm/lstm_cell/bias",
+    "bi/forward_gru/gru_cell/kernel", "bi/forward_gru/gru_cell/recurrent_kernel", "bi/forward_gru/gru_cell/bias",
+    "bi/backward_gru/gru_cell/kernel", "bi/backward_gru/gru_cell/recurrent_kernel", "bi/backward_gru/gru_cell/bias",
+    "td/dense/kernel", "td/dense/bias", "rnn/simple_rnn_cell/kernel", "rnn/simple_rnn_cell/recurrent_kernel",
+    "rnn/simple_rnn_cell/bias", "out/kernel", "out/bias"]
+
+
+def legacy_datasets(path) -> list:
+    """Independently of the reader: the datasets the file lists, in layer_names/weight_names order."""
+    with h5py.File(path, "r") as handle:
+        root = handle["model_weights"] if "model_weights" in handle else handle
+        return [root[layer][weight][()] for layer in root.attrs["layer_names"]
+                for weight in root[layer].attrs.get("weight_names", [])]
+
+
+@pytest.mark.parametrize("stem", ["legacy_recurrent", "legacy_conv"])
+def test_tf_keras_files_that_keras3_refuses_are_read_exactly(stem):
+    h5, archive = LEGACY / f"{stem}.h5", LEGACY / f"{stem}.keras"
+    for path in (h5, archive):
+        with pytest.raises(converter.InputInvalid):
+            read_model(path, "keras")
+    from_h5, from_archive = read_model(h5), read_model(archive)  # auto falls back to the direct reader
+    assert from_h5.source.reader == from_archive.source.reader == "h5"
+    assert records(from_h5) == records(from_archive)
+    for tensor, array in zip(from_h5.tensors, legacy_datasets(h5), strict=True):
+        assert_bit_identical(tensor.array, array)
+    if stem == "legacy_recurrent":
+        assert [t.name for t in from_h5.tensors] == LEGACY_RECURRENT_NAMES
+        assert from_h5.source.keras_version == "2.21.0"
+
+
+def test_tf_keras_weights_only_file_keeps_every_tensor_in_model_order():
+    weights_only = read_model(LEGACY / "legacy_recurrent.weights.h5")
+    full = read_model(LEGACY / "legacy_recurrent.h5")
+    assert [t.sha256 for t in weights_only.tensors] == [t.sha256 for t in full.tensors]
+    assert "layer order taken from where each layer's data lies" in weights_only.source.note
+    assert [t.name for t in weights_only.tensors][:4] == ["lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel",
+                                                         "lstm/lstm_cell/bias", "bidirectional/forward_layer/cell/kernel"]

@@ -137,9 +137,9 @@ def _children(handle: h5py.File, path: str, class_name: str, config: dict, notes
 def child_identity(parent: str, config: dict, attribute: str) -> tuple[str, dict, str]:
     """Class, config and fallback name of a sub-layer, from its parent's class and config."""
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else {}
-    if attribute == "cell" and parent in RNN_CELLS:
-        cell = RNN_CELLS[parent]
-        return cell, config, snake_case(cell)
+    if attribute == "cell":  # every recurrent cell creates kernel, recurrent_kernel, bias
+        cell = RNN_CELLS.get(parent, "LSTMCell")
+        return cell, config, snake_case(cell) if parent in RNN_CELLS else attribute
     if attribute in ("forward_layer", "backward_layer", "layer") and inner:
         inner_config = config.get("backward_layer") if attribute == "backward_layer" and config.get("backward_layer") else inner
         name = inner_config.get("config", {}).get("name", attribute)
@@ -154,6 +154,8 @@ def _roles(class_name: str, config: dict, count: int, notes: list[str]) -> list[
     roles = [r for r in ROLES.get(class_name, ()) if config.get(_OPTIONAL.get(r, ""), True) is not False]
     if len(roles) == count:
         return roles
+    if not config and roles[count:] == ["bias"]:  # no config to ask: a missing last bias is use_bias=False
+        return roles[:count]
     if count:
         notes.append(f"variable roles of {class_name or 'an unknown layer class'} not known: named var_0, var_1, ...")
     return [f"var_{i}" for i in range(count)]
