@@ -6,7 +6,7 @@
 """
 from ._version import __version__
 from .api import FileCheck, Report, export, extract, inspect, read, verify
-from .errors import (ConverterError, InputInvalid, InputNotFound, OutputError, UnsafeInput,
+from .errors import (ConverterError, InputInvalid, InputNotFound, NonFiniteValues, OutputError, UnsafeInput,
                      UnsupportedDType, UsageError, VerificationFailed)
 from .formats import FORMATS
 from .tensors import Layer, ModelWeights, Source, Tensor
@@ -14,5 +14,5 @@ from .tensors import Layer, ModelWeights, Source, Tensor
 __all__ = [
     "__version__", "extract", "export", "read", "verify", "inspect", "Tensor", "Layer", "ModelWeights", "Source",
     "Report", "FileCheck", "FORMATS", "ConverterError", "UsageError", "InputNotFound", "InputInvalid",
-    "UnsupportedDType", "UnsafeInput", "OutputError", "VerificationFailed",
+    "UnsupportedDType", "NonFiniteValues", "UnsafeInput", "OutputError", "VerificationFailed",
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -13,8 +14,20 @@ import numpy as np
 
 from . import atomic, dtypes, layouts, manifest as manifests, readers
 from . import formats as registry  # `formats` is export()'s argument name
-from .errors import InputNotFound, OutputError, UsageError
+from .errors import InputNotFound, NonFiniteValues, OutputError, UsageError
 from .tensors import Tensor, canonical, sha256_of
+
+log = logging.getLogger("converter")
+
+
+def report_non_finite(tensors: Sequence[Tensor], fail: bool = False, where: str = "the model") -> None:
+    """Warn about (or, with ``fail``, refuse) tensors holding NaN or infinity; one log line per tensor."""
+    found = [(t, *t.non_finite) for t in tensors if any(t.non_finite[:2])]
+    for tensor, nan, inf, first in found:
+        log.warning("tensor %s holds %d NaN and %d infinite values (first at index %s)", tensor.name, nan, inf, list(first))
+    if found and fail:
+        names = ", ".join(t.name for t, *_ in found[:5]) + (" ..." if len(found) > 5 else "")
+        raise NonFiniteValues(f"{len(found)} tensors of {where} hold NaN or infinite values: {names}")
 
 
 def extract(source: Any, *, reader: str = "auto") -> list[Tensor]:
@@ -39,7 +52,8 @@ def inspect(source: Any, *, reader: str = "auto") -> dict:
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
            force: bool = False, stem: str | None = None, layout: str = "keras",
-           options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto") -> dict:
+           options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto",
+           fail_on_non_finite: bool = False) -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
 
     ``layout`` names a layout change (see ``converter.layouts``); ``options`` maps a format name to
@@ -58,6 +72,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
     model = readers.read_model(source, reader)
+    report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     stem = stem or _stem(model)
     names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
     _refuse_overwrite(folder, [*(n for group in names.values() for n in group), manifests.FILE_NAME], force)

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "transposed to [out][in] (CMSIS-NN, TFLite)")
     export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
     _reader_option(export)
+    export.add_argument("--fail-on-non-finite", action="store_true",
+                        help="refuse to export weights holding NaN or infinity (by default they are exported "
+                             "bit-exactly, with a warning and their counts in the manifest)")
     c_options = export.add_argument_group("C output (-f c)")
     c_options.add_argument("--c-prefix", metavar="NAME", help="prefix of every C identifier (default: from the file name)")
     c_options.add_argument("--c-header-only", action="store_true", default=None,
@@ -146,7 +149,8 @@ def run_export(args: argparse.Namespace) -> int:
     given = {"prefix": args.c_prefix, "header_only": args.c_header_only, "arrays": args.c_arrays, "align": args.c_align}
     c_given = {key: value for key, value in given.items() if value is not None}
     manifest = api.export(args.model, args.output, args.formats, force=args.force, layout=args.layout,
-                          options={"c": c_given} if c_given else None, reader=args.reader)
+                          options={"c": c_given} if c_given else None, reader=args.reader,
+                          fail_on_non_finite=args.fail_on_non_finite)
     if args.json:
         print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
         return 0

@@ -49,6 +49,13 @@ class UnsupportedDType(InputInvalid):
     code = "unsupported_dtype"
 
 
+class NonFiniteValues(InputInvalid):
+    """Weights hold NaN or infinity and the caller asked for that to be an error."""
+
+    code = "non_finite_values"
+    default_hint = "Fix the model, or drop --fail-on-non-finite to export the values bit-exactly anyway."
+
+
 class UnsafeInput(ConverterError):
     """Loading the input would run code from it (Lambda layers, custom objects)."""
 

@@ -76,7 +76,8 @@ def _layer(layer: Layer) -> dict:
 def _tensor(tensor: Tensor, keys: dict[str, str]) -> dict:
     return {"name": tensor.name, "layer": tensor.layer, "layer_index": tensor.layer_index, "role": tensor.role,
             "shape": list(tensor.shape), "dtype": tensor.dtype, "byte_order": "little", "nbytes": tensor.nbytes,
-            "sha256": tensor.sha256, "trainable": tensor.trainable, "transform": tensor.transform, "keys": keys}
+            "sha256": tensor.sha256, "trainable": tensor.trainable, "transform": tensor.transform, "keys": keys,
+            "nan": tensor.non_finite[0], "inf": tensor.non_finite[1]}
 
 
 def dumps(manifest: dict) -> str:

@@ -76,6 +76,16 @@ class Tensor:
     def sha256(self) -> str:
         return sha256_of(self.array)
 
+    @cached_property
+    def non_finite(self) -> tuple[int, int, tuple[int, ...] | None]:
+        """(NaN count, infinity count, index of the first such value) -- zeros and None for integers."""
+        if "float" not in self.dtype:
+            return 0, 0, None
+        nan, inf = np.isnan(self.array), np.isinf(self.array)
+        bad = np.flatnonzero(nan | inf)
+        first = tuple(int(i) for i in np.unravel_index(bad[0], self.array.shape)) if bad.size else None
+        return int(nan.sum()), int(inf.sum()), first
+
 
 @dataclass(frozen=True)
 class Layer:

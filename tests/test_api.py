@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import SEED_KERAS
+from conftest import FIXTURES, SEED_KERAS
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +67,16 @@ def test_output_path_that_is_a_file_is_refused(tmp_path):
 def test_unknown_format_is_a_usage_error_before_any_work(tmp_path):
     with pytest.raises(converter.UsageError, match="unknown format 'onnx'"):
         converter.export("does-not-matter.keras", tmp_path, formats=["onnx"])
+
+
+def test_non_finite_values_are_exported_exactly_but_reported(tmp_path, caplog):
+    special = FIXTURES / "zoo" / "special_values.keras"
+    manifest = converter.export(special, tmp_path / "out", formats=["npz"])
+    kernel = manifest["tensors"][0]
+    assert (kernel["name"], kernel["nan"], kernel["inf"]) == ("f32/kernel", 3, 2)
+    assert "tensor f32/kernel holds 3 NaN and 2 infinite values (first at index [0, 0])" in caplog.text
+    assert converter.verify(tmp_path / "out").ok
+    with pytest.raises(converter.NonFiniteValues, match="6 tensors of special_values.keras hold NaN"):
+        converter.export(special, tmp_path / "refused", fail_on_non_finite=True)
+    assert not (tmp_path / "refused").exists()
+    assert converter.export(SEED_KERAS, tmp_path / "clean", formats=["npz"])["tensors"][0]["nan"] == 0
