@@ -30,30 +30,30 @@ def report_non_finite(tensors: Sequence[Tensor], fail: bool = False, where: str 
         raise NonFiniteValues(f"{len(found)} tensors of {where} hold NaN or infinite values: {names}")
 
 
-def extract(source: Any, *, reader: str = "auto") -> list[Tensor]:
+def extract(source: Any, *, reader: str = "auto", trust_code: bool = False) -> list[Tensor]:
     """Every weight of a ``keras.Model`` or model file, as records in model order.
 
     >>> tensors = extract("fixtures/seed_mlp.keras")
     >>> [(t.name, t.shape) for t in tensors][:2]
     [('dense/kernel', (4, 20)), ('dense/bias', (20,))]
     """
-    return list(readers.read_model(source, reader).tensors)
+    return list(readers.read_model(source, reader, trust_code).tensors)
 
 
-def inspect(source: Any, *, reader: str = "auto") -> dict:
+def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False) -> dict:
     """The manifest of a model without exporting anything: layers, tensors, shapes, dtypes, checksums.
 
     >>> info = inspect("fixtures/seed_mlp.keras")
     >>> info["model"]["parameters"], [layer["class"] for layer in info["layers"]]
     (321, ['Dense', 'Dense', 'Dense'])
     """
-    return manifests.build(readers.read_model(source, reader))
+    return manifests.build(readers.read_model(source, reader, trust_code))
 
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
            force: bool = False, stem: str | None = None, layout: str = "keras",
            options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto",
-           fail_on_non_finite: bool = False) -> dict:
+           fail_on_non_finite: bool = False, trust_code: bool = False) -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
 
     ``layout`` names a layout change (see ``converter.layouts``); ``options`` maps a format name to
@@ -71,24 +71,30 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     format_names = registry.parse(formats)
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
-    model = readers.read_model(source, reader)
+    model = readers.read_model(source, reader, trust_code)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     stem = stem or _stem(model)
     names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
     _refuse_overwrite(folder, [*(n for group in names.values() for n in group), manifests.FILE_NAME], force)
     _create(folder)
+    for name in atomic.remove_stale(folder):
+        log.warning("removed %s, left in %s by an export that was killed", name, folder)
     tensors = layouts.apply(model.tensors, layout)
     description = manifests.build(model, tensors, stem, chosen)  # what writers may embed: no file list yet
     files = []
     # All or nothing: every file is written into a staging folder and moved into place only when all
     # were written; the manifest comes last. A failure leaves earlier outputs untouched.
-    with atomic.staging_folder(folder) as staging:
-        for name in format_names:
-            registry.get(name).write(tensors, staging / names[name][0], manifest=description, **chosen[name])
-            files += [_file_entry(name, file_name, staging / file_name) for file_name in names[name]]
-        atomic.publish(staging, [entry["path"] for entry in files], folder)
     manifest = {**description, "files": files}
-    atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())
+    try:
+        with atomic.staging_folder(folder) as staging:
+            for name in format_names:
+                registry.get(name).write(tensors, staging / names[name][0], manifest=description, **chosen[name])
+                files += [_file_entry(name, file_name, staging / file_name) for file_name in names[name]]
+            atomic.publish(staging, [entry["path"] for entry in files], folder)
+        atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())
+    except OSError as error:  # disk full, file-size limit, permissions: nothing half-written is left
+        raise OutputError(f"cannot write the export to {folder}: {error.strerror or error}",
+                          hint="Free space or choose another folder; existing outputs were left as they were.") from None
     return manifest
 
 

@@ -22,11 +22,37 @@ from pathlib import Path
 TEMP_PREFIX = ".keras-weights-tmp-"
 
 
+def _prefix() -> str:
+    """Temporary names carry the writing process's id, so a later run can tell a dead run's leftovers."""
+    return f"{TEMP_PREFIX}{os.getpid()}-"
+
+
+def remove_stale(folder: Path) -> list[str]:
+    """Delete temporary files and folders left in ``folder`` by runs that were killed; return their names."""
+    removed = []
+    for entry in Path(folder).glob(f"{TEMP_PREFIX}*"):
+        pid = entry.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(destination: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it into place when the block succeeds."""
     destination = Path(destination)
-    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=destination.suffix, dir=destination.parent)
+    fd, name = tempfile.mkstemp(prefix=_prefix(), suffix=destination.suffix, dir=destination.parent)
     os.close(fd)
     temporary = Path(name)
     try:
@@ -41,7 +67,7 @@ def atomic_path(destination: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def staging_folder(folder: Path) -> Iterator[Path]:
     """A hidden temporary folder inside ``folder`` for outputs that are published together; always removed."""
-    staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=folder))
+    staging = Path(tempfile.mkdtemp(prefix=_prefix(), dir=folder))
     try:
         yield staging
     finally:

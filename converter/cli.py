@@ -5,7 +5,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -86,6 +88,9 @@ def _reader_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reader", default="auto", choices=readers.READERS,
                         help="auto (default): load with Keras, or read the HDF5 data directly when Keras cannot; "
                              "keras: Keras only; h5: the HDF5 data only, without importing TensorFlow")
+    parser.add_argument("--trust-model-code", action="store_true",
+                        help="EXECUTES Python code stored in the model file (Lambda layers) by loading it with Keras "
+                             "safe mode off. Only for files you trust; never needed to get the weights out")
 
 
 def _command(commands, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
@@ -101,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse exits on --help, --version and usage errors
         return int(stop.code or 0)
     _log_to_stderr()
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return COMMANDS[args.command](args)
     except ConverterError as error:
@@ -113,6 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as error:  # a bug: say so briefly, unless --debug asks for the traceback
         return _report(error, args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and finished outputs stay intact."""
+    raise KeyboardInterrupt
 
 
 def _log_to_stderr() -> None:
@@ -140,7 +154,7 @@ def _report(error: Exception, args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    info = api.inspect(args.model, reader=args.reader)
+    info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code)
     print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info))
     return 0
 
@@ -150,7 +164,7 @@ def run_export(args: argparse.Namespace) -> int:
     c_given = {key: value for key, value in given.items() if value is not None}
     manifest = api.export(args.model, args.output, args.formats, force=args.force, layout=args.layout,
                           options={"c": c_given} if c_given else None, reader=args.reader,
-                          fail_on_non_finite=args.fail_on_non_finite)
+                          fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code)
     if args.json:
         print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
         return 0

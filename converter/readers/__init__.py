@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputInvalid, InputNotFound, UnsafeInput, UsageError
 from ..tensors import ModelWeights, Source
-from . import hdf5, savedmodel
+from . import archive, hdf5, savedmodel
 from . import keras as keras_reader
 
 _SIGNATURES = {b"\x89HDF\r\n\x1a\n": "h5", b"PK\x03\x04": "keras"}
@@ -36,12 +36,13 @@ READERS = ("auto", "keras", "h5")
 log = logging.getLogger("converter")
 
 
-def read_model(source: Any, reader: str = "auto") -> ModelWeights:
+def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> ModelWeights:
     """Extract the weights of a ``keras.Model`` or of a model file with the chosen reader.
 
     ``keras`` loads the model (safe mode, no compile) and calls ``get_weights()``; ``h5`` reads the
     HDF5 data directly and never imports TensorFlow; ``auto`` uses ``keras`` when the model loads
     and falls back to ``h5`` when it cannot, saying why in the log and in the manifest.
+    ``trust_code`` turns Keras safe mode off: code stored in the file (Lambda layers) then runs.
     """
     if reader not in READERS:
         raise UsageError(f"unknown reader {reader!r}. Received: reader={reader}", hint=f"Choose from: {', '.join(READERS)}.")
@@ -60,7 +61,7 @@ def read_model(source: Any, reader: str = "auto") -> ModelWeights:
     if reader == "h5":
         return hdf5.read(path, kind, replace(base, reader=hdf5.NAME))
     try:
-        model = keras_reader.load(path, kind)
+        model = keras_reader.load(path, kind, trust_code)
     except (InputInvalid, UnsafeInput) as error:
         if reader == "keras":
             raise
@@ -111,6 +112,8 @@ def file_kind(path: Path) -> str:
             f"{path.name} holds {kind} data but its extension is {path.suffix or 'missing'}",
             hint=f"Rename it to end in {expected[0]} so Keras reads it as such.",
         )
+    if kind == "keras":
+        archive.check(path)
     return kind
 
 

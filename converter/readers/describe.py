@@ -25,6 +25,24 @@ def summary(config: dict) -> dict:
     return {key: jsonable(config[key]) for key in CONFIG_KEYS if key in config}
 
 
+def code_layers(config: Any) -> list[str]:
+    """Names of the layers anywhere in a model config that carry Python code (Lambda layers).
+
+    >>> code_layers({"config": {"layers": [{"class_name": "Lambda", "config": {"name": "double"}}]}})
+    ['double']
+    """
+    found = []
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda":
+            found.append(str(config.get("config", {}).get("name", "?")))
+        for value in config.values():
+            found += code_layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            found += code_layers(value)
+    return found
+
+
 def jsonable(value: Any) -> Any:
     """Config values as plain JSON (tuples to lists, non-finite floats and objects to strings)."""
     if isinstance(value, (list, tuple)):

@@ -57,6 +57,18 @@ def provenance(path: Path, kind: str) -> dict[str, str | None]:
         return {"keras_version": None, "backend": None}  # the reader itself reports the damage
 
 
+def model_config(path: Path, kind: str) -> dict | None:
+    """The model configuration a file stores (legacy ``model_config`` or ``config.json``), or None."""
+    try:
+        if kind == "keras":
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        with h5py.File(path, "r") as handle:
+            return _json_attr(handle.attrs, "model_config")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
 def _read_hdf5(handle: h5py.File, file_name: str, source: Source) -> ModelWeights:
     root = handle["model_weights"] if "model_weights" in handle else handle
     if "layer_names" in root.attrs:

@@ -52,23 +52,30 @@ def import_keras():
     return keras
 
 
-def load(path: Path, kind: str):
-    """Load a model file with safe mode on and without compiling it."""
+def load(path: Path, kind: str, trust_code: bool = False):
+    """Load a model file without compiling it; safe mode stays on unless ``trust_code``."""
     keras = import_keras()
     try:
         with native_stderr_silenced():
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
+            return keras.saving.load_model(path, compile=False, safe_mode=not trust_code)
     except Exception as error:  # Keras raises many types while deserializing
-        raise _load_error(path, error) from error
+        raise _load_error(path, kind, error) from error
 
 
-def _load_error(path: Path, error: Exception) -> Exception:
+def _load_error(path: Path, kind: str, error: Exception) -> Exception:
     message = " ".join(str(error).split())[:400]
     if "safe_mode" in message or "arbitrary code execution" in message:
-        first_sentence = message.split(". ")[0]
+        from .describe import code_layers
+        from .hdf5 import model_config
+
+        layers = code_layers(model_config(path, kind))
+        shown = ", ".join(repr(n) for n in layers[:5]) + (f" and {len(layers) - 5} more" if len(layers) > 5 else "")
+        what = (f"Lambda layer {shown} holds" if len(layers) == 1 else f"Lambda layers {shown} hold") if layers \
+            else "the file holds"
         return UnsafeInput(
-            f"refused to load {path.name}: Keras would have to run code stored in the file ({first_sentence})",
-            hint="keras-weights never runs code from a model file.",
+            f"refused to load {path.name} with Keras: {what} Python code that Keras would run",
+            hint="keras-weights runs no code from a model file unless told to (--trust-model-code); "
+                 "the weights can still be read directly (--reader auto or h5).",
         )
     return InputInvalid(
         f"Keras could not rebuild the model in {path.name}: {type(error).__name__}: {message}",

@@ -1,0 +1,53 @@
+"""Checks on a ``.keras`` zip archive before Keras or h5py touch it: member paths, sizes, compression.
+
+>>> import io, zipfile
+>>> buffer = io.BytesIO()
+>>> with zipfile.ZipFile(buffer, "w") as z:
+...     z.writestr("../evil.py", "x")
+>>> _unsafe_member("../evil.py"), _unsafe_member("model.weights.h5")
+(True, False)
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from ..errors import InputInvalid, UnsafeInput
+
+MAX_MEMBERS = 10_000
+MAX_UNCOMPRESSED = 256 * 2**30   # far above any real model, far below a zip bomb's claims
+MAX_RATIO = 200                  # weights barely compress; text members can, but not this much
+RATIO_FLOOR = 64 * 2**20         # small members may have any ratio
+REQUIRED = ("config.json", "model.weights.h5")
+
+
+def check(path: Path) -> None:
+    """Refuse archives that are broken, incomplete, or built to attack the reader."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise InputInvalid(f"{path.name} is not a readable zip archive: {error}",
+                           hint="The .keras file is damaged or truncated; save or download it again.") from None
+    if len(members) > MAX_MEMBERS:
+        raise UnsafeInput(f"{path.name} has {len(members)} members; a Keras archive has a handful",
+                          hint="The file is not a Keras archive, or was built to exhaust the reader.")
+    for member in members:
+        if _unsafe_member(member.filename):
+            raise UnsafeInput(f"{path.name} has a member whose path leaves the archive: {member.filename!r}",
+                              hint="The archive was built to write outside its folder; do not use it.")
+        if member.file_size > RATIO_FLOOR and member.file_size > MAX_RATIO * max(member.compress_size, 1):
+            raise UnsafeInput(f"{path.name}: member {member.filename} expands {member.file_size // max(member.compress_size, 1)}x "
+                              f"to {member.file_size:,} bytes (a zip bomb)", hint="Do not use this file.")
+    if sum(m.file_size for m in members) > MAX_UNCOMPRESSED:
+        raise UnsafeInput(f"{path.name} claims {sum(m.file_size for m in members):,} bytes uncompressed",
+                          hint="Do not use this file.")
+    missing = [name for name in REQUIRED if name not in {m.filename for m in members}]
+    if missing:
+        raise InputInvalid(f"{path.name} is a zip archive without {', '.join(missing)}",
+                           hint="A .keras file holds config.json, metadata.json and model.weights.h5.")
+
+
+def _unsafe_member(name: str) -> bool:
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    return name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":")
