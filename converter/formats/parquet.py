@@ -1,10 +1,12 @@
 """Apache Parquet: one row per tensor, queryable as-is by pyarrow, pandas, Polars and DuckDB.
 
 Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``dtype``, ``shape``
-(list of int64), ``values`` (the flattened C-order values) and ``sha256``. ``values`` has one
-Arrow type for the whole file, the narrowest that holds every tensor's values exactly
-(float32 for float32/float16/bfloat16 models, float64 once float64 or mixed int/float tensors
-appear). The manifest (without its ``files`` list, which would have to contain this file's own
+(list of int64), ``values`` (the flattened C-order values), ``sha256``, and ``payload_index`` /
+``payload_bits``. ``values`` has one Arrow type for the whole file, the narrowest that holds every
+tensor's values exactly (float32 for float32/float16/bfloat16 models, float64 once float64 or mixed
+int/float tensors appear). A NaN keeps its payload in ``values`` only if the conversion to that type
+keeps it; where it does not, ``payload_index`` lists the flat positions and ``payload_bits`` their
+exact bits (as unsigned integers), and :func:`read` puts them back. The manifest (without its ``files`` list, which would have to contain this file's own
 checksum) is in the file's key-value metadata under ``keras_weights.manifest``.
 """
 from __future__ import annotations
@@ -60,6 +62,7 @@ def table(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> pa.Tabl
     """The Arrow table written to the file."""
     carrier = values_type(tensors)
     flat = [t.array.reshape(-1).astype(carrier) for t in tensors]
+    payloads = [_lost_bits(t, f) for t, f in zip(tensors, flat, strict=True)]
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in flat], dtype=np.int64)])
     list_type = pa.list_ if offsets[-1] < 2**31 else pa.large_list
     values = pa.array(np.concatenate(flat) if flat else np.zeros(0, carrier), type=pa.from_numpy_dtype(carrier))
@@ -73,9 +76,21 @@ def table(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> pa.Tabl
         "shape": pa.array([list(t.shape) for t in tensors], pa.list_(pa.int64())),
         "values": _list_array(list_type, offsets, values),
         "sha256": pa.array([t.sha256 for t in tensors], pa.string()),
+        "payload_index": pa.array([index for index, _ in payloads], pa.list_(pa.int64())),
+        "payload_bits": pa.array([bits for _, bits in payloads], pa.list_(pa.uint64())),
     }
     metadata = {MANIFEST_KEY: json.dumps(manifest, sort_keys=True, allow_nan=False)} if manifest else None
     return pa.table(columns, metadata=metadata)
+
+
+def _lost_bits(tensor: Tensor, carried: np.ndarray) -> tuple[list[int], list[int]]:
+    """Flat positions (and exact bits) of values the carrier type changes: only ever NaN payloads."""
+    if not tensor.non_finite[0]:
+        return [], []
+    original = tensor.array.reshape(-1)
+    bits_type = np.dtype(f"<u{original.dtype.itemsize}")
+    changed = np.flatnonzero(carried.astype(original.dtype).view(bits_type) != original.view(bits_type))
+    return changed.tolist(), original.view(bits_type)[changed].astype(np.uint64).tolist()
 
 
 def _list_array(list_type, offsets: np.ndarray, values: pa.Array) -> pa.Array:
@@ -91,13 +106,21 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
 
 def read(path: Path) -> dict[str, np.ndarray]:
     """Read every row back into an array of its recorded dtype and shape."""
-    data = pq.read_table(path, columns=["name", "dtype", "shape", "values"])
+    columns = ["name", "dtype", "shape", "payload_index", "payload_bits"]
+    data = pq.read_table(path, columns=[*columns, "values"])
     values = data.column("values").combine_chunks()
     flat = values.flatten().to_numpy(zero_copy_only=False)
     offsets = values.offsets.to_numpy()
-    rows = zip(*(data.column(c).to_pylist() for c in ("name", "dtype", "shape")), offsets[:-1], offsets[1:], strict=True)
-    return {name: flat[start:end].astype(dtypes.by_name(dtype).numpy).reshape(shape)
-            for name, dtype, shape, start, end in rows}
+    rows = zip(*(data.column(c).to_pylist() for c in columns), offsets[:-1], offsets[1:], strict=True)
+    return {name: _restored(flat[start:end], dtypes.by_name(dtype).numpy, index, bits).reshape(shape)
+            for name, dtype, shape, index, bits, start, end in rows}
+
+
+def _restored(carried: np.ndarray, dtype: np.dtype, index: list[int], bits: list[int]) -> np.ndarray:
+    array = carried.astype(dtype)
+    if index:
+        array.view(f"<u{dtype.itemsize}")[index] = bits
+    return array
 
 
 def embedded_manifest(path: Path) -> dict | None:

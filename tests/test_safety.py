@@ -1,0 +1,141 @@
+"""Bad inputs built in the tests and faults injected into real exports: each gives a clear error and a
+clean output folder."""
+import os
+import resource
+import signal
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+import converter
+from converter import atomic
+from converter.cli import main
+from conftest import FIXTURES, ROOT, SEED_H5, SEED_KERAS
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rewrite_archive(source, target, change):
+    """Copy a .keras archive member by member, letting ``change(name, data)`` return new (name, data) pairs."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            for name, data in change(info.filename, old.read(info)):
+                new.writestr(name, data)
+
+
+@pytest.mark.parametrize("case, code, needle", [
+    ("traversal", 5, "path leaves the archive"),
+    ("bomb", 5, "zip bomb"),
+    ("missing", 4, "without model.weights.h5"),
+    ("corrupt", 4, "not a readable zip archive"),
+])
+def test_hostile_and_broken_archives(tmp_path, capsys, case, code, needle):
+    bad = tmp_path / "bad.keras"
+    if case == "traversal":
+        rewrite_archive(SEED_KERAS, bad, lambda n, d: [(n, d)] + ([("../../evil.py", b"print(1)")] if n == "config.json" else []))
+    elif case == "bomb":
+        rewrite_archive(SEED_KERAS, bad, lambda n, d: [(n, d)] + ([("padding.bin", bytes(80 * 2**20))] if n == "config.json" else []))
+    elif case == "missing":
+        rewrite_archive(SEED_KERAS, bad, lambda n, d: [] if n == "model.weights.h5" else [(n, d)])
+    else:
+        data = bytearray(SEED_KERAS.read_bytes())
+        data[-60:] = bytes(60)  # the central directory is gone
+        bad.write_bytes(bytes(data))
+    actual, _, err = run_cli(capsys, "export", bad, "-o", tmp_path / "out")
+    assert (actual, needle in err, "Traceback" in err) == (code, True, False), err
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_a_fifo_is_refused_without_being_read(tmp_path, capsys):
+    fifo = tmp_path / "model.h5"
+    os.mkfifo(fifo)
+    code, _, err = run_cli(capsys, "inspect", fifo)  # would block forever if opened
+    assert code == 4 and "not a regular file" in err
+
+
+def test_trusting_model_code_is_explicit(tmp_path, keras_module):
+    marker = tmp_path / "code-ran"
+    layers = keras_module.layers
+    inputs = keras_module.Input((2,))
+    lam = layers.Lambda(eval(f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]"), name="lam")
+    model = keras_module.Model(inputs, layers.Dense(1, name="d")(lam(inputs)), name="m")
+    model.save(tmp_path / "m.keras")
+    marker.unlink()
+    with pytest.raises(converter.UnsafeInput, match="Lambda layer 'lam' holds Python code"):
+        converter.extract(tmp_path / "m.keras", reader="keras")
+    assert not marker.exists()
+    tensors = converter.extract(tmp_path / "m.keras", reader="keras", trust_code=True)
+    assert [t.name for t in tensors] == ["d/kernel", "d/bias"] and marker.exists()
+
+
+def test_an_interrupted_export_leaves_earlier_outputs_and_no_temporaries(tmp_path, monkeypatch):
+    converter.export(SEED_KERAS, tmp_path, formats=["npz", "parquet"])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # what SIGINT, or SIGTERM through the CLI's handler, raises mid-write
+
+    monkeypatch.setattr(converter.FORMATS["parquet"], "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        converter.export(SEED_KERAS, tmp_path, formats=["npz", "parquet"], force=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_sigterm_is_turned_into_an_orderly_stop():
+    handler = None
+    try:
+        from converter.cli import _terminate
+        handler = signal.signal(signal.SIGTERM, _terminate)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, handler or signal.SIG_DFL)
+
+
+def test_a_file_size_limit_mid_export_is_a_clean_error(tmp_path):
+    """A real export in a child process whose file-size limit is hit while writing."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier output")
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    result = subprocess.run([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(out), "--reader", "h5"],
+                            cwd=ROOT, capture_output=True, text=True, preexec_fn=limit, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 6, result.stderr
+    assert "cannot write the export" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(tmp_path, caplog):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale_dir = tmp_path / f"{atomic.TEMP_PREFIX}{dead.stdout.strip()}-abc"
+    stale_dir.mkdir()
+    (stale_dir / "seed_mlp.npz").write_bytes(b"half")
+    mine = tmp_path / f"{atomic.TEMP_PREFIX}{os.getpid()}-live"  # a running export's: kept
+    mine.mkdir()
+    converter.export(SEED_H5, tmp_path, formats=["npz"], reader="h5")
+    assert not stale_dir.exists() and mine.exists()
+    assert "left in" in caplog.text
+
+
+def test_exports_are_identical_across_cwd_timezone_locale_and_hash_seed(tmp_path):
+    outputs = []
+    for n, (tz, locale, seed) in enumerate([("UTC", "C", "0"), ("Asia/Tokyo", "C.UTF-8", "12345")]):
+        workdir = tmp_path / f"cwd{n}"
+        workdir.mkdir()
+        env = {**os.environ, "TZ": tz, "LC_ALL": locale, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-m", "converter", "export", os.path.relpath(SEED_KERAS, workdir), "-o", "out"],
+                       cwd=workdir, env=env, check=True, capture_output=True, timeout=300)
+        outputs.append({p.name: p.read_bytes() for p in (workdir / "out").iterdir()})
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 6
