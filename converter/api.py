@@ -14,7 +14,7 @@ import numpy as np
 
 from . import atomic, dtypes, layouts, manifest as manifests, readers
 from . import formats as registry  # `formats` is export()'s argument name
-from .errors import InputNotFound, NonFiniteValues, OutputError, UsageError
+from .errors import ConverterError, InputNotFound, NonFiniteValues, OutputError, UsageError
 from .tensors import Tensor, canonical, sha256_of
 
 log = logging.getLogger("converter")
@@ -68,7 +68,17 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     >>> verify(out).ok
     True
     """
-    format_names = registry.parse(formats)
+    try:
+        return _export(source, Path(out_dir), registry.parse(formats), force, stem, layout, options, reader,
+                       fail_on_non_finite, trust_code)
+    except ConverterError as error:
+        error.outputs = error.outputs or f"nothing in {out_dir} was written or changed"
+        raise
+
+
+def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, stem: str | None, layout: str,
+            options: Mapping[str, Mapping[str, Any]] | None, reader: str, fail_on_non_finite: bool,
+            trust_code: bool) -> dict:
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
     model = readers.read_model(source, reader, trust_code)
@@ -85,16 +95,19 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     # All or nothing: every file is written into a staging folder and moved into place only when all
     # were written; the manifest comes last. A failure leaves earlier outputs untouched.
     manifest = {**description, "files": files}
+    state = f"no file in {folder} was written or changed"
     try:
         with atomic.staging_folder(folder) as staging:
             for name in format_names:
                 registry.get(name).write(tensors, staging / names[name][0], manifest=description, **chosen[name])
                 files += [_file_entry(name, file_name, staging / file_name) for file_name in names[name]]
+            (folder / manifests.FILE_NAME).unlink(missing_ok=True)  # never an old manifest beside new files
+            state = f"some new files are in {folder} but no manifest.json: export again"
             atomic.publish(staging, [entry["path"] for entry in files], folder)
         atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())
-    except OSError as error:  # disk full, file-size limit, permissions: nothing half-written is left
+    except OSError as error:  # disk full, file-size limit, permissions: no partial file is left
         raise OutputError(f"cannot write the export to {folder}: {error.strerror or error}",
-                          hint="Free space or choose another folder; existing outputs were left as they were.") from None
+                          hint="Free space or choose another folder.", outputs=state) from None
     return manifest
 
 

@@ -146,10 +146,13 @@ def _report(error: Exception, args: argparse.Namespace) -> int:
     hint = error.hint if known else ConverterError.default_hint
     if args.debug:
         traceback.print_exception(error)
+    outputs = getattr(error, "outputs", None)
     if getattr(args, "json", False):
-        print(json.dumps({"error": {"code": code, "exit_code": exit_code, "message": message, "hint": hint}}, sort_keys=True))
+        print(json.dumps({"error": {"code": code, "exit_code": exit_code, "message": message, "hint": hint,
+                                    "outputs": outputs}}, sort_keys=True))
     else:
-        print(f"keras-weights: error: {message}\n  hint: {hint}", file=sys.stderr)
+        print(f"keras-weights: error: {message}\n  hint: {hint}" + (f"\n  outputs: {outputs}" if outputs else ""),
+              file=sys.stderr)
     return exit_code
 
 

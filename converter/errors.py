@@ -17,9 +17,10 @@ class ConverterError(Exception):
     exit_code = 70
     default_hint = "This is a bug in keras-weights; rerun with --debug and report the traceback."
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, outputs: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint or self.default_hint
+        self.outputs = outputs  # what the failure left in the output folder, when there was one
 
 
 class UsageError(ConverterError):

@@ -1,5 +1,6 @@
 """Bad inputs built in the tests and faults injected into real exports: each gives a clear error and a
 clean output folder."""
+import json
 import os
 import resource
 import signal
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 
 import converter
@@ -139,3 +141,36 @@ def test_exports_are_identical_across_cwd_timezone_locale_and_hash_seed(tmp_path
                        cwd=workdir, env=env, check=True, capture_output=True, timeout=300)
         outputs.append({p.name: p.read_bytes() for p in (workdir / "out").iterdir()})
     assert outputs[0] == outputs[1] and len(outputs[0]) == 6
+
+
+def test_errors_say_what_happened_to_the_outputs(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", tmp_path / "missing.keras", "-o", tmp_path / "out")
+    assert code == 3 and f"outputs: nothing in {tmp_path / 'out'} was written or changed" in err
+    code, out, _ = run_cli(capsys, "export", tmp_path / "missing.keras", "-o", tmp_path / "out", "--json")
+    assert json.loads(out)["error"]["outputs"].startswith("nothing in")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_flipped_bytes_never_crash_the_cli(tmp_path, capsys, seed):
+    """Random damage to a real file: a clean export, or a clear error; never a traceback or a crash."""
+    data = bytearray(SEED_H5.read_bytes())
+    rng = np.random.default_rng(seed)
+    for position in rng.integers(0, len(data), size=8):
+        data[position] ^= int(rng.integers(1, 256))
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(bytes(data))
+    code, _, err = run_cli(capsys, "export", damaged, "-o", tmp_path / "out", "--reader", "h5", "-f", "npz")
+    assert code in (0, 4), err
+    assert "Traceback" not in err and "internal error" not in err
+    if code == 0:
+        assert converter.verify(tmp_path / "out").ok
+    else:
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_crash_while_parsing_is_reported_as_a_corrupt_file(tmp_path, monkeypatch):
+    from converter.readers import probe
+
+    monkeypatch.setattr(probe, "WALK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5 is corrupt: the HDF5 library crashed \(SIGSEGV\)"):
+        probe.check(SEED_H5, "h5")

@@ -22,7 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import InputInvalid
+from ..errors import ConverterError, InputInvalid
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe, keras3_layout
 
@@ -38,7 +38,9 @@ def read(path: Path, kind: str, source: Source) -> ModelWeights:
             return _read_archive(path, source)
         with h5py.File(path, "r") as handle:
             return _read_hdf5(handle, path.name, source)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+    except ConverterError:
+        raise
+    except Exception as error:  # h5py raises OSError, KeyError, ValueError, RuntimeError... on damaged data
         raise InputInvalid(f"cannot read the weights in {path.name}: {type(error).__name__}: {error}",
                            hint="The file is damaged or incomplete; download or save it again.") from None
 
@@ -53,7 +55,7 @@ def provenance(path: Path, kind: str) -> dict[str, str | None]:
         with h5py.File(path, "r") as handle:
             root = handle["model_weights"] if "model_weights" in handle else handle
             return {key: _text_attr(handle.attrs, key) or _text_attr(root.attrs, key) for key in ("keras_version", "backend")}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except Exception:  # damaged files: the reader itself reports the damage
         return {"keras_version": None, "backend": None}  # the reader itself reports the damage
 
 
@@ -65,7 +67,7 @@ def model_config(path: Path, kind: str) -> dict | None:
                 return json.loads(archive.read("config.json"))
         with h5py.File(path, "r") as handle:
             return _json_attr(handle.attrs, "model_config")
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except Exception:  # damaged files: the reader itself reports the damage
         return None
 
 
