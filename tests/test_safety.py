@@ -172,5 +172,7 @@ def test_a_crash_while_parsing_is_reported_as_a_corrupt_file(tmp_path, monkeypat
     from converter.readers import probe
 
     monkeypatch.setattr(probe, "WALK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    probe._check.cache_clear()  # results are cached per file; this test changes what the child does
     with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5 is corrupt: the HDF5 library crashed \(SIGSEGV\)"):
         probe.check(SEED_H5, "h5")
+    probe._check.cache_clear()

@@ -7,6 +7,7 @@ the HDF5 library: it is reported as corrupt. Any ordinary error is left to the r
 """
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 import sys
@@ -44,6 +45,13 @@ except Exception:
 
 def check(path: Path, kind: str, timeout: float = 600) -> None:
     """Raise :class:`InputInvalid` if reading ``path`` crashes or hangs the HDF5 library."""
+    status = path.stat()
+    _check(str(path.resolve()), status.st_size, status.st_mtime_ns, kind, timeout)
+
+
+@functools.lru_cache(maxsize=256)  # the same unchanged file needs probing once per process
+def _check(path_text: str, size: int, mtime: int, kind: str, timeout: float) -> None:
+    path = Path(path_text)
     try:
         result = subprocess.run([sys.executable, "-I", "-c", WALK, str(path), kind], capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
