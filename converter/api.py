@@ -81,6 +81,7 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
             trust_code: bool) -> dict:
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
+    _refuse_output_inside_input(source, folder)
     model = readers.read_model(source, reader, trust_code)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     stem = stem or _stem(model)
@@ -129,6 +130,16 @@ def _output_folder(out_dir: str | os.PathLike, stem: str | None) -> Path:
     if stem is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", stem):
         raise UsageError(f"stem must be a plain file name of letters, digits, '_', '.' and '-'. Received: stem={stem!r}")
     return folder
+
+
+def _refuse_output_inside_input(source: Any, folder: Path) -> None:
+    """An export must never write into the model it reads (a SavedModel folder, or the file itself)."""
+    if readers.is_model(source) or not isinstance(source, (str, os.PathLike)) or "://" in os.fspath(source):
+        return
+    source_path, target = Path(source).resolve(), folder.resolve()
+    if target == source_path or source_path in target.parents:
+        raise OutputError(f"the output folder {folder} is the input or inside it. Received: model={source}",
+                          hint="Choose an output folder outside the model.")
 
 
 def _create(folder: Path) -> None:

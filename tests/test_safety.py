@@ -176,3 +176,26 @@ def test_a_crash_while_parsing_is_reported_as_a_corrupt_file(tmp_path, monkeypat
     with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5 is corrupt: the HDF5 library crashed \(SIGSEGV\)"):
         probe.check(SEED_H5, "h5")
     probe._check.cache_clear()
+
+
+def test_output_inside_the_input_is_refused(tmp_path, load_model):
+    load_model(SEED_KERAS).export(tmp_path / "sm", verbose=False)
+    with pytest.raises(converter.OutputError, match="is the input or inside it"):
+        converter.export(tmp_path / "sm", tmp_path / "sm" / "out")
+    assert not (tmp_path / "sm" / "out").exists()
+
+
+def test_a_full_disk_mid_export_is_a_clean_error(tmp_path, capsys):
+    """A real full file system: a 24 KiB tmpfs (needs root to mount; skipped otherwise)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        (mount / "keep.txt").write_text("earlier output")
+        code, _, err = run_cli(capsys, "export", SEED_KERAS, "-o", mount, "--reader", "h5")
+        assert code == 6 and "No space left on device" in err and "outputs: no file in" in err
+        assert sorted(p.name for p in mount.iterdir()) == ["keep.txt"]
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
