@@ -199,3 +199,20 @@ def test_a_full_disk_mid_export_is_a_clean_error(tmp_path, capsys):
         assert sorted(p.name for p in mount.iterdir()) == ["keep.txt"]
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_an_unregistered_custom_class_is_named_and_the_weights_still_come_out(tmp_path, keras_module):
+    class Scale(keras_module.layers.Layer):  # not registered: Keras cannot rebuild it from the file
+        def build(self, input_shape):
+            self.factor = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="factor")
+
+        def call(self, x):
+            return x * self.factor
+
+    inputs = keras_module.Input((3,))
+    model = keras_module.Model(inputs, Scale(name="my_scale")(keras_module.layers.Dense(3, name="d")(inputs)))
+    model.save(tmp_path / "custom.keras")
+    with pytest.raises(converter.InputInvalid, match="layer 'my_scale' uses class 'Scale', which is not registered"):
+        converter.extract(tmp_path / "custom.keras", reader="keras")
+    tensors = converter.extract(tmp_path / "custom.keras")  # auto: the direct reader
+    assert [t.name for t in tensors] == ["d/kernel", "d/bias", "my_scale/var_0"]

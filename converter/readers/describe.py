@@ -25,6 +25,24 @@ def summary(config: dict) -> dict:
     return {key: jsonable(config[key]) for key in CONFIG_KEYS if key in config}
 
 
+def layers_of_class(config: Any, class_name: str) -> list[str]:
+    """Names of the layers anywhere in a model config whose class is ``class_name``.
+
+    >>> layers_of_class({"layers": [{"class_name": "Mine", "config": {"name": "m"}}]}, "Mine")
+    ['m']
+    """
+    found = []
+    if isinstance(config, dict):
+        if config.get("class_name") == class_name and isinstance(config.get("config"), dict):
+            found.append(str(config["config"].get("name", "?")))
+        for value in config.values():
+            found += layers_of_class(value, class_name)
+    elif isinstance(config, list):
+        for value in config:
+            found += layers_of_class(value, class_name)
+    return found
+
+
 def code_layers(config: Any) -> list[str]:
     """Names of the layers anywhere in a model config that carry Python code (Lambda layers).
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,18 @@ def _load_error(path: Path, kind: str, error: Exception) -> Exception:
             f"refused to load {path.name} with Keras: {what} Python code that Keras would run",
             hint="keras-weights runs no code from a model file unless told to (--trust-model-code); "
                  "the weights can still be read directly (--reader auto or h5).",
+        )
+    unknown = re.search(r"Could not locate class '([^']+)'", str(error))
+    if unknown:
+        from .describe import layers_of_class
+        from .hdf5 import model_config
+
+        names = layers_of_class(model_config(path, kind), unknown.group(1))
+        return InputInvalid(
+            f"Keras could not rebuild the model in {path.name}: "
+            + (f"layer {', '.join(repr(n) for n in names[:5])} uses " if names else "it uses ")
+            + f"class '{unknown.group(1)}', which is not registered with Keras (custom or renamed)",
+            hint="The weights can still be read directly (--reader auto or h5); no custom code is needed for that.",
         )
     return InputInvalid(
         f"Keras could not rebuild the model in {path.name}: {type(error).__name__}: {message}",
