@@ -212,7 +212,7 @@ def test_an_unregistered_custom_class_is_named_and_the_weights_still_come_out(tm
     inputs = keras_module.Input((3,))
     model = keras_module.Model(inputs, Scale(name="my_scale")(keras_module.layers.Dense(3, name="d")(inputs)))
     model.save(tmp_path / "custom.keras")
-    with pytest.raises(converter.InputInvalid, match="layer 'my_scale' uses class 'Scale', which is not registered"):
+    with pytest.raises(converter.InputInvalid, match="layer 'my_scale' uses class 'Scale', which Keras 3 cannot locate"):
         converter.extract(tmp_path / "custom.keras", reader="keras")
     tensors = converter.extract(tmp_path / "custom.keras")  # auto: the direct reader
     assert [t.name for t in tensors] == ["d/kernel", "d/bias", "my_scale/var_0"]

@@ -87,7 +87,8 @@ def _load_error(path: Path, kind: str, error: Exception) -> Exception:
         return InputInvalid(
             f"Keras could not rebuild the model in {path.name}: "
             + (f"layer {', '.join(repr(n) for n in names[:5])} uses " if names else "it uses ")
-            + f"class '{unknown.group(1)}', which is not registered with Keras (custom or renamed)",
+            + f"class '{unknown.group(1)}', which Keras 3 cannot locate (a custom class, or a configuration "
+              "written by an older Keras)",
             hint="The weights can still be read directly (--reader auto or h5); no custom code is needed for that.",
         )
     return InputInvalid(
