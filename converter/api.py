@@ -24,7 +24,8 @@ def report_non_finite(tensors: Sequence[Tensor], fail: bool = False, where: str 
     """Warn about (or, with ``fail``, refuse) tensors holding NaN or infinity; one log line per tensor."""
     found = [(t, *t.non_finite) for t in tensors if any(t.non_finite[:2])]
     for tensor, nan, inf, first in found:
-        log.warning("tensor %s holds %d NaN and %d infinite values (first at index %s)", tensor.name, nan, inf, list(first))
+        log.warning("%s: tensor %s holds %d NaN and %d infinite values (first at index %s)", where, tensor.name, nan, inf,
+                    list(first))
     if found and fail:
         names = ", ".join(t.name for t, *_ in found[:5]) + (" ..." if len(found) > 5 else "")
         raise NonFiniteValues(f"{len(found)} tensors of {where} hold NaN or infinite values: {names}")

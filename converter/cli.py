@@ -11,7 +11,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 
-from . import api, formats, layouts, readers
+from . import api, batch, formats, layouts, readers
 from .formats import c
 from ._version import __version__
 from .errors import ConverterError
@@ -24,6 +24,7 @@ EXIT_CODES = """exit codes:
   5   refused as unsafe (loading would run code from the file)
   6   cannot write output (exists without --force, folder not writable)
   7   verification failed (a file or tensor differs from the manifest)
+  8   several models exported, and at least one failed (the others were exported)
   70  internal error (a bug: rerun with --debug and report it)
   130 interrupted"""
 
@@ -32,6 +33,7 @@ EXAMPLES = """examples:
   keras-weights export model.keras -o out/
   keras-weights export model.h5 -o out/ -f npz,safetensors --force
   keras-weights export model.keras -o fw/ -f c --c-prefix net --layout dense_out_in
+  keras-weights export models/ other.h5 -o out/      # each model into out/<file name>/
   keras-weights verify out/ --compile"""
 
 
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = _command(commands, "export", "write the weights in every chosen format plus manifest.json",
                       "keras-weights export model.keras -o out/\n  keras-weights export model.h5 -f parquet --force\n"
                       "  keras-weights export model.keras -f c --c-header-only --c-prefix net -o firmware/")
-    export.add_argument("model", help="a .keras or .h5 model file")
+    export.add_argument("model", nargs="+", help="a .keras or .h5 model file or SavedModel folder; several, or a "
+                                                  "folder of them, are exported each into its own subfolder of -o")
+    export.add_argument("-j", "--jobs", type=int, metavar="N", help="models exported in parallel (default: the cores)")
     export.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
     export.add_argument("-f", "--formats", default=",".join(formats.FORMATS), metavar="FORMATS",
                         help=f"comma-separated formats (default: all): {', '.join(formats.FORMATS)}")
@@ -165,9 +169,11 @@ def run_inspect(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     given = {"prefix": args.c_prefix, "header_only": args.c_header_only, "arrays": args.c_arrays, "align": args.c_align}
     c_given = {key: value for key, value in given.items() if value is not None}
-    manifest = api.export(args.model, args.output, args.formats, force=args.force, layout=args.layout,
-                          options={"c": c_given} if c_given else None, reader=args.reader,
-                          fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code)
+    options = dict(formats=args.formats, force=args.force, layout=args.layout, options={"c": c_given} if c_given else None,
+                   reader=args.reader, fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code)
+    if len(args.model) > 1 or batch.is_folder_of_models(args.model[0]):
+        return _report_batch(batch.export_many(args.model, args.output, jobs=args.jobs, **options), args.json)
+    manifest = api.export(args.model[0], args.output, **options)
     if args.json:
         print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
         return 0
@@ -178,6 +184,21 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
     print(f"  {'manifest.json':<40} {'':>14}        run `keras-weights verify {args.output}` to check")
     return 0
+
+
+def _report_batch(outcomes: list, as_json: bool) -> int:
+    """One line per model, then totals; exit 8 when any model failed."""
+    failed = [o for o in outcomes if not o.ok]
+    if as_json:
+        print(json.dumps([vars(o) for o in outcomes], sort_keys=True, indent=2))
+    else:
+        width = max(len(o.source) for o in outcomes)
+        for o in outcomes:
+            detail = (f"{o.tensors} tensors, {o.parameters:,} parameters, {o.reader} reader -> {o.folder}" if o.ok
+                      else f"{o.code}: {o.message}")
+            print(f"{'OK  ' if o.ok else 'FAIL'} {o.source:<{width}}  {detail}")
+        print(f"{len(outcomes) - len(failed)} of {len(outcomes)} models exported" + (f", {len(failed)} failed" if failed else ""))
+    return 8 if failed else 0
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -1,0 +1,106 @@
+"""Exporting many models at once: one subfolder each, on every core, carrying on past failures.
+
+>>> [p.name for p in expand(["fixtures/zoo"])][:3]
+['attention.h5', 'attention.keras', 'conv_bn.h5']
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConverterError, InputNotFound
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+@dataclass
+class Outcome:
+    """What happened to one model of a batch."""
+
+    source: str
+    folder: str
+    ok: bool
+    tensors: int = 0
+    parameters: int = 0
+    reader: str = ""
+    code: str = ""
+    message: str = ""
+
+
+def expand(sources: Sequence[str | os.PathLike]) -> list[Path]:
+    """Model paths from files and folders (a folder gives its model files and SavedModel folders, sorted)."""
+    paths = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir() and not (path / "saved_model.pb").exists():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()
+                           or p.is_dir() and (p / "saved_model.pb").exists())
+            if not found:
+                raise InputNotFound(f"no model files (.keras, .h5, SavedModel folders) in {path}")
+            paths += found
+        else:
+            paths.append(path)
+    return paths
+
+
+def is_folder_of_models(source: str | os.PathLike) -> bool:
+    """A folder that is not itself a SavedModel: its models make a batch."""
+    path = Path(source)
+    return path.is_dir() and not (path / "saved_model.pb").exists()
+
+
+def subfolders(paths: Sequence[Path]) -> list[str]:
+    """One output subfolder name per model: its file name made safe, unique in the batch.
+
+    >>> subfolders([Path("a/model.h5"), Path("b/model.h5"), Path("model.keras")])
+    ['model.h5', 'model.h5_2', 'model.keras']
+    """
+    names, used = [], set()
+    for path in paths:
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.name).strip("._") or "model"
+        name, counter = base, 1
+        while name in used:
+            counter += 1
+            name = f"{base}_{counter}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def export_many(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, jobs: int | None = None,
+                **options: Any) -> list[Outcome]:
+    """Export each model into ``out_dir/<its file name>/`` with :func:`converter.export`'s ``options``.
+
+    Models run in parallel worker processes (``jobs``, default: the number of cores); a model that fails
+    is reported in its :class:`Outcome` and the others carry on.
+    """
+    paths = expand(sources)
+    targets = [Path(out_dir) / name for name in subfolders(paths)]
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
+    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+        return list(pool.map(_export_one, [str(p) for p in paths], [str(t) for t in targets], [options] * len(paths)))
+
+
+def _quiet_worker() -> None:
+    logging.basicConfig(format="keras-weights: %(message)s")
+
+
+def _export_one(source: str, folder: str, options: dict) -> Outcome:
+    from .api import export
+
+    try:
+        manifest = export(source, folder, **options)
+    except ConverterError as error:
+        return Outcome(source, folder, False, code=error.code, message=str(error))
+    except Exception as error:  # a bug in one model's export must not stop the batch
+        return Outcome(source, folder, False, code="internal_error", message=f"{type(error).__name__}: {error}")
+    model = manifest["model"]
+    return Outcome(source, folder, True, model["tensors"], model["parameters"], manifest["source"]["reader"])

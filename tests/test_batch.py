@@ -1,0 +1,33 @@
+"""Many models in one export: a subfolder each, worker processes, carrying on past failures."""
+import json
+import shutil
+
+import converter
+from converter.batch import export_many
+from converter.cli import main
+from conftest import FIXTURES, SEED_H5, SEED_KERAS
+
+
+def test_a_folder_and_files_export_each_into_its_own_subfolder(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    for source in (SEED_KERAS, SEED_H5, FIXTURES / "zoo" / "conv_bn.h5"):
+        shutil.copy(source, models / source.name)
+    (models / "notes.txt").write_text("not a model")
+    outcomes = export_many([models, tmp_path / "missing.h5"], tmp_path / "out", jobs=2, formats=["npz"], reader="h5")
+    assert [(o.ok, o.folder.rsplit("/", 1)[-1]) for o in outcomes] == [
+        (True, "conv_bn.h5"), (True, "seed_mlp.h5"), (True, "seed_mlp.keras"), (False, "missing.h5")]
+    assert outcomes[-1].code == "input_not_found"
+    for outcome in outcomes[:3]:
+        assert converter.verify(outcome.folder).ok
+    assert converter.read(tmp_path / "out" / "seed_mlp.keras" / "seed_mlp.npz")["dense/kernel"].shape == (4, 20)
+
+
+def test_cli_batch_summary_and_exit_code(tmp_path, capsys):
+    code = main(["export", str(SEED_KERAS), str(FIXTURES / "zoo" / "nested.keras"), str(tmp_path / "nope.keras"),
+                 "-o", str(tmp_path / "out"), "-f", "safetensors", "--reader", "h5", "--json"])
+    outcomes = json.loads(capsys.readouterr().out)
+    assert code == 8 and [o["ok"] for o in outcomes] == [True, True, False]
+    assert main(["export", str(SEED_KERAS), str(SEED_H5), "-o", str(tmp_path / "ok"), "-f", "npz", "--reader", "h5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "2 of 2 models exported" and lines[0].startswith("OK ")
