@@ -5,7 +5,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,15 @@ def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False) -> d
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
            force: bool = False, stem: str | None = None, layout: str = "keras",
            options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto",
-           fail_on_non_finite: bool = False, trust_code: bool = False) -> dict:
+           fail_on_non_finite: bool = False, trust_code: bool = False,
+           progress: Callable[[str, int, int, int, int], None] | None = None) -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
 
     ``layout`` names a layout change (see ``converter.layouts``); ``options`` maps a format name to
     its writer options, e.g. ``{"c": {"prefix": "net", "header_only": True}}``; ``reader`` is
-    ``auto``, ``keras`` or ``h5`` (see ``converter.readers.read_model``).
+    ``auto``, ``keras`` or ``h5`` (see ``converter.readers.read_model``). ``progress(format, tensors_done,
+    tensors_total, bytes_done, bytes_total)`` is called as each format's tensors are written (the library
+    itself prints nothing).
 
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
@@ -71,7 +74,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     """
     try:
         return _export(source, Path(out_dir), registry.parse(formats), force, stem, layout, options, reader,
-                       fail_on_non_finite, trust_code)
+                       fail_on_non_finite, trust_code, progress)
     except ConverterError as error:
         error.outputs = error.outputs or f"nothing in {out_dir} was written or changed"
         raise
@@ -79,7 +82,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
 
 def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, stem: str | None, layout: str,
             options: Mapping[str, Mapping[str, Any]] | None, reader: str, fail_on_non_finite: bool,
-            trust_code: bool) -> dict:
+            trust_code: bool, progress: Callable[[str, int, int, int, int], None] | None) -> dict:
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
     _refuse_output_inside_input(source, folder)
@@ -101,7 +104,8 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     try:
         with atomic.staging_folder(folder) as staging:
             for name in format_names:
-                registry.get(name).write(tensors, staging / names[name][0], manifest=description, **chosen[name])
+                registry.get(name).write(tensors, staging / names[name][0], manifest=description,
+                                         progress=_tracker(name, tensors, progress), **chosen[name])
                 files += [_file_entry(name, file_name, staging / file_name) for file_name in names[name]]
             (folder / manifests.FILE_NAME).unlink(missing_ok=True)  # never an old manifest beside new files
             state = f"some new files are in {folder} but no manifest.json: export again"
@@ -111,6 +115,20 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
         raise OutputError(f"cannot write the export to {folder}: {error.strerror or error}",
                           hint="Free space or choose another folder.", outputs=state) from None
     return manifest
+
+
+def _tracker(format_name: str, tensors: Sequence[Tensor], progress: Callable[[str, int, int, int, int], None] | None):
+    """A per-tensor callback for a writer that reports running tensor and byte totals to ``progress``."""
+    if progress is None:
+        return None
+    total, done = sum(t.nbytes for t in tensors), [0, 0]
+
+    def written(tensor: Tensor) -> None:
+        done[0], done[1] = done[0] + 1, done[1] + tensor.nbytes
+        progress(format_name, done[0], len(tensors), done[1], total)
+
+    progress(format_name, 0, len(tensors), 0, total)
+    return written
 
 
 def _options(format_names: list[str], layout: str, given: Mapping[str, Mapping[str, Any]] | None) -> dict:

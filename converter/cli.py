@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keras (default): arrays as get_weights() returns them; dense_out_in: Dense kernels "
                              "transposed to [out][in] (CMSIS-NN, TFLite)")
     export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
+    export.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     _reader_option(export)
     export.add_argument("--fail-on-non-finite", action="store_true",
                         help="refuse to export weights holding NaN or infinity (by default they are exported "
@@ -173,7 +175,14 @@ def run_export(args: argparse.Namespace) -> int:
                    reader=args.reader, fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code)
     if len(args.model) > 1 or batch.is_folder_of_models(args.model[0]):
         return _report_batch(batch.export_many(args.model, args.output, jobs=args.jobs, **options), args.json)
-    manifest = api.export(args.model[0], args.output, **options)
+    bar = _ProgressBar() if sys.stderr.isatty() and not args.quiet and not args.json else None
+    try:
+        manifest = api.export(args.model[0], args.output, progress=bar, **options)
+    finally:
+        if bar:
+            bar.close()
+    if args.quiet:
+        return 0
     if args.json:
         print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
         return 0
@@ -184,6 +193,31 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
     print(f"  {'manifest.json':<40} {'':>14}        run `keras-weights verify {args.output}` to check")
     return 0
+
+
+class _ProgressBar:
+    """Bytes and tensors per format on stderr, for exports that take more than about a second (terminals only)."""
+
+    def __init__(self) -> None:
+        self.started, self.bar, self.tasks = time.monotonic(), None, {}
+
+    def __call__(self, format_name: str, tensors: int, tensors_total: int, done: int, total: int) -> None:
+        if self.bar is None:
+            if time.monotonic() - self.started < 1.0:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn("{task.description:<12}"), BarColumn(), DownloadColumn(),
+                                TextColumn("{task.fields[tensors]} tensors"), console=Console(stderr=True), transient=True)
+            self.bar.start()
+        if format_name not in self.tasks:
+            self.tasks[format_name] = self.bar.add_task(format_name, total=total, tensors="")
+        self.bar.update(self.tasks[format_name], completed=done, tensors=f"{tensors}/{tensors_total}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _report_batch(outcomes: list, as_json: bool) -> int:

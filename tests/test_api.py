@@ -80,3 +80,11 @@ def test_non_finite_values_are_exported_exactly_but_reported(tmp_path, caplog):
         converter.export(special, tmp_path / "refused", fail_on_non_finite=True)
     assert not (tmp_path / "refused").exists()
     assert converter.export(SEED_KERAS, tmp_path / "clean", formats=["npz"])["tensors"][0]["nan"] == 0
+
+
+def test_progress_reports_tensors_and_bytes_per_format_and_nothing_is_printed(tmp_path, capsys):
+    calls = []
+    converter.export(SEED_KERAS, tmp_path, formats=["npz", "c"], progress=lambda *args: calls.append(args))
+    assert capsys.readouterr() == ("", "")
+    assert calls[0] == ("npz", 0, 6, 0, 1284) and calls[6] == ("npz", 6, 6, 1284, 1284)
+    assert calls[-1] == ("c", 6, 6, 1284, 1284) and len(calls) == 14

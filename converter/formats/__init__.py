@@ -7,7 +7,8 @@ Each module has the same face:
   ``validate(options)`` for checks beyond types);
 - ``files(stem, **options)``: the names of the files one export writes;
 - ``keys(tensors, **options)``: the key each tensor gets in that format (recorded in the manifest);
-- ``write(tensors, path, *, manifest=None, **options)``: write ``files(...)`` beside ``path``;
+- ``write(tensors, path, *, manifest=None, progress=None, **options)``: write ``files(...)`` beside
+  ``path``, calling ``progress(tensor)`` as each tensor's data is written;
 - ``read(path)``: ``{key: array}`` for every tensor held in that file.
 
 >>> list(FORMATS)

@@ -9,7 +9,7 @@ into one header as ``static const`` definitions. The text is streamed tensor by 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -69,11 +69,13 @@ def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object)
 
 
 def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None, prefix: str = "",
-          header_only: bool = False, arrays: str = "flat", align: int = 16) -> None:
+          header_only: bool = False, arrays: str = "flat", align: int = 16,
+          progress: Callable[[Tensor], None] | None = None) -> None:
     """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it."""
     validate({"prefix": prefix, "arrays": arrays, "align": align})
     path = Path(path)
     unit = _Unit(tensors, prefix_for(path.stem, prefix), path.stem, manifest or {}, arrays, align, header_only)
+    unit.progress = progress
     with open(path, "w", encoding="ascii", newline="\n") as header:
         unit.write_header(header)
     if not header_only:
@@ -89,6 +91,7 @@ class _Unit:
         self.macro, self.nested, self.align, self.header_only = prefix.upper(), arrays == "nested", align, header_only
         self.names = keys(self.tensors, stem, prefix=prefix)
         self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
+        self.progress: Callable[[Tensor], None] | None = None
 
     # -- header ------------------------------------------------------------------------------
     def write_header(self, out: IO[str]) -> None:
@@ -227,6 +230,8 @@ class _Unit:
                           f"{self.names[tensor.name]}{self._dims(tensor)} {m}_STORAGE = {{\n")
                 self._write_values(out, tensor)
                 out.write("};\n\n")
+            if self.progress:
+                self.progress(tensor)
         self._write_tables(out, storage_class)
 
     def _write_values(self, out: IO[str], tensor: Tensor) -> None:

@@ -8,7 +8,7 @@ bfloat16 and float8 have no ``.npy`` type: they are stored as their uint16/uint8
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,8 @@ def stored(tensor: Tensor) -> np.ndarray:
     return tensor.array.view(dtypes.lookup(tensor.array.dtype).npz_storage)
 
 
-def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None) -> None:
+def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
+          progress: Callable[[Tensor], None] | None = None) -> None:
     """Write ``tensors`` to ``path`` (no compression, deterministic bytes)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for tensor in tensors:
@@ -44,6 +45,8 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
             member.external_attr = 0o644 << 16
             with archive.open(member, "w", force_zip64=True) as handle:
                 np.lib.format.write_array(handle, stored(tensor), allow_pickle=False)
+            if progress:
+                progress(tensor)
 
 
 def read(path: Path) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ checksum) is in the file's key-value metadata under ``keras_weights.manifest``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +58,15 @@ def values_type(tensors: Sequence[Tensor]) -> np.dtype:
     )
 
 
-def table(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> pa.Table:
+def table(tensors: Sequence[Tensor], manifest: Mapping | None = None,
+          progress: Callable[[Tensor], None] | None = None) -> pa.Table:
     """The Arrow table written to the file."""
     carrier = values_type(tensors)
-    flat = [t.array.reshape(-1).astype(carrier) for t in tensors]
+    flat = []
+    for tensor in tensors:
+        flat.append(tensor.array.reshape(-1).astype(carrier))
+        if progress:
+            progress(tensor)
     payloads = [_lost_bits(t, f) for t, f in zip(tensors, flat, strict=True)]
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in flat], dtype=np.int64)])
     list_type = pa.list_ if offsets[-1] < 2**31 else pa.large_list
@@ -100,9 +105,10 @@ def _list_array(list_type, offsets: np.ndarray, values: pa.Array) -> pa.Array:
     return array_class.from_arrays(pa.array(offsets, offset_type), values)
 
 
-def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None) -> None:
+def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
+          progress: Callable[[Tensor], None] | None = None) -> None:
     """Write ``tensors`` to ``path`` as one row each."""
-    pq.write_table(table(tensors, manifest), path, compression="zstd")
+    pq.write_table(table(tensors, manifest, progress), path, compression="zstd")
 
 
 def read(path: Path) -> dict[str, np.ndarray]:

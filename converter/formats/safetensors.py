@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,13 +57,16 @@ def header(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> tuple[
     return struct.pack("<Q", len(text)) + text, ordered
 
 
-def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None) -> None:
+def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
+          progress: Callable[[Tensor], None] | None = None) -> None:
     """Write ``tensors`` to ``path``, streaming each tensor's bytes."""
     head, ordered = header(tensors, manifest)
     with open(path, "wb") as handle:
         handle.write(head)
         for tensor in ordered:
             handle.write(raw_bytes(tensor.array))
+            if progress:
+                progress(tensor)
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
