@@ -70,7 +70,7 @@ def test_auto_falls_back_for_lambda_layers_without_running_their_code(tmp_path, 
         assert manifest["source"]["reader"] == "h5" and "unsafe_input" in manifest["source"]["note"]
         assert [t["name"] for t in manifest["tensors"]] == ["d/kernel", "d/bias", "out/kernel", "out/bias"]
         for tensor, array in zip(manifest["tensors"], reference_weights(model), strict=True):
-            assert_bit_identical(converter.read(tmp_path / suffix[1:] / f"with_lambda.npz")[tensor["name"]], array)
+            assert_bit_identical(converter.read(tmp_path / suffix[1:] / "with_lambda.npz")[tensor["name"]], array)
         assert not marker.exists()
     assert any("reading the weights directly" in r.message for r in caplog.records)
 

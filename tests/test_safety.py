@@ -14,7 +14,7 @@ import pytest
 import converter
 from converter import atomic
 from converter.cli import main
-from conftest import FIXTURES, ROOT, SEED_H5, SEED_KERAS
+from conftest import ROOT, SEED_H5, SEED_KERAS
 
 
 def run_cli(capsys, *argv):

@@ -6,8 +6,9 @@ Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``dtype`
 tensor's values exactly (float32 for float32/float16/bfloat16 models, float64 once float64 or mixed
 int/float tensors appear). A NaN keeps its payload in ``values`` only if the conversion to that type
 keeps it; where it does not, ``payload_index`` lists the flat positions and ``payload_bits`` their
-exact bits (as unsigned integers), and :func:`read` puts them back. The manifest (without its ``files`` list, which would have to contain this file's own
-checksum) is in the file's key-value metadata under ``keras_weights.manifest``.
+exact bits (as unsigned integers), and :func:`read` puts them back. The manifest (without its
+``files`` list, which would have to contain this file's own checksum) is in the file's key-value
+metadata under ``keras_weights.manifest``.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def table(tensors: Sequence[Tensor], manifest: Mapping | None = None,
           progress: Callable[[Tensor], None] | None = None) -> pa.Table:
     """The Arrow table written to the file."""
     carrier = values_type(tensors)
-    flat = []
+    flat = []  # the values in the carrier type, one array per tensor
     for tensor in tensors:
         flat.append(tensor.array.reshape(-1).astype(carrier))
         if progress:

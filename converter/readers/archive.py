@@ -36,9 +36,10 @@ def check(path: Path) -> None:
         if _unsafe_member(member.filename):
             raise UnsafeInput(f"{path.name} has a member whose path leaves the archive: {member.filename!r}",
                               hint="The archive was built to write outside its folder; do not use it.")
-        if member.file_size > RATIO_FLOOR and member.file_size > MAX_RATIO * max(member.compress_size, 1):
-            raise UnsafeInput(f"{path.name}: member {member.filename} expands {member.file_size // max(member.compress_size, 1)}x "
-                              f"to {member.file_size:,} bytes (a zip bomb)", hint="Do not use this file.")
+        ratio = member.file_size // max(member.compress_size, 1)
+        if member.file_size > RATIO_FLOOR and ratio > MAX_RATIO:
+            raise UnsafeInput(f"{path.name}: member {member.filename} expands {ratio}x to {member.file_size:,} bytes "
+                              "(a zip bomb)", hint="Do not use this file.")
     if sum(m.file_size for m in members) > MAX_UNCOMPRESSED:
         raise UnsafeInput(f"{path.name} claims {sum(m.file_size for m in members):,} bytes uncompressed",
                           hint="Do not use this file.")

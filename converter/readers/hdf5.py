@@ -134,7 +134,7 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
                            hint="The file is inconsistent (truncated or edited); save it again.")
     parts = _relative_parts(weight_name, layer_name, model_name)
     parts, owner_class = _keras3_chain(parts, class_name, layer_config)
-    name = keras3_layout.unique(f"{layer_name}/{'/'.join(parts)}", used)
+    name = describe.unique(f"{layer_name}/{'/'.join(parts)}", used)
     trainable = bool(layer_config.get("trainable", True)) and parts[-1] not in NON_TRAINABLE_ROLES
     return Tensor(name, layer_name, parts[-1], index, trainable, keras3_layout.dataset_array(group[weight_name]),
                   owner_class=owner_class)

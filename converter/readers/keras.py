@@ -108,7 +108,7 @@ def read(model: Any, source: Source) -> ModelWeights:
                 continue
             seen.add(id(variable))
             path, owner = owners.get(id(variable), (f"{layer.name}/{_short_name(variable)}", layer))
-            mine.append(Tensor(_unique(path, used), layer.name, _short_name(variable), index, bool(variable.trainable),
+            mine.append(Tensor(describe.unique(path, used), layer.name, _short_name(variable), index, bool(variable.trainable),
                                value, owner_class=type(owner).__name__))
         tensors += mine
         layers.append(_describe(index, layer, tuple(t.name for t in mine)))
@@ -133,15 +133,6 @@ def _variable_owners(layer: Any, prefix: str = "") -> dict[int, tuple[str, Any]]
 
 def _short_name(variable: Any) -> str:
     return str(variable.name).split("/")[-1].removesuffix(":0")
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, counter = name, 0
-    while candidate in used:
-        counter += 1
-        candidate = f"{name}_{counter}"
-    used.add(candidate)
-    return candidate
 
 
 def _describe(index: int, layer: Any, tensor_names: tuple[str, ...]) -> Layer:

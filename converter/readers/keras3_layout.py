@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import h5py
 import ml_dtypes
@@ -58,7 +57,7 @@ def read(handle: h5py.File, config: dict | None, file_name: str, source: Source)
     for index, (path, class_name, layer_config, layer_name) in enumerate(entries):
         mine = []
         for parts, owner, role, array in _walk(handle, path, class_name, layer_config, notes):
-            name = unique("/".join([layer_name, *parts, role]), used)
+            name = describe.unique("/".join([layer_name, *parts, role]), used)
             trainable = bool(layer_config.get("trainable", True)) and role not in NON_TRAINABLE
             mine.append(Tensor(name, layer_name, role, index, trainable, array, owner_class=owner))
         tensors += mine
@@ -191,16 +190,6 @@ def snake_case(name: str) -> str:
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def unique(name: str, used: set[str]) -> str:
-    """``name``, or ``name_1``, ``name_2``... if an earlier tensor took it."""
-    candidate, counter = name, 0
-    while candidate in used:
-        counter += 1
-        candidate = f"{name}_{counter}"
-    used.add(candidate)
-    return candidate
 
 
 def _counted(name: str, counters: dict[str, int]) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InputInvalid
 from ..tensors import Layer, ModelWeights, Source, Tensor
-from . import describe, keras3_layout
+from . import describe
 
 NAME = "savedmodel"
 _NOT_LAYERS = {"variables", "trainable_variables", "non_trainable_variables", "regularization_losses",
@@ -50,7 +50,7 @@ def read(folder: Path, source: Source) -> ModelWeights:
         for full_name, key in _variables(graph, node_id, set()):
             parts = full_name.split(":")[0].split("/")
             chain = parts[parts.index(layer_name) + 1:] if layer_name in parts[:-1] else parts[-1:]
-            name = keras3_layout.unique("/".join([layer_name, *chain]), used)
+            name = describe.unique("/".join([layer_name, *chain]), used)
             role = chain[-1]
             mine.append(Tensor(name, layer_name, role, index_in_model, role not in NON_TRAINABLE,
                                checkpoint.get_tensor(key), owner_class=info.get("class_name", "")))
@@ -76,7 +76,7 @@ def _read_variable_list(checkpoint: Any, graph: Any, folder: Path, source: Sourc
         layer_name = path.split("/")[0]
         index = order.setdefault(layer_name, len(order))
         role = path.split("/")[-1]
-        tensors.append(Tensor(keras3_layout.unique(path, used), layer_name, role, index, role not in NON_TRAINABLE,
+        tensors.append(Tensor(describe.unique(path, used), layer_name, role, index, role not in NON_TRAINABLE,
                               checkpoint.get_tensor(value.checkpoint_key)))
     layers = tuple(Layer(i, name, "", {}, None, None, tuple(t.name for t in tensors if t.layer == name))
                    for name, i in order.items())
