@@ -109,7 +109,7 @@ def _list_array(list_type, offsets: np.ndarray, values: pa.Array) -> pa.Array:
 def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
           progress: Callable[[Tensor], None] | None = None) -> None:
     """Write ``tensors`` to ``path`` as one row each."""
-    pq.write_table(table(tensors, manifest, progress), path, compression="zstd")
+    pq.write_table(table(tensors, manifest, progress), path)  # pyarrow's default (snappy): weights barely compress
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
