@@ -61,11 +61,42 @@ def _scan(text: str) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, t
 
 
 def _parse_values(text: str, c_type: str) -> np.ndarray:
+    fast = _parse_float32_literals(text) if c_type == "float" else None
+    if fast is not None:
+        return fast
     tokens = [t for t in re.sub(r"[{}\s]", "", text).split(",") if t]
     storage = np.dtype(dtypes.C_TYPES[c_type])
     if c_type == "float" or c_type == "double":
         return _parse_floats(tokens, storage)
     return np.array([_parse_int(t) for t in tokens], dtype=np.int64 if storage != np.uint64 else np.uint64).astype(storage)
+
+
+_POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
+
+
+def _parse_float32_literals(text: str) -> np.ndarray | None:
+    """Our own fixed-width float32 literals (``-d.dddddddde+XXf``), parsed with array arithmetic.
+
+    Every token has exactly one ``e``, so its position locates the token; anything else in the block
+    (special values, hand edits) returns None and the general parser takes over.
+    """
+    data = np.frombuffer(text.encode("ascii"), np.uint8)
+    marks = np.flatnonzero(data == ord("e"))
+    if marks.size == 0 or marks.size != np.count_nonzero(data == ord(",")) or marks[0] < 11 or marks[-1] + 4 >= data.size:
+        return None
+    column = lambda offset: data[marks + offset]  # noqa: E731  (one character of every token)
+    if (column(-9) != ord(".")).any() or (column(4) != ord("f")).any():
+        return None
+    mantissa = np.zeros(marks.size, np.int64)
+    for offset in (-10, -8, -7, -6, -5, -4, -3, -2, -1):  # the nine digits around the point
+        digit = column(offset).astype(np.int64) - ord("0")
+        if ((digit < 0) | (digit > 9)).any():
+            return None
+        mantissa = mantissa * 10 + digit
+    exponent = (column(2).astype(np.int64) - ord("0")) * 10 + column(3) - ord("0")
+    exponent = np.where(column(1) == ord("-"), -exponent, exponent)
+    value = (mantissa * _POW10[exponent - 8 + 60]).astype(np.float32)
+    return np.where(column(-11) == ord("-"), -value, value)
 
 
 def _parse_floats(tokens: list[str], storage: np.dtype) -> np.ndarray:
