@@ -178,7 +178,7 @@ def _refuse_overwrite(folder: Path, names: Sequence[str], force: bool) -> None:
 def _stem(model) -> str:
     """Output file stem: the input file's stem, else the model's name made safe for a file name."""
     base = Path(model.source.file).stem if model.source.file else model.name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("._") or "weights"
+    return atomic.safe_file_name(base, "weights")
 
 
 def _file_entry(format_name: str, name: str, written: Path) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -81,6 +82,15 @@ def publish(staging: Path, names: list[str], folder: Path) -> None:
         os.chmod(staging / name, 0o666 & ~_umask())
     for name in names:
         os.replace(staging / name, folder / name)
+
+
+def safe_file_name(text: str, fallback: str) -> str:
+    """``text`` as a plain file name: letters, digits, ``_``, ``.`` and ``-`` only, never hidden or empty.
+
+    >>> safe_file_name("../my model", "x"), safe_file_name("...", "x")
+    ('my_model', 'x')
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or fallback
 
 
 def write_bytes(destination: Path, data: bytes) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import safe_file_name
 from .errors import ConverterError, InputNotFound
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -64,7 +64,7 @@ def subfolders(paths: Sequence[Path]) -> list[str]:
     """
     names, used = [], set()
     for path in paths:
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.name).strip("._") or "model"
+        base = safe_file_name(path.name, "model")
         name, counter = base, 1
         while name in used:
             counter += 1
