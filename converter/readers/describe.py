@@ -16,6 +16,21 @@ CONFIG_KEYS = (
 )
 
 
+# Roles Keras keeps out of training (BatchNorm statistics in every era's names, Normalization state):
+# the direct readers cannot ask a variable, so they ask its role and its layer's config.
+NON_TRAINABLE_ROLES = frozenset({"moving_mean", "moving_variance", "running_mean", "running_std", "mean", "variance",
+                                 "count"})
+
+
+def trainable(role: str, layer_config: dict) -> bool:
+    """Whether Keras would mark a variable trainable, from its role and its layer's config.
+
+    >>> trainable("kernel", {}), trainable("moving_mean", {}), trainable("kernel", {"trainable": False})
+    (True, False, False)
+    """
+    return bool(layer_config.get("trainable", True)) and role not in NON_TRAINABLE_ROLES
+
+
 def summary(config: dict) -> dict:
     """The entries of a layer config that matter for using its weights, as plain JSON.
 

@@ -27,7 +27,6 @@ from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe, keras3_layout
 
 NAME = "h5"
-NON_TRAINABLE_ROLES = {"moving_mean", "moving_variance", "running_mean", "running_std", "count"}
 RNN_CELLS = {**keras3_layout.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
 
 
@@ -76,31 +75,18 @@ def _read_hdf5(handle: h5py.File, file_name: str, source: Source) -> ModelWeight
     if "layer_names" in root.attrs:
         return _read_legacy(handle, root, file_name, source)
     if "layers" in handle or "vars" in handle:
-        provenance = {"keras_version": None, "backend": None}
-        return keras3_layout.read(handle, None, file_name, _with(source, **provenance))
+        return keras3_layout.read(handle, None, file_name, source)
     raise InputInvalid(f"{file_name} is an HDF5 file but holds no Keras weights (no layer_names, no layers group)",
                        hint="Pass a file written by Keras model.save() or save_weights().")
 
 
 def _read_archive(path: Path, source: Source) -> ModelWeights:
+    """A .keras archive, already checked by ``readers.archive`` (members present, no traversal, no bomb)."""
     with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        missing = {"config.json", "model.weights.h5"} - names
-        if missing:
-            raise InputInvalid(f"{path.name} is a zip archive without {', '.join(sorted(missing))}",
-                               hint="A .keras file holds config.json, metadata.json and model.weights.h5.")
         config = json.loads(archive.read("config.json"))
-        metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
         weights = archive.read("model.weights.h5")
-    provenance = {"keras_version": metadata.get("keras_version"), "backend": metadata.get("backend")}
     with h5py.File(io.BytesIO(weights), "r") as handle:
-        return keras3_layout.read(handle, config, path.name, _with(source, **provenance))
-
-
-def _with(source: Source, **changes: Any) -> Source:
-    from dataclasses import replace
-
-    return replace(source, **{k: v for k, v in changes.items() if v is not None or getattr(source, k) is None})
+        return keras3_layout.read(handle, config, path.name, source)
 
 
 # --- legacy HDF5 -----------------------------------------------------------------------------
@@ -121,10 +107,8 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
         tensors += mine
         layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
                             tuple(t.name for t in mine)))
-    provenance = {"keras_version": _text_attr(handle.attrs, "keras_version") or _text_attr(root.attrs, "keras_version"),
-                  "backend": _text_attr(handle.attrs, "backend") or _text_attr(root.attrs, "backend")}
     return ModelWeights(model_name or Path(file_name).stem, (config or {}).get("class_name", ""),
-                        _input_shapes(config), None, tuple(layers), tuple(tensors), _with(source, **provenance))
+                        _input_shapes(config), None, tuple(layers), tuple(tensors), source)
 
 
 def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,
@@ -135,7 +119,7 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
     parts = _relative_parts(weight_name, layer_name, model_name)
     parts, owner_class = _keras3_chain(parts, class_name, layer_config)
     name = describe.unique(f"{layer_name}/{'/'.join(parts)}", used)
-    trainable = bool(layer_config.get("trainable", True)) and parts[-1] not in NON_TRAINABLE_ROLES
+    trainable = describe.trainable(parts[-1], layer_config)
     return Tensor(name, layer_name, parts[-1], index, trainable, keras3_layout.dataset_array(group[weight_name]),
                   owner_class=owner_class)
 

@@ -36,7 +36,6 @@ ROLES: dict[str, tuple[str, ...]] = {
     "ConvLSTMCell": ("kernel", "recurrent_kernel", "bias"),
 }
 _OPTIONAL = {"bias": "use_bias", "gamma": "scale", "beta": "center"}  # roles a config flag can switch off
-NON_TRAINABLE = {"moving_mean", "moving_variance", "mean", "variance", "count"}
 RNN_CELLS = {"LSTM": "LSTMCell", "GRU": "GRUCell", "SimpleRNN": "SimpleRNNCell", "ConvLSTM1D": "ConvLSTMCell",
              "ConvLSTM2D": "ConvLSTMCell", "ConvLSTM3D": "ConvLSTMCell"}
 # Sub-layers in the order the layer creates them (its weights list them in this order).
@@ -58,8 +57,8 @@ def read(handle: h5py.File, config: dict | None, file_name: str, source: Source)
         mine = []
         for parts, owner, role, array in _walk(handle, path, class_name, layer_config, notes):
             name = describe.unique("/".join([layer_name, *parts, role]), used)
-            trainable = bool(layer_config.get("trainable", True)) and role not in NON_TRAINABLE
-            mine.append(Tensor(name, layer_name, role, index, trainable, array, owner_class=owner))
+            mine.append(Tensor(name, layer_name, role, index, describe.trainable(role, layer_config), array,
+                               owner_class=owner))
         tensors += mine
         layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
                             tuple(t.name for t in mine)))

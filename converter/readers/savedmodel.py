@@ -19,7 +19,6 @@ from . import describe
 NAME = "savedmodel"
 _NOT_LAYERS = {"variables", "trainable_variables", "non_trainable_variables", "regularization_losses",
                "keras_api", "layer_metrics", "optimizer", "_default_save_signature"}
-NON_TRAINABLE = {"moving_mean", "moving_variance", "count", "mean", "variance"}
 
 
 def is_savedmodel(path: Path) -> bool:
@@ -52,7 +51,7 @@ def read(folder: Path, source: Source) -> ModelWeights:
             chain = parts[parts.index(layer_name) + 1:] if layer_name in parts[:-1] else parts[-1:]
             name = describe.unique("/".join([layer_name, *chain]), used)
             role = chain[-1]
-            mine.append(Tensor(name, layer_name, role, index_in_model, role not in NON_TRAINABLE,
+            mine.append(Tensor(name, layer_name, role, index_in_model, describe.trainable(role, info.get("config") or {}),
                                checkpoint.get_tensor(key), owner_class=info.get("class_name", "")))
         tensors += mine
         layers.append(Layer(index_in_model, layer_name, info.get("class_name", ""),
@@ -76,7 +75,7 @@ def _read_variable_list(checkpoint: Any, graph: Any, folder: Path, source: Sourc
         layer_name = path.split("/")[0]
         index = order.setdefault(layer_name, len(order))
         role = path.split("/")[-1]
-        tensors.append(Tensor(describe.unique(path, used), layer_name, role, index, role not in NON_TRAINABLE,
+        tensors.append(Tensor(describe.unique(path, used), layer_name, role, index, describe.trainable(role, {}),
                               checkpoint.get_tensor(value.checkpoint_key)))
     layers = tuple(Layer(i, name, "", {}, None, None, tuple(t.name for t in tensors if t.layer == name))
                    for name, i in order.items())
