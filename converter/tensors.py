@@ -24,6 +24,9 @@ import numpy as np
 from . import dtypes
 
 
+SCAN_BLOCK = 1 << 20  # values per block when scanning a tensor for NaN and infinity
+
+
 def canonical(array: Any) -> np.ndarray:
     """A read-only, C-ordered, little-endian view or copy of ``array``; never touches the caller's."""
     array = np.asarray(array)
@@ -81,10 +84,16 @@ class Tensor:
         """(NaN count, infinity count, index of the first such value) -- zeros and None for integers."""
         if "float" not in self.dtype:
             return 0, 0, None
-        nan, inf = np.isnan(self.array), np.isinf(self.array)
-        bad = np.flatnonzero(nan | inf)
-        first = tuple(int(i) for i in np.unravel_index(bad[0], self.array.shape)) if bad.size else None
-        return int(nan.sum()), int(inf.sum()), first
+        nan = inf = 0
+        first = None
+        flat = self.array.reshape(-1)
+        for start in range(0, flat.size, SCAN_BLOCK):  # in blocks: the masks of a whole tensor would cost 3 bytes a value
+            block = flat[start:start + SCAN_BLOCK]
+            nan_mask, inf_mask = np.isnan(block), np.isinf(block)
+            nan, inf = nan + int(nan_mask.sum()), inf + int(inf_mask.sum())
+            if first is None and (nan_mask.any() or inf_mask.any()):
+                first = start + int(np.flatnonzero(nan_mask | inf_mask)[0])
+        return nan, inf, None if first is None else tuple(int(i) for i in np.unravel_index(first, self.array.shape))
 
 
 @dataclass(frozen=True)

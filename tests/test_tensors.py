@@ -58,3 +58,15 @@ def test_canonical_never_mutates_its_input_flags():
     array = np.zeros(3, np.float32)
     canonical(array)
     assert array.flags.writeable
+
+
+@pytest.mark.parametrize("positions", [[], [5], [(1 << 20) + 3, 7], [3 * (1 << 20) - 1]])
+def test_non_finite_counts_and_first_index_across_scan_blocks(positions):
+    array = np.zeros((3, 1 << 20), np.float32)  # three scan blocks
+    flat = array.reshape(-1)
+    for i, position in enumerate(positions):
+        flat[position] = [np.nan, -np.inf][i % 2]
+    nan, inf, first = make(array).non_finite
+    assert (nan, inf) == (int(np.isnan(array).sum()), int(np.isinf(array).sum()))
+    expected = np.unravel_index(min(positions), array.shape) if positions else None
+    assert first == (tuple(int(i) for i in expected) if positions else None)

@@ -12,7 +12,6 @@ archives are read by ``keras3_layout``.
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 import zipfile
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..errors import ConverterError, InputInvalid
 from ..tensors import Layer, ModelWeights, Source, Tensor
+from . import archive as archive_checks
 from . import describe, keras3_layout
 
 NAME = "h5"
@@ -84,8 +84,7 @@ def _read_archive(path: Path, source: Source) -> ModelWeights:
     """A .keras archive, already checked by ``readers.archive`` (members present, no traversal, no bomb)."""
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
-        weights = archive.read("model.weights.h5")
-    with h5py.File(io.BytesIO(weights), "r") as handle:
+    with archive_checks.open_member(path, "model.weights.h5") as weights, h5py.File(weights, "r") as handle:
         return keras3_layout.read(handle, config, path.name, source)
 
 
