@@ -138,8 +138,8 @@ def test_parquet_columns_and_types(tmp_path):
 
     FORMATS["parquet"].write(zoo_tensors(np.dtype(np.float16)), tmp_path / "w.parquet", manifest={"model": {"name": "m"}})
     table = pq.read_table(tmp_path / "w.parquet")
-    assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "dtype", "shape", "values", "sha256",
-                                  "payload_index", "payload_bits"]
+    assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "dtype", "shape", "offset", "values",
+                                  "sha256", "payload_index", "payload_bits"]
     assert table.schema.field("values").type.value_type == pa.float32()
     assert table.column("shape").to_pylist()[3] == [0, 4]
     assert parquet.embedded_manifest(tmp_path / "w.parquet") == {"model": {"name": "m"}}
@@ -153,6 +153,26 @@ def test_parquet_mixed_dtypes_promote_to_an_exact_common_type(tmp_path):
     back = FORMATS["parquet"].read(tmp_path / "w.parquet")
     assert_bit_identical(back["a/y"], tensors[1].array)
     assert_bit_identical(back["a/x"], tensors[0].array)
+
+
+def test_parquet_splits_a_large_tensor_into_rows_and_keeps_every_bit(tmp_path):
+    """A tensor above PART_VALUES values spans rows; a NaN payload the float64 carrier drops is kept."""
+    import ml_dtypes
+    import pyarrow.parquet as pq
+
+    big = np.arange(2 * parquet.PART_VALUES + 5, dtype=np.float32).astype(ml_dtypes.bfloat16)
+    big.view(np.uint16)[-3] = 0x7FC1  # a quiet NaN with a payload, in the last row
+    tensors = [Tensor("a/big", "a", "big", 0, True, big), Tensor("a/n", "a", "n", 0, True, np.array([7], np.int32))]
+    FORMATS["parquet"].write(tensors, tmp_path / "w.parquet")
+    handle = pq.ParquetFile(tmp_path / "w.parquet")
+    table = handle.read(columns=["name", "offset", "payload_index"]).to_pylist()
+    assert [(r["name"], r["offset"]) for r in table] == [
+        ("a/big", 0), ("a/big", parquet.PART_VALUES), ("a/big", 2 * parquet.PART_VALUES), ("a/n", 0)]
+    assert table[2]["payload_index"] == [big.size - 3]
+    assert max(handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)) <= 2
+    back = FORMATS["parquet"].read(tmp_path / "w.parquet")
+    assert_bit_identical(back["a/big"], big)
+    assert_bit_identical(back["a/n"], tensors[1].array)
 
 
 def test_parquet_refuses_a_column_it_cannot_hold_exactly(tmp_path):

@@ -49,3 +49,19 @@ def test_duckdb_reads_mixed_precision_models(tmp_path):
     rows = duckdb.sql(f"SELECT name, dtype, len(values) FROM '{tmp_path / 'half.parquet'}'").fetchall()
     assert [(r[0], r[1]) for r in rows][:4] == [("f16/kernel", "float16"), ("f16/bias", "float16"),
                                                 ("bf16/kernel", "bfloat16"), ("bf16/bias", "bfloat16")]
+
+
+def test_duckdb_reassembles_a_tensor_that_spans_rows(tmp_path):
+    """The README's query for tensors above 1,048,576 values: rows in `offset` order, values concatenated."""
+    from converter.formats import parquet
+    from converter.tensors import Tensor
+
+    big = np.random.default_rng(0).standard_normal(parquet.PART_VALUES * 2 + 72).astype(np.float32).reshape(-1, 8)
+    converter.formats.FORMATS["parquet"].write([Tensor("emb/embeddings", "emb", "embeddings", 0, True, big)],
+                                               tmp_path / "big.parquet")
+    query = f"""
+        SELECT name, flatten(list(values ORDER BY "offset")) AS values
+        FROM '{tmp_path / 'big.parquet'}' GROUP BY name
+    """
+    values = duckdb.sql(f"SELECT unnest(values) AS v FROM ({query}) WHERE name = 'emb/embeddings'").fetchnumpy()["v"]
+    assert np.asarray(values, np.float32).tobytes() == big.tobytes()

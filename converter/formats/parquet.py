@@ -13,7 +13,7 @@ metadata under ``keras_weights.manifest``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,35 +59,54 @@ def values_type(tensors: Sequence[Tensor]) -> np.dtype:
     )
 
 
-def table(tensors: Sequence[Tensor], manifest: Mapping | None = None,
-          progress: Callable[[Tensor], None] | None = None) -> pa.Table:
-    """The Arrow table written to the file.
+PART_VALUES = 1 << 20  # values per row at most: a larger tensor spans consecutive rows
+_TEXT_COLUMNS = ("name", "layer", "role", "dtype")
 
-    Columns are built from buffers rather than with ``pa.array``, which imports pandas whenever it is
-    installed (half a second and ~170 MB of start-up for nothing).
-    """
-    carrier = values_type(tensors)
-    flat = []  # the values in the carrier type, one array per tensor
-    for tensor in tensors:
-        flat.append(tensor.array.reshape(-1).astype(carrier, copy=False))  # a view when no conversion is needed
-        if progress:
-            progress(tensor)
-    payloads = [_lost_bits(t, f) for t, f in zip(tensors, flat, strict=True)]
-    columns = {
-        "name": _strings([t.name for t in tensors]),
-        "layer": _strings([t.layer for t in tensors]),
-        "role": _strings([t.role for t in tensors]),
-        "layer_index": _numbers(np.array([t.layer_index for t in tensors], np.int32)),
-        "trainable": _booleans([t.trainable for t in tensors]),
-        "dtype": _strings([t.dtype for t in tensors]),
-        "shape": _lists([np.array(t.shape, np.int64) for t in tensors], np.int64),
-        "values": _lists(flat, carrier),
-        "sha256": _strings([t.sha256 for t in tensors]),
-        "payload_index": _lists([np.array(index, np.int64) for index, _ in payloads], np.int64),
-        "payload_bits": _lists([np.array(bits, np.uint64) for _, bits in payloads], np.uint64),
-    }
+
+def schema(carrier: np.dtype, manifest: Mapping | None = None) -> pa.Schema:
+    """The file's columns; ``values`` holds ``carrier`` elements."""
     metadata = {MANIFEST_KEY: json.dumps(manifest, sort_keys=True, allow_nan=False)} if manifest else None
-    return pa.Table.from_arrays(list(columns.values()), names=list(columns), metadata=metadata)
+    return pa.schema([
+        ("name", pa.string()), ("layer", pa.string()), ("role", pa.string()), ("layer_index", pa.int32()),
+        ("trainable", pa.bool_()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("offset", pa.int64()),
+        ("values", pa.list_(pa.from_numpy_dtype(carrier))), ("sha256", pa.string()),
+        ("payload_index", pa.list_(pa.int64())), ("payload_bits", pa.list_(pa.uint64())),
+    ], metadata=metadata)
+
+
+def rows(tensor: Tensor, carrier: np.dtype) -> Iterator[dict]:
+    """The rows of one tensor: one per ``PART_VALUES`` values (one for an empty tensor), in order.
+
+    >>> t = Tensor("d/k", "d", "k", 0, True, np.zeros(PART_VALUES + 1, np.float16))
+    >>> [(row["offset"], len(row["values"]), row["values"].dtype.name) for row in rows(t, np.dtype(np.float32))]
+    [(0, 1048576, 'float32'), (1048576, 1, 'float32')]
+    """
+    flat = tensor.array.reshape(-1)
+    for offset in range(0, max(flat.size, 1), PART_VALUES):
+        part = flat[offset:offset + PART_VALUES]
+        carried = part.astype(carrier, copy=False)  # a view when no conversion is needed
+        index, bits = _lost_bits(tensor, part, carried)
+        yield {"name": tensor.name, "layer": tensor.layer, "role": tensor.role, "layer_index": tensor.layer_index,
+               "trainable": tensor.trainable, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),
+               "offset": offset, "values": carried, "sha256": tensor.sha256,
+               "payload_index": np.array(index, np.int64) + offset, "payload_bits": np.array(bits, np.uint64)}
+
+
+def _batch(parts: Sequence[dict], file_schema: pa.Schema) -> pa.Table:
+    """Rows as an Arrow table, built from buffers: ``pa.array`` imports pandas whenever it is installed
+    (half a second and ~170 MB of start-up for nothing)."""
+    columns = []
+    for field in file_schema:
+        values = [row[field.name] for row in parts]
+        if pa.types.is_string(field.type):
+            columns.append(_strings(values))
+        elif pa.types.is_boolean(field.type):
+            columns.append(_booleans(values))
+        elif pa.types.is_list(field.type):
+            columns.append(_lists(values, np.dtype(field.type.value_type.to_pandas_dtype())))
+        else:
+            columns.append(_numbers(np.array(values, field.type.to_pandas_dtype())))
+    return pa.Table.from_arrays(columns, schema=file_schema)
 
 
 def _numbers(values: np.ndarray) -> pa.Array:
@@ -109,21 +128,16 @@ def _booleans(flags: list[bool] | np.ndarray) -> pa.Array:
 
 
 def _lists(parts: list[np.ndarray], dtype: np.dtype) -> pa.Array:
-    """A list column: one list per array; 64-bit offsets once there are 2**31 values or more."""
-    sizes = np.array([len(p) for p in parts], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    joined = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, dtype)
-    values = _numbers(joined.astype(dtype, copy=False))
-    if offsets[-1] < 2**31:
-        return pa.ListArray.from_arrays(_numbers(offsets.astype(np.int32)), values)
-    return pa.LargeListArray.from_arrays(_numbers(offsets), values)
+    """A list column, one list per array (a batch holds under 2 * PART_VALUES values: 32-bit offsets do)."""
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int32)
+    joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return pa.ListArray.from_arrays(_numbers(offsets), _numbers(joined.astype(dtype, copy=False)))
 
 
-def _lost_bits(tensor: Tensor, carried: np.ndarray) -> tuple[list[int], list[int]]:
-    """Flat positions (and exact bits) of values the carrier type changes: only ever NaN payloads."""
+def _lost_bits(tensor: Tensor, original: np.ndarray, carried: np.ndarray) -> tuple[list[int], list[int]]:
+    """Positions in ``original`` (and exact bits) of values the carrier type changes: only ever NaN payloads."""
     if not tensor.non_finite[0]:
         return [], []
-    original = tensor.array.reshape(-1)
     bits_type = np.dtype(f"<u{original.dtype.itemsize}")
     changed = np.flatnonzero(carried.astype(original.dtype).view(bits_type) != original.view(bits_type))
     return changed.tolist(), original.view(bits_type)[changed].astype(np.uint64).tolist()
@@ -131,31 +145,47 @@ def _lost_bits(tensor: Tensor, carried: np.ndarray) -> tuple[list[int], list[int
 
 def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
           progress: Callable[[Tensor], None] | None = None) -> None:
-    """Write ``tensors`` to ``path`` as one row each."""
-    # Measured on 1M-10M float32 weights: dictionary encoding cost 5x the time and ~30x their size in
-    # memory for a larger file, and snappy 7x the time for no smaller file (weights do not compress).
-    # One row group per tensor bounds the writer's buffers by the largest tensor, not the model.
-    pq.write_table(table(tensors, manifest, progress), path, use_dictionary=["name", "layer", "role", "dtype"],
-                   compression="none", row_group_size=1)
+    """Write ``tensors`` to ``path``, streaming: row groups of about ``PART_VALUES`` values.
+
+    Measured on 1M-10M float32 weights: dictionary encoding of the values cost 5x the time and ~30x
+    their size in memory, and snappy 7x the time for no smaller file (weights do not compress).
+    pyarrow's writer holds ~17 bytes per value of a row group (list levels, pages), so a row group is
+    kept near ``PART_VALUES`` values whatever the model's size, and no copy of the model is built.
+    """
+    file_schema = schema(values_type(tensors), manifest)
+    carrier = np.dtype(file_schema.field("values").type.value_type.to_pandas_dtype())
+    with pq.ParquetWriter(path, file_schema, use_dictionary=list(_TEXT_COLUMNS), compression="none") as writer:
+        pending, size = [], 0
+        for tensor in tensors:
+            for row in rows(tensor, carrier):
+                pending.append(row)
+                size += len(row["values"])
+                if size >= PART_VALUES:
+                    writer.write_table(_batch(pending, file_schema))
+                    pending, size = [], 0
+            if progress:
+                progress(tensor)
+        if pending:
+            writer.write_table(_batch(pending, file_schema))
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
-    """Read every row back into an array of its recorded dtype and shape."""
-    columns = ["name", "dtype", "shape", "payload_index", "payload_bits"]
-    data = pq.read_table(path, columns=[*columns, "values"])
-    values = data.column("values").combine_chunks()
-    flat = values.flatten().to_numpy(zero_copy_only=False)
-    offsets = values.offsets.to_numpy()
-    rows = zip(*(data.column(c).to_pylist() for c in columns), offsets[:-1], offsets[1:], strict=True)
-    return {name: _restored(flat[start:end], dtypes.by_name(dtype).numpy, index, bits).reshape(shape)
-            for name, dtype, shape, index, bits, start, end in rows}
-
-
-def _restored(carried: np.ndarray, dtype: np.dtype, index: list[int], bits: list[int]) -> np.ndarray:
-    array = carried.astype(dtype)
-    if index:
-        array.view(f"<u{dtype.itemsize}")[index] = bits
-    return array
+    """Read every tensor back, one row group at a time, into an array of its recorded dtype and shape."""
+    arrays: dict[str, np.ndarray] = {}
+    columns = ["name", "dtype", "shape", "offset", "payload_index", "payload_bits"]
+    handle = pq.ParquetFile(path)
+    for group in range(handle.num_row_groups):
+        data = handle.read_row_group(group, columns=[*columns, "values"])
+        values = data.column("values").combine_chunks()
+        flat, bounds = values.flatten().to_numpy(zero_copy_only=False), values.offsets.to_numpy()
+        fields = zip(*(data.column(c).to_pylist() for c in columns), bounds[:-1], bounds[1:], strict=True)
+        for name, dtype, shape, offset, index, bits, start, end in fields:
+            numpy_dtype = dtypes.by_name(dtype).numpy
+            target = arrays.setdefault(name, np.empty(shape, numpy_dtype)).reshape(-1)
+            target[offset:offset + end - start] = flat[start:end].astype(numpy_dtype)
+            if index:
+                target.view(f"<u{numpy_dtype.itemsize}")[index] = bits
+    return arrays
 
 
 def embedded_manifest(path: Path) -> dict | None:
