@@ -60,7 +60,7 @@ def test_duckdb_reassembles_a_tensor_that_spans_rows(tmp_path):
     converter.formats.FORMATS["parquet"].write([Tensor("emb/embeddings", "emb", "embeddings", 0, True, big)],
                                                tmp_path / "big.parquet")
     query = f"""
-        SELECT name, flatten(list(values ORDER BY "offset")) AS values
+        SELECT name, any_value(shape) AS shape, flatten(list(values ORDER BY "offset")) AS values
         FROM '{tmp_path / 'big.parquet'}' GROUP BY name
     """
     values = duckdb.sql(f"SELECT unnest(values) AS v FROM ({query}) WHERE name = 'emb/embeddings'").fetchnumpy()["v"]
