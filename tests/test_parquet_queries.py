@@ -52,7 +52,7 @@ def test_duckdb_reads_mixed_precision_models(tmp_path):
 
 
 def test_duckdb_reassembles_a_tensor_that_spans_rows(tmp_path):
-    """The README's query for tensors above 1,048,576 values: rows in `offset` order, values concatenated."""
+    """The README's query for tensors above PART_VALUES values: rows in `offset` order, values concatenated."""
     from converter.formats import parquet
     from converter.tensors import Tensor
 

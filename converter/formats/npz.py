@@ -10,11 +10,12 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from .. import dtypes
-from ..tensors import Tensor
+from ..tensors import Tensor, raw_bytes
 
 EXTENSIONS = (".npz",)
 OPTIONS: dict = {}
@@ -44,9 +45,20 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
             member = zipfile.ZipInfo(f"{tensor.name}.npy", date_time=_FIXED_TIME)
             member.external_attr = 0o644 << 16
             with archive.open(member, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, stored(tensor), allow_pickle=False)
+                _write_npy(handle, stored(tensor))
             if progress:
                 progress(tensor)
+
+
+WRITE_BLOCK = 1 << 20  # bytes per write: np.lib.format.write_array copies 16 MiB at a time
+
+
+def _write_npy(handle: BinaryIO, array: np.ndarray) -> None:
+    """The bytes ``np.save`` writes (format 1.0 header, then the C-order data), without copying the data."""
+    np.lib.format.write_array_header_1_0(handle, np.lib.format.header_data_from_array_1_0(array))
+    data = raw_bytes(array)
+    for start in range(0, len(data), WRITE_BLOCK):
+        handle.write(data[start:start + WRITE_BLOCK])
 
 
 def read(path: Path) -> dict[str, np.ndarray]:

