@@ -107,6 +107,6 @@ def test_the_fast_literal_parser_reads_back_every_float32_pattern():
     rng = np.random.default_rng(5)
     values = rng.integers(0, 2**32, size=300_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
     values = np.concatenate([values[np.isfinite(values)], np.array([0.0, -0.0, 1e-45, -3.4028235e38], np.float32)])
-    text = c_text.lines(c_text.tokens(values, dtypes.by_name("float32"), "P")).decode().replace("\n", "")
+    text = c_text.lines(c_text.tokens(values, dtypes.by_name("float32"), "P"))
     assert c_parse._parse_float32_literals(text).tobytes() == values.tobytes()
-    assert c_parse._parse_float32_literals(text.replace("e+", "E+", 1)) is None  # anything unexpected: general parser
+    assert c_parse._parse_float32_literals(text.replace(b"e+", b"E+", 1)) is None  # anything unexpected: general parser

@@ -180,3 +180,20 @@ def test_parquet_refuses_a_column_it_cannot_hold_exactly(tmp_path):
                Tensor("a/y", "a", "y", 0, True, np.array([2**62], np.int64))]
     with pytest.raises(dtypes.UnsupportedDType):
         FORMATS["parquet"].write(tensors, tmp_path / "w.parquet")
+
+
+def test_c_read_back_parses_large_arrays_block_by_block(tmp_path, monkeypatch):
+    """Arrays whose text spans several parse blocks, special values included, come back bit-exactly."""
+    from converter.formats import c_parse
+
+    monkeypatch.setattr(c_parse, "PARSE_BLOCK", 4096)  # small blocks: many boundaries in small arrays
+    rng = np.random.default_rng(11)
+    floats = rng.standard_normal(c_parse.PARSE_BLOCK // 8).astype(np.float32)  # ~2.5 blocks of literals
+    floats[[7, floats.size // 2, -1]] = [np.nan, -np.inf, -0.0]
+    floats.view(np.uint32)[floats.size // 3] = 0x7FC12345  # a NaN payload
+    tensors = [Tensor("a/f", "a", "f", 0, True, floats),
+               Tensor("a/d", "a", "d", 0, True, rng.standard_normal(c_parse.PARSE_BLOCK // 16)),
+               Tensor("a/i", "a", "i", 0, True, rng.integers(-128, 128, c_parse.PARSE_BLOCK // 3, dtype=np.int8))]
+    back = write_and_read("c", tensors, tmp_path)
+    for tensor in tensors:
+        assert_bit_identical(back[tensor.name], tensor.array)

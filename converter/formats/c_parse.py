@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,51 +21,66 @@ _SPECIAL = re.compile(r'^(-?)\w+?_(INF|NAN|SNAN)(F?)(?:\("0x([0-9a-f]+)"\))?$')
 _INT_MIN = {"(-2147483647-1)": -2**31, "(-INT64_C(9223372036854775807)-1)": -2**63}
 
 
+PARSE_BLOCK = 4 * 2**20  # bytes of literals parsed at a time: the text of a whole tensor is never held
+
+
 def read(path: Path) -> dict[str, np.ndarray]:
     """``{identifier: array}`` for every tensor the file defines, with its real dtype and shape.
 
     A header with declarations only (the ``.h`` beside a ``.c``) defines none.
     """
-    values, table = _scan(Path(path).read_text("ascii"))
+    values, table = {}, {}
+    with open(path, "rb") as handle:
+        lines = iter(handle)
+        for raw in lines:
+            line = raw.decode("ascii").rstrip("\n")
+            match = _DEFINITION.match(line)
+            if match:
+                count = int(np.prod([int(n) for n in re.findall(r"\d+", match.group(3))]))
+                values[match.group(2)] = _read_block(lines, match.group(1), count)
+                continue
+            entry = _TABLE_ENTRY.match(line)
+            if entry:
+                ident, _, dtype_name, rank, dims = entry.group(1, 2, 3, 4, 5)
+                shape = tuple(int(d) for d in dims.split(",")[: int(rank)]) if int(rank) else ()
+                table[ident] = (dtype_name.lower(), shape)
     result = {}
     for ident, (dtype_name, shape) in table.items():
         entry = dtypes.by_name(dtype_name)
         if ident in values:
-            c_type, text = values[ident]
-            flat = _parse_values(text, c_type)
-            result[ident] = flat.view(entry.numpy) if flat.dtype != entry.numpy else flat
-            result[ident] = result[ident].reshape(shape)
+            flat = values[ident]
+            result[ident] = (flat.view(entry.numpy) if flat.dtype != entry.numpy else flat).reshape(shape)
         elif int(np.prod(shape)) == 0:
             result[ident] = np.zeros(shape, entry.numpy)
     return result
 
 
-def _scan(text: str) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, tuple[int, ...]]]]:
-    """The value blocks by identifier, and the tensor table (identifier or NULL entries by position)."""
-    values, table, lines = {}, {}, iter(text.splitlines())
+def _read_block(lines: Iterator[bytes], c_type: str, count: int) -> np.ndarray:
+    """The ``count`` values of one array definition, up to its closing ``};``, parsed a few MB at a time."""
+    result, filled, pending, size = np.empty(count, dtypes.C_TYPES[c_type]), 0, [], 0
     for line in lines:
-        match = _DEFINITION.match(line)
-        if match:
-            block = []
-            for inner in lines:
-                if inner == "};":
-                    break
-                block.append(inner)
-            values[match.group(2)] = (match.group(1), "".join(block))
-            continue
-        entry = _TABLE_ENTRY.match(line)
-        if entry:
-            ident, _, dtype_name, rank, dims = entry.group(1, 2, 3, 4, 5)
-            shape = tuple(int(d) for d in dims.split(",")[: int(rank)]) if int(rank) else ()
-            table[ident] = (dtype_name.lower(), shape)
-    return values, table
+        end = line.rstrip(b"\r\n") == b"};"
+        if not end:
+            pending.append(line)
+            size += len(line)
+        if pending and (size >= PARSE_BLOCK or end):
+            part = _parse_values(b"".join(pending), c_type)
+            if filled + part.size > count:
+                raise ValueError(f"an array holds more values than the {count} it declares")
+            result[filled:filled + part.size] = part
+            filled, pending, size = filled + part.size, [], 0
+        if end:
+            break
+    if filled != count:
+        raise ValueError(f"an array holds {filled} values but declares {count}")
+    return result
 
 
-def _parse_values(text: str, c_type: str) -> np.ndarray:
+def _parse_values(text: bytes, c_type: str) -> np.ndarray:
     fast = _parse_float32_literals(text) if c_type == "float" else None
     if fast is not None:
         return fast
-    tokens = [t for t in re.sub(r"[{}\s]", "", text).split(",") if t]
+    tokens = [t for t in re.sub(rb"[{}\s]", b"", text).decode("ascii").split(",") if t]
     storage = np.dtype(dtypes.C_TYPES[c_type])
     if c_type == "float" or c_type == "double":
         return _parse_floats(tokens, storage)
@@ -74,13 +90,13 @@ def _parse_values(text: str, c_type: str) -> np.ndarray:
 _POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
 
 
-def _parse_float32_literals(text: str) -> np.ndarray | None:
+def _parse_float32_literals(text: bytes) -> np.ndarray | None:
     """Our own fixed-width float32 literals (``-d.dddddddde+XXf``), parsed with array arithmetic.
 
     Every token has exactly one ``e``, so its position locates the token; anything else in the block
     (special values, hand edits) returns None and the general parser takes over.
     """
-    data = np.frombuffer(text.encode("ascii"), np.uint8)
+    data = np.frombuffer(text, np.uint8)
     marks = np.flatnonzero(data == ord("e"))
     if marks.size == 0 or marks.size != np.count_nonzero(data == ord(",")) or marks[0] < 11 or marks[-1] + 4 >= data.size:
         return None

@@ -1,0 +1,111 @@
+"""Where an export spends its time and memory: every stage of one real export, measured in-process.
+
+    python benchmarks/stages.py MODEL [--reader auto|keras|h5]      # prints a table
+    python benchmarks/stages.py MODEL --json                        # the rows as JSON (used by suite.py)
+
+Runs `converter.export(MODEL, tmp, every format)` and then `converter.verify(tmp)`, with a clock around
+each stage: importing Keras, Keras's load, get_weights (extract) or the direct read, the NaN/Inf scan,
+checksums and manifest, each writer, and verify. The functions are the real ones, only wrapped with a
+timer. Peak memory per stage is the highest resident size during the stage above the resident size at
+its start: Linux resets the high-water mark when "5" is written to /proc/self/clear_refs.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+START = time.perf_counter()
+
+
+def memory() -> dict[str, int]:
+    """Current and peak resident bytes of this process (VmRSS, VmHWM)."""
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return {key: int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "VmHWM")}
+
+
+def reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:  # not Linux, or not allowed: peaks then include earlier stages
+        return False
+
+
+class Stages:
+    """Times and peak memory of named stages, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def wrap(self, name: str, function):
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            exact = reset_peak()
+            before = memory()["VmRSS"]
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                after = memory()
+                self.rows.append({"stage": name, "seconds": time.perf_counter() - start,
+                                  "peak_above_start": after["VmHWM"] - before, "resident_after": after["VmRSS"],
+                                  "peak_exact": exact})
+        return timed
+
+
+def profile(model: Path, reader: str) -> tuple[list[dict], int]:
+    """Export ``model`` to every format and verify it, stage by stage; also return the weight bytes."""
+    import converter
+    from converter import api, formats, manifest, readers
+    from converter.readers import hdf5, keras as keras_reader
+
+    stages = Stages()
+    stages.rows.append({"stage": "start + import converter", "seconds": time.perf_counter() - START,
+                        "peak_above_start": memory()["VmHWM"], "resident_after": memory()["VmRSS"], "peak_exact": True})
+    if reader != "h5":
+        stages.wrap("import Keras", keras_reader.import_keras)()
+    keras_reader.load = stages.wrap("load (Keras)", keras_reader.load)
+    keras_reader.read = stages.wrap("extract (get_weights)", keras_reader.read)
+    hdf5.read = stages.wrap("read (direct)", hdf5.read)
+    readers.file_kind = stages.wrap("check input", readers.file_kind)
+    api.report_non_finite = stages.wrap("scan NaN/Inf", api.report_non_finite)
+    manifest.build = stages.wrap("checksums + manifest", manifest.build)
+    for name, module in formats.FORMATS.items():
+        module.write = stages.wrap(f"write {name}", module.write)
+    with tempfile.TemporaryDirectory(prefix="kw-stages-") as out:
+        result = converter.export(model, out, reader=reader)
+        report = stages.wrap("verify", converter.verify)(out)
+        assert report.ok, report
+    return stages.rows, result["model"]["bytes"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--reader", default="auto")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    rows, weight_bytes = profile(args.model, args.reader)
+    if args.json:
+        print(json.dumps({"weight_bytes": weight_bytes, "stages": rows}))
+        return 0
+    print(f"{'stage':<26} {'seconds':>8} {'peak MB above start':>20} {'resident MB after':>18}")
+    for row in rows:
+        print(f"{row['stage']:<26} {row['seconds']:>8.2f} {row['peak_above_start'] / 2**20:>20.1f} "
+              f"{row['resident_after'] / 2**20:>18.1f}")
+    print(f"weights: {weight_bytes / 2**20:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
