@@ -1,25 +1,38 @@
-"""The whole pipeline on synthetic models, stage by stage, as whole processes, with peak memory.
+"""The benchmark suite: synthetic models of ~1K, 1M, 10M and 100M parameters, stage by stage and side by side.
 
-    python benchmarks/suite.py                     # ~1K, 1M and 10M parameters
-    python benchmarks/suite.py --sizes 1e3,1e8 --json results.json
+    python benchmarks/suite.py                                       # 1e3,1e6,1e7,1e8, median of 3 runs
+    python benchmarks/suite.py --sizes 1e3,2.5e8 --repeat 1          # the 1 GB model (needs ~10 GB of disk)
+    python benchmarks/suite.py --sizes 1e3,1e6 --json results.json   # quick, and the rows as JSON
 
-For each size a Dense model of about that many float32 parameters is saved as .keras. Then, each as a
-fresh process whose wall time and peak resident memory (ru_maxrss) are measured side by side:
+Each size is a seeded MLP of four Dense layers saved as .keras (and its weight bytes, concatenated, as
+.bin for `xxd -i`). For each size:
 
-- `export -f <format>` for npz, safetensors and parquet, against a hand-written script with the same
-  library (load_model, get_weights, then np.savez / safetensors.numpy.save_file / a pyarrow table of
-  list<float> rows): ratio = script time / our time (>= 0.9 means we are no slower, manifest and
-  checksums included);
-- `export -f c --reader h5` against `xxd -i` on the same weight bytes (ratio = xxd time / our time);
-- `inspect --reader h5` against `inspect --reader keras`;
-- `verify` of the full export;
-- peak memory of a full export above that of the ~1K model, as a multiple of the weight bytes.
+1. Stages, in-process (benchmarks/stages.py): import, Keras load, extract (or the direct read), NaN/Inf
+   scan, checksums, each writer and verify, with wall time and peak memory, for the default reader and
+   for `--reader h5`.
+2. Side by side, as whole fresh processes (the way users and CI jobs run them), each pair interleaved
+   and the median of --repeat runs taken:
+   - `export -f npz|safetensors|parquet` against a hand-written script with the same library
+     (load_model, get_weights, then np.savez / safetensors' save_file / a pyarrow table written by
+     pq.write_table): ratio = script time / ours, >= 0.9 means no slower (manifest and checksums included);
+   - `export -f c --reader h5` against `xxd -i` on the same bytes: ratio = xxd time / ours;
+   - `inspect --reader h5` against `inspect --reader keras`;
+   - a full export (every format) with each reader: time and peak resident memory; "extra/weights" is
+     the peak above the same export of the first (smallest) model, divided by the weight bytes;
+   - `verify` of the full export.
+
+Then the seed model (fixtures/seed_mlp.keras): `inspect` and `export` with `--reader h5` against
+`--reader keras`. The targets of issue 6 are checked at the end. Absolute times on a shared machine are
+noise; the ratios, measured in one run, are the figures to quote.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,17 +40,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "fixtures" / "seed_mlp.keras"
+LARGE = 10_000_000  # throughput and memory targets are checked from this many parameters up
 
 BUILD = """
 import os, sys, math
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras, numpy as np
 n, path = int(sys.argv[1]), sys.argv[2]
-width = max(2, int(math.sqrt(n)))
+width = max(2, round((math.sqrt(1 + 4 * n / 4) - 1) / 2))  # four layers of width * (width + 1) parameters
 keras.utils.set_random_seed(0)
-model = keras.Sequential([keras.Input((width,)), keras.layers.Dense(width, name="dense")], name="synthetic")
+layers = [keras.layers.Dense(width, name=f"dense_{i}") for i in range(4)]
+model = keras.Sequential([keras.Input((width,)), *layers], name="synthetic")
 model.save(path)
-model.get_layer("dense").get_weights()[0].astype("<f4").tofile(path + ".bin")
+with open(path + ".bin", "wb") as sink:
+    for array in model.get_weights():
+        sink.write(np.ascontiguousarray(array, "<f4").tobytes())
 """
 
 SCRIPT = """
@@ -59,71 +77,178 @@ else:
 
 
 def measure(command: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int]:
-    """Wall seconds and peak resident bytes of one process."""
+    """Wall seconds and peak resident bytes of one process (and its children)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"failed: {' '.join(command)}")
+        raise RuntimeError(f"failed: {' '.join(command)}\n{process.stderr.read().decode()[-2000:]}")
     return elapsed, usage.ru_maxrss * 1024
+
+
+def median_pair(first: list[str], second: list[str], repeat: int, second_stdout: Path | None = None) -> tuple[float, float]:
+    """Median wall seconds of two commands, run alternately so that machine noise hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        times[0].append(measure(first)[0])
+        if second_stdout:
+            with open(second_stdout, "wb") as sink:
+                times[1].append(measure(second, stdout=sink)[0])
+        else:
+            times[1].append(measure(second)[0])
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def median_run(command: list[str], repeat: int) -> tuple[float, int]:
+    runs = [measure(command) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), int(statistics.median(r[1] for r in runs))
 
 
 def ours(*args: str) -> list[str]:
     return [sys.executable, "-m", "converter", *args]
 
 
-def run_size(size: int, folder: Path) -> dict:
+def stages(model: Path, reader: str) -> dict:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stages.py"), str(model), "--reader", reader,
+                             "--json"], cwd=ROOT, check=True, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return json.loads(result.stdout)
+
+
+def run_size(size: int, folder: Path, repeat: int) -> dict:
     model = folder / f"m{size}.keras"
     subprocess.run([sys.executable, "-c", BUILD, str(size), str(model)], check=True, capture_output=True)
-    weight_bytes = model.with_suffix(".keras.bin").stat().st_size
-    row = {"parameters_target": size, "weight_bytes": weight_bytes}
+    weights = Path(f"{model}.bin")
+    row: dict = {"parameters": weights.stat().st_size // 4, "weight_bytes": weights.stat().st_size}
+    print(f"  {row['parameters']:,} parameters: stages", file=sys.stderr, flush=True)
+    row["stages"] = {reader: stages(model, reader)["stages"] for reader in ("auto", "h5")}
     for fmt in ("npz", "safetensors", "parquet"):
-        mine, _ = measure(ours("export", str(model), "-o", str(folder / f"o-{fmt}"), "-f", fmt, "--force", "-q"))
-        script, _ = measure([sys.executable, "-c", SCRIPT, str(model), fmt, str(folder / f"script-{fmt}")])
-        row[f"{fmt}_s"], row[f"{fmt}_script_s"], row[f"{fmt}_ratio"] = mine, script, script / mine
-    row["c_s"], _ = measure(ours("export", str(model), "-o", str(folder / "o-c"), "-f", "c", "--force", "-q", "--reader", "h5"))
-    with open(folder / "xxd.c", "wb") as sink:
-        row["xxd_s"], _ = measure(["xxd", "-i", str(model.with_suffix(".keras.bin"))], stdout=sink)
-    row["c_ratio"] = row["xxd_s"] / row["c_s"]
-    row["inspect_h5_s"], _ = measure(ours("inspect", str(model), "--reader", "h5"))
-    row["inspect_keras_s"], _ = measure(ours("inspect", str(model), "--reader", "keras"))
-    row["reader_ratio"] = row["inspect_keras_s"] / row["inspect_h5_s"]
-    row["export_all_s"], row["export_all_peak"] = measure(ours("export", str(model), "-o", str(folder / "all"), "--force", "-q"))
-    row["verify_s"], _ = measure(ours("verify", str(folder / "all")))
-    for path in folder.glob("*"):
-        subprocess.run(["rm", "-rf", str(path)], check=True) if path.name != model.name else None
-    model.unlink()
+        print(f"  {fmt} against the hand-written script", file=sys.stderr, flush=True)
+        mine, script = median_pair(ours("export", str(model), "-o", str(folder / f"o-{fmt}"), "-f", fmt, "--force", "-q"),
+                                   [sys.executable, "-c", SCRIPT, str(model), fmt, str(folder / f"script-{fmt}")], repeat)
+        row[fmt] = {"ours_s": mine, "script_s": script, "ratio": script / mine}
+    print("  C against xxd -i", file=sys.stderr, flush=True)
+    mine, xxd = median_pair(ours("export", str(model), "-o", str(folder / "o-c"), "-f", "c", "--force", "-q", "--reader", "h5"),
+                            ["xxd", "-i", str(weights)], repeat, second_stdout=folder / "xxd.c")
+    row["c"] = {"ours_s": mine, "xxd_s": xxd, "ratio": xxd / mine, "ours_bytes": (folder / "o-c" / f"m{size}.c").stat().st_size,
+                "xxd_bytes": (folder / "xxd.c").stat().st_size}
+    print("  readers, full exports, verify", file=sys.stderr, flush=True)
+    direct, keras = median_pair(ours("inspect", str(model), "--reader", "h5"), ours("inspect", str(model), "--reader", "keras"), repeat)
+    row["inspect"] = {"h5_s": direct, "keras_s": keras, "ratio": keras / direct}
+    for reader in ("auto", "h5"):
+        seconds, peak = median_run(ours("export", str(model), "-o", str(folder / "all"), "--force", "-q", "--reader", reader), repeat)
+        row[f"export_{reader}"] = {"seconds": seconds, "peak_bytes": peak}
+    row["verify_s"] = median_run(ours("verify", str(folder / "all")), repeat)[0]
+    for path in folder.iterdir():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     return row
 
 
-def table(rows: list[dict]) -> str:
-    base = rows[0]["export_all_peak"]
-    lines = [f"{'params':>11} {'npz':>6} {'safet.':>6} {'parquet':>7} {'C/xxd':>6} {'h5/keras':>8} {'export s':>8} "
-             f"{'verify s':>8} {'peak MB':>8} {'extra/weights':>13}"]
+def seed_readers(repeat: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="kw-seed-") as out:
+        commands = {"inspect": ["inspect", str(SEED)], "export": ["export", str(SEED), "-o", out, "--force", "-q"]}
+        result = {}
+        for name, command in commands.items():
+            direct, keras = median_pair(ours(*command, "--reader", "h5"), ours(*command, "--reader", "keras"), repeat)
+            result[name] = {"h5_s": direct, "keras_s": keras, "ratio": keras / direct}
+        return result
+
+
+def extra(row: dict, base: dict, reader: str) -> float:
+    return (row[f"export_{reader}"]["peak_bytes"] - base[f"export_{reader}"]["peak_bytes"]) / row["weight_bytes"]
+
+
+def ratio_table(rows: list[dict]) -> str:
+    lines = [f"{'parameters':>11} {'weights MB':>10} {'npz':>5} {'safet.':>6} {'parquet':>7} {'C/xxd':>6} {'h5/keras':>8} "
+             f"{'export s':>8} {'verify s':>8} {'extra/weights':>13} {'(h5 reader)':>11}"]
     for r in rows:
-        extra = (r["export_all_peak"] - base) / r["weight_bytes"] if r is not rows[0] else float("nan")
-        lines.append(f"{r['weight_bytes'] // 4:>11,} {r['npz_ratio']:>6.2f} {r['safetensors_ratio']:>6.2f} "
-                     f"{r['parquet_ratio']:>7.2f} {r['c_ratio']:>5.1f}x {r['reader_ratio']:>7.1f}x {r['export_all_s']:>8.2f} "
-                     f"{r['verify_s']:>8.2f} {r['export_all_peak'] / 2**20:>8.0f} {extra:>13.2f}")
+        base_row = r is rows[0]
+        memory = ("-", "-") if base_row else (f"{extra(r, rows[0], 'auto'):.2f}", f"{extra(r, rows[0], 'h5'):.2f}")
+        lines.append(f"{r['parameters']:>11,} {r['weight_bytes'] / 2**20:>10.1f} {r['npz']['ratio']:>5.2f} "
+                     f"{r['safetensors']['ratio']:>6.2f} {r['parquet']['ratio']:>7.2f} {r['c']['ratio']:>5.1f}x "
+                     f"{r['inspect']['ratio']:>7.1f}x {r['export_auto']['seconds']:>8.2f} {r['verify_s']:>8.2f} "
+                     f"{memory[0]:>13} {memory[1]:>11}")
     return "\n".join(lines)
+
+
+def stage_table(row: dict) -> str:
+    names = list(dict.fromkeys(s["stage"] for reader in ("h5", "auto") for s in row["stages"][reader]))
+    names.sort(key=lambda n: min(i for reader in row["stages"].values() for i, s in enumerate(reader) if s["stage"] == n))
+    by_reader = {reader: {s["stage"]: s for s in stages} for reader, stages in row["stages"].items()}
+    lines = [f"{row['parameters']:,} parameters ({row['weight_bytes'] / 2**20:.1f} MB of weights): seconds and peak MB "
+             "above the stage's start", f"{'stage':<26} {'default reader':>18} {'--reader h5':>18}"]
+    for name in names:
+        cells = []
+        for reader in ("auto", "h5"):
+            s = by_reader[reader].get(name)
+            cells.append(f"{s['seconds']:>7.2f} s {s['peak_above_start'] / 2**20:>6.1f} MB" if s else "-")
+        lines.append(f"{name:<26} {cells[0]:>18} {cells[1]:>18}")
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict], seed: dict) -> list[tuple[str, bool, str]]:
+    """Each target of issue 6 with whether it holds and the figures it rests on."""
+    large = [r for r in rows[1:] if r["parameters"] >= LARGE]
+    checks = []
+    for fmt in ("npz", "safetensors", "parquet"):
+        worst = min(r[fmt]["ratio"] for r in rows)
+        checks.append((f"{fmt} export no slower than the hand-written script (ratio >= 0.9)", worst >= 0.9,
+                       f"lowest ratio {worst:.2f}"))
+    if large:
+        worst = min(r["c"]["ratio"] for r in large)
+        checks.append(("C export >= 5x the throughput of xxd -i (whole processes, >= 10M parameters)", worst >= 5,
+                       f"lowest {worst:.1f}x"))
+        for reader, label in (("auto", "default reader"), ("h5", "--reader h5")):
+            worst = max(extra(r, rows[0], reader) for r in large)
+            checks.append((f"full export peak memory above the tiny model's <= 2.5x the weights ({label}, >= 10M parameters)",
+                           worst <= 2.5, f"highest {worst:.2f}x"))
+    for name in ("inspect", "export"):
+        s = seed[name]
+        checks.append((f"seed model {name} with --reader h5 under 1 s and >= 5x faster than --reader keras",
+                       s["h5_s"] < 1 and s["ratio"] >= 5, f"{s['h5_s']:.3f} s, {s['ratio']:.1f}x"))
+    return checks
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1e3,1e6,1e7", help="parameter counts; the first is the memory baseline")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--sizes", default="1e3,1e6,1e7,1e8", help="parameter counts; the first is the memory baseline")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each whole-process measurement (median)")
+    parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     args = parser.parse_args()
+    if not shutil.which("xxd"):
+        parser.error("xxd is needed (apt install xxd)")
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="kw-suite-") as folder:
-        rows = [run_size(int(float(s)), Path(folder)) for s in args.sizes.split(",")]
-    print(table(rows))
-    print("npz/safetensors/parquet: hand-written script time / ours (>= 0.9 is the target); C/xxd: xxd -i time / ours;\n"
-          "h5/keras: inspect with the Keras reader / with the direct reader; extra/weights: peak memory of a full export\n"
-          "above the smallest model's, divided by the weight bytes (<= 2.5 is the target)")
+        rows = []
+        for size in sizes:
+            print(f"size {size:,}", file=sys.stderr, flush=True)
+            rows.append(run_size(size, Path(folder), args.repeat))
+    print("seed model readers", file=sys.stderr, flush=True)
+    seed = seed_readers(max(args.repeat, 5))
+    print(f"keras-weights benchmark suite: {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"median of {args.repeat} runs\n")
+    print(ratio_table(rows))
+    print("\nnpz/safetensors/parquet: hand-written script time / ours (>= 0.9: no slower); C/xxd: xxd -i time / "
+          "export -f c\n(whole processes); h5/keras: inspect with the Keras reader / with the direct reader; "
+          "extra/weights: peak\nmemory of a full export above the first model's, divided by the weight bytes "
+          "(default reader, then --reader h5)\n")
+    for row in rows:
+        print(stage_table(row) + "\n")
+    print("seed model, whole processes, median of", max(args.repeat, 5))
+    for name, s in seed.items():
+        print(f"  {name:<8} --reader h5 {s['h5_s']:.3f} s   --reader keras {s['keras_s']:.3f} s   {s['ratio']:.1f}x")
+    checks = targets(rows, seed)
+    print("\ntargets")
+    for text, ok, figures in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}: {figures}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
-    return 0
+        args.json.write_text(json.dumps({"cores": os.cpu_count(), "python": platform.python_version(),
+                                         "repeat": args.repeat, "sizes": rows, "seed": seed,
+                                         "targets": [{"target": t, "pass": ok, "figures": f} for t, ok, f in checks]},
+                                        indent=2) + "\n")
+    return 0 if all(ok for _, ok, _ in checks) else 1
 
 
 if __name__ == "__main__":

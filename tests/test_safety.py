@@ -172,10 +172,18 @@ def test_a_crash_while_parsing_is_reported_as_a_corrupt_file(tmp_path, monkeypat
     from converter.readers import probe
 
     monkeypatch.setattr(probe, "WALK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
-    probe._check.cache_clear()  # results are cached per file; this test changes what the child does
+    monkeypatch.setattr(probe, "PASSED", set())  # results are kept per file; this test changes what the child does
     with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5 is corrupt: the HDF5 library crashed \(SIGSEGV\)"):
         probe.check(SEED_H5, "h5")
-    probe._check.cache_clear()
+
+
+def test_a_probe_that_hangs_is_stopped_and_reported(monkeypatch):
+    from converter.readers import probe
+
+    monkeypatch.setattr(probe, "WALK", "import time; time.sleep(120)")
+    monkeypatch.setattr(probe, "PASSED", set())
+    with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5: reading its HDF5 data did not finish in 1 s"):
+        probe.check(SEED_H5, "h5", timeout=1)
 
 
 def test_output_inside_the_input_is_refused(tmp_path, load_model):

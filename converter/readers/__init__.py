@@ -59,6 +59,10 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> M
                              hint="Use --reader auto (a SavedModel is read from its TensorFlow checkpoint).")
         return savedmodel.read(path, Source(path.name, "savedmodel", folder_sha256(path), savedmodel.NAME))
     kind = file_kind(path)
+    probed = probe.start(path, kind)  # a crash of the HDF5 library on a crafted file happens in a child, not here
+    if reader != "h5":
+        keras_reader.import_keras()  # ~4 s on one core while the probe runs on another
+    probed()
     base = Source(path.name, kind, file_sha256(path), keras_reader.NAME, **hdf5.provenance(path, kind))
     if reader == "h5":
         return hdf5.read(path, kind, replace(base, reader=hdf5.NAME))
@@ -120,7 +124,6 @@ def file_kind(path: Path) -> str:
         )
     if kind == "keras":
         archive.check(path)
-    probe.check(path, kind)  # a crash of the HDF5 library on a crafted file happens in a child, not here
     return kind
 
 

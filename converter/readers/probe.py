@@ -7,10 +7,10 @@ the HDF5 library: it is reported as corrupt. Any ordinary error is left to the r
 """
 from __future__ import annotations
 
-import functools
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputInvalid
@@ -43,21 +43,39 @@ except Exception:
 """
 
 
+PASSED: set[tuple[str, int, int, str]] = set()  # files already probed in this process, unchanged since
+
+
+def start(path: Path, kind: str, timeout: float = 600) -> Callable[[], None]:
+    """Start probing ``path`` in a child process; the returned function waits for the verdict.
+
+    It raises :class:`InputInvalid` if reading the file crashed or hung the HDF5 library. Starting
+    early lets the probe run on another core while the caller does other work (importing Keras).
+    """
+    status = path.stat()
+    key = (str(path.resolve()), status.st_size, status.st_mtime_ns, kind)
+    if key in PASSED:
+        return lambda: None
+    child = subprocess.Popen([sys.executable, "-I", "-c", WALK, key[0], kind],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def verdict() -> None:
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise InputInvalid(f"{path.name}: reading its HDF5 data did not finish in {timeout:.0f} s",
+                               hint="The file is damaged or built to hang the reader; do not use it.") from None
+        if code < 0:
+            name = signal.Signals(-code).name
+            raise InputInvalid(f"{path.name} is corrupt: the HDF5 library crashed ({name}) while reading it",
+                               hint="The file is damaged or built to crash HDF5 readers; download or save it again.")
+        PASSED.add(key)
+
+    return verdict
+
+
 def check(path: Path, kind: str, timeout: float = 600) -> None:
     """Raise :class:`InputInvalid` if reading ``path`` crashes or hangs the HDF5 library."""
-    status = path.stat()
-    _check(str(path.resolve()), status.st_size, status.st_mtime_ns, kind, timeout)
-
-
-@functools.lru_cache(maxsize=256)  # the same unchanged file needs probing once per process
-def _check(path_text: str, size: int, mtime: int, kind: str, timeout: float) -> None:
-    path = Path(path_text)
-    try:
-        result = subprocess.run([sys.executable, "-I", "-c", WALK, str(path), kind], capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise InputInvalid(f"{path.name}: reading its HDF5 data did not finish in {timeout:.0f} s",
-                           hint="The file is damaged or built to hang the reader; do not use it.") from None
-    if result.returncode < 0:
-        name = signal.Signals(-result.returncode).name
-        raise InputInvalid(f"{path.name} is corrupt: the HDF5 library crashed ({name}) while reading it",
-                           hint="The file is damaged or built to crash HDF5 readers; download or save it again.")
+    start(path, kind, timeout)()
