@@ -6,6 +6,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,17 @@ def report_non_finite(tensors: Sequence[Tensor], fail: bool = False, where: str 
         raise NonFiniteValues(f"{len(found)} tensors of {where} hold NaN or infinite values: {names}")
 
 
+def summarize(tensors: Sequence[Tensor]) -> None:
+    """Compute every tensor's sha256 and NaN/Inf counts ahead of use, on two threads: hashlib and numpy
+    release the GIL, so checksumming and scanning run side by side (both are cached on the tensor)."""
+    if sum(t.nbytes for t in tensors) < 2**20:
+        return  # not worth the threads
+    jobs = [job for t in tensors for job in (lambda t=t: t.sha256, lambda t=t: t.non_finite)]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in pool.map(lambda job: job(), jobs):
+            pass
+
+
 def extract(source: Any, *, reader: str = "auto", trust_code: bool = False) -> list[Tensor]:
     """Every weight of a ``keras.Model`` or model file, as records in model order.
 
@@ -48,7 +60,9 @@ def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False) -> d
     >>> info["model"]["parameters"], [layer["class"] for layer in info["layers"]]
     (321, ['Dense', 'Dense', 'Dense'])
     """
-    return manifests.build(readers.read_model(source, reader, trust_code))
+    model = readers.read_model(source, reader, trust_code)
+    summarize(model.tensors)
+    return manifests.build(model)
 
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
@@ -87,6 +101,7 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     folder = _output_folder(out_dir, stem)
     _refuse_output_inside_input(source, folder)
     model = readers.read_model(source, reader, trust_code)
+    summarize(model.tensors)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     stem = stem or _stem(model)
     names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}

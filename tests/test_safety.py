@@ -224,3 +224,28 @@ def test_an_unregistered_custom_class_is_named_and_the_weights_still_come_out(tm
         converter.extract(tmp_path / "custom.keras", reader="keras")
     tensors = converter.extract(tmp_path / "custom.keras")  # auto: the direct reader
     assert [t.name for t in tensors] == ["d/kernel", "d/bias", "my_scale/var_0"]
+
+
+def test_the_probe_reads_chunked_data_and_skips_contiguous_data(tmp_path):
+    """Chunked (here gzip-compressed) datasets are read in the child, running the chunk index and filter code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import h5py
+
+    from converter.readers import probe
+
+    path = tmp_path / "chunked.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("plain", data=np.arange(10, dtype=np.float32))
+        handle.create_dataset("packed", data=np.arange(300_000, dtype=np.float32).reshape(3000, 100), chunks=(7, 100),
+                              compression="gzip")
+    counting = probe.WALK.replace("            item[start:start + rows]",
+                                  "            item[start:start + rows]; print(name, start)")
+    window = str(Path(probe.__file__).with_name("window.py"))
+    result = subprocess.run([sys.executable, "-I", "-c", counting, str(path), "h5", window], capture_output=True,
+                            text=True, check=True)
+    read = [line.split() for line in result.stdout.splitlines()]
+    rows = 2**20 // (4 * 100)  # 1 MiB slices
+    assert read == [["packed", str(start)] for start in range(0, 3000, rows)]

@@ -11,6 +11,7 @@ import gc
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,18 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> M
                              hint="Use --reader auto (a SavedModel is read from its TensorFlow checkpoint).")
         return savedmodel.read(path, Source(path.name, "savedmodel", folder_sha256(path), savedmodel.NAME))
     kind = file_kind(path)
+    with ThreadPoolExecutor(1) as background:
+        digest = background.submit(file_sha256, path)  # hashlib releases the GIL: hashing overlaps the rest
+        weights = _read_file(path, kind, reader, trust_code)
+        return replace(weights, source=replace(weights.source, sha256=digest.result()))
+
+
+def _read_file(path: Path, kind: str, reader: str, trust_code: bool) -> ModelWeights:
     probed = probe.start(path, kind)  # a crash of the HDF5 library on a crafted file happens in a child, not here
     if reader != "h5":
         keras_reader.import_keras()  # ~4 s on one core while the probe runs on another
     probed()
-    base = Source(path.name, kind, file_sha256(path), keras_reader.NAME, **hdf5.provenance(path, kind))
+    base = Source(path.name, kind, None, keras_reader.NAME, **hdf5.provenance(path, kind))
     if reader == "h5":
         return hdf5.read(path, kind, replace(base, reader=hdf5.NAME))
     try:

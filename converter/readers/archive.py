@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 import io
-import struct
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputInvalid, UnsafeInput
+from .window import StoredMember
 
 MAX_MEMBERS = 10_000
 MAX_UNCOMPRESSED = 256 * 2**30   # far above any real model, far below a zip bomb's claims
@@ -56,49 +56,6 @@ def _unsafe_member(name: str) -> bool:
     return name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":")
 
 
-class _StoredMember(io.RawIOBase):
-    """A read-only, seekable window onto an uncompressed zip member, read in place from the archive.
-
-    h5py seeks back and forth; ``ZipFile.open`` re-reads from the member's start on every backward
-    seek, and reading the member into memory would hold a second copy of every weight.
-    """
-
-    def __init__(self, path: Path, info: zipfile.ZipInfo) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 -- closed by close(), as the object lives on
-        self._file.seek(info.header_offset)
-        header = self._file.read(30)  # the local header: its name and extra fields may differ from the central one
-        if header[:4] != b"PK\x03\x04":
-            raise zipfile.BadZipFile(f"bad local header for {info.filename}")
-        name_length, extra_length = struct.unpack("<HH", header[26:30])
-        self._start = info.header_offset + 30 + name_length + extra_length
-        self._size, self._position = info.file_size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def readinto(self, buffer) -> int:
-        wanted = max(0, min(len(buffer), self._size - self._position))
-        self._file.seek(self._start + self._position)
-        count = self._file.readinto(memoryview(buffer)[:wanted])
-        self._position += count
-        return count
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
 def open_member(path: Path, name: str) -> io.RawIOBase | io.BytesIO:
     """A seekable file object for a member of a (checked) archive: read in place when stored, else in memory.
 
@@ -115,4 +72,4 @@ def open_member(path: Path, name: str) -> io.RawIOBase | io.BytesIO:
         info = archive.getinfo(name)
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:  # compressed or encrypted
             return io.BytesIO(archive.read(name))
-    return _StoredMember(path, info)
+    return StoredMember(path, info.header_offset, info.file_size)
