@@ -197,7 +197,7 @@ def _stem(model) -> str:
 
 
 def _file_entry(format_name: str, name: str, written: Path) -> dict:
-    return {"format": format_name, "path": name, "bytes": written.stat().st_size, "sha256": readers.file_sha256(written)}
+    return {"format": format_name, "path": name, "bytes": written.stat().st_size, "sha256": atomic.file_sha256(written)}
 
 
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:

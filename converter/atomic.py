@@ -13,12 +13,15 @@ renamed into place; on any error the temporary file is removed and the destinati
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 TEMP_PREFIX = ".keras-weights-tmp-"
 
@@ -97,6 +100,62 @@ def write_bytes(destination: Path, data: bytes) -> None:
     """Atomically write ``data`` to ``destination``."""
     with atomic_path(destination) as tmp:
         tmp.write_bytes(data)
+
+
+_DIGESTS: dict[str, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) of files written by create()
+
+
+class _HashingFile(io.FileIO):
+    """A file opened for writing that hashes its bytes as they are written, while written front to back."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "wb")
+        self._path, self._hash, self._size = os.fspath(path), hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        count = super().write(data)
+        if self._hash is not None and count:
+            self._hash.update(memoryview(data).cast("B")[:count])
+            self._size += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = super().seek(offset, whence)
+        if position != self._size:
+            self._hash = None  # written out of order: file_sha256 reads the file instead
+        return position
+
+    def close(self) -> None:
+        if not self.closed and self._hash is not None:
+            self.flush()
+            status = os.fstat(self.fileno())
+            _DIGESTS[self._path] = (status.st_size, status.st_mtime_ns, self._hash.hexdigest())
+        super().close()
+
+
+def create(path: Path, text: bool = False) -> IO:
+    r"""Open ``path`` for writing (binary, or ASCII text with ``\n`` lines) and hash what is written, so that
+    :func:`file_sha256` need not read a large output again.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with create(path, text=True) as out:
+    ...     _ = out.write("hello\n")
+    >>> file_sha256(path) == hashlib.sha256(b"hello\n").hexdigest()
+    True
+    """
+    buffered = io.BufferedWriter(_HashingFile(path), buffer_size=1 << 20)
+    return io.TextIOWrapper(buffered, encoding="ascii", newline="\n") if text else buffered
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes: as hashed while :func:`create` wrote it, if unchanged since, else read."""
+    key, status = os.fspath(path), os.stat(path)
+    size, mtime, digest = _DIGESTS.pop(key, (None, None, None))
+    if digest is not None and (size, mtime) == (status.st_size, status.st_mtime_ns):
+        return digest
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _fsync(path: Path) -> None:

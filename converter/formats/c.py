@@ -15,7 +15,7 @@ from typing import IO
 
 import numpy as np
 
-from .. import dtypes
+from .. import atomic, dtypes
 from .._version import __version__
 from ..errors import UsageError
 from ..tensors import Tensor
@@ -76,10 +76,10 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
     path = Path(path)
     unit = _Unit(tensors, prefix_for(path.stem, prefix), path.stem, manifest or {}, arrays, align, header_only)
     unit.progress = progress
-    with open(path, "w", encoding="ascii", newline="\n") as header:
+    with atomic.create(path, text=True) as header:
         unit.write_header(header)
     if not header_only:
-        with open(path.with_suffix(".c"), "w", encoding="ascii", newline="\n") as source:
+        with atomic.create(path.with_suffix(".c"), text=True) as source:
             unit.write_source(source)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import dtypes
+from .. import atomic, dtypes
 from ..errors import UnsupportedDType
 from ..tensors import Tensor
 
@@ -154,7 +154,8 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
     """
     file_schema = schema(values_type(tensors), manifest)
     carrier = np.dtype(file_schema.field("values").type.value_type.to_pandas_dtype())
-    with pq.ParquetWriter(path, file_schema, use_dictionary=list(_TEXT_COLUMNS), compression="none") as writer:
+    with atomic.create(path) as sink, \
+            pq.ParquetWriter(sink, file_schema, use_dictionary=list(_TEXT_COLUMNS), compression="none") as writer:
         pending, size = [], 0
         for tensor in tensors:
             for row in rows(tensor, carrier):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes
+from .. import atomic, dtypes
 from .._version import __version__
 from ..tensors import Tensor, raw_bytes
 
@@ -61,7 +61,7 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
           progress: Callable[[Tensor], None] | None = None) -> None:
     """Write ``tensors`` to ``path``, streaming each tensor's bytes."""
     head, ordered = header(tensors, manifest)
-    with open(path, "wb") as handle:
+    with atomic.create(path) as handle:
         handle.write(head)
         for tensor in ordered:
             handle.write(raw_bytes(tensor.array))
