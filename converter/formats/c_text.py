@@ -103,7 +103,7 @@ _POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
 # binade holds at most one), and the scale that turns a value into nine digits for either case.
 _EXP10 = np.floor((np.arange(256) - 127) * np.log10(2)).astype(np.int32)
 _NEXT_POWER = _POW10[np.clip(_EXP10 + 61, 0, 120)]
-_SCALE = np.stack([_POW10[np.clip(68 - _EXP10, 0, 120)], _POW10[np.clip(67 - _EXP10, 0, 120)]], axis=1)
+_SCALE = np.stack([_POW10[np.clip(68 - _EXP10, 0, 120)], _POW10[np.clip(67 - _EXP10, 0, 120)]], axis=1).reshape(-1)
 
 
 def float32_tokens(values: np.ndarray) -> np.ndarray:
@@ -118,7 +118,7 @@ def float32_tokens(values: np.ndarray) -> np.ndarray:
     binade = (magnitude >> 23).astype(np.intp)
     upper = value >= _NEXT_POWER[binade]  # floor(log10(value)) is _EXP10 or one more
     exponent = _EXP10[binade] + upper
-    scale = _SCALE[binade, upper.view(np.int8)]
+    scale = _SCALE[binade * 2 + upper]  # row binade, column upper (fancy indexing releases the GIL; np.take does not)
     tiny = magnitude < 0x00800000  # zeros and subnormals: their binary exponent says nothing
     if tiny.any():
         small = value[tiny]
@@ -133,10 +133,12 @@ def float32_tokens(values: np.ndarray) -> np.ndarray:
     digits = mantissa.astype(np.int32)
     if not np.array_equal((digits / scale).astype(np.float32).view(np.uint32), magnitude):
         raise AssertionError("float32 literal does not round-trip")  # cannot happen; guards the arithmetic
+    thousands = digits // 1000  # two divisions instead of four: the rest by multiply and subtract
+    leading = thousands // 10000
     words = np.empty((bits.size, 4), np.uint32)
-    words[:, 0] = _W0[(bits >> 31).view(np.int32) * 100 + digits // 10_000_000]
-    words[:, 1] = _W1[(digits // 1000) % 10000]
-    words[:, 2] = _W2[digits % 1000]
+    words[:, 0] = _W0[(bits >> 31).view(np.int32) * 100 + leading]
+    words[:, 1] = _W1[thousands - leading * 10000]
+    words[:, 2] = _W2[digits - thousands * 1000]
     words[:, 3] = _W3[exponent + 60]
     return words.view(np.uint8)
 
