@@ -66,7 +66,8 @@ def profile(model: Path, reader: str) -> tuple[list[dict], int]:
     """Export ``model`` to every format and verify it, stage by stage; also return the weight bytes."""
     import converter
     from converter import api, formats, manifest, readers
-    from converter.readers import hdf5, keras as keras_reader
+    from converter.readers import hdf5
+    from converter.readers import keras as keras_reader
 
     stages = Stages()
     stages.rows.append({"stage": "start + import converter", "seconds": time.perf_counter() - START,

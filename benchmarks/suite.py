@@ -76,33 +76,35 @@ else:
 """
 
 
-def measure(command: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int]:
-    """Wall seconds and peak resident bytes of one process (and its children)."""
+def measure(command: list[str], stdout: Path | None = None, fresh: tuple[Path, ...] = ()) -> tuple[float, int]:
+    """Wall seconds and peak resident bytes of one process (and its children), writing to fresh outputs."""
+    for path in fresh:  # outside the timing: every run writes new files, none pays for deleting old ones
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    sink = open(stdout, "wb") if stdout else subprocess.DEVNULL  # noqa: SIM115 -- closed below
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE,
+    process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.PIPE,
                                env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
+    if stdout:
+        sink.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"failed: {' '.join(command)}\n{process.stderr.read().decode()[-2000:]}")
     return elapsed, usage.ru_maxrss * 1024
 
 
-def median_pair(first: list[str], second: list[str], repeat: int, second_stdout: Path | None = None) -> tuple[float, float]:
-    """Median wall seconds of two commands, run alternately so that machine noise hits both alike."""
-    times: tuple[list[float], list[float]] = ([], [])
+def median_pair(first: tuple[list[str], dict], second: tuple[list[str], dict], repeat: int) -> list[tuple[float, int]]:
+    """Median seconds and peak bytes of two commands (each with measure() options), run alternately so
+    that machine noise hits both alike."""
+    runs: tuple[list, list] = ([], [])
     for _ in range(repeat):
-        times[0].append(measure(first)[0])
-        if second_stdout:
-            with open(second_stdout, "wb") as sink:
-                times[1].append(measure(second, stdout=sink)[0])
-        else:
-            times[1].append(measure(second)[0])
-    return statistics.median(times[0]), statistics.median(times[1])
+        for (command, options), results in zip((first, second), runs, strict=True):
+            results.append(measure(command, **options))
+    return [(statistics.median(r[0] for r in results), int(statistics.median(r[1] for r in results))) for results in runs]
 
 
-def median_run(command: list[str], repeat: int) -> tuple[float, int]:
-    runs = [measure(command) for _ in range(repeat)]
+def median_run(command: list[str], repeat: int, fresh: tuple[Path, ...] = ()) -> tuple[float, int]:
+    runs = [measure(command, fresh=fresh) for _ in range(repeat)]
     return statistics.median(r[0] for r in runs), int(statistics.median(r[1] for r in runs))
 
 
@@ -126,19 +128,26 @@ def run_size(size: int, folder: Path, repeat: int) -> dict:
     row["stages"] = {reader: stages(model, reader)["stages"] for reader in ("auto", "h5")}
     for fmt in ("npz", "safetensors", "parquet"):
         print(f"  {fmt} against the hand-written script", file=sys.stderr, flush=True)
-        mine, script = median_pair(ours("export", str(model), "-o", str(folder / f"o-{fmt}"), "-f", fmt, "--force", "-q"),
-                                   [sys.executable, "-c", SCRIPT, str(model), fmt, str(folder / f"script-{fmt}")], repeat)
-        row[fmt] = {"ours_s": mine, "script_s": script, "ratio": script / mine}
+        out, script_out = folder / f"o-{fmt}", folder / f"script-{fmt}"
+        (mine, _), (script, script_peak) = median_pair(
+            (ours("export", str(model), "-o", str(out), "-f", fmt, "-q"), {"fresh": (out,)}),
+            ([sys.executable, "-c", SCRIPT, str(model), fmt, str(script_out)], {"fresh": (Path(f"{script_out}.{fmt}"),)}),
+            repeat)
+        row[fmt] = {"ours_s": mine, "script_s": script, "ratio": script / mine, "script_peak_bytes": script_peak}
     print("  C against xxd -i", file=sys.stderr, flush=True)
-    mine, xxd = median_pair(ours("export", str(model), "-o", str(folder / "o-c"), "-f", "c", "--force", "-q", "--reader", "h5"),
-                            ["xxd", "-i", str(weights)], repeat, second_stdout=folder / "xxd.c")
-    row["c"] = {"ours_s": mine, "xxd_s": xxd, "ratio": xxd / mine, "ours_bytes": (folder / "o-c" / f"m{size}.c").stat().st_size,
-                "xxd_bytes": (folder / "xxd.c").stat().st_size}
+    out, xxd_out = folder / "o-c", folder / "xxd.c"
+    (mine, _), (xxd, _) = median_pair(
+        (ours("export", str(model), "-o", str(out), "-f", "c", "-q", "--reader", "h5"), {"fresh": (out,)}),
+        (["xxd", "-i", str(weights)], {"stdout": xxd_out, "fresh": (xxd_out,)}), repeat)
+    row["c"] = {"ours_s": mine, "xxd_s": xxd, "ratio": xxd / mine, "ours_bytes": (out / f"m{size}.c").stat().st_size,
+                "xxd_bytes": xxd_out.stat().st_size}
     print("  readers, full exports, verify", file=sys.stderr, flush=True)
-    direct, keras = median_pair(ours("inspect", str(model), "--reader", "h5"), ours("inspect", str(model), "--reader", "keras"), repeat)
+    (direct, _), (keras, _) = median_pair((ours("inspect", str(model), "--reader", "h5"), {}),
+                                          (ours("inspect", str(model), "--reader", "keras"), {}), repeat)
     row["inspect"] = {"h5_s": direct, "keras_s": keras, "ratio": keras / direct}
     for reader in ("auto", "h5"):
-        seconds, peak = median_run(ours("export", str(model), "-o", str(folder / "all"), "--force", "-q", "--reader", reader), repeat)
+        seconds, peak = median_run(ours("export", str(model), "-o", str(folder / "all"), "-q", "--reader", reader), repeat,
+                                   fresh=(folder / "all",))
         row[f"export_{reader}"] = {"seconds": seconds, "peak_bytes": peak}
     row["verify_s"] = median_run(ours("verify", str(folder / "all")), repeat)[0]
     for path in folder.iterdir():
@@ -151,7 +160,8 @@ def seed_readers(repeat: int) -> dict:
         commands = {"inspect": ["inspect", str(SEED)], "export": ["export", str(SEED), "-o", out, "--force", "-q"]}
         result = {}
         for name, command in commands.items():
-            direct, keras = median_pair(ours(*command, "--reader", "h5"), ours(*command, "--reader", "keras"), repeat)
+            (direct, _), (keras, _) = median_pair((ours(*command, "--reader", "h5"), {}),
+                                                  (ours(*command, "--reader", "keras"), {}), repeat)
             result[name] = {"h5_s": direct, "keras_s": keras, "ratio": keras / direct}
         return result
 
@@ -160,16 +170,22 @@ def extra(row: dict, base: dict, reader: str) -> float:
     return (row[f"export_{reader}"]["peak_bytes"] - base[f"export_{reader}"]["peak_bytes"]) / row["weight_bytes"]
 
 
+def script_extra(row: dict, base: dict) -> float:
+    """The same measure for the hand-written npz script: what Keras's load_model alone costs."""
+    return (row["npz"]["script_peak_bytes"] - base["npz"]["script_peak_bytes"]) / row["weight_bytes"]
+
+
 def ratio_table(rows: list[dict]) -> str:
-    lines = [f"{'parameters':>11} {'weights MB':>10} {'npz':>5} {'safet.':>6} {'parquet':>7} {'C/xxd':>6} {'h5/keras':>8} "
-             f"{'export s':>8} {'verify s':>8} {'extra/weights':>13} {'(h5 reader)':>11}"]
+    lines = [(f"{'parameters':>11} {'weights MB':>10} {'npz':>5} {'safet.':>6} {'parquet':>7} {'C/xxd':>6} {'h5/keras':>8} "
+             f"{'export s':>8} {'verify s':>8} {'extra/weights':>13} {'(h5 reader)':>11} {'(script)':>8}")]
     for r in rows:
         base_row = r is rows[0]
-        memory = ("-", "-") if base_row else (f"{extra(r, rows[0], 'auto'):.2f}", f"{extra(r, rows[0], 'h5'):.2f}")
+        memory = ("-", "-", "-") if base_row else (f"{extra(r, rows[0], 'auto'):.2f}", f"{extra(r, rows[0], 'h5'):.2f}",
+                                                   f"{script_extra(r, rows[0]):.2f}")
         lines.append(f"{r['parameters']:>11,} {r['weight_bytes'] / 2**20:>10.1f} {r['npz']['ratio']:>5.2f} "
                      f"{r['safetensors']['ratio']:>6.2f} {r['parquet']['ratio']:>7.2f} {r['c']['ratio']:>5.1f}x "
                      f"{r['inspect']['ratio']:>7.1f}x {r['export_auto']['seconds']:>8.2f} {r['verify_s']:>8.2f} "
-                     f"{memory[0]:>13} {memory[1]:>11}")
+                     f"{memory[0]:>13} {memory[1]:>11} {memory[2]:>8}")
     return "\n".join(lines)
 
 
@@ -177,8 +193,8 @@ def stage_table(row: dict) -> str:
     names = list(dict.fromkeys(s["stage"] for reader in ("h5", "auto") for s in row["stages"][reader]))
     names.sort(key=lambda n: min(i for reader in row["stages"].values() for i, s in enumerate(reader) if s["stage"] == n))
     by_reader = {reader: {s["stage"]: s for s in stages} for reader, stages in row["stages"].items()}
-    lines = [f"{row['parameters']:,} parameters ({row['weight_bytes'] / 2**20:.1f} MB of weights): seconds and peak MB "
-             "above the stage's start", f"{'stage':<26} {'default reader':>18} {'--reader h5':>18}"]
+    lines = [(f"{row['parameters']:,} parameters ({row['weight_bytes'] / 2**20:.1f} MB of weights): seconds and peak MB "
+             "above the stage's start"), f"{'stage':<26} {'default reader':>18} {'--reader h5':>18}"]
     for name in names:
         cells = []
         for reader in ("auto", "h5"):
@@ -233,7 +249,7 @@ def main() -> int:
     print("\nnpz/safetensors/parquet: hand-written script time / ours (>= 0.9: no slower); C/xxd: xxd -i time / "
           "export -f c\n(whole processes); h5/keras: inspect with the Keras reader / with the direct reader; "
           "extra/weights: peak\nmemory of a full export above the first model's, divided by the weight bytes "
-          "(default reader, then --reader h5)\n")
+          "(default reader, --reader h5,\nand the hand-written npz script: Keras's load_model alone)\n")
     for row in rows:
         print(stage_table(row) + "\n")
     print("seed model, whole processes, median of", max(args.repeat, 5))
