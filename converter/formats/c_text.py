@@ -225,17 +225,20 @@ def tokens(values: np.ndarray, entry: DType, prefix: str) -> np.ndarray | list[s
     return _int_tokens(stored, entry.c_type)
 
 
-def lines(tokens: np.ndarray | list[str], indent: str = "  ") -> bytes:
-    """Tokens as initializer lines: ``indent`` + ``tok, tok, ...,`` within ``LINE_WIDTH`` columns."""
+def lines(tokens: np.ndarray | list[str], indent: str = "  ", *, view: bool = False) -> bytes | memoryview:
+    """Tokens as initializer lines: ``indent`` + ``tok, tok, ...,`` within ``LINE_WIDTH`` columns.
+
+    With ``view``, fixed-width text may come back as a memoryview of the array it was laid out in (no copy).
+    """
     if isinstance(tokens, np.ndarray):
-        return _fixed_lines(tokens, indent)
+        return _fixed_lines(tokens, indent, view)
     width = max((len(t) for t in tokens), default=1)
     per_line = max(1, (LINE_WIDTH - len(indent)) // (width + 2))
     rows = (", ".join(tokens[i:i + per_line]) for i in range(0, len(tokens), per_line))
     return "".join(f"{indent}{row},\n" for row in rows).encode()
 
 
-def _fixed_lines(tokens: np.ndarray, indent: str) -> bytes:
+def _fixed_lines(tokens: np.ndarray, indent: str, view: bool = False) -> bytes | memoryview:
     """Fixed-width tokens laid straight into their final place: indent, then ``tok, `` cells, newline."""
     count, width = tokens.shape
     per_line = max(1, (LINE_WIDTH - len(indent)) // (width + 2))
@@ -247,17 +250,16 @@ def _fixed_lines(tokens: np.ndarray, indent: str) -> bytes:
     cells[:, :, width] = ord(",")
     cells[:, :, width + 1] = ord(" ")
     out[:, -1] = ord("\n")
-    text = out.tobytes()
-    if rest:
-        tail = tokens[rows * per_line:]
-        text += indent.encode() + b" ".join(bytes(row) + b"," for row in tail) + b"\n"
-    return text
+    if not rest:
+        return out.data if view else out.tobytes()
+    tail = tokens[rows * per_line:]
+    return out.tobytes() + indent.encode() + b" ".join(bytes(row) + b"," for row in tail) + b"\n"
 
 
 CHUNK = 6 * 16384  # values per piece of text: a multiple of the 6 float32 literals per line
 
 
-def render(array: np.ndarray, entry: DType, prefix: str, indent: str = "  ") -> Iterator[bytes]:
+def render(array: np.ndarray, entry: DType, prefix: str, indent: str = "  ") -> Iterator[bytes | memoryview]:
     """The initializer lines of a whole tensor, in order, piece by piece (bounded memory).
 
     Large tensors are formatted on every core: numpy releases the GIL in the work that counts.
@@ -265,13 +267,13 @@ def render(array: np.ndarray, entry: DType, prefix: str, indent: str = "  ") -> 
     flat = array.reshape(-1)
     pieces = (flat[start:start + CHUNK] for start in range(0, flat.size, CHUNK))
     if flat.size <= CHUNK:
-        yield from (lines(tokens(piece, entry, prefix), indent) for piece in pieces)
+        yield from (lines(tokens(piece, entry, prefix), indent, view=True) for piece in pieces)
         return
     workers = min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         pending: deque = deque()
         for piece in pieces:
-            pending.append(pool.submit(lambda p: lines(tokens(p, entry, prefix), indent), piece))
+            pending.append(pool.submit(lambda p: lines(tokens(p, entry, prefix), indent, view=True), piece))
             if len(pending) > 2 * workers:
                 yield pending.popleft().result()
         while pending:
