@@ -154,6 +154,11 @@ def file_sha256(path: Path) -> str:
     size, mtime, digest = _DIGESTS.pop(key, (None, None, None))
     if digest is not None and (size, mtime) == (status.st_size, status.st_mtime_ns):
         return digest
+    return read_sha256(path)
+
+
+def read_sha256(path: Path) -> str:
+    """sha256 of a file's bytes as they are on disk now, read in chunks (what inputs and ``verify`` use)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

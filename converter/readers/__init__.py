@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import read_sha256 as file_sha256
 from ..errors import InputInvalid, InputNotFound, UnsafeInput, UsageError
 from ..tensors import ModelWeights, Source
 from . import archive, hdf5, probe, savedmodel
@@ -140,8 +141,3 @@ def folder_sha256(folder: Path) -> str:
     lines = sorted(f"{p.relative_to(folder).as_posix()} {file_sha256(p)}\n" for p in folder.rglob("*") if p.is_file())
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in chunks."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
