@@ -94,3 +94,20 @@ def test_a_layer_shared_with_a_nested_model_is_exported_once(keras_module):
     model = keras_module.Model(inputs, common(inner(inputs)), name="outer")
     tensors = converter.extract(model)
     assert [t.name for t in tensors] == ["inner/common/kernel", "inner/common/bias"]
+
+
+def test_keras_archives_are_loaded_with_the_weights_read_in_place(tmp_path, keras_module):
+    """The in-place loader runs for what Keras writes, and a compressed archive falls back to load_model
+    with the same records (both are checked against load_model above and here)."""
+    import zipfile
+
+    from converter.readers.keras import _load_archive_in_place
+
+    assert _load_archive_in_place(SEED_KERAS, safe_mode=True) is not None
+    compressed = tmp_path / "compressed.keras"
+    with zipfile.ZipFile(SEED_KERAS) as old, zipfile.ZipFile(compressed, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            new.writestr(info.filename, old.read(info))
+    assert _load_archive_in_place(compressed, safe_mode=True) is None
+    from_fallback = [(t.name, t.sha256) for t in converter.extract(compressed)]
+    assert from_fallback == [(t.name, t.sha256) for t in converter.extract(SEED_KERAS)]

@@ -249,3 +249,27 @@ def test_the_probe_reads_chunked_data_and_skips_contiguous_data(tmp_path):
     read = [line.split() for line in result.stdout.splitlines()]
     rows = 2**20 // (4 * 100)  # 1 MiB slices
     assert read == [["packed", str(start)] for start in range(0, 3000, rows)]
+
+
+@pytest.mark.parametrize("reader", ["auto", "h5"])
+def test_a_weight_damaged_inside_a_keras_archive_fails_its_crc(tmp_path, capsys, reader):
+    """Stored weights are read in place, not through zipfile: the member's CRC-32 is still checked."""
+    import h5py
+
+    from converter.readers.window import StoredMember
+
+    with zipfile.ZipFile(SEED_KERAS) as archive:
+        info = archive.getinfo("model.weights.h5")
+    with StoredMember(SEED_KERAS, info.header_offset, info.file_size) as member, h5py.File(member, "r") as handle:
+        kernels = []
+        handle.visititems(lambda name, item: kernels.append(item) if name.endswith("vars/0") else None)
+        offset = kernels[0].id.get_offset()  # the first kernel's data, inside the HDF5 file
+        start = member._start  # the HDF5 file, inside the archive
+    data = bytearray(SEED_KERAS.read_bytes())
+    data[start + offset + 4] ^= 0x40  # one weight changes; HDF5 structure and zip headers stay valid
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes(bytes(data))
+    code, _, err = run_cli(capsys, "export", damaged, "-o", tmp_path / "out", "--reader", reader)
+    assert code == 4, err
+    assert "member model.weights.h5 fails its CRC-32 check" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

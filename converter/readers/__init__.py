@@ -61,9 +61,14 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> M
                              hint="Use --reader auto (a SavedModel is read from its TensorFlow checkpoint).")
         return savedmodel.read(path, Source(path.name, "savedmodel", folder_sha256(path), savedmodel.NAME))
     kind = file_kind(path)
-    with ThreadPoolExecutor(1) as background:
-        digest = background.submit(file_sha256, path)  # hashlib releases the GIL: hashing overlaps the rest
-        weights = _read_file(path, kind, reader, trust_code)
+    with ThreadPoolExecutor(2) as background:  # hashlib and zlib release the GIL: both overlap the reading
+        digest = background.submit(file_sha256, path)
+        intact = background.submit(archive.check_crc, path, archive.WEIGHTS) if kind == "keras" else None
+        try:
+            weights = _read_file(path, kind, reader, trust_code)
+        finally:  # the weights were read in place, not through zipfile, which checks the CRC; a damaged
+            if intact:  # member also explains a failure to read it better than what failed
+                intact.result()
         return replace(weights, source=replace(weights.source, sha256=digest.result()))
 
 

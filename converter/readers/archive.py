@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputInvalid, UnsafeInput
@@ -20,7 +21,8 @@ MAX_MEMBERS = 10_000
 MAX_UNCOMPRESSED = 256 * 2**30   # far above any real model, far below a zip bomb's claims
 MAX_RATIO = 200                  # weights barely compress; text members can, but not this much
 RATIO_FLOOR = 64 * 2**20         # small members may have any ratio
-REQUIRED = ("config.json", "model.weights.h5")
+WEIGHTS = "model.weights.h5"
+REQUIRED = ("config.json", WEIGHTS)
 
 
 def check(path: Path) -> None:
@@ -70,6 +72,32 @@ def open_member(path: Path, name: str) -> io.RawIOBase | io.BytesIO:
     """
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name)
-        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:  # compressed or encrypted
+        if not stored(info):
             return io.BytesIO(archive.read(name))
     return StoredMember(path, info.header_offset, info.file_size)
+
+
+def stored(info: zipfile.ZipInfo) -> bool:
+    """True for a member kept as plain bytes (neither compressed nor encrypted): readable in place."""
+    return info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
+
+
+CRC_BLOCK = 4 * 2**20
+
+
+def check_crc(path: Path, name: str) -> None:
+    """Refuse a stored member whose bytes do not match the CRC-32 the archive records for them.
+
+    ``zipfile`` checks it when a member is read through it; members read in place are checked here.
+    """
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    if not stored(info):
+        return  # read through zipfile, which checks it
+    crc = 0
+    with StoredMember(path, info.header_offset, info.file_size) as member:
+        while block := member.read(CRC_BLOCK):
+            crc = zlib.crc32(block, crc)
+    if crc != info.CRC:
+        raise InputInvalid(f"{path.name}: member {name} fails its CRC-32 check (recorded {info.CRC:08x}, read {crc:08x})",
+                           hint="The .keras file is damaged; save or download it again.")

@@ -84,7 +84,7 @@ def _read_archive(path: Path, source: Source) -> ModelWeights:
     """A .keras archive, already checked by ``readers.archive`` (members present, no traversal, no bomb)."""
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))
-    with archive_checks.open_member(path, "model.weights.h5") as weights, h5py.File(weights, "r") as handle:
+    with archive_checks.open_member(path, archive_checks.WEIGHTS) as weights, h5py.File(weights, "r") as handle:
         return keras3_layout.read(handle, config, path.name, source)
 
 

@@ -8,16 +8,18 @@ chain of names either way: ``inner/d/kernel``, ``mha/query/kernel``, ``lstm/lstm
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import re
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputInvalid, UnsafeInput
 from ..tensors import Layer, ModelWeights, Source, Tensor
-from . import describe
+from . import archive, describe
 
 NAME = "keras"
 
@@ -58,9 +60,60 @@ def load(path: Path, kind: str, trust_code: bool = False):
     keras = import_keras()
     try:
         with native_stderr_silenced():
-            return keras.saving.load_model(path, compile=False, safe_mode=not trust_code)
+            model = _load_archive_in_place(path, safe_mode=not trust_code) if kind == "keras" else None
+            return model or keras.saving.load_model(path, compile=False, safe_mode=not trust_code)
     except Exception as error:  # Keras raises many types while deserializing
         raise _load_error(path, kind, error) from error
+
+
+
+def _load_archive_in_place(path: Path, safe_mode: bool) -> Any | None:
+    """``keras.saving.load_model`` for a ``.keras`` archive, with ``model.weights.h5`` read in place.
+
+    ``load_model`` reads the whole weights member into memory (``io.BytesIO``) before loading it: one
+    more copy of every weight at the peak, and a CRC pass. This takes the steps of Keras's own loader
+    (``saving_lib._load_model_from_fileobj``: the model from ``config.json``, then ``_load_state``
+    from an ``H5IOStore``) with the stored member opened in place, as Keras 3.12+ Python would seek it.
+    It returns None, and the caller uses ``load_model``, when this Keras lacks those steps or the
+    archive is not the plain one Keras writes (weights compressed, missing, or in another store).
+    """
+    try:
+        from keras.src.saving import saving_lib as lib
+
+        steps = (lib._model_from_config, lib._load_state, lib._raise_loading_failure, lib.H5IOStore, lib.DiskIOStore)
+    except (ImportError, AttributeError):
+        return None
+    if list(inspect.signature(lib._load_state).parameters)[1:4] != ["weights_store", "assets_store", "inner_path"]:
+        return None
+    model_from_config, load_state, raise_failure, weights_store, assets_store = steps
+    with zipfile.ZipFile(path) as zipped:
+        names = zipped.namelist()
+        info = zipped.getinfo(archive.WEIGHTS) if archive.WEIGHTS in names else None
+        if info is None or not archive.stored(info):
+            return None
+        model = model_from_config(zipped.read("config.json"), None, False, safe_mode)
+        weights = weights_store(archive.WEIGHTS, archive=_InPlace(path), mode="r")
+        assets = assets_store("assets", archive=zipped, mode="r") if len(names) > 3 else None  # as Keras decides
+        failed, messages = set(), {}
+        try:
+            load_state(model, weights, assets, "", False, set(), failed, messages)
+        finally:
+            weights.close()
+            if assets:
+                assets.close()
+    if failed:
+        raise_failure(messages)
+    return model
+
+
+class _InPlace:
+    """What ``H5IOStore`` asks of an archive when reading: ``open(member)``, here a window onto the file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def open(self, name: str, mode: str = "r"):
+        return archive.open_member(self._path, name)
 
 
 def _load_error(path: Path, kind: str, error: Exception) -> Exception:
