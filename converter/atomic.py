@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -102,22 +103,49 @@ def write_bytes(destination: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+HASH_BLOCK = 4 * 2**20  # bytes: writes this large are hashed on a second thread while written
+_HASHER: list[ThreadPoolExecutor] = []
 _DIGESTS: dict[str, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) of files written by create()
 
 
 class _HashingFile(io.FileIO):
-    """A file opened for writing that hashes its bytes as they are written, while written front to back."""
+    """A file opened for writing that hashes its bytes as they are written, while written front to back.
+
+    A large write is hashed on a second thread block by block while the kernel copies it into the
+    page cache (both release the GIL), so hashing adds little to writing.
+    """
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, "wb")
         self._path, self._hash, self._size = os.fspath(path), hashlib.sha256(), 0
 
     def write(self, data) -> int:
-        count = super().write(data)
-        if self._hash is not None and count:
-            self._hash.update(memoryview(data).cast("B")[:count])
+        view = memoryview(data).cast("B")
+        if self._hash is None:
+            return super().write(view)
+        if len(view) < HASH_BLOCK:
+            count = super().write(view)
+            self._hash.update(view[:count])
             self._size += count
-        return count
+            return count
+        hashed: list[Future] = []
+        try:
+            for start in range(0, len(view), HASH_BLOCK):
+                block = view[start:start + HASH_BLOCK]
+                hashed.append(_hasher().submit(self._hash.update, block))  # one worker: blocks hashed in order
+                self._write_all(block)
+                self._size += len(block)
+        except BaseException:
+            self._hash = None  # the file is incomplete; nothing may trust a digest of it
+            raise
+        finally:
+            for future in hashed:  # the caller may reuse its buffer once write() returns
+                future.result()
+        return len(view)
+
+    def _write_all(self, block: memoryview) -> None:
+        while block:
+            block = block[super().write(block):]
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         position = super().seek(offset, whence)
@@ -131,6 +159,15 @@ class _HashingFile(io.FileIO):
             status = os.fstat(self.fileno())
             _DIGESTS[self._path] = (status.st_size, status.st_mtime_ns, self._hash.hexdigest())
         super().close()
+
+
+def _hasher() -> ThreadPoolExecutor:
+    if not _HASHER:
+        _HASHER.append(ThreadPoolExecutor(1, thread_name_prefix="keras-weights-hash"))
+    return _HASHER[0]
+
+
+os.register_at_fork(after_in_child=_HASHER.clear)  # a forked child has no copy of the worker thread
 
 
 def create(path: Path, text: bool = False) -> IO:

@@ -20,6 +20,19 @@ def test_a_file_written_front_to_back_is_hashed_on_the_way(tmp_path):
     assert atomic.file_sha256(path) == on_disk(path)
 
 
+def test_large_writes_are_hashed_block_by_block_on_a_second_thread_in_order(tmp_path):
+    import numpy as np
+
+    data = np.random.default_rng(0).integers(0, 256, size=3 * atomic.HASH_BLOCK + 12345, dtype=np.uint8)
+    path = tmp_path / "big.bin"
+    with atomic.create(path) as out:
+        out.write(b"head")
+        out.write(data)  # a numpy buffer, as the safetensors writer passes, split into blocks
+        out.write(memoryview(data)[: atomic.HASH_BLOCK + 1])
+    assert atomic._DIGESTS[str(path)][2] == on_disk(path)  # the digest made while writing
+    assert path.read_bytes() == b"head" + data.tobytes() + data[: atomic.HASH_BLOCK + 1].tobytes()
+
+
 def test_a_file_written_out_of_order_is_read_again(tmp_path):
     path = tmp_path / "b.bin"
     with atomic.create(path) as out:
