@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, dtypes, layouts, manifest as manifests, readers
+from . import atomic, dtypes, layouts, manifest as manifests, memory, readers
 from . import formats as registry  # `formats` is export()'s argument name
 from .errors import ConverterError, InputNotFound, NonFiniteValues, OutputError, UsageError
 from .tensors import Tensor, canonical, sha256_of
@@ -122,6 +122,7 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
                 registry.get(name).write(tensors, staging / names[name][0], manifest=description,
                                          progress=_tracker(name, tensors, progress), **chosen[name])
                 files += [_file_entry(name, file_name, staging / file_name) for file_name in names[name]]
+                memory.release_free_memory()  # what a writer's threads freed, before the next writer runs
             (folder / manifests.FILE_NAME).unlink(missing_ok=True)  # never an old manifest beside new files
             state = f"some new files are in {folder} but no manifest.json: export again"
             atomic.publish(staging, [entry["path"] for entry in files], folder)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .. import memory
 from ..atomic import read_sha256 as file_sha256
 from ..errors import InputInvalid, InputNotFound, UnsafeInput, UsageError
 from ..tensors import ModelWeights, Source
@@ -94,6 +95,7 @@ def _read_file(path: Path, kind: str, reader: str, trust_code: bool) -> ModelWei
     del model
     if sum(t.nbytes for t in weights.tensors) > RELEASE_MODEL_ABOVE:
         gc.collect()  # a Keras model is a web of reference cycles: free its variables before any writer runs
+        memory.release_free_memory()  # they were freed in TensorFlow's threads' arenas, which writers do not use
     return weights
 
 

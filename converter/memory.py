@@ -1,0 +1,24 @@
+"""Memory that keras-weights' threads have freed, handed back to the kernel between stages.
+
+>>> release_free_memory() in (True, False)
+True
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+
+def release_free_memory() -> bool:
+    """Hand memory that is free inside malloc's arenas back to the kernel (glibc ``malloc_trim``).
+
+    Memory freed by another thread's arena (Keras's variables, a writer's pool) is otherwise kept
+    there, unusable by the threads that run next, and counts toward the process's resident size.
+    Harmless in any process; False where there is no glibc.
+    """
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    return bool(trim(0))
