@@ -103,7 +103,7 @@ def write_bytes(destination: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-HASH_BLOCK = 4 * 2**20  # bytes: writes this large are hashed on a second thread while written
+HASH_BLOCK = 2**20  # bytes: writes this large are hashed on a second thread while written
 _HASHER: list[ThreadPoolExecutor] = []
 _DIGESTS: dict[str, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) of files written by create()
 
