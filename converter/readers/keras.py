@@ -66,16 +66,18 @@ def load(path: Path, kind: str, trust_code: bool = False):
         raise _load_error(path, kind, error) from error
 
 
-
 def _load_archive_in_place(path: Path, safe_mode: bool) -> Any | None:
     """``keras.saving.load_model`` for a ``.keras`` archive, with ``model.weights.h5`` read in place.
 
     ``load_model`` reads the whole weights member into memory (``io.BytesIO``) before loading it: one
-    more copy of every weight at the peak, and a CRC pass. This takes the steps of Keras's own loader
-    (``saving_lib._load_model_from_fileobj``: the model from ``config.json``, then ``_load_state``
-    from an ``H5IOStore``) with the stored member opened in place, as Keras 3.12+ Python would seek it.
-    It returns None, and the caller uses ``load_model``, when this Keras lacks those steps or the
-    archive is not the plain one Keras writes (weights compressed, missing, or in another store).
+    more copy of every weight at the peak (its other way, reading through ``ZipFile.open``, re-reads the
+    member from its start on every backward seek before Python 3.12). This takes the steps of Keras's
+    own loader (``saving_lib._load_model_from_fileobj``: the model from ``config.json``, then
+    ``_load_state`` from an ``H5IOStore``) with the stored member opened in place; the tests check that
+    ``get_weights()`` then returns exactly what it returns after ``load_model``. It returns None, and the
+    caller uses ``load_model``, when this Keras lacks those steps or the archive is not the plain one
+    Keras writes (weights compressed, missing, or in another store). The CRC-32 that zipfile would
+    check is checked by ``read_model``.
     """
     try:
         from keras.src.saving import saving_lib as lib
@@ -83,7 +85,9 @@ def _load_archive_in_place(path: Path, safe_mode: bool) -> Any | None:
         steps = (lib._model_from_config, lib._load_state, lib._raise_loading_failure, lib.H5IOStore, lib.DiskIOStore)
     except (ImportError, AttributeError):
         return None
-    if list(inspect.signature(lib._load_state).parameters)[1:4] != ["weights_store", "assets_store", "inner_path"]:
+    expected = ["weights_store", "assets_store", "inner_path", "skip_mismatch"]  # then visited, failed, messages
+    parameters = list(inspect.signature(lib._load_state).parameters)
+    if parameters[1:5] != expected or len(parameters) != 8:
         return None
     model_from_config, load_state, raise_failure, weights_store, assets_store = steps
     with zipfile.ZipFile(path) as zipped:
