@@ -4,9 +4,9 @@
     python benchmarks/stages.py MODEL --json                        # the rows as JSON (used by suite.py)
 
 Runs `converter.export(MODEL, tmp, every format)` and then `converter.verify(tmp)`, with a clock around
-each stage: importing Keras, Keras's load, get_weights (extract) or the direct read, the NaN/Inf scan,
-checksums and manifest, each writer, and verify. The functions are the real ones, only wrapped with a
-timer. Peak memory per stage is the highest resident size during the stage above the resident size at
+each stage: importing Keras, Keras's load, get_weights (extract) or the direct read, the tensors'
+checksums and NaN/Inf scan, the manifest, each writer, and verify. The functions are the real ones,
+only wrapped with a timer. Peak memory per stage is the highest resident size during the stage above the resident size at
 its start: Linux resets the high-water mark when "5" is written to /proc/self/clear_refs.
 """
 from __future__ import annotations
@@ -78,8 +78,8 @@ def profile(model: Path, reader: str) -> tuple[list[dict], int]:
     keras_reader.read = stages.wrap("extract (get_weights)", keras_reader.read)
     hdf5.read = stages.wrap("read (direct)", hdf5.read)
     readers.file_kind = stages.wrap("check input", readers.file_kind)
-    api.report_non_finite = stages.wrap("scan NaN/Inf", api.report_non_finite)
-    manifest.build = stages.wrap("checksums + manifest", manifest.build)
+    api.summarize = stages.wrap("checksums + NaN/Inf scan", api.summarize)  # both run here, side by side
+    manifest.build = stages.wrap("manifest", manifest.build)
     for name, module in formats.FORMATS.items():
         module.write = stages.wrap(f"write {name}", module.write)
     with tempfile.TemporaryDirectory(prefix="kw-stages-") as out:
