@@ -251,6 +251,23 @@ def test_the_probe_reads_chunked_data_and_skips_contiguous_data(tmp_path):
     assert read == [["packed", str(start)] for start in range(0, 3000, rows)]
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_the_probe_child_parses_the_weights_of_an_archive(tmp_path, compression):
+    """The child opens the member with window.open_member (in place, or in memory when compressed); an
+    exception there would exit 3, which the probe leaves to the real reader, so it must exit 0 here."""
+    from pathlib import Path
+
+    from converter.readers import probe
+
+    archive = tmp_path / "model.keras"
+    with zipfile.ZipFile(SEED_KERAS) as old, zipfile.ZipFile(archive, "w", compression) as new:
+        for info in old.infolist():
+            new.writestr(info.filename, old.read(info))
+    window = str(Path(probe.__file__).with_name("window.py"))
+    result = subprocess.run([sys.executable, "-I", "-c", probe.WALK, str(archive), "keras", window], capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+
+
 @pytest.mark.parametrize("reader", ["auto", "h5"])
 def test_a_weight_damaged_inside_a_keras_archive_fails_its_crc(tmp_path, capsys, reader):
     """Stored weights are read in place, not through zipfile: the member's CRC-32 is still checked."""

@@ -9,13 +9,12 @@
 """
 from __future__ import annotations
 
-import io
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputInvalid, UnsafeInput
-from .window import StoredMember
+from .window import StoredMember, open_member, stored  # noqa: F401 -- the readers' way to members
 
 MAX_MEMBERS = 10_000
 MAX_UNCOMPRESSED = 256 * 2**30   # far above any real model, far below a zip bomb's claims
@@ -56,30 +55,6 @@ def check(path: Path) -> None:
 def _unsafe_member(name: str) -> bool:
     parts = PurePosixPath(name.replace("\\", "/")).parts
     return name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":")
-
-
-def open_member(path: Path, name: str) -> io.RawIOBase | io.BytesIO:
-    """A seekable file object for a member of a (checked) archive: read in place when stored, else in memory.
-
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> with zipfile.ZipFile(folder / "a.zip", "w") as z:
-    ...     z.writestr("x.bin", b"0123456789")
-    >>> with open_member(folder / "a.zip", "x.bin") as member:
-    ...     _ = member.seek(-4, io.SEEK_END)
-    ...     member.read(), member.seek(2), member.read(3)
-    (b'6789', 2, b'234')
-    """
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(name)
-        if not stored(info):
-            return io.BytesIO(archive.read(name))
-    return StoredMember(path, info.header_offset, info.file_size)
-
-
-def stored(info: zipfile.ZipInfo) -> bool:
-    """True for a member kept as plain bytes (neither compressed nor encrypted): readable in place."""
-    return info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
 
 
 CRC_BLOCK = 4 * 2**20

@@ -4,7 +4,8 @@ crafted file becomes a clear error instead of taking the whole program down.
 The child imports only h5py, walks every group, attribute and dataset, reads the data of chunked
 datasets (in bounded slices, so the chunk index and decompression code run) and exits. Contiguous
 data, what Keras writes, needs no parsing to read, so the probe leaves it to the real reader. Dying by
-a signal means the file crashes the HDF5 library: it is reported as corrupt. Any ordinary error is left to the real reader to report.
+a signal means the file crashes the HDF5 library: it is reported as corrupt. Any ordinary error is
+left to the real reader to report.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from ..errors import InputInvalid
 
 WALK = r"""
-import importlib.util, io, sys, zipfile
+import importlib.util, sys
 import h5py
 
 def visit(name, item):
@@ -30,16 +31,11 @@ def visit(name, item):
 
 path, kind, window = sys.argv[1], sys.argv[2], sys.argv[3]
 source = path
-if kind == "keras":
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo("model.weights.h5")
-        if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 1:
-            spec = importlib.util.spec_from_file_location("window", window)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            source = module.StoredMember(path, info.header_offset, info.file_size)
-        else:
-            source = io.BytesIO(archive.read("model.weights.h5"))
+if kind == "keras":  # the readers' own window.open_member, loaded by path: the child imports nothing of ours
+    spec = importlib.util.spec_from_file_location("window", window)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = module.open_member(path, "model.weights.h5")
 try:
     with h5py.File(source, "r") as handle:
         for key in handle.attrs:

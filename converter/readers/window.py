@@ -7,6 +7,31 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zipfile
+
+
+def open_member(path: str | os.PathLike, name: str) -> io.RawIOBase | io.BytesIO:
+    """A seekable file object for a member of a (checked) archive: read in place when stored, else in memory.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with zipfile.ZipFile(folder / "a.zip", "w") as z:
+    ...     z.writestr("x.bin", b"0123456789")
+    >>> with open_member(folder / "a.zip", "x.bin") as member:
+    ...     _ = member.seek(-4, io.SEEK_END)
+    ...     member.read(), member.seek(2), member.read(3)
+    (b'6789', 2, b'234')
+    """
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+        if not stored(info):
+            return io.BytesIO(archive.read(name))
+    return StoredMember(path, info.header_offset, info.file_size)
+
+
+def stored(info: zipfile.ZipInfo) -> bool:
+    """True for a member kept as plain bytes (neither compressed nor encrypted): readable in place."""
+    return info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
 
 
 class StoredMember(io.RawIOBase):
