@@ -152,8 +152,8 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
     pyarrow's writer holds ~17 bytes per value of a row group (list levels, pages), so a row group is
     kept near ``PART_VALUES`` values whatever the model's size, and no copy of the model is built.
     """
-    file_schema = schema(values_type(tensors), manifest)
-    carrier = np.dtype(file_schema.field("values").type.value_type.to_pandas_dtype())
+    carrier = values_type(tensors)
+    file_schema = schema(carrier, manifest)
     with atomic.create(path) as sink, \
             pq.ParquetWriter(sink, file_schema, use_dictionary=list(_TEXT_COLUMNS), compression="none") as writer:
         pending, size = [], 0
