@@ -78,6 +78,7 @@ def _read_file(path: Path, kind: str, reader: str, trust_code: bool) -> ModelWei
     if reader != "h5":
         keras_reader.import_keras()  # ~4 s on one core while the probe runs on another
     probed()
+    hdf5.check_safe(path, kind)  # what Keras refuses as unsafe is refused for every reader, never a fallback
     base = Source(path.name, kind, None, keras_reader.NAME, **hdf5.provenance(path, kind))
     if reader == "h5":
         return hdf5.read(path, kind, replace(base, reader=hdf5.NAME))

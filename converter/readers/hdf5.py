@@ -12,9 +12,11 @@ archives are read by ``keras3_layout``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +26,41 @@ import numpy as np
 from ..errors import ConverterError, InputInvalid
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive as archive_checks
-from . import describe, keras3_layout
+from . import describe, h5check, keras3_layout
 
 NAME = "h5"
 RNN_CELLS = {**keras3_layout.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
 
 
 def read(path: Path, kind: str, source: Source) -> ModelWeights:
-    """Read every weight of a model or weights file without Keras."""
-    try:
+    """Read every weight of a model or weights file without Keras (after :mod:`h5check`'s checks)."""
+    with _open_weights(path, kind) as handle:
+        h5check.check(handle, _weights_name(path, kind))
         if kind == "keras":
-            return _read_archive(path, source)
-        with h5py.File(path, "r") as handle:
-            return _read_hdf5(handle, path.name, source)
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+            return keras3_layout.read(handle, config, path.name, source)
+        return _read_hdf5(handle, path.name, source)
+
+
+def check_safe(path: Path, kind: str) -> None:
+    """Refuse what Keras refuses as unsafe in the HDF5 data (links, external storage, size bombs...)."""
+    with _open_weights(path, kind) as handle:
+        h5check.check(handle, _weights_name(path, kind))
+
+
+def _weights_name(path: Path, kind: str) -> str:
+    return f"{path.name} ({archive_checks.WEIGHTS})" if kind == "keras" else path.name
+
+
+@contextlib.contextmanager
+def _open_weights(path: Path, kind: str) -> Iterator[h5py.File]:
+    """The HDF5 weights of a file (an archive's ``model.weights.h5`` read in place); damage is InputInvalid."""
+    try:
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(archive_checks.open_member(path, archive_checks.WEIGHTS)) \
+                if kind == "keras" else path
+            yield stack.enter_context(h5py.File(source, "r"))
     except ConverterError:
         raise
     except Exception as error:  # h5py raises OSError, KeyError, ValueError, RuntimeError... on damaged data
@@ -78,14 +102,6 @@ def _read_hdf5(handle: h5py.File, file_name: str, source: Source) -> ModelWeight
         return keras3_layout.read(handle, None, file_name, source)
     raise InputInvalid(f"{file_name} is an HDF5 file but holds no Keras weights (no layer_names, no layers group)",
                        hint="Pass a file written by Keras model.save() or save_weights().")
-
-
-def _read_archive(path: Path, source: Source) -> ModelWeights:
-    """A .keras archive, already checked by ``readers.archive`` (members present, no traversal, no bomb)."""
-    with zipfile.ZipFile(path) as archive:
-        config = json.loads(archive.read("config.json"))
-    with archive_checks.open_member(path, archive_checks.WEIGHTS) as weights, h5py.File(weights, "r") as handle:
-        return keras3_layout.read(handle, config, path.name, source)
 
 
 # --- legacy HDF5 -----------------------------------------------------------------------------
