@@ -139,10 +139,22 @@ def _log_to_stderr() -> None:
     """Library warnings (such as a reader fallback) as one line each on stderr."""
     log = logging.getLogger("converter")
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("keras-weights: %(message)s"))
         log.addHandler(handler)
         log.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is logged (it may be replaced after set-up)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 def _report(error: Exception, args: argparse.Namespace) -> int:

@@ -44,6 +44,13 @@ class InputInvalid(ConverterError):
     default_hint = "Check that the file is a complete Keras model (.keras or .h5)."
 
 
+class DamagedInput(InputInvalid):
+    """The input is damaged (a checksum fails): no reader should try it in another way."""
+
+    code = "damaged_input"
+    default_hint = "The file is damaged; save or download it again."
+
+
 class UnsupportedDType(InputInvalid):
     """A weight has a dtype that no output format can hold exactly."""
 

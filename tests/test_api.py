@@ -8,7 +8,7 @@ from conftest import FIXTURES, SEED_KERAS
 
 @pytest.fixture(scope="module")
 def int64_model(keras_module):
-    """A model whose int64 weight cannot share a Parquet values column with float32 exactly."""
+    """A model with an int64 weight that float64 cannot hold exactly (2**62 + 1) beside float32 weights."""
 
     class Counter(keras_module.layers.Layer):
         def build(self, input_shape):
@@ -20,29 +20,45 @@ def int64_model(keras_module):
     inputs = keras_module.Input((3,))
     outputs = keras_module.layers.Dense(2, name="dense")(Counter(name="counter")(inputs))
     model = keras_module.Model(inputs, outputs, name="counting")
-    model.get_layer("counter").set_weights([np.array([2**62, -5], np.int64)])
+    model.get_layer("counter").set_weights([np.array([2**62 + 1, -5], np.int64)])
     return model
 
 
-def test_a_failing_format_leaves_no_output_at_all(tmp_path, int64_model):
-    with pytest.raises(converter.UnsupportedDType):
+@pytest.fixture
+def failing_c_writer(monkeypatch):
+    """The last format's writer fails as a full disk would, after the others have written their files."""
+    import errno
+
+    from converter.formats import c
+
+    def write(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(c, "write", write)
+
+
+def test_a_failing_format_leaves_no_output_at_all(tmp_path, int64_model, failing_c_writer):
+    with pytest.raises(converter.OutputError):
         converter.export(int64_model, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_a_failing_forced_export_leaves_the_earlier_export_intact(tmp_path, int64_model):
+def test_a_failing_forced_export_leaves_the_earlier_export_intact(tmp_path, int64_model, failing_c_writer):
     converter.export(int64_model, tmp_path, formats="npz,safetensors", stem="counting")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(converter.UnsupportedDType):
+    with pytest.raises(converter.OutputError):
         converter.export(int64_model, tmp_path, force=True, stem="counting")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     assert converter.verify(tmp_path).ok
 
 
-def test_int64_weights_round_trip_through_npz_and_safetensors(tmp_path, int64_model):
-    converter.export(int64_model, tmp_path, formats=["npz", "safetensors"])
-    for name in ("counting.npz", "counting.safetensors"):
-        assert converter.read(tmp_path / name)["counter/count"].tolist() == [2**62, -5]
+def test_int64_weights_round_trip_through_every_format(tmp_path, int64_model):
+    """Parquet holds 2**62 + 1 beside float32 weights exactly: float64 values, exact bits in payload_bits."""
+    manifest = converter.export(int64_model, tmp_path)
+    for name in ("counting.npz", "counting.safetensors", "counting.parquet"):
+        assert converter.read(tmp_path / name)["counter/count"].tolist() == [2**62 + 1, -5]
+    assert [f["format"] for f in manifest["files"]] == ["npz", "safetensors", "parquet", "c", "c"]
+    assert converter.verify(tmp_path).ok
 
 
 def test_a_failed_load_creates_no_output_folder(tmp_path):

@@ -175,11 +175,21 @@ def test_parquet_splits_a_large_tensor_into_rows_and_keeps_every_bit(tmp_path):
     assert_bit_identical(back["a/n"], tensors[1].array)
 
 
-def test_parquet_refuses_a_column_it_cannot_hold_exactly(tmp_path):
+def test_parquet_holds_64_bit_integers_beside_floats_exactly(tmp_path):
+    """float64 values carry what they can; the rest is exact in payload_bits, and DuckDB-style readers
+    that only look at ``values`` still see every other value."""
+    import pyarrow.parquet as pq
+
+    big = [2**62 + 1, -(2**63), 2**53 + 1, 7]
     tensors = [Tensor("a/x", "a", "x", 0, True, np.array([0.5], np.float32)),
-               Tensor("a/y", "a", "y", 0, True, np.array([2**62], np.int64))]
-    with pytest.raises(dtypes.UnsupportedDType):
-        FORMATS["parquet"].write(tensors, tmp_path / "w.parquet")
+               Tensor("a/y", "a", "y", 0, True, np.array(big, np.int64)),
+               Tensor("a/z", "a", "z", 0, True, np.array([2**64 - 1, 3], np.uint64))]
+    FORMATS["parquet"].write(tensors, tmp_path / "w.parquet")
+    back = FORMATS["parquet"].read(tmp_path / "w.parquet")
+    assert back["a/y"].tolist() == big and back["a/z"].tolist() == [2**64 - 1, 3] and back["a/x"].tolist() == [0.5]
+    rows = {row["name"]: row for row in pq.read_table(tmp_path / "w.parquet").to_pylist()}
+    assert rows["a/y"]["payload_index"] == [0, 2] and rows["a/y"]["values"][3] == 7.0
+    assert rows["a/z"]["payload_index"] == [0]
 
 
 def test_c_read_back_parses_large_arrays_block_by_block(tmp_path, monkeypatch):

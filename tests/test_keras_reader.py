@@ -96,18 +96,33 @@ def test_a_layer_shared_with_a_nested_model_is_exported_once(keras_module):
     assert [t.name for t in tensors] == ["inner/common/kernel", "inner/common/bias"]
 
 
-def test_keras_archives_are_loaded_with_the_weights_read_in_place(tmp_path, keras_module):
-    """The in-place loader runs for what Keras writes, and a compressed archive falls back to load_model
-    with the same records (both are checked against load_model above and here)."""
+def test_keras_archives_are_loaded_with_public_calls_and_the_weights_from_disk(tmp_path, keras_module):
+    """The loader that avoids load_model's in-memory copy of the weights runs for plain archives (stored or
+    compressed) and gives what load_model gives; an archive with assets is left to load_model."""
     import zipfile
 
-    from converter.readers.keras import _load_archive_in_place
+    from converter.readers.keras import _load_archive_from_disk
 
-    assert _load_archive_in_place(SEED_KERAS, safe_mode=True) is not None
-    compressed = tmp_path / "compressed.keras"
-    with zipfile.ZipFile(SEED_KERAS) as old, zipfile.ZipFile(compressed, "w", zipfile.ZIP_DEFLATED) as new:
-        for info in old.infolist():
-            new.writestr(info.filename, old.read(info))
-    assert _load_archive_in_place(compressed, safe_mode=True) is None
-    from_fallback = [(t.name, t.sha256) for t in converter.extract(compressed)]
-    assert from_fallback == [(t.name, t.sha256) for t in converter.extract(SEED_KERAS)]
+    def rewrite(target, compression, extra=()):
+        with zipfile.ZipFile(SEED_KERAS) as old, zipfile.ZipFile(target, "w", compression) as new:
+            for info in old.infolist():
+                new.writestr(info.filename, old.read(info))
+            for name in extra:
+                new.writestr(name, b"vocabulary")
+        return target
+
+    compressed = rewrite(tmp_path / "compressed.keras", zipfile.ZIP_DEFLATED)
+    with_assets = rewrite(tmp_path / "assets.keras", zipfile.ZIP_STORED, ["assets/vocab.txt"])
+    expected = [w.tobytes() for w in keras_module.saving.load_model(SEED_KERAS, compile=False).get_weights()]
+    for archive in (SEED_KERAS, compressed):
+        model = _load_archive_from_disk(keras_module, archive, safe_mode=True)
+        assert [w.tobytes() for w in model.get_weights()] == expected
+    assert _load_archive_from_disk(keras_module, with_assets, safe_mode=True) is None
+
+
+def test_only_the_public_keras_api_is_used():
+    import re
+
+    private = re.compile(r"(from|import)\s+keras\.src|from\s+keras\s+import\s+src|[\"']keras\.src")
+    sources = {path.name: path.read_text() for path in (FIXTURES.parent / "converter").rglob("*.py")}
+    assert [name for name, text in sources.items() if private.search(text)] == []

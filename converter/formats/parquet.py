@@ -2,12 +2,12 @@
 
 Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``dtype``, ``shape``
 (list of int64), ``values`` (the flattened C-order values), ``sha256``, and ``payload_index`` /
-``payload_bits``. ``values`` has one Arrow type for the whole file, the narrowest that holds every
-tensor's values exactly (float32 for float32/float16/bfloat16 models, float64 once float64 or mixed
-int/float tensors appear). A NaN keeps its payload in ``values`` only if the conversion to that type
-keeps it; where it does not, ``payload_index`` lists the flat positions and ``payload_bits`` their
-exact bits (as unsigned integers), and :func:`read` puts them back. The manifest (without its
-``files`` list, which would have to contain this file's own checksum) is in the file's key-value
+``payload_bits``. ``values`` has one Arrow type for the whole file: the tensors' own type when they
+share one carrier (float32 for float32/float16/bfloat16 models), float64 when they do not. Every dtype
+is stored exactly: a value the ``values`` type cannot carry bit for bit (a NaN payload, a 64-bit
+integer beyond 2**53 beside float tensors) has its flat position in ``payload_index`` and its exact
+bits (as unsigned integers) in ``payload_bits``, and :func:`read` puts them back. The manifest (without
+its ``files`` list, which would have to contain this file's own checksum) is in the file's key-value
 metadata under ``keras_weights.manifest``.
 """
 from __future__ import annotations
@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import atomic, dtypes
-from ..errors import UnsupportedDType
 from ..tensors import Tensor
 
 EXTENSIONS = (".parquet",)
@@ -32,7 +31,6 @@ def files(stem: str) -> list[str]:
     """The one file an export writes."""
     return [stem + EXTENSIONS[0]]
 MANIFEST_KEY = b"keras_weights.manifest"
-_FLOAT64_EXACT = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int32)}
 
 
 def keys(tensors: Sequence[Tensor], stem: str = "") -> dict[str, str]:
@@ -45,18 +43,16 @@ def values_type(tensors: Sequence[Tensor]) -> np.dtype:
 
     >>> import numpy as np
     >>> t = lambda dtype: Tensor("x", "x", "x", 0, True, np.zeros(1, dtype))
-    >>> values_type([t(np.float16), t(np.float32)]), values_type([t(np.float32), t(np.int8)])
+    >>> values_type([t(np.float16), t(np.float32)]), values_type([t(np.float32), t(np.int64)])
     (dtype('float32'), dtype('float64'))
     """
     carriers = {dtypes.lookup(t.array.dtype).parquet_carrier for t in tensors} or {np.dtype(np.float32)}
-    if len(carriers) == 1:
-        return carriers.pop()
-    if carriers <= _FLOAT64_EXACT:
-        return np.dtype(np.float64)
-    raise UnsupportedDType(
-        f"one Parquet values column cannot hold {sorted(c.name for c in carriers)} values exactly",
-        hint="Export the 64-bit integer tensors to npz or safetensors instead (-f npz,safetensors).",
-    )
+    return carriers.pop() if len(carriers) == 1 else np.dtype(np.float64)
+
+
+def _may_lose_bits(tensor: Tensor, carrier: np.dtype) -> bool:
+    """Whether some value of ``tensor`` may not survive the trip through ``carrier`` bit for bit."""
+    return bool(tensor.non_finite[0]) or (tensor.array.dtype.itemsize == 8 and tensor.array.dtype != carrier)
 
 
 PART_VALUES = 1 << 18  # values per row at most: a larger tensor spans consecutive rows
@@ -85,7 +81,7 @@ def rows(tensor: Tensor, carrier: np.dtype) -> Iterator[dict]:
     for offset in range(0, max(flat.size, 1), PART_VALUES):
         part = flat[offset:offset + PART_VALUES]
         carried = part.astype(carrier, copy=False)  # a view when no conversion is needed
-        index, bits = _lost_bits(tensor, part, carried)
+        index, bits = _lost_bits(part, carried) if _may_lose_bits(tensor, carrier) else ([], [])
         yield {"name": tensor.name, "layer": tensor.layer, "role": tensor.role, "layer_index": tensor.layer_index,
                "trainable": tensor.trainable, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),
                "offset": offset, "values": carried, "sha256": tensor.sha256,
@@ -134,12 +130,13 @@ def _lists(parts: list[np.ndarray], dtype: np.dtype) -> pa.Array:
     return pa.ListArray.from_arrays(_numbers(offsets), _numbers(joined.astype(dtype, copy=False)))
 
 
-def _lost_bits(tensor: Tensor, original: np.ndarray, carried: np.ndarray) -> tuple[list[int], list[int]]:
-    """Positions in ``original`` (and exact bits) of values the carrier type changes: only ever NaN payloads."""
-    if not tensor.non_finite[0]:
-        return [], []
+def _lost_bits(original: np.ndarray, carried: np.ndarray) -> tuple[list[int], list[int]]:
+    """Positions in ``original`` (and exact bits) of values the carrier type changes: NaN payloads, and
+    64-bit integers that float64 rounds."""
     bits_type = np.dtype(f"<u{original.dtype.itemsize}")
-    changed = np.flatnonzero(carried.astype(original.dtype).view(bits_type) != original.view(bits_type))
+    with np.errstate(invalid="ignore", over="ignore"):  # 2**64 - 1 rounds to 2**64, beyond uint64: recorded
+        back = carried.astype(original.dtype)
+    changed = np.flatnonzero(back.view(bits_type) != original.view(bits_type))
     return changed.tolist(), original.view(bits_type)[changed].astype(np.uint64).tolist()
 
 
@@ -184,7 +181,8 @@ def read(path: Path) -> dict[str, np.ndarray]:
         for name, dtype, shape, offset, index, bits, start, end in fields:
             numpy_dtype = dtypes.by_name(dtype).numpy
             target = arrays.setdefault(name, np.empty(shape, numpy_dtype)).reshape(-1)
-            target[offset:offset + end - start] = flat[start:end].astype(numpy_dtype)
+            with np.errstate(invalid="ignore", over="ignore"):  # such values come from payload_bits below
+                target[offset:offset + end - start] = flat[start:end].astype(numpy_dtype)
             if index:
                 target.view(f"<u{numpy_dtype.itemsize}")[index] = bits
     return arrays

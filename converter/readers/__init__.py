@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import memory
 from ..atomic import read_sha256 as file_sha256
-from ..errors import InputInvalid, InputNotFound, UnsafeInput, UsageError
+from ..errors import DamagedInput, InputInvalid, InputNotFound, UnsafeInput, UsageError
 from ..tensors import ModelWeights, Source
 from . import archive, hdf5, probe, savedmodel
 from . import keras as keras_reader
@@ -85,7 +85,7 @@ def _read_file(path: Path, kind: str, reader: str, trust_code: bool) -> ModelWei
     try:
         model = keras_reader.load(path, kind, trust_code)
     except (InputInvalid, UnsafeInput) as error:
-        if reader == "keras":
+        if reader == "keras" or isinstance(error, DamagedInput):
             raise
         why = f"Keras could not load the model ({error.code}: {_first_sentence(str(error))})"
         log.warning("%s; reading the weights directly from the HDF5 data instead", why)

@@ -8,16 +8,18 @@ chain of names either way: ``inner/d/kernel``, ``mha/query/kernel``, ``lstm/lstm
 from __future__ import annotations
 
 import contextlib
-import inspect
+import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputInvalid, UnsafeInput
+from ..errors import DamagedInput, InputInvalid, UnsafeInput
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive, describe
 
@@ -60,67 +62,72 @@ def load(path: Path, kind: str, trust_code: bool = False):
     keras = import_keras()
     try:
         with native_stderr_silenced():
-            model = _load_archive_in_place(path, safe_mode=not trust_code) if kind == "keras" else None
+            model = _load_archive_from_disk(keras, path, safe_mode=not trust_code) if kind == "keras" else None
             return model or keras.saving.load_model(path, compile=False, safe_mode=not trust_code)
     except Exception as error:  # Keras raises many types while deserializing
         raise _load_error(path, kind, error) from error
 
 
-def _load_archive_in_place(path: Path, safe_mode: bool) -> Any | None:
-    """``keras.saving.load_model`` for a ``.keras`` archive, with ``model.weights.h5`` read in place.
+COPY_BLOCK = 2**20
 
-    ``load_model`` reads the whole weights member into memory (``io.BytesIO``) before loading it: one
-    more copy of every weight at the peak (its other way, reading through ``ZipFile.open``, re-reads the
-    member from its start on every backward seek before Python 3.12). This takes the steps of Keras's
-    own loader (``saving_lib._load_model_from_fileobj``: the model from ``config.json``, then
-    ``_load_state`` from an ``H5IOStore``) with the stored member opened in place; the tests check that
-    ``get_weights()`` then returns exactly what it returns after ``load_model``. It returns None, and the
-    caller uses ``load_model``, when this Keras lacks those steps or the archive is not the plain one
-    Keras writes (weights compressed, missing, or in another store). The CRC-32 that zipfile would
-    check is checked by ``read_model``.
+
+def _load_archive_from_disk(keras: Any, path: Path, safe_mode: bool) -> Any | None:
+    """``keras.saving.load_model`` for a plain ``.keras`` archive, with the weights read from a file on disk.
+
+    ``load_model`` reads the whole ``model.weights.h5`` member into memory before loading it: one more
+    copy of every weight at the peak. Here, with public calls only, the model is rebuilt from
+    ``config.json`` (``deserialize_keras_object``, safe mode as asked) and the weights member is copied,
+    1 MiB at a time (zipfile checks its CRC-32), to a temporary file that ``Model.load_weights`` reads:
+    the same variables as ``load_model`` gives, which the tests check. It returns None, and the caller
+    uses ``load_model``, for archives this cannot load the same way: with assets (vocabularies and other
+    non-weight state), with objects shared by reference in the configuration, or a model that is not
+    built once deserialized.
     """
-    try:
-        from keras.src.saving import saving_lib as lib
-
-        steps = (lib._model_from_config, lib._load_state, lib._raise_loading_failure, lib.H5IOStore, lib.DiskIOStore)
-    except (ImportError, AttributeError):
-        return None
-    expected = ["weights_store", "assets_store", "inner_path", "skip_mismatch"]  # then visited, failed, messages
-    parameters = list(inspect.signature(lib._load_state).parameters)
-    if parameters[1:5] != expected or len(parameters) != 8:
-        return None
-    model_from_config, load_state, raise_failure, weights_store, assets_store = steps
     with zipfile.ZipFile(path) as zipped:
-        names = zipped.namelist()
-        info = zipped.getinfo(archive.WEIGHTS) if archive.WEIGHTS in names else None
-        if info is None or not archive.stored(info):
+        if set(zipped.namelist()) != {"config.json", "metadata.json", archive.WEIGHTS}:
             return None
-        model = model_from_config(zipped.read("config.json"), None, False, safe_mode)
-        weights = weights_store(archive.WEIGHTS, archive=_InPlace(path), mode="r")
-        assets = assets_store("assets", archive=zipped, mode="r") if len(names) > 3 else None  # as Keras decides
-        failed, messages = set(), {}
-        try:
-            load_state(model, weights, assets, "", False, set(), failed, messages)
-        finally:
-            weights.close()
-            if assets:
-                assets.close()
-    if failed:
-        raise_failure(messages)
+        config = json.loads(zipped.read("config.json"))
+        if not _shares_only_values(config):
+            return None
+        config["compile_config"] = None
+        model = keras.saving.deserialize_keras_object(config, safe_mode=safe_mode)
+        if not getattr(model, "built", False):
+            return None
+        with tempfile.TemporaryDirectory(prefix="keras-weights-") as folder:
+            weights = Path(folder) / archive.WEIGHTS
+            with zipped.open(archive.WEIGHTS) as member, open(weights, "wb") as copy:
+                shutil.copyfileobj(member, copy, COPY_BLOCK)
+            model.load_weights(weights)
     return model
 
 
-class _InPlace:
-    """What ``H5IOStore`` asks of an archive when reading: ``open(member)``, here a window onto the file."""
+_VALUE_MODULES = ("keras.initializers", "keras.regularizers", "keras.constraints")
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
 
-    def open(self, name: str, mode: str = "r"):
-        return archive.open_member(self._path, name)
+def _shares_only_values(config: Any) -> bool:
+    """True unless an object other than a dtype policy, initializer, regularizer or constraint is shared by
+    reference (``shared_object_id``): those are values, the same whether deserialized once or twice.
+
+    >>> policy = {"module": "keras", "class_name": "DTypePolicy", "shared_object_id": 1}
+    >>> _shares_only_values({"layers": [{"config": {"dtype": policy}}]})
+    True
+    >>> _shares_only_values({"layers": [{"module": "keras.layers", "class_name": "Dense", "shared_object_id": 2}]})
+    False
+    """
+    if isinstance(config, list):
+        return all(_shares_only_values(item) for item in config)
+    if not isinstance(config, dict):
+        return True
+    shared_value = str(config.get("class_name", "")).endswith("Policy") or config.get("module") in _VALUE_MODULES
+    if "shared_object_id" in config and not shared_value:
+        return False
+    return all(_shares_only_values(item) for item in config.values())
 
 
 def _load_error(path: Path, kind: str, error: Exception) -> Exception:
+    if isinstance(error, zipfile.BadZipFile):  # damage (a CRC-32 mismatch): no other reader can do better
+        return DamagedInput(f"{path.name} is damaged: {error}",
+                            hint="The .keras file is damaged; save or download it again.")
     message = " ".join(str(error).split())[:400]
     if "safe_mode" in message or "arbitrary code execution" in message:
         from .describe import code_layers
