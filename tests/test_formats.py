@@ -136,7 +136,11 @@ def test_parquet_columns_and_types(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    FORMATS["parquet"].write(zoo_tensors(np.dtype(np.float16)), tmp_path / "w.parquet", manifest={"model": {"name": "m"}})
+    from converter.tensors import ExportInfo, ModelWeights, Source
+
+    model = ModelWeights("m", "", None, None, (), (), Source(None, "keras.Model", None, "keras"))
+    info = ExportInfo(model, manifest_json='{"model": {"name": "m"}}')
+    FORMATS["parquet"].write(zoo_tensors(np.dtype(np.float16)), tmp_path / "w.parquet", info=info)
     table = pq.read_table(tmp_path / "w.parquet")
     assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "dtype", "shape", "offset", "values",
                                   "sha256", "payload_index", "payload_bits"]

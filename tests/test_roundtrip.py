@@ -62,7 +62,7 @@ def test_verify_finds_a_tensor_whose_bytes_changed_even_when_the_file_hash_was_u
     arrays = converter.read(tmp_path / "seed_mlp.npz")
     arrays["dense/bias"] = arrays["dense/bias"] + np.float32(1)
     np.savez(tmp_path / "seed_mlp.npz", **arrays)
-    manifest["files"][0]["sha256"] = converter.readers.file_sha256(tmp_path / "seed_mlp.npz")
+    manifest["files"][0]["sha256"] = converter.atomic.read_sha256(tmp_path / "seed_mlp.npz")
     manifest["files"][0]["bytes"] = (tmp_path / "seed_mlp.npz").stat().st_size
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     problems = converter.verify(tmp_path).files[0].problems

@@ -1,52 +1,49 @@
 """The format registry: every way out, written once. Nothing else branches on format names.
 
-Each module has the same face:
-
-- ``EXTENSIONS``: the file extensions it writes (the first names the main file);
-- ``OPTIONS``: its writer options and their defaults (validated here, once; a module may add
-  ``validate(options)`` for checks beyond types);
-- ``files(stem, **options)``: the names of the files one export writes;
-- ``keys(tensors, **options)``: the key each tensor gets in that format (recorded in the manifest);
-- ``write(tensors, path, *, manifest=None, progress=None, **options)``: write ``files(...)`` beside
-  ``path``, calling ``progress(tensor)`` as each tensor's data is written;
-- ``read(path)``: ``{key: array}`` for every tensor held in that file.
+Every module in :data:`FORMATS` has the face :class:`Format` describes, and declares its writer
+options once, as :class:`Option` records: the registry checks given options against them and the
+CLI builds its ``--<format>-<option>`` flags from them.
 
 >>> list(FORMATS)
 ['npz', 'safetensors', 'parquet', 'c']
 >>> by_extension(".safetensors") is FORMATS["safetensors"]
 True
+>>> [f"--c-{o.name.replace('_', '-')}" for o in FORMATS["c"].OPTIONS]
+['--c-prefix', '--c-header-only', '--c-arrays', '--c-align']
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import ModuleType
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import UsageError
 from . import c, npz, parquet, safetensors
+from .base import Format, Option
 
-FORMATS: dict[str, ModuleType] = {"npz": npz, "safetensors": safetensors, "parquet": parquet, "c": c}
+__all__ = ["FORMATS", "EXTENSIONS", "Format", "Option", "get", "parse", "options", "by_extension"]
+
+
+FORMATS: dict[str, Format] = {"npz": npz, "safetensors": safetensors, "parquet": parquet, "c": c}
 EXTENSIONS: dict[str, str] = {ext: name for name, module in FORMATS.items() for ext in module.EXTENSIONS}
 
 
-def get(name: str) -> ModuleType:
+def get(name: str) -> Format:
     """The module for a format name."""
     try:
         return FORMATS[name]
     except KeyError:
-        raise UsageError(f"unknown format {name!r}. Received: format={name}",
-                         hint=f"Choose from: {', '.join(FORMATS)}.") from None
+        raise UsageError(f"unknown format {name!r}", hint=f"Choose from: {', '.join(FORMATS)}.") from None
 
 
-def parse(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
+def parse(names: str | Sequence[str] | None) -> list[str]:
     """Format names from a comma-separated string or a list, validated, in registry order.
 
-    >>> parse("parquet,npz"), parse(None)
+    >>> parse("parquet,NPZ"), parse(None)
     (['npz', 'parquet'], ['npz', 'safetensors', 'parquet', 'c'])
     """
     if names is None:
         return list(FORMATS)
-    chosen = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    chosen = [n.strip().lower() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     if not chosen:
         raise UsageError("no output format given", hint=f"Choose from: {', '.join(FORMATS)}.")
     for name in chosen:
@@ -55,33 +52,38 @@ def parse(names: str | list[str] | tuple[str, ...] | None) -> list[str]:
 
 
 def options(name: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A format's writer options: defaults overlaid with ``given``, each checked against its default's type.
+    """A format's writer options: defaults overlaid with ``given``, each checked against its declaration.
 
     >>> options("c", {"header_only": True})["header_only"], options("npz", None)
     (True, {})
     """
-    defaults = get(name).OPTIONS
+    declared = {option.name: option for option in get(name).OPTIONS}
     given = dict(given or {})
-    unknown = sorted(set(given) - set(defaults))
+    unknown = sorted(set(given) - set(declared))
     if unknown:
         raise UsageError(f"unknown {name} option(s) {', '.join(unknown)}. Received: {given}",
-                         hint=f"{name} options: {', '.join(defaults) or 'none'}.")
+                         hint=f"{name} options: {', '.join(declared) or 'none'}.")
     for key, value in given.items():
-        default = defaults[key]
-        if default is not None and value is not None and not isinstance(value, type(default)):
-            raise UsageError(f"{name} option {key} must be {type(default).__name__}. Received: {key}={value!r}")
-    chosen = {**defaults, **given}
+        _check(name, declared[key], value)
+    chosen = {key: option.default for key, option in declared.items()} | given
     if hasattr(get(name), "validate"):
         get(name).validate(chosen)
     return chosen
 
 
-def by_extension(suffix: str) -> ModuleType:
+def _check(format_name: str, option: Option, value: Any) -> None:
+    kind = type(option.default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UsageError(f"{format_name} option {option.name} must be {kind.__name__}. Received: {option.name}={value!r}")
+    if option.choices and value not in option.choices:
+        raise UsageError(f"{format_name} option {option.name} must be one of {', '.join(option.choices)}. "
+                         f"Received: {option.name}={value!r}")
+
+
+def by_extension(suffix: str) -> Format:
     """The module that writes files with this extension."""
     try:
         return FORMATS[EXTENSIONS[suffix.lower()]]
     except KeyError:
-        raise UsageError(
-            f"no format writes {suffix or 'extension-less'} files. Received: extension={suffix!r}",
-            hint=f"Known extensions: {', '.join(EXTENSIONS)}.",
-        ) from None
+        raise UsageError(f"no format writes {suffix or 'extension-less'} files",
+                         hint=f"Known extensions: {', '.join(EXTENSIONS)}.") from None

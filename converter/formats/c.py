@@ -8,6 +8,8 @@ into one header as ``static const`` definitions. The text is streamed tensor by 
 """
 from __future__ import annotations
 
+import collections
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,13 +20,22 @@ import numpy as np
 from .. import atomic, dtypes
 from .._version import __version__
 from ..errors import UsageError
-from ..tensors import Tensor
+from ..tensors import ExportInfo, Layer, Tensor
 from . import c_text
+from .base import Option
 from .c_parse import read  # noqa: F401  (the registry face: c.read)
 
 EXTENSIONS = (".h", ".c")
-OPTIONS = {"prefix": "", "header_only": False, "arrays": "flat", "align": 16}
 ARRAY_STYLES = ("flat", "nested")
+MAX_ALIGN = 4096  # a page: more is never what an array of weights needs
+OPTIONS = (
+    Option("prefix", "", "prefix of every C identifier (default: from the file name)", metavar="NAME"),
+    Option("header_only", False, "one self-contained header with static const arrays instead of .h + .c"),
+    Option("arrays", "flat", "flat (default) arrays with shape macros, or nested arrays indexed like the Keras array",
+           choices=ARRAY_STYLES),
+    Option("align", 16, f"alignment of every array in bytes, a power of two up to {MAX_ALIGN} (default: 16)",
+           metavar="BYTES"),
+)
 
 
 def files(stem: str, *, header_only: bool = False, **_: object) -> list[str]:
@@ -52,8 +63,8 @@ def validate(options: Mapping[str, object]) -> None:
     if options.get("arrays", "flat") not in ARRAY_STYLES:
         raise UsageError(f"C arrays must be one of {', '.join(ARRAY_STYLES)}. Received: arrays={options['arrays']!r}")
     align = options.get("align", 16)
-    if align < 1 or align & (align - 1):
-        raise UsageError(f"C alignment must be a power of two. Received: align={align}")
+    if align < 1 or align & (align - 1) or align > MAX_ALIGN:
+        raise UsageError(f"C alignment must be a power of two from 1 to {MAX_ALIGN}. Received: align={align}")
     if options.get("prefix"):
         prefix_for("", options["prefix"])
 
@@ -68,26 +79,30 @@ def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object)
     return c_text.unique_identifiers([t.name for t in tensors], chosen, _reserved(chosen))
 
 
-def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None, prefix: str = "",
+def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None, prefix: str = "",
           header_only: bool = False, arrays: str = "flat", align: int = 16,
-          progress: Callable[[Tensor], None] | None = None) -> None:
-    """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it."""
+          progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
+    """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it;
+    return each file's sha256."""
     validate({"prefix": prefix, "arrays": arrays, "align": align})
     path = Path(path)
-    unit = _Unit(tensors, prefix_for(path.stem, prefix), path.stem, manifest or {}, arrays, align, header_only)
+    unit = _Unit(tensors, prefix_for(path.stem, prefix), path.stem, info, arrays, align, header_only)
     unit.progress = progress
-    with atomic.create(path, text=True) as header:
+    outputs = [atomic.HashedOutput(path, text=True)]
+    with outputs[0] as header:
         unit.write_header(header)
     if not header_only:
-        with atomic.create(path.with_suffix(".c"), text=True) as source:
+        outputs.append(atomic.HashedOutput(path.with_suffix(".c"), text=True))
+        with outputs[1] as source:
             unit.write_source(source)
+    return {output.path.name: output.sha256 for output in outputs}
 
 
 class _Unit:
     """One model's C text: the parts shared by the header and the source."""
 
-    def __init__(self, tensors, prefix, stem, manifest, arrays, align, header_only):
-        self.tensors, self.prefix, self.stem, self.manifest = list(tensors), prefix, stem, manifest
+    def __init__(self, tensors, prefix, stem, info: ExportInfo | None, arrays, align, header_only):
+        self.tensors, self.prefix, self.stem, self.info = list(tensors), prefix, stem, info
         self.macro, self.nested, self.align, self.header_only = prefix.upper(), arrays == "nested", align, header_only
         self.names = keys(self.tensors, stem, prefix=prefix)
         self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
@@ -109,7 +124,7 @@ class _Unit:
             self._write_definitions(out, "static ")
         else:
             out.write(f"extern const {self.prefix}_tensor_t {self.prefix}_tensors[{max(len(self.tensors), 1)}];\n")
-            out.write(f"extern const {self.prefix}_layer_t {self.prefix}_layers[{max(len(self._layers()), 1)}];\n\n")
+            out.write(f"extern const {self.prefix}_layer_t {self.prefix}_layers[{max(len(self.layer_rows), 1)}];\n\n")
         out.write(f"#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {m}_WEIGHTS_H */\n")
 
     def write_source(self, out: IO[str]) -> None:
@@ -118,12 +133,13 @@ class _Unit:
         self._write_definitions(out, "")
 
     def _banner(self, file_name: str) -> str:
-        model = self.manifest.get("model", {})
-        source = self.manifest.get("source", {}).get("file") or "an in-memory model"
-        layout = self.manifest.get("options", {}).get("layout", "keras")
+        model = self.info.model if self.info else None
+        name, class_name = (model.name, model.class_name) if model else ("", "")
+        source = (model.source.file if model else None) or "an in-memory model"
+        layout = self.info.layout if self.info else "keras"
         return (
-            f"/* {file_name}: weights of the Keras model \"{c_text.comment_text(model.get('name', ''))}\" "
-            f"({c_text.comment_text(model.get('class', ''))}) from {c_text.comment_text(source)},\n"
+            f"/* {file_name}: weights of the Keras model \"{c_text.comment_text(name)}\" "
+            f"({c_text.comment_text(class_name)}) from {c_text.comment_text(source)},\n"
             f" * written by keras-weights {__version__}. Do not edit: export again instead.\n"
             f" * {len(self.tensors)} tensors, {sum(t.array.size for t in self.tensors)} parameters, "
             f"{sum(t.nbytes for t in self.tensors)} bytes; layout {layout}.\n"
@@ -198,7 +214,7 @@ class _Unit:
         codes = "".join(f"#define {m}_DTYPE_{d.name.upper()} {i}\n" for i, d in enumerate(dtypes.TABLE, start=1))
         return (
             f"/* Element types, for {p}_tensor_t.dtype. */\n{codes}\n"
-            f"#define {m}_TENSOR_COUNT {len(self.tensors)}\n#define {m}_LAYER_COUNT {len(self._layers())}\n"
+            f"#define {m}_TENSOR_COUNT {len(self.tensors)}\n#define {m}_LAYER_COUNT {len(self.layer_rows)}\n"
             f"#define {m}_RANK_MAX {self.rank_max}\n\n"
             f"/* One entry per tensor, in model order; data is NULL for tensors with no elements. */\n"
             f"typedef struct {p}_tensor {{\n    const char *name;  /* the Keras name, UTF-8 */\n"
@@ -264,30 +280,30 @@ class _Unit:
                       f"{{{', '.join(map(str, dims))}}}, {tensor.array.size}u, {tensor.nbytes}u}},\n")
         if not self.tensors:
             out.write("  {\"\", NULL, 0, 0, {0}, 0u, 0u},\n")
-        out.write(f"}};\n\n{storage_class}const {p}_layer_t {p}_layers[{max(len(self._layers()), 1)}] = {{\n")
-        for name, class_name, activation, first, count in self._layers() or [("", "", "", 0, 0)]:
+        out.write(f"}};\n\n{storage_class}const {p}_layer_t {p}_layers[{max(len(self.layer_rows), 1)}] = {{\n")
+        for name, class_name, activation, first, count in self.layer_rows or [("", "", "", 0, 0)]:
             out.write(f"  {{{c_text.c_string(name)}, {c_text.c_string(class_name)}, {c_text.c_string(activation)}, "
                       f"{first}u, {count}u}},\n")
         out.write("};\n")
 
-    def _layers(self) -> list[tuple[str, str, str, int, int]]:
+    @functools.cached_property
+    def layer_rows(self) -> list[tuple[str, str, str, int, int]]:
         """(name, class, activation, first tensor, tensor count) per top-level layer."""
-        layers = self.manifest.get("layers") or self._layers_from_tensors()
-        first_of = {}
+        layers = self.info.model.layers if self.info else self._layers_from_tensors()
+        first_of, counts = {}, collections.Counter(t.layer_index for t in self.tensors)
         for position, tensor in enumerate(self.tensors):
             first_of.setdefault(tensor.layer_index, position)
-        counts = {i: sum(t.layer_index == i for t in self.tensors) for i in first_of}
         result = []
         for layer in layers:
-            activation = layer.get("config", {}).get("activation")
-            result.append((layer["name"], layer.get("class", ""), activation if isinstance(activation, str) else "",
-                           first_of.get(layer["index"], len(self.tensors)), counts.get(layer["index"], 0)))
+            activation = layer.config.get("activation")
+            result.append((layer.name, layer.class_name, activation if isinstance(activation, str) else "",
+                           first_of.get(layer.index, len(self.tensors)), counts[layer.index]))
         return result
 
-    def _layers_from_tensors(self) -> list[dict]:
-        seen = {}
+    def _layers_from_tensors(self) -> list[Layer]:
+        seen: dict[int, Layer] = {}
         for tensor in self.tensors:
-            seen.setdefault(tensor.layer_index, {"index": tensor.layer_index, "name": tensor.layer})
+            seen.setdefault(tensor.layer_index, Layer(tensor.layer_index, tensor.layer, "", {}, None, None, ()))
         return list(seen.values())
 
     def _c_type(self, tensor: Tensor) -> str:

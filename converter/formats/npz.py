@@ -8,26 +8,29 @@ bfloat16 and float8 have no ``.npy`` type: they are stored as their uint16/uint8
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from .. import dtypes
-from ..tensors import Tensor, raw_bytes
+from .. import atomic, dtypes
+from ..tensors import ExportInfo, Tensor, raw_bytes
+from .base import Option
 
 EXTENSIONS = (".npz",)
-OPTIONS: dict = {}
+OPTIONS: tuple[Option, ...] = ()
 
 
-def files(stem: str) -> list[str]:
+def files(stem: str, **_: object) -> list[str]:
     """The one file an export writes."""
     return [stem + EXTENSIONS[0]]
+
+
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: no wall-clock time in the output
 
 
-def keys(tensors: Sequence[Tensor], stem: str = "") -> dict[str, str]:
+def keys(tensors: Sequence[Tensor], stem: str = "", **_: object) -> dict[str, str]:
     """The npz key of each tensor: its name."""
     return {t.name: t.name for t in tensors}
 
@@ -37,9 +40,12 @@ def stored(tensor: Tensor) -> np.ndarray:
     return tensor.array.view(dtypes.lookup(tensor.array.dtype).npz_storage)
 
 
-def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
-          progress: Callable[[Tensor], None] | None = None) -> None:
-    """Write ``tensors`` to ``path`` (no compression, deterministic bytes)."""
+def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None,
+          progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
+    """Write ``tensors`` to ``path`` (no compression, deterministic bytes); return its sha256.
+
+    zipfile goes back to fill in each member's header, so the file is hashed after it is written.
+    """
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for tensor in tensors:
             member = zipfile.ZipInfo(f"{tensor.name}.npy", date_time=_FIXED_TIME)
@@ -48,6 +54,7 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
                 _write_npy(handle, stored(tensor))
             if progress:
                 progress(tensor)
+    return {path.name: atomic.read_sha256(path)}
 
 
 WRITE_BLOCK = 1 << 20  # bytes per write: np.lib.format.write_array copies 16 MiB at a time

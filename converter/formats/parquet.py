@@ -13,7 +13,7 @@ metadata under ``keras_weights.manifest``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +21,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import atomic, dtypes
-from ..tensors import Tensor
+from ..tensors import ExportInfo, Tensor
+from .base import Option
 
 EXTENSIONS = (".parquet",)
-OPTIONS: dict = {}
+OPTIONS: tuple[Option, ...] = ()
 
 
-def files(stem: str) -> list[str]:
+def files(stem: str, **_: object) -> list[str]:
     """The one file an export writes."""
     return [stem + EXTENSIONS[0]]
+
+
 MANIFEST_KEY = b"keras_weights.manifest"
 
 
-def keys(tensors: Sequence[Tensor], stem: str = "") -> dict[str, str]:
+def keys(tensors: Sequence[Tensor], stem: str = "", **_: object) -> dict[str, str]:
     """The Parquet key of each tensor: the ``name`` of its row."""
     return {t.name: t.name for t in tensors}
 
@@ -59,9 +62,9 @@ PART_VALUES = 1 << 18  # values per row at most: a larger tensor spans consecuti
 _TEXT_COLUMNS = ("name", "layer", "role", "dtype")
 
 
-def schema(carrier: np.dtype, manifest: Mapping | None = None) -> pa.Schema:
-    """The file's columns; ``values`` holds ``carrier`` elements."""
-    metadata = {MANIFEST_KEY: json.dumps(manifest, sort_keys=True, allow_nan=False)} if manifest else None
+def schema(carrier: np.dtype, manifest_json: str = "") -> pa.Schema:
+    """The file's columns; ``values`` holds ``carrier`` elements; the manifest goes in the metadata."""
+    metadata = {MANIFEST_KEY: manifest_json} if manifest_json else None
     return pa.schema([
         ("name", pa.string()), ("layer", pa.string()), ("role", pa.string()), ("layer_index", pa.int32()),
         ("trainable", pa.bool_()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("offset", pa.int64()),
@@ -140,8 +143,8 @@ def _lost_bits(original: np.ndarray, carried: np.ndarray) -> tuple[list[int], li
     return changed.tolist(), original.view(bits_type)[changed].astype(np.uint64).tolist()
 
 
-def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
-          progress: Callable[[Tensor], None] | None = None) -> None:
+def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None,
+          progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
     """Write ``tensors`` to ``path``, streaming: row groups of about ``PART_VALUES`` values.
 
     Measured on 1M-10M float32 weights: dictionary encoding of the values cost 5x the time and ~30x
@@ -150,8 +153,9 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
     kept near ``PART_VALUES`` values whatever the model's size, and no copy of the model is built.
     """
     carrier = values_type(tensors)
-    file_schema = schema(carrier, manifest)
-    with atomic.create(path) as sink, \
+    file_schema = schema(carrier, info.manifest_json if info else "")
+    output = atomic.HashedOutput(path)
+    with output as sink, \
             pq.ParquetWriter(sink, file_schema, use_dictionary=list(_TEXT_COLUMNS), compression="none") as writer:
         pending, size = [], 0
         for tensor in tensors:
@@ -166,6 +170,7 @@ def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = N
         if pending:
             writer.write_table(_batch(pending, file_schema))
     pa.default_memory_pool().release_unused()  # hand the writer's buffers back (measured: 15 MB kept at 1M values)
+    return {path.name: output.sha256}
 
 
 def read(path: Path) -> dict[str, np.ndarray]:

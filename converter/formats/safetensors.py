@@ -11,43 +11,46 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .. import atomic, dtypes
 from .._version import __version__
-from ..tensors import Tensor, raw_bytes
+from ..tensors import ExportInfo, Tensor, raw_bytes
+from .base import Option
 
 EXTENSIONS = (".safetensors",)
-OPTIONS: dict = {}
+OPTIONS: tuple[Option, ...] = ()
 
 
-def files(stem: str) -> list[str]:
+def files(stem: str, **_: object) -> list[str]:
     """The one file an export writes."""
     return [stem + EXTENSIONS[0]]
+
+
 FORMAT = "np"  # value of the conventional ``format`` metadata key
 
 
-def keys(tensors: Sequence[Tensor], stem: str = "") -> dict[str, str]:
+def keys(tensors: Sequence[Tensor], stem: str = "", **_: object) -> dict[str, str]:
     """The safetensors key of each tensor: its name."""
     return {t.name: t.name for t in tensors}
 
 
-def metadata(manifest: Mapping | None) -> dict[str, str]:
+def metadata(info: ExportInfo | None) -> dict[str, str]:
     """The string-only ``__metadata__`` block."""
     result = {"format": FORMAT, "producer": f"keras-weights {__version__}"}
-    if manifest:
-        result["model"] = manifest["model"]["name"]
-        result["source"] = manifest["source"]["file"] or ""
+    if info:
+        result["model"] = info.model.name
+        result["source"] = info.model.source.file or ""
     return result
 
 
-def header(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> tuple[bytes, list[Tensor]]:
+def header(tensors: Sequence[Tensor], info: ExportInfo | None = None) -> tuple[bytes, list[Tensor]]:
     """The padded JSON header and the tensors in data order."""
     ordered = sorted(tensors, key=lambda t: (-t.array.dtype.itemsize, t.name))
-    entries, offset = {"__metadata__": metadata(manifest)}, 0
+    entries, offset = {"__metadata__": metadata(info)}, 0
     for tensor in ordered:
         code = dtypes.lookup(tensor.array.dtype).safetensors
         entries[tensor.name] = {"dtype": code, "shape": list(tensor.shape), "data_offsets": [offset, offset + tensor.nbytes]}
@@ -57,16 +60,18 @@ def header(tensors: Sequence[Tensor], manifest: Mapping | None = None) -> tuple[
     return struct.pack("<Q", len(text)) + text, ordered
 
 
-def write(tensors: Sequence[Tensor], path: Path, *, manifest: Mapping | None = None,
-          progress: Callable[[Tensor], None] | None = None) -> None:
-    """Write ``tensors`` to ``path``, streaming each tensor's bytes."""
-    head, ordered = header(tensors, manifest)
-    with atomic.create(path) as handle:
+def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None,
+          progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
+    """Write ``tensors`` to ``path``, streaming each tensor's bytes; return the file's sha256."""
+    head, ordered = header(tensors, info)
+    output = atomic.HashedOutput(path)
+    with output as handle:
         handle.write(head)
         for tensor in ordered:
             handle.write(raw_bytes(tensor.array))
             if progress:
                 progress(tensor)
+    return {path.name: output.sha256}
 
 
 def read(path: Path) -> dict[str, np.ndarray]:

@@ -1,0 +1,43 @@
+"""The interface every format module has (:class:`Format`) and the declaration of a writer option."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..tensors import ExportInfo, Tensor
+
+
+@dataclass(frozen=True)
+class Option:
+    """One writer option: its name, default (whose type values must have), help, and allowed values."""
+
+    name: str
+    default: bool | int | str
+    help: str
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+
+
+class Format(Protocol):
+    """What every format module provides."""
+
+    EXTENSIONS: tuple[str, ...]      # the file extensions it writes (the first names the main file)
+    OPTIONS: tuple[Option, ...]      # its writer options
+
+    def files(self, stem: str, **options: Any) -> list[str]:
+        """The names of the files one export writes."""
+
+    def keys(self, tensors: Sequence[Tensor], stem: str, **options: Any) -> dict[str, str]:
+        """The key each tensor gets in that format (recorded in the manifest)."""
+
+    def write(self, tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None,
+              progress: Callable[[Tensor], None] | None = None, **options: Any) -> dict[str, str]:
+        """Write ``files(...)`` beside ``path``, calling ``progress(tensor)`` as each tensor is written;
+        return ``{file name: sha256}`` of what was written."""
+
+    def read(self, path: Path) -> dict[str, np.ndarray]:
+        """``{key: array}`` for every tensor held in that file."""
