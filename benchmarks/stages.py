@@ -66,7 +66,7 @@ def profile(model: Path, reader: str) -> tuple[list[dict], int]:
     """Export ``model`` to every format and verify it, stage by stage; also return the weight bytes."""
     import converter
     from converter import api, formats, manifest, readers
-    from converter.readers import hdf5
+    from converter.readers import hdf5, inputs
     from converter.readers import keras as keras_reader
 
     stages = Stages()
@@ -75,9 +75,9 @@ def profile(model: Path, reader: str) -> tuple[list[dict], int]:
     if reader != "h5":
         stages.wrap("import Keras", keras_reader.import_keras)()
     keras_reader.load = stages.wrap("load (Keras)", keras_reader.load)
-    keras_reader.read = stages.wrap("extract (get_weights)", keras_reader.read)
+    keras_reader.extract = stages.wrap("extract (get_weights)", keras_reader.extract)
     hdf5.read = stages.wrap("read (direct)", hdf5.read)
-    readers.file_kind = stages.wrap("check input", readers.file_kind)
+    inputs.identify = stages.wrap("check input", inputs.identify)
     api.summarize = stages.wrap("checksums + NaN/Inf scan", api.summarize)  # both run here, side by side
     manifest.build = stages.wrap("manifest", manifest.build)
     for name, module in formats.FORMATS.items():

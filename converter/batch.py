@@ -16,6 +16,7 @@ from typing import Any
 
 from .atomic import safe_file_name
 from .errors import ConverterError, InputNotFound
+from .readers.inputs import is_savedmodel
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -39,9 +40,9 @@ def expand(sources: Sequence[str | os.PathLike]) -> list[Path]:
     paths = []
     for source in sources:
         path = Path(source)
-        if path.is_dir() and not (path / "saved_model.pb").exists():
+        if is_folder_of_models(path):
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()
-                           or p.is_dir() and (p / "saved_model.pb").exists())
+                           or is_savedmodel(p))
             if not found:
                 raise InputNotFound(f"no model files (.keras, .h5, SavedModel folders) in {path}")
             paths += found
@@ -53,7 +54,7 @@ def expand(sources: Sequence[str | os.PathLike]) -> list[Path]:
 def is_folder_of_models(source: str | os.PathLike) -> bool:
     """A folder that is not itself a SavedModel: its models make a batch."""
     path = Path(source)
-    return path.is_dir() and not (path / "saved_model.pb").exists()
+    return path.is_dir() and not is_savedmodel(path)
 
 
 def subfolders(paths: Sequence[Path]) -> list[str]:

@@ -108,7 +108,7 @@ def _given_format_options(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def _reader_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reader", default="auto", choices=readers.READERS,
+    parser.add_argument("--reader", default="auto", choices=readers.CHOICES,
                         help="auto (default): load with Keras, or read the HDF5 data directly when Keras cannot; "
                              "keras: Keras only; h5: the HDF5 data only, without importing TensorFlow")
     parser.add_argument("--trust-model-code", action="store_true",

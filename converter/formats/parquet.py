@@ -83,7 +83,8 @@ def rows(tensor: Tensor, carrier: np.dtype) -> Iterator[dict]:
     flat = tensor.array.reshape(-1)
     for offset in range(0, max(flat.size, 1), PART_VALUES):
         part = flat[offset:offset + PART_VALUES]
-        carried = part.astype(carrier, copy=False)  # a view when no conversion is needed
+        with np.errstate(invalid="ignore", over="ignore"):  # what does not survive is kept in payload_bits
+            carried = part.astype(carrier, copy=False)  # a view when no conversion is needed
         index, bits = _lost_bits(part, carried) if _may_lose_bits(tensor, carrier) else ([], [])
         yield {"name": tensor.name, "layer": tensor.layer, "role": tensor.role, "layer_index": tensor.layer_index,
                "trainable": tensor.trainable, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),

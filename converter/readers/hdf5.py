@@ -29,11 +29,19 @@ from . import archive as archive_checks
 from . import describe, h5check, keras3_layout
 
 NAME = "h5"
+KINDS = frozenset({"keras", "h5"})
+DESCRIPTION = "the direct HDF5 reader"
+
+
+def prepare() -> None:
+    """Nothing to prepare: h5py is imported with this module."""
 RNN_CELLS = {**keras3_layout.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
 
 
-def read(path: Path, kind: str, source: Source) -> ModelWeights:
-    """Read every weight of a model or weights file without Keras (after :mod:`h5check`'s checks)."""
+def read(path: Path, kind: str, source: Source, trust_code: bool = False) -> ModelWeights:
+    """Read every weight of a model or weights file without Keras (after :mod:`h5check`'s checks).
+
+    ``trust_code`` changes nothing: this reader never runs code from the file."""
     with _open_weights(path, kind) as handle:
         h5check.check(handle, _weights_name(path, kind))
         if kind == "keras":

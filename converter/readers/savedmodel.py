@@ -17,16 +17,21 @@ from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
 
 NAME = "savedmodel"
+KINDS = frozenset({"savedmodel"})
+DESCRIPTION = "the SavedModel checkpoint reader"
 _NOT_LAYERS = {"variables", "trainable_variables", "non_trainable_variables", "regularization_losses",
                "keras_api", "layer_metrics", "optimizer", "_default_save_signature"}
 
 
-def is_savedmodel(path: Path) -> bool:
-    return path.is_dir() and (path / "saved_model.pb").is_file()
+def prepare() -> None:
+    """Import TensorFlow (through Keras, quietly), which reads the checkpoint."""
+    from .keras import import_keras
+
+    import_keras()
 
 
-def read(folder: Path, source: Source) -> ModelWeights:
-    """Every variable of a SavedModel's Keras layers, in layer order."""
+def read(folder: Path, kind: str, source: Source, trust_code: bool = False) -> ModelWeights:
+    """Every variable of a SavedModel's Keras layers, in layer order (no graph function is loaded or run)."""
     index = folder / "variables" / "variables.index"
     if not index.is_file():
         raise InputInvalid(f"{folder.name} is a SavedModel folder without variables/variables.index",
