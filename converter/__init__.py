@@ -6,13 +6,14 @@
 """
 from ._version import __version__
 from .api import FileCheck, Report, export, extract, inspect, read, verify
-from .errors import (ConverterError, InputInvalid, InputNotFound, NonFiniteValues, OutputError, UnsafeInput,
-                     UnsupportedDType, UsageError, VerificationFailed)
+from .errors import (ConverterError, DamagedInput, InputInvalid, InputNotFound, NonFiniteValues, OutputError,
+                     SomeModelsFailed, UnsafeInput, UnsupportedDType, UsageError, VerificationFailed)
 from .formats import FORMATS
 from .tensors import Layer, ModelWeights, Source, Tensor
 
 __all__ = [
     "__version__", "extract", "export", "read", "verify", "inspect", "Tensor", "Layer", "ModelWeights", "Source",
     "Report", "FileCheck", "FORMATS", "ConverterError", "UsageError", "InputNotFound", "InputInvalid",
-    "UnsupportedDType", "NonFiniteValues", "UnsafeInput", "OutputError", "VerificationFailed",
+    "UnsupportedDType", "NonFiniteValues", "DamagedInput", "UnsafeInput", "OutputError", "VerificationFailed",
+    "SomeModelsFailed",
 ]

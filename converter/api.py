@@ -15,7 +15,8 @@ import numpy as np
 
 from . import atomic, dtypes, layouts, manifest as manifests, memory, readers
 from . import formats as registry  # `formats` is export()'s argument name
-from .errors import ConverterError, InputNotFound, NonFiniteValues, OutputError, UsageError
+from .errors import (ConverterError, InputInvalid, InputNotFound, NonFiniteValues, OutputError, UsageError,
+                     VerificationFailed)
 from .tensors import ExportInfo, Tensor, canonical, sha256_of
 
 log = logging.getLogger("converter")
@@ -216,9 +217,21 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise InputNotFound(f"no such file: {path}")
-    arrays = registry.by_extension(path.suffix).read(path)
+    module = registry.by_extension(path.suffix)
+    try:
+        arrays = module.read(path)
+    except ConverterError:
+        raise
+    except Exception as error:  # each format's library has its own errors for damaged files
+        raise InputInvalid(f"cannot read {path.name} as {_format_name(module)}: {type(error).__name__}: "
+                           f"{' '.join(str(error).split())[:300]}",
+                           hint="The file is damaged or not written by keras-weights; export again.") from None
     recorded = _recorded_dtypes(path)
     return {name: _restore(array, recorded.get(name)) for name, array in arrays.items()}
+
+
+def _format_name(module: object) -> str:
+    return next(name for name, candidate in registry.FORMATS.items() if candidate is module)
 
 
 def _recorded_dtypes(path: Path) -> dict[str, str]:
@@ -269,6 +282,15 @@ class Report:
     @property
     def ok(self) -> bool:
         return bool(self.files) and all(f.ok for f in self.files)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`VerificationFailed` naming the files with problems, if any.
+
+        >>> verify("fixtures/golden").raise_if_failed()
+        """
+        failed = [f"{f.path}: {'; '.join(f.problems[:3])}" for f in self.files if not f.ok]
+        if not self.ok:
+            raise VerificationFailed(f"{self.folder}: " + (" | ".join(failed[:5]) or "no files to verify"))
 
 
 def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc") -> Report:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from . import api, batch, formats, layouts, readers
 from ._version import __version__
-from .errors import ConverterError
+from .errors import ConverterError, SomeModelsFailed, VerificationFailed
 
 EXIT_CODES = """exit codes:
   0   success
@@ -259,7 +259,7 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
                       else f"{o.code}: {o.message}")
             print(f"{'OK  ' if o.ok else 'FAIL'} {o.source:<{width}}  {detail}")
         print(f"{len(outcomes) - len(failed)} of {len(outcomes)} models exported" + (f", {len(failed)} failed" if failed else ""))
-    return 8 if failed else 0
+    return SomeModelsFailed.exit_code if failed else 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -277,7 +277,7 @@ def run_verify(args: argparse.Namespace) -> int:
             for problem in check.problems:
                 print(f"       {problem}")
         print(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
-    return 0 if report.ok else 7
+    return 0 if report.ok else VerificationFailed.exit_code
 
 
 COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify}

@@ -83,3 +83,10 @@ class VerificationFailed(ConverterError):
 
     code, exit_code = "verification_failed", 7
     default_hint = "Export again; the listed files were changed or damaged after export."
+
+
+class SomeModelsFailed(ConverterError):
+    """Several models were exported and at least one failed (the others were exported)."""
+
+    code, exit_code = "some_models_failed", 8
+    default_hint = "See the line of each model that failed."

@@ -109,7 +109,8 @@ def load(folder: Path) -> dict:
         raise InputNotFound(f"no {FILE_NAME} in {folder}", hint="Pass the folder that `keras-weights export` wrote.")
     try:
         manifest = json.loads(path.read_text("utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InputInvalid(f"{path} is not valid JSON: {error}", hint="Export again; the manifest is damaged.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise InputInvalid(f"{path} is not valid JSON: {type(error).__name__}: {str(error)[:200]}",
+                           hint="Export again; the manifest is damaged.") from None
     validate(manifest, str(path))
     return manifest

@@ -46,16 +46,7 @@ def layers_of_class(config: Any, class_name: str) -> list[str]:
     >>> layers_of_class({"layers": [{"class_name": "Mine", "config": {"name": "m"}}]}, "Mine")
     ['m']
     """
-    found = []
-    if isinstance(config, dict):
-        if config.get("class_name") == class_name and isinstance(config.get("config"), dict):
-            found.append(str(config["config"].get("name", "?")))
-        for value in config.values():
-            found += layers_of_class(value, class_name)
-    elif isinstance(config, list):
-        for value in config:
-            found += layers_of_class(value, class_name)
-    return found
+    return [name for found, name in _layer_configs(config) if found == class_name]
 
 
 def code_layers(config: Any) -> list[str]:
@@ -64,15 +55,25 @@ def code_layers(config: Any) -> list[str]:
     >>> code_layers({"config": {"layers": [{"class_name": "Lambda", "config": {"name": "double"}}]}})
     ['double']
     """
-    found = []
+    return layers_of_class(config, "Lambda")
+
+
+def _layer_configs(config: Any, depth: int = 0) -> list[tuple[str, str]]:
+    """(class name, layer name) of every object anywhere in a config that has a class name, whatever junk
+    surrounds it; nesting deeper than any real model is not followed."""
+    found: list[tuple[str, str]] = []
+    if depth > 200:
+        return found
     if isinstance(config, dict):
-        if config.get("class_name") == "Lambda":
-            found.append(str(config.get("config", {}).get("name", "?")))
+        inner = config.get("config")
+        if isinstance(config.get("class_name"), str):
+            name = inner.get("name", "?") if isinstance(inner, dict) else "?"
+            found.append((config["class_name"], str(name)))
         for value in config.values():
-            found += code_layers(value)
+            found += _layer_configs(value, depth + 1)
     elif isinstance(config, list):
         for value in config:
-            found += code_layers(value)
+            found += _layer_configs(value, depth + 1)
     return found
 
 

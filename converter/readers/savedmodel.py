@@ -128,8 +128,16 @@ def _keras_metadata(path: Path) -> dict[str, dict]:
     """node_path -> metadata JSON from keras_metadata.pb (SavedMetadata: repeated SavedObject nodes = 1)."""
     if not path.is_file():
         return {}
+    try:
+        return _metadata_nodes(path.read_bytes())
+    except (IndexError, ValueError, TypeError, AttributeError):  # truncated, or not the message it should be
+        raise InputInvalid(f"{path.parent.name}/keras_metadata.pb is damaged or truncated",
+                           hint="Copy the whole SavedModel folder again.") from None
+
+
+def _metadata_nodes(data: bytes) -> dict[str, dict]:
     result = {}
-    for node in _fields(path.read_bytes()).get(1, []):
+    for node in _fields(data).get(1, []):
         fields = _fields(node)
         node_path = fields.get(3, [b""])[0].decode("utf-8", "replace")
         try:
@@ -150,9 +158,11 @@ def _fields(data: bytes) -> dict[int, list]:
             value, position = _varint(data, position)
         elif wire_type == 2:
             length, position = _varint(data, position)
+            if position + length > len(data):
+                raise IndexError("a field runs past the end of the data")
             value, position = data[position:position + length], position + length
         else:
-            raise InputInvalid("keras_metadata.pb has an unexpected layout", hint="Save the model again.")
+            raise ValueError(f"wire type {wire_type}")
         fields.setdefault(number, []).append(value)
     return fields
 
