@@ -1,6 +1,5 @@
 """Every registered format, every dtype: write records, read them back with the format's own reader."""
 import json
-import struct
 import zipfile
 
 import ml_dtypes
@@ -107,15 +106,18 @@ def test_npz_stores_bfloat16_as_its_uint16_bit_patterns(tmp_path):
 
 
 def test_safetensors_exact_bytes_for_a_small_file(tmp_path):
+    """Pinned bytes: the 8-byte header length, the JSON header (sorted keys, no spaces, padded with spaces to
+    a multiple of 8 as the format allows), then the data, larger items first."""
+    from converter import __version__
+
     tensors = [Tensor("l/b", "l", "b", 0, True, np.array([1.0, 2.0], np.float32)),
                Tensor("l/a", "l", "a", 0, True, np.array([3], np.int8))]
     FORMATS["safetensors"].write(tensors, tmp_path / "w.safetensors")
-    header = {"__metadata__": safetensors.metadata(None),
-              "l/a": {"data_offsets": [8, 9], "dtype": "I8", "shape": [1]},
-              "l/b": {"data_offsets": [0, 8], "dtype": "F32", "shape": [2]}}
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    expected = struct.pack("<Q", len(text)) + text + struct.pack("<2f", 1.0, 2.0) + b"\x03"
+    header = ('{"__metadata__":{"format":"np","producer":"keras-weights ' + __version__ + '"},'
+              '"l/a":{"data_offsets":[8,9],"dtype":"I8","shape":[1]},'
+              '"l/b":{"data_offsets":[0,8],"dtype":"F32","shape":[2]}}').encode()
+    header += b" " * (-len(header) % 8)
+    expected = len(header).to_bytes(8, "little") + header + bytes.fromhex("0000803f 00000040 03")
     assert (tmp_path / "w.safetensors").read_bytes() == expected
 
 

@@ -1,8 +1,9 @@
 """End to end: export each fixture model to every format, read every file back, compare with get_weights()."""
+import numpy as np
 import pytest
 
 import converter
-from conftest import ALL_MODEL_FILES, assert_bit_identical, reference_weights
+from conftest import ALL_MODEL_FILES, SEED_KERAS, assert_bit_identical, reference_weights
 
 
 @pytest.fixture(scope="module")
@@ -39,34 +40,45 @@ def test_verify_passes_on_every_export(exports, path):
     assert set(tensors_found.values()) == {exports[path][1]["model"]["tensors"]}
 
 
-@pytest.mark.parametrize("format_name", converter.FORMATS)
-def test_verify_catches_a_flipped_byte_in_tensor_data(tmp_path, format_name):
-    manifest = converter.export(ALL_MODEL_FILES[0], tmp_path, formats=[format_name])
-    path = tmp_path / manifest["files"][0]["path"]
-    data = bytearray(path.read_bytes())
-    position = {"parquet": len(data) // 3, "c": len(data) // 2}.get(format_name, len(data) - 5)
-    data[position] ^= 0x01
-    path.write_bytes(bytes(data))
-    report = converter.verify(tmp_path)
-    assert not report.ok
-    assert any("sha256" in problem for problem in report.files[0].problems)
-
-
-def test_verify_finds_a_tensor_whose_bytes_changed_even_when_the_file_hash_was_updated(tmp_path):
-    """A file rewritten consistently (file hash patched too) is still caught by the tensor checksums."""
+@pytest.mark.parametrize("format_name", list(converter.FORMATS))
+def test_verify_finds_a_changed_weight_by_its_tensor_checksum(tmp_path, format_name):
+    """One weight changed in place and the file's hash in the manifest updated to match: only the tensor
+    checksums can catch it, and verify must name the tensor."""
     import json
 
-    import numpy as np
+    from converter.formats import c_text
 
-    manifest = converter.export(ALL_MODEL_FILES[0], tmp_path, formats=["npz"])
-    arrays = converter.read(tmp_path / "seed_mlp.npz")
-    arrays["dense/bias"] = arrays["dense/bias"] + np.float32(1)
-    np.savez(tmp_path / "seed_mlp.npz", **arrays)
-    manifest["files"][0]["sha256"] = converter.atomic.read_sha256(tmp_path / "seed_mlp.npz")
-    manifest["files"][0]["bytes"] = (tmp_path / "seed_mlp.npz").stat().st_size
+    manifest = converter.export(SEED_KERAS, tmp_path, formats=[format_name])
+    first = converter.extract(SEED_KERAS)[0]  # dense/kernel, the first array of every format
+    entry = manifest["files"][-1]  # the .c file for C, the only file otherwise
+    path = tmp_path / entry["path"]
+    data = bytearray(path.read_bytes())
+    if format_name == "c":
+        value = first.array.reshape(-1)[0]
+        literal = c_text.float32_literal(value).strip().encode()
+        changed = c_text.float32_literal(np.nextafter(value, np.float32(np.inf))).strip().encode()
+        data[data.index(literal):data.index(literal) + len(literal)] = changed
+    else:
+        data[data.index(first.array.tobytes()[:8]) + 2] ^= 0x01  # raw float32 bytes: each format stores them as-is
+    path.write_bytes(bytes(data))
+    if format_name == "npz":  # rewritten consistently: the member's CRC-32 matches its new bytes
+        import zipfile
+
+        from converter.readers.window import StoredMember
+
+        with zipfile.ZipFile(path) as damaged:
+            members = {}
+            for info in damaged.infolist():
+                with StoredMember(path, info.header_offset, info.file_size) as member:
+                    members[info] = member.read()
+        with zipfile.ZipFile(path, "w") as rebuilt:
+            for info, member in members.items():
+                rebuilt.writestr(info, member)
+    entry["sha256"] = converter.atomic.read_sha256(path)
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    problems = converter.verify(tmp_path).files[0].problems
-    assert problems == ["dense/bias: bytes differ from the manifest's sha256"]
+    key = manifest["tensors"][0]["keys"][format_name]
+    problems = [p for f in converter.verify(tmp_path).files for p in f.problems]
+    assert problems == [f"{key}: bytes differ from the manifest's sha256"]
 
 
 def test_verify_reports_a_missing_file(tmp_path):
