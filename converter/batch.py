@@ -16,6 +16,7 @@ from typing import Any
 
 from .atomic import safe_file_name
 from .errors import ConverterError, InputNotFound
+from .naming import unique
 from .readers.inputs import is_savedmodel
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -63,16 +64,8 @@ def subfolders(paths: Sequence[Path]) -> list[str]:
     >>> subfolders([Path("a/model.h5"), Path("b/model.h5"), Path("model.keras")])
     ['model.h5', 'model.h5_2', 'model.keras']
     """
-    names, used = [], set()
-    for path in paths:
-        base = safe_file_name(path.name, "model")
-        name, counter = base, 1
-        while name in used:
-            counter += 1
-            name = f"{base}_{counter}"
-        used.add(name)
-        names.append(name)
-    return names
+    taken: set[str] = set()
+    return [unique(safe_file_name(path.name, "model"), taken, start=2) for path in paths]
 
 
 def export_many(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, jobs: int | None = None,

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import dtypes
+from .c_text import INT_MIN, POW10
 
 _DEFINITION = re.compile(r"^\w+\(\w+\) (?:static )?const (\w+) (\w+)((?:\[\d+\])+) \w+ = \{$")
 _TABLE_ENTRY = re.compile(r'^  \{"(?:[^"\\]|\\.)*", (?:NULL /\* )?(\w+)(?: \*/)?, (\w+)_DTYPE_(\w+), (\d+), '
                           r'\{([\d, ]*)\}, (\d+)u, (\d+)u\},$')
 _SPECIAL = re.compile(r'^(-?)\w+?_(INF|NAN|SNAN)(F?)(?:\("0x([0-9a-f]+)"\))?$')
-_INT_MIN = {"(-2147483647-1)": -2**31, "(-INT64_C(9223372036854775807)-1)": -2**63}
+_INT_MIN = {literal.replace(" ", ""): int(np.iinfo(dtypes.C_TYPES[c_type]).min) for c_type, literal in INT_MIN.items()}
 
 
 PARSE_BLOCK = 4 * 2**20  # bytes of literals parsed at a time: the text of a whole tensor is never held
@@ -87,9 +88,6 @@ def _parse_values(text: bytes, c_type: str) -> np.ndarray:
     return np.array([_parse_int(t) for t in tokens], dtype=np.int64 if storage != np.uint64 else np.uint64).astype(storage)
 
 
-_POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
-
-
 def _parse_float32_literals(text: bytes) -> np.ndarray | None:
     """Our own fixed-width float32 literals (``-d.dddddddde+XXf``), parsed with array arithmetic.
 
@@ -111,7 +109,7 @@ def _parse_float32_literals(text: bytes) -> np.ndarray | None:
         mantissa = mantissa * 10 + digit
     exponent = (column(2).astype(np.int64) - ord("0")) * 10 + column(3) - ord("0")
     exponent = np.where(column(1) == ord("-"), -exponent, exponent)
-    value = (mantissa * _POW10[exponent - 8 + 60]).astype(np.float32)
+    value = (mantissa * POW10[exponent - 8 + 60]).astype(np.float32)
     return np.where(column(-11) == ord("-"), -value, value)
 
 

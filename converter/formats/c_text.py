@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from ..dtypes import DType
+from ..naming import unique
 
 LINE_WIDTH = 120
 
@@ -55,16 +56,8 @@ def identifier(text: str) -> str:
 
 def unique_identifiers(names: Sequence[str], prefix: str, reserved: Iterable[str] = ()) -> dict[str, str]:
     """``prefix_<identifier>`` for each name, made unique (case-insensitively) by ``_2``, ``_3``..."""
-    taken, result = {r.lower() for r in reserved}, {}
-    for name in names:
-        base = f"{prefix}_{identifier(name) or 'tensor'}"
-        candidate, counter = base, 1
-        while candidate in taken:
-            counter += 1
-            candidate = f"{base}_{counter}"
-        taken.add(candidate)
-        result[name] = candidate
-    return result
+    taken = {r.lower() for r in reserved}  # identifiers are lower case: unique regardless of case
+    return {name: unique(f"{prefix}_{identifier(name) or 'tensor'}", taken, start=2) for name in names}
 
 
 def comment_text(text: str) -> str:
@@ -98,12 +91,12 @@ _W0 = _words(f"{s}{d // 10}.{d % 10}" for s in " -" for d in range(100))
 _W1 = _words(f"{i:04d}" for i in range(10000))
 _W2 = _words(f"{i:03d}e" for i in range(1000))
 _W3 = _words(f"{'-' if k < 0 else '+'}{abs(k):02d}f" for k in range(-60, 61))
-_POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # _POW10[k + 60] == 10**k
+POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # POW10[k + 60] == 10**k
 # Per biased binary exponent: floor(log10) of the binade's smallest value, the next power of ten (the
 # binade holds at most one), and the scale that turns a value into nine digits for either case.
 _EXP10 = np.floor((np.arange(256) - 127) * np.log10(2)).astype(np.int32)
-_NEXT_POWER = _POW10[np.clip(_EXP10 + 61, 0, 120)]
-_SCALE = np.stack([_POW10[np.clip(68 - _EXP10, 0, 120)], _POW10[np.clip(67 - _EXP10, 0, 120)]], axis=1).reshape(-1)
+_NEXT_POWER = POW10[np.clip(_EXP10 + 61, 0, 120)]
+_SCALE = np.stack([POW10[np.clip(68 - _EXP10, 0, 120)], POW10[np.clip(67 - _EXP10, 0, 120)]], axis=1).reshape(-1)
 
 
 def float32_tokens(values: np.ndarray) -> np.ndarray:
@@ -123,7 +116,7 @@ def float32_tokens(values: np.ndarray) -> np.ndarray:
     if tiny.any():
         small = value[tiny]
         exponent[tiny] = np.floor(np.log10(np.where(small > 0, small, 1.0)))
-        scale[tiny] = _POW10[68 - exponent[tiny]]
+        scale[tiny] = POW10[68 - exponent[tiny]]
     mantissa = np.rint(value * scale)
     carry = mantissa >= 1e9  # 9.999999995e.. rounds up to the next decade
     if carry.any():
@@ -177,7 +170,7 @@ def _double_tokens(values: np.ndarray, prefix: str) -> list[str]:
     return [repr(float(v)) if np.isfinite(v) else _special(v, int(b), prefix, "") for v, b in zip(values, bits, strict=True)]
 
 
-_INT_MIN = {"int32_t": "(-2147483647 - 1)", "int64_t": "(-INT64_C(9223372036854775807) - 1)"}
+INT_MIN = {"int32_t": "(-2147483647 - 1)", "int64_t": "(-INT64_C(9223372036854775807) - 1)"}  # no literal for it
 
 
 def _int_tokens(values: np.ndarray, c_type: str) -> list[str]:
@@ -187,9 +180,9 @@ def _int_tokens(values: np.ndarray, c_type: str) -> list[str]:
     else:
         suffix = "u" if c_type.startswith("u") else ""
         tokens = [f"{v}{suffix}" for v in values.tolist()]
-    if c_type in _INT_MIN:
+    if c_type in INT_MIN:
         minimum = int(np.iinfo(values.dtype).min)
-        tokens = [_INT_MIN[c_type] if v == minimum else t for v, t in zip(values.tolist(), tokens, strict=True)]
+        tokens = [INT_MIN[c_type] if v == minimum else t for v, t in zip(values.tolist(), tokens, strict=True)]
     return tokens
 
 

@@ -89,13 +89,3 @@ def jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, sort_keys=True, allow_nan=False, default=str))
     except ValueError:
         return str(value)
-
-
-def unique(name: str, used: set[str]) -> str:
-    """``name``, or ``name_1``, ``name_2``... if an earlier tensor took it."""
-    candidate, counter = name, 0
-    while candidate in used:
-        counter += 1
-        candidate = f"{name}_{counter}"
-    used.add(candidate)
-    return candidate

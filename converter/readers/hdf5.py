@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from ..errors import ConverterError, InputInvalid
+from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive as archive_checks
 from . import describe, h5check, keras3_layout
@@ -141,7 +142,7 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
                            hint="The file is inconsistent (truncated or edited); save it again.")
     parts = _relative_parts(weight_name, layer_name, model_name)
     parts, owner_class = _keras3_chain(parts, class_name, layer_config)
-    name = describe.unique(f"{layer_name}/{'/'.join(parts)}", used)
+    name = unique(f"{layer_name}/{'/'.join(parts)}", used)
     trainable = describe.trainable(parts[-1], layer_config)
     return Tensor(name, layer_name, parts[-1], index, trainable, keras3_layout.dataset_array(group[weight_name]),
                   owner_class=owner_class)

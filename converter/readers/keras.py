@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import memory
 from ..errors import DamagedInput, InputInvalid, UnsafeInput
+from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive, describe
 
@@ -195,7 +196,7 @@ def extract(model: Any, source: Source) -> ModelWeights:
                 continue
             seen.add(id(variable))
             path, owner = owners.get(id(variable), (f"{layer.name}/{_short_name(variable)}", layer))
-            mine.append(Tensor(describe.unique(path, used), layer.name, _short_name(variable), index, bool(variable.trainable),
+            mine.append(Tensor(unique(path, used), layer.name, _short_name(variable), index, bool(variable.trainable),
                                value, owner_class=type(owner).__name__))
         tensors += mine
         layers.append(_describe(index, layer, tuple(t.name for t in mine)))

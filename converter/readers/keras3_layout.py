@@ -17,6 +17,7 @@ import h5py
 import ml_dtypes
 import numpy as np
 
+from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
 
@@ -56,7 +57,7 @@ def read(handle: h5py.File, config: dict | None, file_name: str, source: Source)
     for index, (path, class_name, layer_config, layer_name) in enumerate(entries):
         mine = []
         for parts, owner, role, array in _walk(handle, path, class_name, layer_config, notes):
-            name = describe.unique("/".join([layer_name, *parts, role]), used)
+            name = unique("/".join([layer_name, *parts, role]), used)
             mine.append(Tensor(name, layer_name, role, index, describe.trainable(role, layer_config), array,
                                owner_class=owner))
         tensors += mine

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputInvalid
+from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
 
@@ -54,7 +55,7 @@ def read(folder: Path, kind: str, source: Source, trust_code: bool = False) -> M
         for full_name, key in _variables(graph, node_id, set()):
             parts = full_name.split(":")[0].split("/")
             chain = parts[parts.index(layer_name) + 1:] if layer_name in parts[:-1] else parts[-1:]
-            name = describe.unique("/".join([layer_name, *chain]), used)
+            name = unique("/".join([layer_name, *chain]), used)
             role = chain[-1]
             mine.append(Tensor(name, layer_name, role, index_in_model, describe.trainable(role, info.get("config") or {}),
                                checkpoint.get_tensor(key), owner_class=info.get("class_name", "")))
@@ -80,7 +81,7 @@ def _read_variable_list(checkpoint: Any, graph: Any, folder: Path, source: Sourc
         layer_name = path.split("/")[0]
         index = order.setdefault(layer_name, len(order))
         role = path.split("/")[-1]
-        tensors.append(Tensor(describe.unique(path, used), layer_name, role, index, describe.trainable(role, {}),
+        tensors.append(Tensor(unique(path, used), layer_name, role, index, describe.trainable(role, {}),
                               checkpoint.get_tensor(value.checkpoint_key)))
     layers = tuple(Layer(i, name, "", {}, None, None, tuple(t.name for t in tensors if t.layer == name))
                    for name, i in order.items())
