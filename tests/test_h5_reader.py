@@ -164,3 +164,13 @@ def test_tf_keras_weights_only_file_keeps_every_tensor_in_model_order():
     assert "layer order taken from where each layer's data lies" in weights_only.source.note
     assert [t.name for t in weights_only.tensors][:4] == ["lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel",
                                                          "lstm/lstm_cell/bias", "bidirectional/forward_layer/cell/kernel"]
+
+
+def test_bfloat16_saved_to_legacy_h5_is_recovered_from_the_dtype_policy(tmp_path, load_model):
+    """Keras writes bfloat16 weights to .h5 as opaque 2-byte data and cannot load the file back."""
+    model = load_model(FIXTURES / "zoo" / "half.keras")
+    model.save(tmp_path / "half.h5")
+    from_h5 = read_model(tmp_path / "half.h5")
+    assert [(t.name, t.dtype, t.sha256) for t in from_h5.tensors] == \
+           [(t.name, t.dtype, t.sha256) for t in converter.extract(model)]
+    assert from_h5.source.reader == "h5" and "bfloat16 weights recovered" in from_h5.source.note

@@ -17,10 +17,12 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import h5py
+import ml_dtypes
 import numpy as np
 
 from ..errors import ConverterError, InputInvalid
@@ -119,33 +121,46 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
     config = _json_attr(handle.attrs, "model_config")
     layer_configs = _layer_configs(config)
     model_name = (config or {}).get("config", {}).get("name", "") if isinstance((config or {}).get("config"), dict) else ""
-    tensors, layers, used = [], [], set()
+    tensors, layers, used, notes = [], [], set(), []
     for index, layer_name in enumerate(_strings(root.attrs["layer_names"])):
         if layer_name not in root:
             raise InputInvalid(f"{file_name} lists layer {layer_name!r} in layer_names but has no group for it",
                                hint="The file is inconsistent (truncated or edited); save it again.")
         class_name, layer_config = layer_configs.get(layer_name, ("", {}))
         mine = [_legacy_tensor(root[layer_name], weight_name, layer_name, index, class_name, layer_config,
-                               model_name, used, file_name)
+                               model_name, used, file_name, notes)
                 for weight_name in _strings(root[layer_name].attrs.get("weight_names", []))]
         tensors += mine
         layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
                             tuple(t.name for t in mine)))
+    note = "; ".join(filter(None, [source.note, *dict.fromkeys(notes)])) or None
     return ModelWeights(model_name or Path(file_name).stem, (config or {}).get("class_name", ""),
-                        _input_shapes(config), None, tuple(layers), tuple(tensors), source)
+                        _input_shapes(config), None, tuple(layers), tuple(tensors), replace(source, note=note))
 
 
 def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,
-                   layer_config: dict, model_name: str, used: set[str], file_name: str) -> Tensor:
+                   layer_config: dict, model_name: str, used: set[str], file_name: str, notes: list[str]) -> Tensor:
     if weight_name not in group:
         raise InputInvalid(f"{file_name}: layer {layer_name!r} lists weight {weight_name!r} but the dataset is missing",
                            hint="The file is inconsistent (truncated or edited); save it again.")
     parts = _relative_parts(weight_name, layer_name, model_name)
-    parts, owner_class = _keras3_chain(parts, class_name, layer_config)
+    parts, (owner_class, owner_config) = _keras3_chain(parts, class_name, layer_config)
     name = unique(f"{layer_name}/{'/'.join(parts)}", used)
     trainable = describe.trainable(parts[-1], layer_config)
-    return Tensor(name, layer_name, parts[-1], index, trainable, keras3_layout.dataset_array(group[weight_name]),
-                  owner_class=owner_class)
+    array = keras3_layout.dataset_array(group[weight_name])
+    if array.dtype.kind == "V" and array.dtype.itemsize == 2 and "bfloat16" in (_policy(owner_config),
+                                                                                 _policy(layer_config)):
+        array = array.view(ml_dtypes.bfloat16)  # Keras writes bfloat16 to .h5 as opaque 2-byte data
+        notes.append("bfloat16 weights recovered from opaque 2-byte HDF5 data by their layers' dtype policy")
+    return Tensor(name, layer_name, parts[-1], index, trainable, array, owner_class=owner_class)
+
+
+def _policy(config: dict) -> str | None:
+    """The name of a layer's dtype policy: ``"bfloat16"``, or ``{"class_name": "DTypePolicy", "config": {...}}``."""
+    dtype = config.get("dtype")
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name")
+    return dtype if isinstance(dtype, str) else None
 
 
 def _relative_parts(weight_name: str, layer_name: str, model_name: str) -> list[str]:
@@ -160,8 +175,8 @@ def _relative_parts(weight_name: str, layer_name: str, model_name: str) -> list[
     return parts[1:] if parts[0] == model_name else parts  # weights of a nested model's own layers
 
 
-def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list[str], str]:
-    """Insert the sub-layers Keras 3 puts between a layer and its variables; return the owner's class.
+def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list[str], tuple[str, dict]]:
+    """Insert the sub-layers Keras 3 puts between a layer and its variables; return the owner's class and config.
 
     Keras 2 stored ``lstm_1/kernel:0`` where Keras 3 has ``lstm_1/lstm_cell/kernel``, and
     ``bidirectional_1/forward_lstm_1/kernel:0`` for ``.../forward_lstm_1/lstm_cell/kernel``.
@@ -173,11 +188,11 @@ def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list
         parts = [parts[0], keras3_layout.snake_case(RNN_CELLS[inner["class_name"]]), parts[1]]
     elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
         parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
-    return parts, _owner_class(parts[:-1], class_name, config)
+    return parts, _owner(parts[:-1], class_name, config)
 
 
-def _owner_class(chain: list[str], class_name: str, config: dict) -> str:
-    """The class of the sub-layer that owns a variable, following the chain of names through the config."""
+def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
+    """Class and config of the sub-layer that owns a variable, following the chain of names through the config."""
     for name in chain:
         by_name = {c.get("name"): (e.get("class_name", ""), c) for e in config.get("layers", []) or []
                    for c in [e.get("config", {})]}
@@ -188,7 +203,7 @@ def _owner_class(chain: list[str], class_name: str, config: dict) -> str:
                      else "backward_layer" if name.startswith("backward_") else
                      keras3_layout.MHA_ATTRIBUTES.get(name, "layer"))
         class_name, config, _ = keras3_layout.child_identity(class_name, config, attribute)
-    return class_name
+    return class_name, config
 
 
 def _layer_configs(config: dict | None) -> dict[str, tuple[str, dict]]:
