@@ -5,8 +5,15 @@ import pandas as pd
 import pytest
 
 import converter
-from conftest import FIXTURES, SEED_KERAS
-from conftest import reference_weights
+from conftest import FIXTURES, ROOT, SEED_KERAS, reference_weights
+
+DOC_QUERIES = [block.split("```")[0] for block in (ROOT / "docs" / "formats.md").read_text().split("```sql\n")[1:]]
+
+
+def doc_query(number: int, path) -> str:
+    """A query of docs/formats.md as written there, run against ``path`` instead of out/seed_mlp.parquet."""
+    assert "'out/seed_mlp.parquet'" in DOC_QUERIES[number]
+    return DOC_QUERIES[number].strip().rstrip(";").replace("'out/seed_mlp.parquet'", f"'{path}'")
 
 
 @pytest.fixture(scope="module")
@@ -16,12 +23,9 @@ def seed_parquet(tmp_path_factory):
     return out / "seed_mlp.parquet"
 
 
-def test_duckdb_query_from_the_readme(seed_parquet, load_model):
-    """The README's query, run as written against the exported file."""
-    rows = duckdb.sql(f"""
-        SELECT name, dtype, shape, len(values) AS n, list_min(values) AS lo, list_max(values) AS hi
-        FROM '{seed_parquet}' ORDER BY layer_index, name
-    """).fetchall()
+def test_duckdb_query_from_the_docs(seed_parquet, load_model):
+    """The first query of docs/formats.md, run as written against the exported file."""
+    rows = duckdb.sql(doc_query(0, seed_parquet)).fetchall()
     expected = dict(zip([t.name for t in converter.extract(SEED_KERAS)], reference_weights(load_model(SEED_KERAS)), strict=True))
     assert [r[0] for r in rows] == sorted(expected, key=lambda n: (n.split("/")[0], n))
     for name, dtype, shape, n, lo, hi in rows:
@@ -52,16 +56,13 @@ def test_duckdb_reads_mixed_precision_models(tmp_path):
 
 
 def test_duckdb_reassembles_a_tensor_that_spans_rows(tmp_path):
-    """The README's query for tensors above PART_VALUES values: rows in `offset` order, values concatenated."""
+    """The docs' query for tensors above PART_VALUES values: rows in `offset` order, values concatenated."""
     from converter.formats import parquet
     from converter.tensors import Tensor
 
     big = np.random.default_rng(0).standard_normal(parquet.PART_VALUES * 2 + 72).astype(np.float32).reshape(-1, 8)
     converter.formats.FORMATS["parquet"].write([Tensor("emb/embeddings", "emb", "embeddings", 0, True, big)],
                                                tmp_path / "big.parquet")
-    query = f"""
-        SELECT name, any_value(shape) AS shape, flatten(list(values ORDER BY "offset")) AS values
-        FROM '{tmp_path / 'big.parquet'}' GROUP BY name
-    """
+    query = doc_query(1, tmp_path / "big.parquet")
     values = duckdb.sql(f"SELECT unnest(values) AS v FROM ({query}) WHERE name = 'emb/embeddings'").fetchnumpy()["v"]
     assert np.asarray(values, np.float32).tobytes() == big.tobytes()

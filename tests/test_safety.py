@@ -172,20 +172,35 @@ def test_flipped_bytes_never_crash_the_cli(tmp_path, capsys, seed):
         assert not (tmp_path / "out").exists()
 
 
-def test_a_crash_while_parsing_is_reported_as_a_corrupt_file(tmp_path, monkeypatch):
+CRASHING_BYTE = (7625, 235)  # found by fuzzing the seed model: HDF5 1.14 (h5py 3.14) dies with SIGSEGV reading it
+
+
+def test_a_file_that_crashes_the_hdf5_library_is_reported_as_corrupt(tmp_path, capsys):
+    """The probe earns its place: without it the very same read kills the process."""
+    data = bytearray(SEED_H5.read_bytes())
+    data[CRASHING_BYTE[0]] = CRASHING_BYTE[1]
+    crashing = tmp_path / "crashing.h5"
+    crashing.write_bytes(bytes(data))
+    unprobed = ("from converter.readers import probe\n"
+                "probe.start = lambda path, kind, timeout=600: (lambda: None)\n"
+                "from converter.cli import main\n"
+                f"raise SystemExit(main(['inspect', {str(crashing)!r}, '--reader', 'h5']))\n")
+    result = subprocess.run([sys.executable, "-c", unprobed], capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    import h5py
+
+    if result.returncode >= 0 and h5py.__version__ != "3.14.0":
+        pytest.skip(f"h5py {h5py.__version__} no longer crashes on this file; fuzz for another (tests/fuzz notes)")
+    assert result.returncode == -signal.SIGSEGV, result.stderr.decode()[-1000:]
+    assert main(["inspect", str(crashing), "--reader", "h5"]) == 4
+    assert "crashing.h5 is corrupt: the HDF5 library crashed (SIGSEGV)" in capsys.readouterr().err
+
+
+def test_a_probe_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):
     from converter.readers import probe
 
-    monkeypatch.setattr(probe, "WALK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
-    monkeypatch.setattr(probe, "PASSED", set())  # results are kept per file; this test changes what the child does
-    with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5 is corrupt: the HDF5 library crashed \(SIGSEGV\)"):
-        probe.check(SEED_H5, "h5")
-
-
-def test_a_probe_that_hangs_is_stopped_and_reported(monkeypatch):
-    from converter.readers import probe
-
-    monkeypatch.setattr(probe, "WALK", "import time; time.sleep(120)")
-    monkeypatch.setattr(probe, "PASSED", set())
+    sleeper = tmp_path / "sleeper.py"
+    sleeper.write_text("import time\ntime.sleep(120)\n")  # a child that never finishes, as a hanging HDF5 read
+    monkeypatch.setattr(probe, "CHILD", sleeper)
     with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5: reading its HDF5 data did not finish in 1 s"):
         probe.check(SEED_H5, "h5", timeout=1)
 
@@ -231,44 +246,34 @@ def test_an_unregistered_custom_class_is_named_and_the_weights_still_come_out(tm
 
 
 def test_the_probe_reads_chunked_data_and_skips_contiguous_data(tmp_path):
-    """Chunked (here gzip-compressed) datasets are read in the child, running the chunk index and filter code."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
+    """Chunked (here gzip-compressed) datasets are read in slices, running the chunk index and filter code."""
     import h5py
 
-    from converter.readers import probe
+    from converter.readers import h5walk
 
     path = tmp_path / "chunked.h5"
     with h5py.File(path, "w") as handle:
         handle.create_dataset("plain", data=np.arange(10, dtype=np.float32))
         handle.create_dataset("packed", data=np.arange(300_000, dtype=np.float32).reshape(3000, 100), chunks=(7, 100),
                               compression="gzip")
-    counting = probe.WALK.replace("            item[start:start + rows]",
-                                  "            item[start:start + rows]; print(name, start)")
-    window = str(Path(probe.__file__).with_name("window.py"))
-    result = subprocess.run([sys.executable, "-I", "-c", counting, str(path), "h5", window], capture_output=True,
-                            text=True, check=True)
-    read = [line.split() for line in result.stdout.splitlines()]
+    read = []
+    with h5py.File(path, "r") as handle:
+        h5walk.walk(handle, on_read=lambda name, start: read.append((name, start)))
     rows = 2**20 // (4 * 100)  # 1 MiB slices
-    assert read == [["packed", str(start)] for start in range(0, 3000, rows)]
+    assert read == [("packed", start) for start in range(0, 3000, rows)]
 
 
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_the_probe_child_parses_the_weights_of_an_archive(tmp_path, compression):
     """The child opens the member with window.open_member (in place, or in memory when compressed); an
     exception there would exit 3, which the probe leaves to the real reader, so it must exit 0 here."""
-    from pathlib import Path
-
     from converter.readers import probe
 
     archive = tmp_path / "model.keras"
     with zipfile.ZipFile(SEED_KERAS) as old, zipfile.ZipFile(archive, "w", compression) as new:
         for info in old.infolist():
             new.writestr(info.filename, old.read(info))
-    window = str(Path(probe.__file__).with_name("window.py"))
-    result = subprocess.run([sys.executable, "-I", "-c", probe.WALK, str(archive), "keras", window], capture_output=True)
+    result = subprocess.run([sys.executable, "-I", str(probe.CHILD), str(archive), "keras"], capture_output=True)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
 
 

@@ -1,0 +1,59 @@
+"""The HDF5 probe's child program: parse every object of an HDF5 file once, in a process of its own.
+
+Run as ``python -I h5walk.py FILE KIND`` by :mod:`converter.readers.probe`. It needs only the standard
+library and h5py (``window.py`` beside it is loaded by path for ``.keras`` archives), walks every group,
+attribute and dataset, and reads the data of chunked datasets in slices of about 1 MiB, so that the chunk
+index and the filters (decompression code) run. Contiguous data, what Keras writes, needs no parsing to
+be read, so it is left to the real reader. Exit status: 0 parsed, 3 an ordinary error (left to the real
+reader to report with context); death by a signal means the file crashes the HDF5 library.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+
+SLICE_BYTES = 2**20
+
+
+def walk(handle: h5py.File, on_read: Callable[[str, int], None] | None = None) -> None:
+    """Touch every attribute and object of ``handle``, and read chunked data slice by slice."""
+    def visit(name: str, item: h5py.HLObject) -> None:
+        for key in item.attrs:
+            item.attrs[key]
+        if isinstance(item, h5py.Dataset) and item.id.get_create_plist().get_layout() == h5py.h5d.CHUNKED and item.size:
+            rows = max(1, SLICE_BYTES // max(1, item.dtype.itemsize * (item.size // item.shape[0])))
+            for start in range(0, item.shape[0], rows):
+                item[start:start + rows]
+                if on_read:
+                    on_read(name, start)
+
+    for key in handle.attrs:
+        handle.attrs[key]
+    handle.visititems(visit)
+
+
+def _open_source(path: str, kind: str):
+    if kind != "keras":
+        return path
+    spec = importlib.util.spec_from_file_location("window", Path(__file__).with_name("window.py"))
+    window = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(window)
+    return window.open_member(path, "model.weights.h5")
+
+
+def main(argv: list[str]) -> int:
+    path, kind = argv
+    try:
+        with h5py.File(_open_source(path, kind), "r") as handle:
+            walk(handle)
+    except Exception:
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

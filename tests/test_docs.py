@@ -1,0 +1,39 @@
+"""The README and docs/ say what the tool does: their examples are run here as written."""
+import re
+
+from converter.cli import main
+from conftest import ROOT, SEED_KERAS
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_inspect_table_is_what_inspect_prints(capsys):
+    shown = README.split("`inspect` prints a table like `model.summary()`, one row per weight:\n\n```text\n")[1]
+    assert main(["inspect", str(SEED_KERAS)]) == 0
+    assert capsys.readouterr().out == shown.split("```")[0]
+
+
+def test_every_link_to_a_doc_page_resolves():
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_the_readme_stays_short_and_lists_every_format_and_reader():
+    import converter
+    from converter import readers
+
+    assert len(README.splitlines()) <= 150
+    for name in converter.FORMATS:
+        assert f"| {name} |" in README
+    for name in readers.CHOICES:
+        assert name in README
+
+
+def test_the_readme_exit_codes_are_the_error_classes_codes():
+    import converter
+
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", README, re.M)}
+    classes = {c.exit_code for c in vars(converter).values() if isinstance(c, type) and issubclass(c, converter.ConverterError)}
+    assert classes <= documented
