@@ -64,11 +64,13 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> M
 
 def _read_checked(path: Path, kind: str, chain: tuple[str, ...], trust_code: bool) -> ModelWeights:
     """Probe and check HDF5 data (while the first reader prepares), then read along ``chain``."""
-    probed = probe.start(path, kind) if kind in inputs.HOLDS_HDF5 else None  # a crash of the HDF5 library happens there
-    READERS[chain[0]].prepare()  # importing Keras takes ~4 s on one core while the probe runs on another
-    if probed:
-        probed()
+    if kind in inputs.HOLDS_HDF5:
+        with probe.started(path, kind) as verdict:  # a crash or hang of the HDF5 library happens there
+            READERS[chain[0]].prepare()  # importing Keras takes ~4 s on one core while the probe runs on another
+            verdict()
         hdf5.check_safe(path, kind)  # what Keras refuses as unsafe is refused for every reader, never a fallback
+    else:
+        READERS[chain[0]].prepare()
     base = Source(path.name, kind, None, chain[0], **(hdf5.provenance(path, kind) if kind in inputs.HOLDS_HDF5 else {}))
     return _read_along(path, kind, chain, base, trust_code)
 
