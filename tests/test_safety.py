@@ -42,7 +42,7 @@ def test_hostile_and_broken_archives(tmp_path, capsys, case, code, needle):
     if case == "traversal":
         rewrite_archive(SEED_KERAS, bad, lambda n, d: [(n, d)] + ([("../../evil.py", b"print(1)")] if n == "config.json" else []))
     elif case == "bomb":
-        rewrite_archive(SEED_KERAS, bad, lambda n, d: [(n, d)] + ([("padding.bin", bytes(80 * 2**20))] if n == "config.json" else []))
+        rewrite_archive(SEED_KERAS, bad, lambda n, d: [(n, d)] + ([("assets/padding.bin", bytes(80 * 2**20))] if n == "config.json" else []))
     elif case == "missing":
         rewrite_archive(SEED_KERAS, bad, lambda n, d: [] if n == "model.weights.h5" else [(n, d)])
     else:
@@ -53,6 +53,25 @@ def test_hostile_and_broken_archives(tmp_path, capsys, case, code, needle):
     assert (actual, needle in err, "Traceback" in err) == (code, True, False), err
     assert not (tmp_path / "out").exists()
     assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_many_small_compressed_members_are_an_extraction_bomb_refused_before_keras(tmp_path, capsys, monkeypatch):
+    """Each member is under the per-member floor; together they would fill $TMPDIR when Keras extracts assets."""
+    bad = tmp_path / "assets.keras"
+    rewrite_archive(SEED_KERAS, bad, lambda n, d: [(n, d)] + (
+        [(f"assets/part{i}.bin", bytes(4 * 2**20)) for i in range(40)] if n == "config.json" else []))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    code, _, err = run_cli(capsys, "export", bad, "-o", tmp_path / "out")
+    assert code == 5 and "zip bomb" in err and bad.stat().st_size < 2**20
+    assert not any((tmp_path / "tmp").iterdir()) and not (tmp_path / "out").exists()
+
+
+def test_a_member_keras_does_not_write_is_refused(tmp_path, capsys):
+    bad = tmp_path / "extra.keras"
+    rewrite_archive(SEED_KERAS, bad, lambda n, d: [(n, d)] + ([("run_me.sh", b"rm -rf ~")] if n == "config.json" else []))
+    code, _, err = run_cli(capsys, "inspect", bad)
+    assert code == 5 and "a member a Keras archive does not have: 'run_me.sh'" in err
 
 
 def test_a_fifo_is_refused_without_being_read(tmp_path, capsys):

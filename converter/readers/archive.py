@@ -17,11 +17,12 @@ from ..errors import InputInvalid, UnsafeInput
 from .window import StoredMember, open_member, stored  # noqa: F401 -- the readers' way to members
 
 MAX_MEMBERS = 10_000
-MAX_UNCOMPRESSED = 256 * 2**30   # far above any real model, far below a zip bomb's claims
 MAX_RATIO = 200                  # weights barely compress; text members can, but not this much
-RATIO_FLOOR = 64 * 2**20         # small members may have any ratio
+RATIO_FLOOR = 64 * 2**20         # small members may have any ratio, and the whole archive may expand by this
+MAX_TOTAL_RATIO = 20             # ... plus this many times its own size (Keras stores members: ratio ~1)
 WEIGHTS = "model.weights.h5"
 REQUIRED = ("config.json", WEIGHTS)
+KERAS_MEMBERS = ("config.json", "metadata.json", WEIGHTS, "model.weights.npz")  # and assets/..., as Keras writes
 
 
 def check(path: Path) -> None:
@@ -39,13 +40,18 @@ def check(path: Path) -> None:
         if _unsafe_member(member.filename):
             raise UnsafeInput(f"{path.name} has a member whose path leaves the archive: {member.filename!r}",
                               hint="The archive was built to write outside its folder; do not use it.")
+        if member.filename not in KERAS_MEMBERS and not member.filename.startswith("assets/"):
+            raise UnsafeInput(f"{path.name} has a member a Keras archive does not have: {member.filename!r}",
+                              hint="Keras writes config.json, metadata.json, model.weights.h5 and assets/; "
+                                   "the file was made or changed by something else. Do not use it.")
         ratio = member.file_size // max(member.compress_size, 1)
         if member.file_size > RATIO_FLOOR and ratio > MAX_RATIO:
             raise UnsafeInput(f"{path.name}: member {member.filename} expands {ratio}x to {member.file_size:,} bytes "
                               "(a zip bomb)", hint="Do not use this file.")
-    if sum(m.file_size for m in members) > MAX_UNCOMPRESSED:
-        raise UnsafeInput(f"{path.name} claims {sum(m.file_size for m in members):,} bytes uncompressed",
-                          hint="Do not use this file.")
+    total, limit = sum(m.file_size for m in members), RATIO_FLOOR + MAX_TOTAL_RATIO * path.stat().st_size
+    if total > limit:
+        raise UnsafeInput(f"{path.name} claims {total:,} bytes uncompressed, more than {limit:,} for an archive of "
+                          f"{path.stat().st_size:,} bytes (a zip bomb)", hint="Do not use this file.")
     missing = [name for name in REQUIRED if name not in {m.filename for m in members}]
     if missing:
         raise InputInvalid(f"{path.name} is a zip archive without {', '.join(missing)}",
