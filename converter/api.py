@@ -311,9 +311,18 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc") 
     return Report(str(folder), checks)
 
 
+DECLARED_PER_FILE_BYTE = 8  # tensor bytes a file byte can hold at most (Parquet packs 8 booleans in a byte)
+
+
 def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str) -> list[FileCheck]:
     """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it."""
     checks = [FileCheck(entry["path"], name) for entry in entries]
+    declared = sum(t["nbytes"] for t in manifest["tensors"] if name in t["keys"])
+    held = sum((folder / e["path"]).stat().st_size for e in entries if (folder / e["path"]).is_file())
+    if declared > DECLARED_PER_FILE_BYTE * held + 2**20:  # a crafted manifest must not make us allocate for it
+        checks[0].problems.append(f"the manifest declares {declared:,} bytes of tensors, more than {name} files of "
+                                  f"{held:,} bytes can hold; not read")
+        return checks
     found: dict[str, tuple[np.ndarray, FileCheck]] = {}
     for check, entry in zip(checks, entries, strict=True):
         found.update({key: (array, check) for key, array in _read_checked(folder, entry, check).items()})
@@ -326,8 +335,11 @@ def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, 
         if key not in expected:
             check.problems.append(f"{key}: not in the manifest")
     module = registry.get(name) if name in registry.FORMATS else None
+    paths = [folder / e["path"] for e in entries]
+    if hasattr(module, "text_problems") and all(c.ok for c in checks):
+        checks[0].problems += module.text_problems(paths, manifest, {key: array for key, (array, _) in found.items()})
     if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
-        checks[0].problems += module.compile_problems([folder / e["path"] for e in entries], manifest, cc)
+        checks[0].problems += module.compile_problems(paths, manifest, cc)
         for check in checks:
             check.compiled_with = cc
     return checks

@@ -17,7 +17,7 @@ from typing import Any
 from . import formats
 from ._version import __version__
 from .errors import InputInvalid, InputNotFound
-from .tensors import Layer, ModelWeights, Tensor
+from .tensors import ExportInfo, Layer, ModelWeights, Source, Tensor
 
 SCHEMA_ID = "keras-weights/manifest"
 SCHEMA_VERSION = "1.0"
@@ -114,3 +114,19 @@ def load(folder: Path) -> dict:
                            hint="Export again; the manifest is damaged.") from None
     validate(manifest, str(path))
     return manifest
+
+
+def export_info(manifest: Mapping) -> ExportInfo:
+    """The records a writer was given, rebuilt from a (validated) manifest: what ``verify`` regenerates from."""
+    source, model = manifest["source"], manifest["model"]
+    layers = tuple(Layer(entry["index"], entry["name"], entry["class"], entry["config"], entry["input_shape"],
+                         entry["output_shape"], tuple(entry["tensors"])) for entry in manifest["layers"])
+    record = ModelWeights(model["name"], model["class"], model["inputs"], model["outputs"], layers, (),
+                          Source(source["file"], source["format"], source["sha256"], source["reader"]))
+    return ExportInfo(record, manifest["options"]["layout"], producer_version=manifest["producer"]["converter"])
+
+
+def tensor_records(manifest: Mapping, format_name: str, arrays: Mapping[str, Any]) -> list[Tensor]:
+    """The manifest's tensors, in its order, holding the arrays read back from a format (by that format's key)."""
+    return [Tensor(t["name"], t["layer"], t["role"], t["layer_index"], t["trainable"], arrays[t["keys"][format_name]],
+                   transform=t["transform"]) for t in manifest["tensors"]]

@@ -143,3 +143,10 @@ class ExportInfo:
     model: ModelWeights
     layout: str = "keras"
     manifest_json: str = ""
+    producer_version: str = field(default_factory=lambda: _version())
+
+
+def _version() -> str:
+    from ._version import __version__
+
+    return __version__

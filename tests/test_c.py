@@ -204,3 +204,34 @@ def test_lines_stay_short(zoo_exports):
         for entry in manifest["files"]:
             for line in (out / entry["path"]).read_text().splitlines():
                 assert len(line) <= 120 or any(n.encode("unicode_escape").decode() in line or n in line for n in names), line
+
+
+def test_verify_never_compiles_c_that_is_not_exactly_ours(tmp_path):
+    """A crafted folder: extra code in the .c and a manifest whose checksums match it. The values still parse,
+    but the text is not what the exporter writes for them, so verify fails and --compile runs nothing."""
+    import json
+
+    from converter import atomic
+    from converter.cli import main
+
+    converter.export(SEED_KERAS, tmp_path, formats=["c"])
+    marker = tmp_path / "code-ran"
+    source = tmp_path / "seed_mlp.c"
+    source.write_text(source.read_text() + f'#include <stdlib.h>\n__attribute__((constructor)) static void evil(void) '
+                                           f'{{ (void)system("touch {marker}"); }}\n')
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    entry = next(f for f in manifest["files"] if f["path"] == "seed_mlp.c")
+    entry["sha256"], entry["bytes"] = atomic.read_sha256(source), source.stat().st_size
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    report = converter.verify(tmp_path, compile=True)
+    assert not report.ok and "not the text keras-weights writes" in report.files[0].problems[0]
+    assert report.files[0].compiled_with is None
+    assert main(["verify", str(tmp_path), "--compile"]) == 7
+    assert not marker.exists()
+
+
+def test_verify_proves_the_text_of_every_option_combination(tmp_path):
+    for options in ({}, {"header_only": True}, {"arrays": "nested", "align": 64, "prefix": "net"}):
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        converter.export(FIXTURES / "zoo" / "special_values.keras", out, formats=["c"], options={"c": options})
+        assert converter.verify(out).ok, converter.verify(out)

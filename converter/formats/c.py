@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -85,17 +86,28 @@ def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = No
     """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it;
     return each file's sha256."""
     validate({"prefix": prefix, "arrays": arrays, "align": align})
-    path = Path(path)
-    unit = _Unit(tensors, prefix_for(path.stem, prefix), path.stem, info, arrays, align, header_only)
+    unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only)
     unit.progress = progress
-    outputs = [atomic.HashedOutput(path, text=True)]
-    with outputs[0] as header:
+    return _emit(unit, Path(path), lambda target: atomic.HashedOutput(target, text=True))
+
+
+def rendered_sha256(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None, prefix: str = "",
+                    header_only: bool = False, arrays: str = "flat", align: int = 16) -> dict[str, str]:
+    """The sha256 of each file :func:`write` would write for these tensors, without writing anything."""
+    unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only)
+    return _emit(unit, Path(path), lambda _: atomic.HashedOutput(Path(os.devnull), text=True))
+
+
+def _emit(unit: _Unit, path: Path, output_for: Callable[[Path], atomic.HashedOutput]) -> dict[str, str]:
+    digests = {}
+    with (header_output := output_for(path)) as header:
         unit.write_header(header)
-    if not header_only:
-        outputs.append(atomic.HashedOutput(path.with_suffix(".c"), text=True))
-        with outputs[1] as source:
+    digests[path.name] = header_output.sha256
+    if not unit.header_only:
+        with (source_output := output_for(path.with_suffix(".c"))) as source:
             unit.write_source(source)
-    return {output.path.name: output.sha256 for output in outputs}
+        digests[path.with_suffix(".c").name] = source_output.sha256
+    return digests
 
 
 class _Unit:
@@ -137,10 +149,11 @@ class _Unit:
         name, class_name = (model.name, model.class_name) if model else ("", "")
         source = (model.source.file if model else None) or "an in-memory model"
         layout = self.info.layout if self.info else "keras"
+        version = self.info.producer_version if self.info else __version__
         return (
             f"/* {file_name}: weights of the Keras model \"{c_text.comment_text(name)}\" "
             f"({c_text.comment_text(class_name)}) from {c_text.comment_text(source)},\n"
-            f" * written by keras-weights {__version__}. Do not edit: export again instead.\n"
+            f" * written by keras-weights {c_text.comment_text(version)}. Do not edit: export again instead.\n"
             f" * {len(self.tensors)} tensors, {sum(t.array.size for t in self.tensors)} parameters, "
             f"{sum(t.nbytes for t in self.tensors)} bytes; layout {layout}.\n"
             " *\n"
@@ -313,6 +326,18 @@ class _Unit:
         if self.nested and len(tensor.shape) >= 2:
             return "".join(f"[{n}]" for n in tensor.shape)
         return f"[{max(tensor.array.size, 1)}]"
+
+
+def text_problems(paths: Sequence[Path], manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """Whether the files are exactly the text :func:`write` writes for the values they hold and the options the
+    manifest records: anything else (code added, lines changed) is not ours and must never be compiled."""
+    from ..manifest import export_info, tensor_records
+
+    header = next(p for p in paths if p.suffix == ".h")
+    options = dict(manifest["options"].get("c", {}))
+    expected = rendered_sha256(tensor_records(manifest, "c", arrays), header, info=export_info(manifest), **options)
+    return [f"{p.name}: not the text keras-weights writes for these values and options (edited or foreign C); "
+            "it will not be compiled" for p in paths if atomic.read_sha256(p) != expected.get(p.name)]
 
 
 def compile_problems(paths: Sequence[Path], manifest: Mapping, cc: str = "cc") -> list[str]:

@@ -31,13 +31,16 @@ def read(path: Path) -> dict[str, np.ndarray]:
     A header with declarations only (the ``.h`` beside a ``.c``) defines none.
     """
     values, table = {}, {}
+    size = Path(path).stat().st_size
     with open(path, "rb") as handle:
-        lines = iter(handle)
+        lines = _lines(handle)
         for raw in lines:
             line = raw.decode("ascii").rstrip("\n")
             match = _DEFINITION.match(line)
             if match:
-                count = int(np.prod([int(n) for n in re.findall(r"\d+", match.group(3))]))
+                count = int(np.prod([int(n) for n in re.findall(r"\d+", match.group(3))], dtype=object))
+                if 2 * count > size:  # every value takes two characters at least ("0,"): never allocate beyond that
+                    raise ValueError(f"array {match.group(2)} declares {count:,} values, more than the file can hold")
                 values[match.group(2)] = _read_block(lines, match.group(1), count)
                 continue
             entry = _TABLE_ENTRY.match(line)
@@ -54,6 +57,17 @@ def read(path: Path) -> dict[str, np.ndarray]:
         elif int(np.prod(shape)) == 0:
             result[ident] = np.zeros(shape, entry.numpy)
     return result
+
+
+MAX_LINE = 2**20  # bytes: our lines are at most 120 characters, or as long as a tensor's name
+
+
+def _lines(handle) -> Iterator[bytes]:
+    """The file's lines, refusing any longer than ``MAX_LINE`` (a 1 GB line would be held whole)."""
+    while line := handle.readline(MAX_LINE + 1):
+        if len(line) > MAX_LINE:
+            raise ValueError(f"a line is longer than {MAX_LINE:,} bytes: not C text keras-weights writes")
+        yield line
 
 
 def _read_block(lines: Iterator[bytes], c_type: str, count: int) -> np.ndarray:

@@ -69,6 +69,31 @@ def _write_npy(handle: BinaryIO, array: np.ndarray) -> None:
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
-    """Read every array, as stored, without allowing pickles."""
+    """Read every array, as stored, without allowing pickles.
+
+    Each member must be stored (as :func:`write` writes them) and hold the data its ``.npy`` header
+    declares, checked before numpy allocates the array: a crafted file cannot make us allocate more
+    than it holds.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            _check_member(archive, info)
     with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
+
+
+def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"member {info.filename} is compressed; keras-weights stores every member")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        shape, _, dtype = _header(member, version)
+        needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if needed > info.file_size:
+        raise ValueError(f"member {info.filename} declares {needed:,} bytes of data but holds {info.file_size:,}")
+
+
+def _header(member, version: tuple[int, int]) -> tuple[tuple[int, ...], bool, np.dtype]:
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    return np.lib.format.read_array_header_2_0(member)
