@@ -107,7 +107,7 @@ def model_config(path: Path, kind: str) -> dict | None:
 
 def _read_hdf5(handle: h5py.File, file_name: str, source: Source) -> ModelWeights:
     root = handle["model_weights"] if "model_weights" in handle else handle
-    if "layer_names" in root.attrs:
+    if "layer_names" in root.attrs or "layer_names0" in root.attrs:
         return _read_legacy(handle, root, file_name, source)
     if "layers" in handle or "vars" in handle:
         return keras3_layout.read(handle, None, file_name, source)
@@ -121,25 +121,30 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
     config = _json_attr(handle.attrs, "model_config")
     layer_configs = _layer_configs(config)
     model_name = (config or {}).get("config", {}).get("name", "") if isinstance((config or {}).get("config"), dict) else ""
-    tensors, layers, used, notes = [], [], set(), []
-    for index, layer_name in enumerate(_strings(root.attrs["layer_names"])):
+    tensors, layers, used, notes, read = [], [], set(), [], set()
+    for index, layer_name in enumerate(attribute_list(root.attrs, "layer_names")):
         if layer_name not in root:
             raise InputInvalid(f"{file_name} lists layer {layer_name!r} in layer_names but has no group for it",
                                hint="The file is inconsistent (truncated or edited); save it again.")
         class_name, layer_config = layer_configs.get(layer_name, ("", {}))
         mine = [_legacy_tensor(root[layer_name], weight_name, layer_name, index, class_name, layer_config,
-                               model_name, used, file_name, notes)
-                for weight_name in _strings(root[layer_name].attrs.get("weight_names", []))]
+                               model_name, used, file_name, notes, read)
+                for weight_name in attribute_list(root[layer_name].attrs, "weight_names")]
         tensors += mine
         layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
                             tuple(t.name for t in mine)))
+    _refuse_unread(root, read, file_name)
+    if config is None and (source.keras_version or "").startswith("1") and source.backend != "tensorflow":
+        notes.append("a Keras 1 file without configuration: kernels are in the layout of the backend that wrote "
+                     "them (Theano: convolution kernels (out, in, kh, kw)), which the file does not record")
     note = "; ".join(filter(None, [source.note, *dict.fromkeys(notes)])) or None
     return ModelWeights(model_name or Path(file_name).stem, (config or {}).get("class_name", ""),
                         _input_shapes(config), None, tuple(layers), tuple(tensors), replace(source, note=note))
 
 
 def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,
-                   layer_config: dict, model_name: str, used: set[str], file_name: str, notes: list[str]) -> Tensor:
+                   layer_config: dict, model_name: str, used: set[str], file_name: str, notes: list[str],
+                   read: set[str]) -> Tensor:
     if weight_name not in group:
         raise InputInvalid(f"{file_name}: layer {layer_name!r} lists weight {weight_name!r} but the dataset is missing",
                            hint="The file is inconsistent (truncated or edited); save it again.")
@@ -148,11 +153,25 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
     name = unique(f"{layer_name}/{'/'.join(parts)}", used)
     trainable = describe.trainable(parts[-1], layer_config)
     array = keras3_layout.dataset_array(group[weight_name])
+    read.add(group[weight_name].name)
     if array.dtype.kind == "V" and array.dtype.itemsize == 2 and "bfloat16" in (_policy(owner_config),
                                                                                  _policy(layer_config)):
         array = array.view(ml_dtypes.bfloat16)  # Keras writes bfloat16 to .h5 as opaque 2-byte data
         notes.append("bfloat16 weights recovered from opaque 2-byte HDF5 data by their layers' dtype policy")
     return Tensor(name, layer_name, parts[-1], index, trainable, array, owner_class=owner_class)
+
+
+def _refuse_unread(root: h5py.Group, read: set[str], file_name: str) -> None:
+    """Every dataset of the weights must be some layer's weight: one left over means a layout not understood."""
+    unread: list[str] = []
+    root.visititems(lambda name, item: unread.append(item.name) if isinstance(item, h5py.Dataset)
+                    and item.name not in read and not item.name.startswith("/optimizer_weights/") else None)
+    if unread:
+        shown = ", ".join(unread[:5]) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
+        raise InputInvalid(f"{file_name}: {len(unread)} datasets of the weights are not listed by any layer's "
+                           f"weight_names, so no tensor would hold them: {shown}",
+                           hint="Nothing was exported rather than an export without them; try --reader keras, "
+                                "and report the file's layout.")
 
 
 def _policy(config: dict) -> str | None:
@@ -223,6 +242,25 @@ def _input_shapes(config: dict | None) -> Any:
     shapes = [c.get("batch_input_shape") or c.get("batch_shape") for _, c in _layer_configs(config).values()
               if c.get("batch_input_shape") or c.get("batch_shape")]
     return [describe.jsonable(s) for s in shapes] or None
+
+
+def attribute_list(attrs: h5py.AttributeManager, name: str) -> list[str]:
+    """A list attribute that Keras may have split into chunks (an HDF5 attribute holds at most 64 KB):
+    ``name``, or ``name0``, ``name1``, ... in order (a nested model of a few hundred weights needs them).
+
+    >>> import io
+    >>> with h5py.File(io.BytesIO(), "w") as f:
+    ...     f.attrs["weight_names0"], f.attrs["weight_names1"] = [b"a", b"b"], [b"c"]
+    ...     attribute_list(f.attrs, "weight_names")
+    ['a', 'b', 'c']
+    """
+    if name in attrs:
+        return _strings(attrs[name])
+    chunks, index = [], 0
+    while f"{name}{index}" in attrs:
+        chunks += _strings(attrs[f"{name}{index}"])
+        index += 1
+    return chunks
 
 
 def _strings(values: Any) -> list[str]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import h5py
 import ml_dtypes
 import numpy as np
 
 from ..naming import unique
+from ..errors import InputInvalid
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
 
@@ -47,12 +49,90 @@ MHA_ATTRIBUTES = {name: attribute for attribute, name in _MHA_NAMES.items()}
 _CONTAINERS = ("Sequential", "Functional", "Model")
 
 
+class Store:
+    """The groups of a Keras 3 weights file by their Keras 3 path, whichever Keras wrote them, and which of its
+    datasets were read.
+
+    tf.keras 2.13 and 2.14 wrote ``_layer_checkpoint_dependencies`` where Keras 3 writes ``layers``, under
+    layer names; tf.keras 2.15 on Windows wrote each group as one flat name joined by backslashes
+    (``layers\\dense``). Both are mapped to the Keras 3 path (``layers/dense``).
+    """
+
+    def __init__(self, handle: h5py.File) -> None:
+        self.groups: dict[str, h5py.Group] = {}
+        self.datasets: dict[str, str] = {}  # HDF5 name -> Keras 3 path, for every dataset of the file
+        self.read: set[str] = set()
+        handle.visititems(self._index)
+
+    def _index(self, name: str, item: h5py.HLObject) -> None:
+        path = keras3_path(name)
+        if isinstance(item, h5py.Group):
+            self.groups.setdefault(path, item)
+        else:
+            self.datasets[item.name] = path
+
+    def arrays(self, path: str) -> list[np.ndarray]:
+        """The variables a layer at ``path`` holds itself (``<path>/vars/0``, ``1``, ...), marked as read."""
+        group = self.groups.get(f"{path}/vars" if path else "vars")
+        if group is None:
+            return []
+        datasets = [group[key] for key in sorted(group, key=_index_order) if isinstance(group[key], h5py.Dataset)]
+        self.read.update(dataset.name for dataset in datasets)
+        return [dataset_array(dataset) for dataset in datasets]
+
+    def children(self, path: str) -> list[str]:
+        """Names of the groups directly below ``path``."""
+        prefix = f"{path}/" if path else ""
+        return sorted({p[len(prefix):].split("/")[0] for p in self.groups if p.startswith(prefix) and p != path})
+
+    def vars_name(self, path: str) -> str | None:
+        """The layer name Keras wrote on a ``vars`` group, if any."""
+        group = self.groups.get(f"{path}/vars" if path else "vars")
+        value = group.attrs.get("name") if group is not None else None
+        return value.decode() if isinstance(value, bytes) else value
+
+    def first_offset(self, path: str) -> float:
+        """Where the first dataset below ``path`` lies in the file (Keras writes layers in model order)."""
+        prefix = f"{path}/"
+        offsets = [self.groups[p][key].id.get_offset() for p in self.groups if p.startswith(prefix) and p.endswith("vars")
+                   for key in self.groups[p] if isinstance(self.groups[p][key], h5py.Dataset)]
+        known = [offset for offset in offsets if offset is not None]
+        return min(known) if known else float("inf")
+
+    def unread(self) -> list[str]:
+        """Datasets no layer read, outside optimizer and metric state."""
+        return sorted(name for name, path in self.datasets.items()
+                      if name not in self.read and path.split("/")[0] not in NOT_WEIGHTS)
+
+
+NOT_WEIGHTS = ("optimizer", "metrics")  # top-level groups of training state, never exported
+
+
+def keras3_path(name: str) -> str:
+    r"""A group's Keras 3 path, whichever Keras named it.
+
+    >>> keras3_path("layers\\functional\\layers\\dense/vars"), keras3_path("_layer_checkpoint_dependencies/dense/vars")
+    ('layers/functional/layers/dense/vars', 'layers/dense/vars')
+    """
+    parts = name.replace("\\", "/").split("/")
+    return "/".join("layers" if part == "_layer_checkpoint_dependencies" else part for part in parts)
+
+
+def _index_order(key: str) -> tuple[int, str]:
+    return (int(key), "") if key.isdigit() else (1 << 62, key)  # "10" after "9"
+
+
 def read(handle: h5py.File, config: dict | None, file_name: str, source: Source) -> ModelWeights:
-    """Every weight in a Keras 3 weights file, grouped by top-level layer, in model order."""
+    """Every weight in a Keras 3 weights file, grouped by top-level layer, in model order.
+
+    Every dataset of the file outside optimizer and metric state must be read by some layer: one left
+    over means a layout this reader does not know, and is an error rather than a silently smaller export.
+    """
+    handle = Store(handle)
     model_class = (config or {}).get("class_name", "")
     model_config = (config or {}).get("config", {})
     notes: list[str] = []
-    entries = list(_layer_entries(handle, "", model_class, model_config) if config else _entries_from_groups(handle, notes))
+    entries = list(_layer_entries(handle, "", model_class, model_config) if config else _entries_from_groups(handle, "", notes))
     tensors, layers, used = [], [], set()
     for index, (path, class_name, layer_config, layer_name) in enumerate(entries):
         mine = []
@@ -63,16 +143,16 @@ def read(handle: h5py.File, config: dict | None, file_name: str, source: Source)
         tensors += mine
         layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
                             tuple(t.name for t in mine)))
-    name = model_config.get("name") or _vars_name(handle, "") or file_name.split(".")[0]
+    name = model_config.get("name") or handle.vars_name("") or file_name.split(".")[0]
     note = "; ".join(dict.fromkeys(notes)) or None
-    from dataclasses import replace
-
+    _refuse_unread(handle, file_name)
     return ModelWeights(name, model_class, None, None, tuple(layers), tuple(tensors),
                         replace(source, note=note) if note else source)
 
 
-def _layer_entries(handle: h5py.File, path: str, class_name: str, config: dict) -> Iterator[tuple]:
-    """(group path, class, config, name) of a container's layers, named the way Keras 3 saved them."""
+def _layer_entries(handle: Store, path: str, class_name: str, config: dict) -> Iterator[tuple]:
+    """(group path, class, config, name) of a container's layers, named the way Keras saved them: Keras 3
+    by class and counter (``layers/dense_1``), tf.keras 2.13/2.14 by layer name."""
     counters: dict[str, int] = {}
     for entry in config.get("layers", []):
         entry_class = entry.get("class_name", "")
@@ -80,19 +160,26 @@ def _layer_entries(handle: h5py.File, path: str, class_name: str, config: dict) 
             continue  # a Sequential's layers list has no InputLayer
         group = _counted(snake_case(entry_class), counters)
         layer_config = entry.get("config", {})
-        yield f"{path}layers/{group}", entry_class, layer_config, layer_config.get("name", group)
+        name = layer_config.get("name", group)
+        by_name = f"{path}layers/{name}"
+        chosen = by_name if f"{path}layers/{group}" not in handle.groups and by_name in handle.groups else f"{path}layers/{group}"
+        yield chosen, entry_class, layer_config, name
 
 
-def _entries_from_groups(handle: h5py.File, notes: list[str]) -> Iterator[tuple]:
-    """Without config.json (a ``.weights.h5`` file): layers by group, classes guessed from group names.
+def _entries_from_groups(handle: Store, path: str, notes: list[str]) -> Iterator[tuple]:
+    """Without a configuration (a ``.weights.h5`` file, or a container inside a custom layer): layers by
+    group, classes guessed from group names.
 
     The file does not record the layers' order (HDF5 lists groups by name), but Keras writes them in
     model order into a fresh file, so each layer's first data offset gives that order back.
     """
-    groups = handle.get("layers", {})
-    notes.append("weights-only file: layer order taken from where each layer's data lies in the file")
-    for group in sorted(groups, key=lambda g: (_first_offset(groups[g]), _natural(g))):
-        yield f"layers/{group}", guess_class(group), {}, _vars_name(handle, f"layers/{group}") or group
+    base = f"{path}/layers" if path else "layers"
+    groups = handle.children(base)
+    if groups:
+        owner = f"layers of {path}, which have no configuration" if path else "weights-only file"
+        notes.append(f"{owner}: layer order taken from where each layer's data lies in the file")
+    for group in sorted(groups, key=lambda g: (handle.first_offset(f"{base}/{g}"), _natural(g))):
+        yield f"{base}/{group}", guess_class(group), {}, handle.vars_name(f"{base}/{group}") or group
 
 
 def guess_class(name: str) -> str:
@@ -100,16 +187,9 @@ def guess_class(name: str) -> str:
     return _CLASS_BY_SNAKE.get(re.sub(r"^(forward|backward)_|_\d+$", "", name), "")
 
 
-def _first_offset(group: h5py.Group) -> float:
-    offsets = []
-    group.visititems(lambda _, item: offsets.append(item.id.get_offset()) if isinstance(item, h5py.Dataset) else None)
-    known = [offset for offset in offsets if offset is not None]
-    return min(known) if known else float("inf")
-
-
-def _walk(handle: h5py.File, path: str, class_name: str, config: dict, notes: list[str]) -> Iterator[tuple]:
+def _walk(handle: Store, path: str, class_name: str, config: dict, notes: list[str]) -> Iterator[tuple]:
     """(sub-layer names, owner class, role, array) for a layer's own variables, then its sub-layers'."""
-    arrays = _own_arrays(handle, path)
+    arrays = handle.arrays(path)
     for role, array in zip(_roles(class_name, config, len(arrays), notes), arrays, strict=True):
         yield [], class_name, role, array
     for child, child_class, child_config, child_name in _children(handle, path, class_name, config, notes):
@@ -117,19 +197,20 @@ def _walk(handle: h5py.File, path: str, class_name: str, config: dict, notes: li
             yield [child_name, *parts], owner, role, array
 
 
-def _children(handle: h5py.File, path: str, class_name: str, config: dict, notes: list[str]) -> Iterator[tuple]:
-    if class_name in _CONTAINERS or "layers" in config:
+def _children(handle: Store, path: str, class_name: str, config: dict, notes: list[str]) -> Iterator[tuple]:
+    if "layers" in config:
         yield from _layer_entries(handle, f"{path}/", class_name, config)
         return
-    group = handle.get(path)
-    present = [name for name in (group or {}) if name not in ("vars", "layers")]
+    if "layers" in handle.children(path):  # a container without configuration (a Sequential inside a custom layer)
+        yield from _entries_from_groups(handle, path, notes)
+    present = [name for name in handle.children(path) if name not in ("vars", "layers")]
     order = CHILD_ORDER.get(class_name)
     if order is None and len(present) > 1:
         notes.append(f"order of the sub-layers of {class_name or 'an unknown layer class'} taken from the file")
     for attribute in [n for n in (order or ()) if n in present] + sorted(n for n in present if n not in (order or ())):
         child_path = f"{path}/{attribute}"
         child_class, child_config, default_name = child_identity(class_name, config, attribute)
-        name = _vars_name(handle, child_path) or default_name
+        name = handle.vars_name(child_path) or default_name
         yield child_path, child_class or guess_class(name), child_config, name
 
 
@@ -160,13 +241,6 @@ def _roles(class_name: str, config: dict, count: int, notes: list[str]) -> list[
     return [f"var_{i}" for i in range(count)]
 
 
-def _own_arrays(handle: h5py.File, path: str) -> list[np.ndarray]:
-    group = handle.get(f"{path}/vars" if path else "vars")
-    if group is None:
-        return []
-    return [dataset_array(group[key]) for key in sorted(group, key=int)]  # "10" after "9"
-
-
 def dataset_array(dataset: h5py.Dataset) -> np.ndarray:
     """A dataset's values; bfloat16 (stored by Keras as opaque 2-byte data) comes back as bfloat16."""
     array = dataset[()]
@@ -175,10 +249,14 @@ def dataset_array(dataset: h5py.Dataset) -> np.ndarray:
     return np.asarray(array)
 
 
-def _vars_name(handle: h5py.File, path: str) -> str | None:
-    group = handle.get(f"{path}/vars" if path else "vars")
-    value = group.attrs.get("name") if group is not None else None
-    return value.decode() if isinstance(value, bytes) else value
+def _refuse_unread(handle: Store, file_name: str) -> None:
+    unread = handle.unread()
+    if unread:
+        shown = ", ".join(unread[:5]) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
+        raise InputInvalid(f"{file_name}: {len(unread)} datasets of the weights are in a layout the direct reader "
+                           f"does not know, so no tensor would hold them: {shown}",
+                           hint="Nothing was exported rather than an export without them; try --reader keras, "
+                                "and report the file's layout.")
 
 
 def snake_case(name: str) -> str:
