@@ -207,8 +207,9 @@ def _file_entry(format_name: str, name: str, written: Path, sha256: str) -> dict
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read an exported file back as ``{name: array}``, whatever its format.
 
-    When a ``manifest.json`` beside the file lists it, dtypes a format stores as bit patterns
-    (bfloat16 and float8 in npz) come back as their real dtype.
+    When a ``manifest.json`` beside the file lists it, the keys are the tensor names (not the format's keys,
+    such as C identifiers), in model order, and dtypes a format stores as bit patterns (bfloat16 and float8
+    in npz) come back as their real dtype. Without one, the format's own keys and stored arrays.
 
     >>> arrays = read("fixtures/golden/seed_mlp.safetensors")
     >>> arrays["dense/kernel"].shape, arrays["dense/kernel"].dtype
@@ -226,26 +227,30 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise InputInvalid(f"cannot read {path.name} as {_format_name(module)}: {type(error).__name__}: "
                            f"{' '.join(str(error).split())[:300]}",
                            hint="The file is damaged or not written by keras-weights; export again.") from None
-    recorded = _recorded_dtypes(path)
-    return {name: _restore(array, recorded.get(name)) for name, array in arrays.items()}
+    recorded = _recorded_tensors(path)
+    if not recorded:
+        return arrays
+    return {name: _restore(arrays[key], dtype) for key, name, dtype in recorded if key in arrays}
 
 
 def _format_name(module: object) -> str:
     return next(name for name, candidate in registry.FORMATS.items() if candidate is module)
 
 
-def _recorded_dtypes(path: Path) -> dict[str, str]:
+def _recorded_tensors(path: Path) -> list[tuple[str, str, str]]:
+    """(key in this file's format, tensor name, dtype) in model order, from the manifest beside the file."""
     beside = path.parent / manifests.FILE_NAME
     if not beside.is_file():
-        return {}
+        return []
     try:
         manifest = json.loads(beside.read_text("utf-8"))
         entry = next((f for f in manifest["files"] if f["path"] == path.name), None)
         if entry is None:
-            return {}
-        return {t["keys"][entry["format"]]: t["dtype"] for t in manifest["tensors"] if entry["format"] in t["keys"]}
-    except (OSError, ValueError, KeyError, TypeError):  # not our manifest: return the arrays as stored
-        return {}
+            return []
+        return [(t["keys"][entry["format"]], t["name"], t["dtype"]) for t in manifest["tensors"]
+                if entry["format"] in t["keys"]]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # not our manifest: the arrays as stored
+        return []
 
 
 def _restore(array: np.ndarray, dtype_name: str | None) -> np.ndarray:

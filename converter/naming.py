@@ -9,6 +9,10 @@
 """
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Sequence
+
 
 def unique(name: str, taken: set[str], start: int = 1) -> str:
     """``name``, or ``name_<start>``, ``name_<start + 1>``... if an earlier one took it; the result is taken."""
@@ -18,3 +22,34 @@ def unique(name: str, taken: set[str], start: int = 1) -> str:
         candidate = f"{name}_{counter}"
     taken.add(candidate)
     return candidate
+
+
+MAX_KEY_BYTES = 256  # longer names are shortened, with a hash of the whole name to keep them apart
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters (NUL included) and backslashes
+
+
+def file_safe_keys(names: Sequence[str], suffix: str = "") -> dict[str, str]:
+    r"""A key for each name that is safe as a member name of an archive (npz is a zip file that users unzip):
+    the name itself when it is, otherwise a mapped one, unique among them all.
+
+    Mapped: control characters and backslashes become ``_``; leading ``/`` and ``..`` components go; a name
+    ending in ``suffix`` (``.npy``, which numpy strips from member names) gets ``_``; a name longer than
+    ``MAX_KEY_BYTES`` is shortened and ends with a hash of the whole name.
+
+    >>> file_safe_keys(["dense/kernel", "../../etc/x", "a\x00b", "w.npy", "a_b"], suffix=".npy")
+    {'dense/kernel': 'dense/kernel', '../../etc/x': 'etc/x', 'a\x00b': 'a_b_2', 'w.npy': 'w.npy_', 'a_b': 'a_b'}
+    """
+    mapped = {name: _safe(name, suffix) for name in names}
+    taken = {key for name, key in mapped.items() if key == name}  # names that are safe as they are keep them
+    return {name: key if key == name else unique(key, taken, start=2) for name, key in mapped.items()}
+
+
+def _safe(name: str, suffix: str) -> str:
+    parts = [part for part in _UNSAFE.sub("_", name).split("/") if part not in ("", ".", "..")]
+    key = "/".join(parts) or "tensor"
+    if suffix and key.endswith(suffix):
+        key += "_"
+    if len(key.encode()) > MAX_KEY_BYTES:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        key = key.encode()[:MAX_KEY_BYTES - 13].decode("utf-8", "ignore") + "_" + digest
+    return key

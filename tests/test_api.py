@@ -104,3 +104,12 @@ def test_progress_reports_tensors_and_bytes_per_format_and_nothing_is_printed(tm
     assert capsys.readouterr() == ("", "")
     assert calls[0] == ("npz", 0, 6, 0, 1284) and calls[6] == ("npz", 6, 6, 1284, 1284)
     assert calls[-1] == ("c", 6, 6, 1284, 1284) and len(calls) == 14
+
+
+def test_a_very_long_layer_name_exports_to_every_format_and_verifies(tmp_path, keras_module):
+    inputs = keras_module.Input((2,))
+    model = keras_module.Model(inputs, keras_module.layers.Dense(1, name="n" * 200_000)(inputs), name="long")
+    manifest = converter.export(model, tmp_path)
+    assert converter.verify(tmp_path).ok
+    assert converter.read(tmp_path / "long.npz")["n" * 200_000 + "/kernel"].shape == (2, 1)
+    assert all(len(key) < 300 for t in manifest["tensors"] for fmt, key in t["keys"].items() if fmt in ("npz", "c"))

@@ -213,3 +213,20 @@ def test_c_read_back_parses_large_arrays_block_by_block(tmp_path, monkeypatch):
     back = write_and_read("c", tensors, tmp_path)
     for tensor in tensors:
         assert_bit_identical(back[tensor.name], tensor.array)
+
+
+def test_npz_member_names_are_safe_and_every_tensor_keeps_its_own(tmp_path):
+    """Names from a model file may hold ../, absolute paths, control characters, a .npy ending numpy strips,
+    or be very long: the npz keys are mapped (the manifest records them) so that unzipping writes nowhere
+    else and no tensor shadows another."""
+    names = ["../../evil/kernel", "/abs/bias", "a\nb", "a_b", "x.npy", "x", "y" * 200_000, "dense/kernel"]
+    tensors = [Tensor(name, "l", "w", 0, True, np.full(2, i, np.float32)) for i, name in enumerate(names)]
+    FORMATS["npz"].write(tensors, tmp_path / "w.npz")
+    keys = FORMATS["npz"].keys(tensors)
+    with zipfile.ZipFile(tmp_path / "w.npz") as archive:
+        members = archive.namelist()
+    assert len(set(members)) == len(names)
+    assert all(not m.startswith("/") and ".." not in m.split("/") and "\n" not in m and len(m) < 300 for m in members)
+    back = FORMATS["npz"].read(tmp_path / "w.npz")
+    assert [back[keys[name]][0] for name in names] == list(range(len(names)))
+    assert keys["dense/kernel"] == "dense/kernel" and keys["a_b"] == "a_b"

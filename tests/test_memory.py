@@ -41,7 +41,9 @@ def run(mode: str) -> tuple[float, str]:
 
 
 def test_freed_arena_memory_goes_back_to_the_kernel_only_when_released():
-    dropped, released = run("release")
-    kept, _ = run("keep")
-    assert released == "True" and dropped > 40  # measured: ~60 MB of the ~200 MB of 4 KB blocks (one heap)
-    assert kept < 10  # measured: 0-2 MB; glibc keeps them without malloc_trim
+    """Measured: 20-64 MB of the ~200 MB handed back with release (glibc trims whole free pages of the
+    thread's heaps), 0-2 MB without; the amount varies with how the heaps were laid out, so runs are paired."""
+    released = [run("release") for _ in range(2)]
+    kept = [run("keep")[0] for _ in range(2)]
+    assert all(flag == "True" for _, flag in released)
+    assert min(dropped for dropped, _ in released) > max(kept) + 10

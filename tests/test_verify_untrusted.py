@@ -56,7 +56,7 @@ def test_a_c_array_declaring_more_values_than_the_file_holds_is_refused(tmp_path
 def test_a_one_line_c_file_is_refused_without_holding_the_line(tmp_path):
     folder = copy_golden(tmp_path)
     with open(folder / "seed_mlp.c", "ab") as handle:
-        handle.write(b"/*" + b"x" * (3 * 2**20) + b"*/\n")
+        handle.write(b"/*" + b"x" * (20 * 2**20) + b"*/\n")
     rewrite_manifest(folder, lambda m: None)
     problems = [p for f in converter.verify(folder).files for p in f.problems]
     assert any("a line is longer than" in p for p in problems)

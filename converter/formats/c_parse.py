@@ -59,7 +59,7 @@ def read(path: Path) -> dict[str, np.ndarray]:
     return result
 
 
-MAX_LINE = 2**20  # bytes: our lines are at most 120 characters, or as long as a tensor's name
+MAX_LINE = 16 * 2**20  # bytes: our lines are at most 120 characters, or as long as an (escaped) tensor name
 
 
 def _lines(handle) -> Iterator[bytes]:

@@ -54,10 +54,13 @@ def identifier(text: str) -> str:
     return re.sub(r"_+", "_", "".join(parts)).strip("_")
 
 
+MAX_IDENTIFIER = 200  # characters of a name kept in its identifier (C99 guarantees 63 significant ones)
+
+
 def unique_identifiers(names: Sequence[str], prefix: str, reserved: Iterable[str] = ()) -> dict[str, str]:
     """``prefix_<identifier>`` for each name, made unique (case-insensitively) by ``_2``, ``_3``..."""
     taken = {r.lower() for r in reserved}  # identifiers are lower case: unique regardless of case
-    return {name: unique(f"{prefix}_{identifier(name) or 'tensor'}", taken, start=2) for name in names}
+    return {name: unique(f"{prefix}_{identifier(name)[:MAX_IDENTIFIER] or 'tensor'}", taken, start=2) for name in names}
 
 
 def comment_text(text: str) -> str:

@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .. import atomic, dtypes
+from ..naming import file_safe_keys
 from ..tensors import ExportInfo, Tensor, raw_bytes
 from .base import Option
 
@@ -31,8 +32,10 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: no wall-clock time in the 
 
 
 def keys(tensors: Sequence[Tensor], stem: str = "", **_: object) -> dict[str, str]:
-    """The npz key of each tensor: its name."""
-    return {t.name: t.name for t in tensors}
+    """The npz key of each tensor: its name, or where the name is not safe as a zip member name (``../``,
+    control characters, a ``.npy`` ending numpy would strip, a very long name) a mapped one
+    (``naming.file_safe_keys``); the manifest records it."""
+    return file_safe_keys([t.name for t in tensors], suffix=".npy")
 
 
 def stored(tensor: Tensor) -> np.ndarray:
@@ -46,9 +49,10 @@ def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = No
 
     zipfile goes back to fill in each member's header, so the file is hashed after it is written.
     """
+    names = keys(tensors)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for tensor in tensors:
-            member = zipfile.ZipInfo(f"{tensor.name}.npy", date_time=_FIXED_TIME)
+            member = zipfile.ZipInfo(f"{names[tensor.name]}.npy", date_time=_FIXED_TIME)
             member.external_attr = 0o644 << 16
             with archive.open(member, "w", force_zip64=True) as handle:
                 _write_npy(handle, stored(tensor))
