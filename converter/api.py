@@ -101,12 +101,13 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
     _refuse_output_inside_input(source, folder)
+    stem = stem or _stem(source)
+    names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
+    outputs = [*(n for group in names.values() for n in group), manifests.FILE_NAME]
+    _refuse_overwrite(folder, outputs, force)  # before the model is read: a refusal costs no load
     model = readers.read_model(source, reader, trust_code)
     summarize(model.tensors)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
-    stem = stem or _stem(model)
-    names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
-    _refuse_overwrite(folder, [*(n for group in names.values() for n in group), manifests.FILE_NAME], force)
     _create(folder)
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
@@ -126,14 +127,28 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
                 files += [_file_entry(name, file_name, staging / file_name, digests[file_name])
                           for file_name in names[name]]
                 memory.release_free_memory()  # what a writer's threads freed, before the next writer runs
-            (folder / manifests.FILE_NAME).unlink(missing_ok=True)  # never an old manifest beside new files
-            state = f"some new files are in {folder} but no manifest.json: export again"
-            atomic.publish(staging, [entry["path"] for entry in files], folder)
-        atomic.write_bytes(folder / manifests.FILE_NAME, manifests.dumps(manifest).encode())
+            (staging / manifests.FILE_NAME).write_text(manifests.dumps(manifest), "utf-8")
+            replaced = [*outputs, *_previous_outputs(folder)] if force else []
+            atomic.publish(staging, [entry["path"] for entry in files] + [manifests.FILE_NAME], folder, replaced)
+    except FileExistsError as error:
+        raise OutputError(f"{Path(error.filename).name} {error.strerror} in {folder}",
+                          hint="Pass --force (force=True) to overwrite, or export into another folder.",
+                          outputs=state) from None
     except OSError as error:  # disk full, file-size limit, permissions: no partial file is left
         raise OutputError(f"cannot write the export to {folder}: {error.strerror or error}",
                           hint="Free space or choose another folder.", outputs=state) from None
     return manifest
+
+
+def _previous_outputs(folder: Path) -> list[str]:
+    """The files the export already in ``folder`` lists (plain names only): ``--force`` replaces that export
+    whole, so a file it wrote that this one does not (a format left out now) goes too."""
+    try:
+        previous = json.loads((folder / manifests.FILE_NAME).read_text("utf-8"))
+        listed = [entry["path"] for entry in previous["files"]]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return []
+    return [name for name in listed if isinstance(name, str) and name == Path(name).name and not name.startswith(".")]
 
 
 def _tracker(format_name: str, tensors: Sequence[Tensor], progress: Callable[[str, int, int, int, int], None] | None):
@@ -188,16 +203,30 @@ def _create(folder: Path) -> None:
 
 
 def _refuse_overwrite(folder: Path, names: Sequence[str], force: bool) -> None:
-    existing = [name for name in names if (folder / name).exists()]
+    existing = [name for name in names if os.path.lexists(folder / name)]  # a dangling link counts too
     if existing and not force:
-        raise OutputError(f"{', '.join(existing)} already exist in {folder}",
+        verb = "already exists" if len(existing) == 1 else "already exist"
+        raise OutputError(f"{', '.join(existing)} {verb} in {folder}",
                           hint="Pass --force (force=True) to overwrite, or choose another output folder.")
 
 
-def _stem(model) -> str:
-    """Output file stem: the input file's stem, else the model's name made safe for a file name."""
-    base = Path(model.source.file).stem if model.source.file else model.name
-    return atomic.safe_file_name(base, "weights")
+MODEL_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")
+
+
+def _stem(source: Any) -> str:
+    """Output file stem: the input's file name without its model suffix (``m.weights.h5`` gives ``m``), or an
+    in-memory model's name, made a plain file name (letters, digits, ``_``, ``.``, ``-``; never starting
+    with ``-`` or ``.``).
+
+    >>> _stem("models/tiny_cnn.weights.h5"), _stem("-rf.keras"), _stem("saved/")
+    ('tiny_cnn', 'rf', 'saved')
+    """
+    if readers.is_model(source):
+        base = str(source.name)
+    else:
+        base = Path(os.fspath(source)).name
+        base = next((base[:-len(s)] for s in MODEL_SUFFIXES if base.lower().endswith(s) and len(base) > len(s)), base)
+    return atomic.safe_file_name(base, "weights").lstrip("-") or "weights"
 
 
 def _file_entry(format_name: str, name: str, written: Path, sha256: str) -> dict:

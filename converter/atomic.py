@@ -1,18 +1,19 @@
-"""Atomic file output, written once and used by every writer.
-
-Data goes to a hidden temporary file in the destination folder, is flushed to disk, and is
-renamed into place; on any error the temporary file is removed and the destination is untouched.
+"""All-or-nothing output: writers write into a hidden staging folder inside the output folder
+(:func:`staging_folder`), hashing as they write (:class:`HashedOutput`); :func:`publish` then moves every
+file into place as one transaction, never over a file that exists unless told to.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
->>> with atomic_path(folder / "a.txt") as tmp:
-...     _ = tmp.write_text("hello")
+>>> with staging_folder(folder) as staging:
+...     _ = (staging / "a.txt").write_text("hello")
+...     publish(staging, ["a.txt"], folder)
 >>> sorted(p.name for p in folder.iterdir())
 ['a.txt']
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -54,22 +55,6 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(destination: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``destination``; rename it into place when the block succeeds."""
-    destination = Path(destination)
-    fd, name = tempfile.mkstemp(prefix=_prefix(), suffix=destination.suffix, dir=destination.parent)
-    os.close(fd)
-    temporary = Path(name)
-    try:
-        yield temporary
-        _fsync(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, destination)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
 def staging_folder(folder: Path) -> Iterator[Path]:
     """A hidden temporary folder inside ``folder`` for outputs that are published together; always removed."""
     staging = Path(tempfile.mkdtemp(prefix=_prefix(), dir=folder))
@@ -79,13 +64,49 @@ def staging_folder(folder: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def publish(staging: Path, names: list[str], folder: Path) -> None:
-    """Move finished files from ``staging`` into ``folder``, each by an atomic rename."""
+def publish(staging: Path, names: list[str], folder: Path, replace: list[str] | None = None) -> None:
+    """Move finished files from ``staging`` into ``folder`` as one transaction: all of them, or none.
+
+    A name that exists in ``folder`` is never overwritten, even if it appeared after the caller checked
+    (another export into the same folder): each file is placed with a hard link, which fails when the
+    name exists. Names in ``replace`` (what ``--force`` allows to go) are first moved aside into
+    ``staging``; if anything fails, what was placed is removed and what was moved aside comes back.
+    The last name is placed last (the manifest, which marks a complete export).
+    """
     for name in names:
         _fsync(staging / name)
         os.chmod(staging / name, 0o666 & ~_umask())
-    for name in names:
-        os.replace(staging / name, folder / name)
+    aside, moved, placed = staging / ".previous", [], []
+    aside.mkdir()
+    try:
+        for name in replace or []:
+            if os.path.lexists(folder / name):
+                os.rename(folder / name, aside / name)
+                moved.append(name)
+        for name in names:
+            _place(staging / name, folder / name)
+            placed.append(name)
+    except BaseException:
+        for name in placed:
+            (folder / name).unlink(missing_ok=True)
+        for name in moved:
+            os.rename(aside / name, folder / name)
+        raise
+
+
+def _place(source: Path, destination: Path) -> None:
+    """Put ``source`` at ``destination`` unless a file (or link) of that name exists there."""
+    try:
+        os.link(source, destination)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "appeared while this export was written (another export?)",
+                              str(destination)) from None
+    except OSError as error:  # a file system without hard links: rename, after a (racy) check
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if os.path.lexists(destination):
+            raise FileExistsError(errno.EEXIST, "appeared while this export was written", str(destination)) from None
+        os.rename(source, destination)
 
 
 def safe_file_name(text: str, fallback: str) -> str:
@@ -95,12 +116,6 @@ def safe_file_name(text: str, fallback: str) -> str:
     ('my_model', 'x')
     """
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or fallback
-
-
-def write_bytes(destination: Path, data: bytes) -> None:
-    """Atomically write ``data`` to ``destination``."""
-    with atomic_path(destination) as tmp:
-        tmp.write_bytes(data)
 
 
 HASH_BLOCK = 2**20  # bytes: writes this large are hashed on a second thread while written
