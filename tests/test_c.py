@@ -235,3 +235,10 @@ def test_verify_proves_the_text_of_every_option_combination(tmp_path):
         out = tmp_path / str(len(list(tmp_path.iterdir())))
         converter.export(FIXTURES / "zoo" / "special_values.keras", out, formats=["c"], options={"c": options})
         assert converter.verify(out).ok, converter.verify(out)
+
+
+def test_a_model_named_like_a_system_header_does_not_shadow_it(tmp_path, load_model):
+    shutil.copy(SEED_KERAS, tmp_path / "stdint.keras")
+    manifest = converter.export(tmp_path / "stdint.keras", tmp_path / "out", formats=["c"])
+    assert [f["path"] for f in manifest["files"]] == ["stdint_weights.h", "stdint_weights.c"]
+    assert build_and_dump(tmp_path / "out", manifest, "gcc", "-std=c99") == expected_bytes(load_model, SEED_KERAS)

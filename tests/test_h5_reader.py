@@ -174,3 +174,17 @@ def test_bfloat16_saved_to_legacy_h5_is_recovered_from_the_dtype_policy(tmp_path
     assert [(t.name, t.dtype, t.sha256) for t in from_h5.tensors] == \
            [(t.name, t.dtype, t.sha256) for t in converter.extract(model)]
     assert from_h5.source.reader == "h5" and "bfloat16 weights recovered" in from_h5.source.note
+
+
+def double(x):
+    return x * 2
+
+
+def test_a_lambda_wrapping_a_named_function_is_refused_as_code(tmp_path, keras_module):
+    """A Lambda holds code whether it wraps a lambda or a def: exit 5 with the Keras reader, never 4."""
+    inputs = keras_module.Input((3,))
+    outputs = keras_module.layers.Dense(1, name="out")(keras_module.layers.Lambda(double, name="twice")(inputs))
+    keras_module.Model(inputs, outputs, name="named").save(tmp_path / "named.keras")
+    with pytest.raises(converter.UnsafeInput, match="Lambda layer 'twice' holds Python code"):
+        read_model(tmp_path / "named.keras", "keras")
+    assert [t.name for t in converter.extract(tmp_path / "named.keras")] == ["out/kernel", "out/bias"]

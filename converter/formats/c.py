@@ -39,9 +39,25 @@ OPTIONS = (
 )
 
 
+# Headers of the C library and of common embedded toolchains: a generated header of the same name would
+# shadow them for every file compiled with the export's folder on the include path.
+SYSTEM_HEADERS = frozenset({
+    "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits", "locale", "math",
+    "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbit", "stdbool", "stdckdint", "stddef", "stdint",
+    "stdio", "stdlib", "stdnoreturn", "string", "tgmath", "threads", "time", "uchar", "wchar", "wctype",
+    "arduino", "pgmspace", "unistd", "fcntl", "alloca", "malloc", "memory", "cmsis_compiler", "arm_math",
+})
+
+
 def files(stem: str, *, header_only: bool = False, **_: object) -> list[str]:
-    """``<stem>.h`` and ``<stem>.c``, or the header alone."""
-    return [stem + ".h"] if header_only else [stem + ".h", stem + ".c"]
+    """``<stem>.h`` and ``<stem>.c``, or the header alone; ``<stem>_weights`` for a stem that would shadow a
+    system header.
+
+    >>> files("seed_mlp"), files("stdint", header_only=True)
+    (['seed_mlp.h', 'seed_mlp.c'], ['stdint_weights.h'])
+    """
+    base = f"{stem}_weights" if stem.lower() in SYSTEM_HEADERS else stem
+    return [base + ".h"] if header_only else [base + ".h", base + ".c"]
 
 
 def prefix_for(stem: str, prefix: str = "") -> str:

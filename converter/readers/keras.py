@@ -153,11 +153,11 @@ def _load_error(path: Path, kind: str, error: Exception) -> Exception:
         return DamagedInput(f"{path.name} is damaged: {error}",
                             hint="The .keras file is damaged; save or download it again.")
     message = " ".join(str(error).split())[:400]
-    if "safe_mode" in message or "arbitrary code execution" in message:
-        from .describe import code_layers
-        from .hdf5 import model_config
+    from .describe import code_layers
+    from .hdf5 import model_config
 
-        layers = code_layers(model_config(path, kind))
+    layers = code_layers(model_config(path, kind))  # a Lambda holds code whatever Keras says (a lambda or a def)
+    if layers or "safe_mode" in message or "arbitrary code execution" in message:
         shown = ", ".join(repr(n) for n in layers[:5]) + (f" and {len(layers) - 5} more" if len(layers) > 5 else "")
         what = (f"Lambda layer {shown} holds" if len(layers) == 1 else f"Lambda layers {shown} hold") if layers \
             else "the file holds"
