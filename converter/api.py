@@ -44,24 +44,24 @@ def summarize(tensors: Sequence[Tensor]) -> None:
             pass
 
 
-def extract(source: Any, *, reader: str = "auto", trust_code: bool = False) -> list[Tensor]:
+def extract(source: Any, *, reader: str = "auto", trust_code: bool = False, allow_sparse: bool = False) -> list[Tensor]:
     """Every weight of a ``keras.Model`` or model file, as records in model order.
 
     >>> tensors = extract("fixtures/seed_mlp.keras")
     >>> [(t.name, t.shape) for t in tensors][:2]
     [('dense/kernel', (4, 20)), ('dense/bias', (20,))]
     """
-    return list(readers.read_model(source, reader, trust_code).tensors)
+    return list(readers.read_model(source, reader, trust_code, allow_sparse).tensors)
 
 
-def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False) -> dict:
+def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allow_sparse: bool = False) -> dict:
     """The manifest of a model without exporting anything: layers, tensors, shapes, dtypes, checksums.
 
     >>> info = inspect("fixtures/seed_mlp.keras")
     >>> info["model"]["parameters"], [layer["class"] for layer in info["layers"]]
     (321, ['Dense', 'Dense', 'Dense'])
     """
-    model = readers.read_model(source, reader, trust_code)
+    model = readers.read_model(source, reader, trust_code, allow_sparse)
     summarize(model.tensors)
     return manifests.build(model)
 
@@ -69,7 +69,7 @@ def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False) -> d
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
            force: bool = False, stem: str | None = None, layout: str = "keras",
            options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto",
-           fail_on_non_finite: bool = False, trust_code: bool = False,
+           fail_on_non_finite: bool = False, trust_code: bool = False, allow_sparse: bool = False,
            progress: Callable[[str, int, int, int, int], None] | None = None) -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
 
@@ -89,7 +89,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     """
     try:
         return _export(source, Path(out_dir), registry.parse(formats), force, stem, layout, options, reader,
-                       fail_on_non_finite, trust_code, progress)
+                       fail_on_non_finite, trust_code, allow_sparse, progress)
     except ConverterError as error:
         error.outputs = error.outputs or f"nothing in {out_dir} was written or changed"
         raise
@@ -97,7 +97,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
 
 def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, stem: str | None, layout: str,
             options: Mapping[str, Mapping[str, Any]] | None, reader: str, fail_on_non_finite: bool,
-            trust_code: bool, progress: Callable[[str, int, int, int, int], None] | None) -> dict:
+            trust_code: bool, allow_sparse: bool, progress: Callable[[str, int, int, int, int], None] | None) -> dict:
     chosen = _options(format_names, layout, options)
     folder = _output_folder(out_dir, stem)
     _refuse_output_inside_input(source, folder)
@@ -105,7 +105,7 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
     outputs = [*(n for group in names.values() for n in group), manifests.FILE_NAME]
     _refuse_overwrite(folder, outputs, force)  # before the model is read: a refusal costs no load
-    model = readers.read_model(source, reader, trust_code)
+    model = readers.read_model(source, reader, trust_code, allow_sparse)
     summarize(model.tensors)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     _create(folder)

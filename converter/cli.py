@@ -111,6 +111,9 @@ def _reader_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reader", default="auto", choices=readers.CHOICES,
                         help="auto (default): load with Keras, or read the HDF5 data directly when Keras cannot; "
                              "keras: Keras only; h5: the HDF5 data only, without importing TensorFlow")
+    parser.add_argument("--allow-sparse", action="store_true",
+                        help="read HDF5 datasets that declare far more data than the file stores (refused as size "
+                             "bombs otherwise): only for a file you know is sparse")
     parser.add_argument("--trust-model-code", action="store_true",
                         help="EXECUTES Python code stored in the model file (Lambda layers) by loading it with Keras "
                              "safe mode off. Only for files you trust; never needed to get the weights out")
@@ -192,14 +195,15 @@ def _report(error: Exception, args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code)
+    info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code, allow_sparse=args.allow_sparse)
     print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info))
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     options = dict(formats=args.formats, force=args.force, layout=args.layout, options=_given_format_options(args) or None,
-                   reader=args.reader, fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code)
+                   reader=args.reader, fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code,
+                   allow_sparse=args.allow_sparse)
     if len(args.model) > 1 or batch.is_folder_of_models(args.model[0]):
         return _report_batch(batch.export_many(args.model, args.output, jobs=args.jobs, **options), args.json)
     bar = _ProgressBar() if sys.stderr.isatty() and not args.quiet and not args.json else None

@@ -8,6 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
+import converter
+
 from converter.cli import main
 from conftest import SEED_H5, SEED_KERAS
 
@@ -134,3 +136,34 @@ def test_nothing_of_the_other_file_reaches_an_output_when_checks_pass(tmp_path, 
     assert main(["export", str(model), "-o", str(tmp_path / "out"), "--reader", "h5", "-q"]) == 0
     for output in (tmp_path / "out").iterdir():
         assert SECRET[:16] not in output.read_bytes()
+
+
+def test_a_size_bomb_of_10_to_the_12_values_is_refused_quickly(tmp_path, capsys):
+    """Declared, chunked and compressed, never written: neither the probe nor a reader decompresses it."""
+    import time
+
+    import h5py
+
+    model = tmp_path / "bomb.h5"
+    shutil.copy(SEED_H5, model)
+    with h5py.File(model, "r+") as handle:
+        replace_dataset(handle, H5_TARGET, lambda g, n: g.create_dataset(n, (10**6, 10**6), "<f4", chunks=(1024, 1024),
+                                                                        compression="gzip"))
+    started = time.monotonic()
+    assert main(["inspect", str(model), "--reader", "h5"]) == 5
+    assert "size bomb" in capsys.readouterr().err and time.monotonic() - started < 30
+
+
+def test_allow_sparse_reads_a_genuinely_sparse_dataset(tmp_path):
+    """A dataset declared but never written (all fill values) is read when the user says the file is sparse."""
+    import h5py
+
+    model = tmp_path / "sparse.h5"
+    shutil.copy(SEED_H5, model)
+    with h5py.File(model, "r+") as handle:
+        replace_dataset(handle, H5_TARGET, lambda g, n: g.create_dataset(n, (5000, 5000), "<f4", chunks=(500, 500),
+                                                                        compression="gzip", fillvalue=0.5))
+    with pytest.raises(converter.UnsafeInput, match="size bomb"):
+        converter.extract(model, reader="h5")
+    tensors = {t.name: t for t in converter.extract(model, reader="h5", allow_sparse=True)}
+    assert tensors["dense_2/kernel"].shape == (5000, 5000) and float(tensors["dense_2/kernel"].array[0, 0]) == 0.5

@@ -21,7 +21,7 @@ from ..errors import DamagedInput, InputInvalid, UnsafeInput, UsageError
 from ..tensors import ModelWeights, Source
 from . import archive, hdf5, inputs, probe, savedmodel
 from . import keras as keras_reader
-from .base import Reader
+from .base import Reader, ReadOptions
 from .inputs import is_model, is_savedmodel  # noqa: F401 -- part of this package's face
 
 READERS: dict[str, Reader] = {reader.NAME: reader for reader in (keras_reader, hdf5, savedmodel)}
@@ -33,15 +33,17 @@ _KIND_NAMES = {inputs.IN_MEMORY: "an in-memory keras.Model", inputs.SAVEDMODEL: 
 log = logging.getLogger("converter")
 
 
-def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> ModelWeights:
+def read_model(source: Any, reader: str = "auto", trust_code: bool = False, allow_sparse: bool = False) -> ModelWeights:
     """Extract the weights of a ``keras.Model``, a model file or a SavedModel folder.
 
     ``reader`` is ``auto`` or a name in :data:`READERS`: ``keras`` loads the model (safe mode, no
     compile) and calls ``get_weights()``; ``h5`` reads the HDF5 data directly and never imports
     TensorFlow; ``savedmodel`` reads a SavedModel's checkpoint. ``auto`` tries :data:`AUTO`'s readers in
     order, saying in the log and the manifest why it moved on. ``trust_code`` turns Keras safe mode off:
-    code stored in the file (Lambda layers) then runs.
+    code stored in the file (Lambda layers) then runs. ``allow_sparse`` reads HDF5 datasets that declare
+    far more data than the file stores (refused as size bombs otherwise).
     """
+    options = ReadOptions(trust_code, allow_sparse)
     if reader not in CHOICES:
         raise UsageError(f"unknown reader {reader!r}", hint=f"Choose from: {', '.join(CHOICES)}.")
     kind, path = inputs.identify(source)
@@ -50,37 +52,37 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False) -> M
         raise UsageError(f"the {reader} reader does not read {_KIND_NAMES[kind]}",
                          hint=f"Use --reader auto (reader='auto'), which reads it with: {', '.join(AUTO[kind])}.")
     if path is None:
-        return READERS[chain[0]].read(source, kind, Source(None, kind, None, chain[0]), trust_code)
+        return READERS[chain[0]].read(source, kind, Source(None, kind, None, chain[0]), options)
     with ThreadPoolExecutor(2) as background:  # hashlib and zlib release the GIL: both overlap the reading
         digest = background.submit(inputs.sha256, path)
         intact = background.submit(archive.check_crc, path, archive.WEIGHTS) if kind == "keras" else None
         try:
-            weights = _read_checked(path, kind, chain, trust_code)
+            weights = _read_checked(path, kind, chain, options)
         finally:  # a member read in place skips zipfile's CRC check; a damaged member also explains a failure
             if intact:
                 intact.result()
         return replace(weights, source=replace(weights.source, sha256=digest.result()))
 
 
-def _read_checked(path: Path, kind: str, chain: tuple[str, ...], trust_code: bool) -> ModelWeights:
+def _read_checked(path: Path, kind: str, chain: tuple[str, ...], options: ReadOptions) -> ModelWeights:
     """Probe and check HDF5 data (while the first reader prepares), then read along ``chain``."""
     if kind in inputs.HOLDS_HDF5:
         with probe.started(path, kind) as verdict:  # a crash or hang of the HDF5 library happens there
             READERS[chain[0]].prepare()  # importing Keras takes ~4 s on one core while the probe runs on another
             verdict()
-        hdf5.check_safe(path, kind)  # what Keras refuses as unsafe is refused for every reader, never a fallback
+        hdf5.check_safe(path, kind, options.allow_sparse)  # what Keras refuses as unsafe is refused for every reader, never a fallback
     else:
         READERS[chain[0]].prepare()
     base = Source(path.name, kind, None, chain[0], **(hdf5.provenance(path, kind) if kind in inputs.HOLDS_HDF5 else {}))
-    return _read_along(path, kind, chain, base, trust_code)
+    return _read_along(path, kind, chain, base, options)
 
 
-def _read_along(path: Path, kind: str, chain: tuple[str, ...], base: Source, trust_code: bool) -> ModelWeights:
+def _read_along(path: Path, kind: str, chain: tuple[str, ...], base: Source, options: ReadOptions) -> ModelWeights:
     """The first reader's result; when it cannot read the input (not damage), the next one's, with a note."""
     notes = []
     for position, name in enumerate(chain):
         try:
-            weights = READERS[name].read(path, kind, replace(base, reader=name), trust_code)
+            weights = READERS[name].read(path, kind, replace(base, reader=name), options)
         except (InputInvalid, UnsafeInput) as error:
             if position == len(chain) - 1 or isinstance(error, DamagedInput):
                 raise

@@ -23,8 +23,9 @@ SPARSE_FLOOR = 64 * 2**20   # bytes a dataset may declare whatever it stores (fi
 MAX_EXPANSION = 100         # above the floor: declared bytes per stored byte (weights barely compress)
 
 
-def check(handle: h5py.File | h5py.Group, file_name: str, max_expansion: int = MAX_EXPANSION) -> None:
-    """Raise :class:`UnsafeInput` naming the first object that would make a reader leave this file.
+def check(handle: h5py.File | h5py.Group, file_name: str, allow_sparse: bool = False) -> None:
+    """Raise :class:`UnsafeInput` naming the first object that would make a reader leave this file, or that
+    declares far more data than it stores (unless ``allow_sparse``).
 
     >>> import io
     >>> buffer = io.BytesIO()
@@ -38,14 +39,14 @@ def check(handle: h5py.File | h5py.Group, file_name: str, max_expansion: int = M
     converter.errors.UnsafeInput: refused m.h5: it holds a soft link at /alias (to /w), which Keras refuses to follow
     """
     problem = _attribute_problem(handle, "/") or \
-        handle.visititems_links(lambda name, link: _link_problem(handle, name, link, max_expansion))
+        handle.visititems_links(lambda name, link: _link_problem(handle, name, link, allow_sparse))
     if problem:
         raise UnsafeInput(f"refused {file_name}: it holds {problem}",
                           hint="A Keras weights file never does; the file was built to read data from elsewhere "
                                "or to exhaust memory. Do not use it.")
 
 
-def _link_problem(handle: h5py.Group, name: str, link: object, max_expansion: int) -> str | None:
+def _link_problem(handle: h5py.Group, name: str, link: object, allow_sparse: bool) -> str | None:
     """What is wrong with one link and the object it leads to, or None (visiting goes on)."""
     path = "/" + name
     if isinstance(link, h5py.SoftLink):
@@ -58,7 +59,7 @@ def _link_problem(handle: h5py.Group, name: str, link: object, max_expansion: in
     item = handle[name]
     if problem := _attribute_problem(item, path):
         return problem
-    return _dataset_problem(item, path, max_expansion) if isinstance(item, h5py.Dataset) else None
+    return _dataset_problem(item, path, allow_sparse) if isinstance(item, h5py.Dataset) else None
 
 
 def _attribute_problem(item: h5py.HLObject, where: str) -> str | None:
@@ -68,7 +69,7 @@ def _attribute_problem(item: h5py.HLObject, where: str) -> str | None:
     return None
 
 
-def _dataset_problem(dataset: h5py.Dataset, path: str, max_expansion: int) -> str | None:
+def _dataset_problem(dataset: h5py.Dataset, path: str, allow_sparse: bool) -> str | None:
     if dataset.external:
         files = ", ".join(sorted({str(entry[0]) for entry in dataset.external}))
         return f"dataset {path} whose data is stored in other files ({files}), which Keras refuses to read"
@@ -78,9 +79,9 @@ def _dataset_problem(dataset: h5py.Dataset, path: str, max_expansion: int) -> st
         return f"dataset {path} of references to other objects, which Keras refuses to read"
     declared = math.prod(dataset.shape or ()) * dataset.dtype.itemsize
     stored = dataset.id.get_storage_size()
-    if declared > SPARSE_FLOOR and declared > max_expansion * stored:
+    if declared > SPARSE_FLOOR and declared > MAX_EXPANSION * stored and not allow_sparse:
         return (f"dataset {path}, which declares {declared:,} bytes but stores {stored:,} "
-                f"(more than {max_expansion}x): a size bomb")
+                f"(more than {MAX_EXPANSION}x): a size bomb (--allow-sparse reads it, for a file you know is sparse)")
     return None
 
 

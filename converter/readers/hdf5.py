@@ -30,6 +30,7 @@ from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive as archive_checks
 from . import describe, h5check, keras3_layout
+from .base import ReadOptions
 
 NAME = "h5"
 KINDS = frozenset({"keras", "h5"})
@@ -41,12 +42,12 @@ def prepare() -> None:
 RNN_CELLS = {**keras3_layout.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
 
 
-def read(path: Path, kind: str, source: Source, trust_code: bool = False) -> ModelWeights:
+def read(path: Path, kind: str, source: Source, options: ReadOptions = ReadOptions()) -> ModelWeights:
     """Read every weight of a model or weights file without Keras (after :mod:`h5check`'s checks).
 
-    ``trust_code`` changes nothing: this reader never runs code from the file."""
+    ``options.trust_code`` changes nothing: this reader never runs code from the file."""
     with _open_weights(path, kind) as handle:
-        h5check.check(handle, _weights_name(path, kind))
+        h5check.check(handle, _weights_name(path, kind), options.allow_sparse)
         if kind == "keras":
             with zipfile.ZipFile(path) as archive:
                 config = json.loads(archive.read("config.json"))
@@ -54,10 +55,10 @@ def read(path: Path, kind: str, source: Source, trust_code: bool = False) -> Mod
         return _read_hdf5(handle, path.name, source)
 
 
-def check_safe(path: Path, kind: str) -> None:
+def check_safe(path: Path, kind: str, allow_sparse: bool = False) -> None:
     """Refuse what Keras refuses as unsafe in the HDF5 data (links, external storage, size bombs...)."""
     with _open_weights(path, kind) as handle:
-        h5check.check(handle, _weights_name(path, kind))
+        h5check.check(handle, _weights_name(path, kind), allow_sparse)
 
 
 def _weights_name(path: Path, kind: str) -> str:

@@ -25,6 +25,7 @@ from ..errors import DamagedInput, InputInvalid, UnsafeInput
 from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive, describe
+from .base import ReadOptions
 
 NAME = "keras"
 KINDS = frozenset({"keras.Model", "keras", "h5"})
@@ -37,11 +38,11 @@ def prepare() -> None:
     import_keras()
 
 
-def read(source: Any, kind: str, base: Source, trust_code: bool = False) -> ModelWeights:
+def read(source: Any, kind: str, base: Source, options: ReadOptions = ReadOptions()) -> ModelWeights:
     """Every weight of an in-memory ``keras.Model``, or of a model file loaded with Keras."""
     if kind == "keras.Model":
         return extract(source, base)
-    model = load(source, kind, trust_code)
+    model = load(source, kind, options.trust_code)
     weights = extract(model, base)
     del model
     if sum(t.nbytes for t in weights.tensors) > RELEASE_MODEL_ABOVE:

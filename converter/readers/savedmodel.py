@@ -16,6 +16,7 @@ from ..errors import InputInvalid
 from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
+from .base import ReadOptions
 
 NAME = "savedmodel"
 KINDS = frozenset({"savedmodel"})
@@ -31,7 +32,7 @@ def prepare() -> None:
     import_keras()
 
 
-def read(folder: Path, kind: str, source: Source, trust_code: bool = False) -> ModelWeights:
+def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOptions()) -> ModelWeights:
     """Every variable of a SavedModel's Keras layers, in layer order (no graph function is loaded or run)."""
     index = folder / "variables" / "variables.index"
     if not index.is_file():
