@@ -327,13 +327,16 @@ class Report:
             raise VerificationFailed(f"{self.folder}: " + (" | ".join(failed[:5]) or "no files to verify"))
 
 
-def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc") -> Report:
+def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", model: Any = None,
+           reader: str = "auto") -> Report:
     """Re-read every file a manifest lists and check file and tensor checksums, shapes and dtypes.
 
     With ``compile=True``, formats that can be compiled (C) are also built with the compiler ``cc``
-    and the bytes the program holds are checked.
+    and the bytes the program holds are checked. With ``model`` (the file or ``keras.Model`` that was
+    exported), the manifest is also checked against it: every tensor the model holds, no more, the same
+    names and bytes (after the export's layout).
 
-    >>> verify("fixtures/golden").ok
+    >>> verify("fixtures/golden", model="fixtures/seed_mlp.keras").ok
     True
     """
     folder = Path(folder)
@@ -342,7 +345,28 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc") 
     for name in dict.fromkeys(entry["format"] for entry in manifest["files"]):
         entries = [entry for entry in manifest["files"] if entry["format"] == name]
         checks += _check_format(folder, name, entries, manifest, compile, cc)
+    if model is not None:
+        checks.append(_check_source(model, reader, manifest))
     return Report(str(folder), checks)
+
+
+def _check_source(source: Any, reader: str, manifest: dict) -> FileCheck:
+    """The manifest against the model it claims to describe: the same tensors, names and bytes, none missing."""
+    label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"keras.Model {source.name!r}"
+    check = FileCheck(label, "model")
+    tensors = layouts.apply(readers.read_model(source, reader).tensors, manifest["options"]["layout"])
+    listed = {t["name"]: t for t in manifest["tensors"]}
+    for tensor in tensors:
+        entry = listed.pop(tensor.name, None)
+        if entry is None:
+            check.problems.append(f"{tensor.name}: in the model but not in the export")
+        elif entry["sha256"] != tensor.sha256:
+            check.problems.append(f"{tensor.name}: the export's bytes are not the model's")
+    check.problems += [f"{name}: in the export but not in the model" for name in listed]
+    check.tensors = len(tensors)
+    if len(tensors) != len(manifest["tensors"]):
+        check.problems.append(f"the model holds {len(tensors)} tensors, the export {len(manifest['tensors'])}")
+    return check
 
 
 DECLARED_PER_FILE_BYTE = 8  # tensor bytes a file byte can hold at most (Parquet packs 8 booleans in a byte)

@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--compile", action="store_true",
                         help="also compile the C output with the system compiler and check the bytes it holds")
     verify.add_argument("--cc", default="cc", metavar="COMPILER", help="C compiler for --compile (default: cc)")
+    verify.add_argument("--model", metavar="MODEL", help="also check the export against the model it came from: "
+                                                         "every tensor, no more, the same names and bytes")
     return parser
 
 
@@ -267,7 +269,7 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = api.verify(args.folder, compile=args.compile, cc=args.cc)
+    report = api.verify(args.folder, compile=args.compile, cc=args.cc, model=args.model)
     if args.json:
         files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems,
                   "compiled_with": f.compiled_with} for f in report.files]

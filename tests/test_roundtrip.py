@@ -87,3 +87,24 @@ def test_verify_reports_a_missing_file(tmp_path):
     report = converter.verify(tmp_path)
     assert [f.ok for f in report.files] == [False, True] and report.files[0].problems[0] == "file is missing"
     assert "dense/kernel: missing" in report.files[0].problems
+
+
+def test_verify_against_the_model_finds_a_tensor_left_out_of_the_export(tmp_path):
+    """An export that lost a tensor (here: removed from the manifest and the file) verifies by itself; checked
+    against its model it does not."""
+    import json
+
+    converter.export(SEED_KERAS, tmp_path, formats=["safetensors"], layout="dense_out_in")
+    assert converter.verify(tmp_path, model=SEED_KERAS).ok
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["tensors"] = [t for t in manifest["tensors"] if t["name"] != "dense_1/bias"]
+    import safetensors.numpy
+
+    arrays = {k: v for k, v in safetensors.numpy.load_file(tmp_path / "seed_mlp.safetensors").items() if k != "dense_1/bias"}
+    safetensors.numpy.save_file(arrays, tmp_path / "seed_mlp.safetensors", metadata={"format": "np"})
+    manifest["files"][0]["sha256"] = converter.atomic.read_sha256(tmp_path / "seed_mlp.safetensors")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert converter.verify(tmp_path).ok
+    report = converter.verify(tmp_path, model=SEED_KERAS)
+    assert report.files[-1].problems == ["dense_1/bias: in the model but not in the export",
+                                         "the model holds 6 tensors, the export 5"]
