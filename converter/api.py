@@ -372,11 +372,18 @@ def _check_source(source: Any, reader: str, manifest: dict) -> FileCheck:
 DECLARED_PER_FILE_BYTE = 8  # tensor bytes a file byte can hold at most (Parquet packs 8 booleans in a byte)
 
 
+def _stored_size(path: Path) -> int:
+    """Bytes a file really holds: its size, or the disk blocks it has if fewer (a sparse file's holes are not
+    data, and reading them would still cost memory)."""
+    status = path.stat()
+    return min(status.st_size, max(status.st_blocks * 512, 4096))
+
+
 def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str) -> list[FileCheck]:
     """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it."""
     checks = [FileCheck(entry["path"], name) for entry in entries]
     declared = sum(t["nbytes"] for t in manifest["tensors"] if name in t["keys"])
-    held = sum((folder / e["path"]).stat().st_size for e in entries if (folder / e["path"]).is_file())
+    held = sum(_stored_size(folder / e["path"]) for e in entries if (folder / e["path"]).is_file())
     if declared > DECLARED_PER_FILE_BYTE * held + 2**20:  # a crafted manifest must not make us allocate for it
         checks[0].problems.append(f"the manifest declares {declared:,} bytes of tensors, more than {name} files of "
                                   f"{held:,} bytes can hold; not read")

@@ -60,3 +60,24 @@ def test_a_one_line_c_file_is_refused_without_holding_the_line(tmp_path):
     rewrite_manifest(folder, lambda m: None)
     problems = [p for f in converter.verify(folder).files for p in f.problems]
     assert any("a line is longer than" in p for p in problems)
+
+
+def test_a_sparse_safetensors_file_is_not_read(tmp_path):
+    """1 GiB of holes behind a valid header: the manifest's tensors cannot be in a file with no data blocks."""
+    import struct
+
+    folder = copy_golden(tmp_path)
+    target = folder / "seed_mlp.safetensors"
+    header = json.dumps({"dense/kernel": {"dtype": "F32", "shape": [2**28], "data_offsets": [0, 2**30]}}).encode()
+    header += b" " * (-len(header) % 8)
+    with open(target, "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+        handle.truncate(8 + len(header) + 2**30)  # a hole: no disk blocks, reads as zeros
+
+    def declare(manifest):
+        manifest["tensors"][0].update(nbytes=2**30, shape=[2**28])
+
+    rewrite_manifest(folder, declare)
+    report = converter.verify(folder)
+    problems = [p for f in report.files if f.format == "safetensors" for p in f.problems]
+    assert problems and "more than safetensors files of" in problems[0] and problems[0].endswith("not read")

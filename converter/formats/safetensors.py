@@ -74,15 +74,32 @@ def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = No
     return {path.name: output.sha256}
 
 
+MAX_HEADER = 100 * 2**20  # bytes: the limit the safetensors format sets for its JSON header
+
+
 def read(path: Path) -> dict[str, np.ndarray]:
-    """Read every tensor with safetensors' own parser, mapping its dtype codes through our table.
+    """Every tensor, as read-only arrays mapped from the file (nothing is copied into memory).
 
-    (``safe_open(framework="np")`` has no float8 types, so it cannot be the general path.)
+    The file is first opened with safetensors' own ``safe_open``, which checks the header against the
+    format's rules (offsets in bounds, contiguous, no overlap); the data is then mapped with numpy through
+    our dtype table (``safe_open(framework="np")`` has no float8 types, so it cannot return every tensor).
     """
-    from safetensors import deserialize
+    from safetensors import safe_open
 
+    with safe_open(path, framework="np"):
+        pass
+    with open(path, "rb") as handle:
+        length = struct.unpack("<Q", handle.read(8))[0]
+        if length > MAX_HEADER:
+            raise ValueError(f"header of {length:,} bytes, above the format's {MAX_HEADER:,}")
+        header = json.loads(handle.read(length))
     result = {}
-    for name, view in deserialize(Path(path).read_bytes()):
-        dtype = dtypes.by_safetensors_code(view["dtype"]).numpy
-        result[name] = np.frombuffer(view["data"], dtype=dtype).reshape(view["shape"])
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = dtypes.by_safetensors_code(entry["dtype"]).numpy
+        start, end = entry["data_offsets"]
+        shape = tuple(entry["shape"])
+        result[name] = (np.memmap(path, dtype, "r", offset=8 + length + start, shape=shape) if end > start
+                        else np.zeros(shape, dtype))
     return result
