@@ -167,12 +167,7 @@ def _refuse_unread(root: h5py.Group, read: set[str], file_name: str) -> None:
     unread: list[str] = []
     root.visititems(lambda name, item: unread.append(item.name) if isinstance(item, h5py.Dataset)
                     and item.name not in read and not item.name.startswith("/optimizer_weights/") else None)
-    if unread:
-        shown = ", ".join(unread[:5]) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
-        raise InputInvalid(f"{file_name}: {len(unread)} datasets of the weights are not listed by any layer's "
-                           f"weight_names, so no tensor would hold them: {shown}",
-                           hint="Nothing was exported rather than an export without them; try --reader keras, "
-                                "and report the file's layout.")
+    keras3_layout.refuse_unread(unread, file_name, "are not listed by any layer's weight_names")
 
 
 def _policy(config: dict) -> str | None:

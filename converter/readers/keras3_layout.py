@@ -145,7 +145,7 @@ def read(handle: h5py.File, config: dict | None, file_name: str, source: Source)
                             tuple(t.name for t in mine)))
     name = model_config.get("name") or handle.vars_name("") or file_name.split(".")[0]
     note = "; ".join(dict.fromkeys(notes)) or None
-    _refuse_unread(handle, file_name)
+    refuse_unread(handle.unread(), file_name, "are in a layout the direct reader does not know")
     return ModelWeights(name, model_class, None, None, tuple(layers), tuple(tensors),
                         replace(source, note=note) if note else source)
 
@@ -249,14 +249,13 @@ def dataset_array(dataset: h5py.Dataset) -> np.ndarray:
     return np.asarray(array)
 
 
-def _refuse_unread(handle: Store, file_name: str) -> None:
-    unread = handle.unread()
+def refuse_unread(unread: list[str], file_name: str, why: str) -> None:
+    """Fail naming the datasets no tensor holds: an export must never be silently smaller than the file."""
     if unread:
         shown = ", ".join(unread[:5]) + (f" and {len(unread) - 5} more" if len(unread) > 5 else "")
-        raise InputInvalid(f"{file_name}: {len(unread)} datasets of the weights are in a layout the direct reader "
-                           f"does not know, so no tensor would hold them: {shown}",
-                           hint="Nothing was exported rather than an export without them; try --reader keras, "
-                                "and report the file's layout.")
+        raise InputInvalid(f"{file_name}: {len(unread)} datasets of the weights {why}, so no tensor would hold "
+                           f"them: {shown}", hint="Nothing was exported rather than an export without them; try "
+                                                  "--reader keras, and report the file's layout.")
 
 
 def snake_case(name: str) -> str:
