@@ -5,11 +5,12 @@
 ['c', 'npz', 'parquet', 'safetensors']
 """
 from ._version import __version__
-from .api import FileCheck, Report, export, extract, inspect, read, verify
+from .api import export, extract, inspect, read
 from .errors import (ConverterError, DamagedInput, InputInvalid, InputNotFound, NonFiniteValues, OutputError,
                      SomeModelsFailed, UnsafeInput, UnsupportedDType, UsageError, VerificationFailed)
 from .formats import FORMATS
 from .tensors import Layer, ModelWeights, Source, Tensor
+from .verification import FileCheck, Report, verify
 
 __all__ = [
     "__version__", "extract", "export", "read", "verify", "inspect", "Tensor", "Layer", "ModelWeights", "Source",

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from . import api, batch, formats, layouts, readers
+from . import api, batch, formats, layouts, readers, verification
 from ._version import __version__
 from .errors import ConverterError, SomeModelsFailed, VerificationFailed
 
@@ -269,7 +269,7 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = api.verify(args.folder, compile=args.compile, cc=args.cc, model=args.model)
+    report = verification.verify(args.folder, compile=args.compile, cc=args.cc, model=args.model)
     if args.json:
         files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems,
                   "compiled_with": f.compiled_with} for f in report.files]

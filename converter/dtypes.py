@@ -92,3 +92,17 @@ def by_safetensors_code(code: str) -> DType:
 def little_endian(dtype: np.dtype) -> np.dtype:
     """The same dtype in little-endian byte order (no-op for one-byte and ml_dtypes types)."""
     return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+
+
+def restore(array: np.ndarray, dtype_name: str | None) -> np.ndarray:
+    """``array`` viewed as the recorded dtype when a format stored it as unsigned bit patterns (bfloat16 and
+    float8 in npz); otherwise unchanged.
+
+    >>> restore(np.array([0x3F80], np.uint16), "bfloat16").astype(np.float32)
+    array([1.], dtype=float32)
+    """
+    if dtype_name is None or array.dtype.name == dtype_name:
+        return array
+    wanted = by_name(dtype_name).numpy
+    bit_pattern = array.dtype.kind == "u" and array.dtype.itemsize == wanted.itemsize
+    return array.view(wanted) if bit_pattern else array

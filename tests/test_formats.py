@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from converter import FORMATS, Tensor, dtypes
-from converter.api import _restore
+from converter.dtypes import restore as _restore
 from converter.formats import parquet, safetensors
 
 from conftest import assert_bit_identical

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from converter import FORMATS, Tensor, dtypes
-from converter.api import _restore
+from converter.dtypes import restore as _restore
 from conftest import assert_bit_identical
 from test_formats import write_and_read
 

@@ -1,0 +1,160 @@
+"""``verify``: every file of an export read back with its own reader and checked against the manifest, and,
+given the model, the manifest against the model. A foreign folder is read, never trusted (docs/safety.md).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import atomic, dtypes, layouts, manifest as manifests, readers
+from . import formats as registry
+from .errors import VerificationFailed
+from .tensors import canonical, sha256_of
+
+
+@dataclass
+class FileCheck:
+    """What ``verify`` found for one file."""
+
+    path: str
+    format: str
+    tensors: int = 0
+    problems: list[str] = field(default_factory=list)
+    compiled_with: str | None = None  # the compiler that built and checked this format's files
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Report:
+    """The result of ``verify``: one :class:`FileCheck` per file the manifest lists."""
+
+    folder: str
+    files: list[FileCheck]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.files) and all(f.ok for f in self.files)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`VerificationFailed` naming the files with problems, if any.
+
+        >>> verify("fixtures/golden").raise_if_failed()
+        """
+        failed = [f"{f.path}: {'; '.join(f.problems[:3])}" for f in self.files if not f.ok]
+        if not self.ok:
+            raise VerificationFailed(f"{self.folder}: " + (" | ".join(failed[:5]) or "no files to verify"))
+
+
+def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", model: Any = None,
+           reader: str = "auto") -> Report:
+    """Re-read every file a manifest lists and check file and tensor checksums, shapes and dtypes.
+
+    With ``compile=True``, formats that can be compiled (C) are also built with the compiler ``cc``
+    and the bytes the program holds are checked. With ``model`` (the file or ``keras.Model`` that was
+    exported), the manifest is also checked against it: every tensor the model holds, no more, the same
+    names and bytes (after the export's layout).
+
+    >>> verify("fixtures/golden", model="fixtures/seed_mlp.keras").ok
+    True
+    """
+    folder = Path(folder)
+    manifest = manifests.load(folder)
+    checks = []
+    for name in dict.fromkeys(entry["format"] for entry in manifest["files"]):
+        entries = [entry for entry in manifest["files"] if entry["format"] == name]
+        checks += _check_format(folder, name, entries, manifest, compile, cc)
+    if model is not None:
+        checks.append(_check_source(model, reader, manifest))
+    return Report(str(folder), checks)
+
+
+def _check_source(source: Any, reader: str, manifest: dict) -> FileCheck:
+    """The manifest against the model it claims to describe: the same tensors, names and bytes, none missing."""
+    label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"keras.Model {source.name!r}"
+    check = FileCheck(label, "model")
+    tensors = layouts.apply(readers.read_model(source, reader).tensors, manifest["options"]["layout"])
+    listed = {t["name"]: t for t in manifest["tensors"]}
+    for tensor in tensors:
+        entry = listed.pop(tensor.name, None)
+        if entry is None:
+            check.problems.append(f"{tensor.name}: in the model but not in the export")
+        elif entry["sha256"] != tensor.sha256:
+            check.problems.append(f"{tensor.name}: the export's bytes are not the model's")
+    check.problems += [f"{name}: in the export but not in the model" for name in listed]
+    check.tensors = len(tensors)
+    if len(tensors) != len(manifest["tensors"]):
+        check.problems.append(f"the model holds {len(tensors)} tensors, the export {len(manifest['tensors'])}")
+    return check
+
+
+DECLARED_PER_FILE_BYTE = 8  # tensor bytes a file byte can hold at most (Parquet packs 8 booleans in a byte)
+
+
+def _stored_size(path: Path) -> int:
+    """Bytes a file really holds: its size, or the disk blocks it has if fewer (a sparse file's holes are not
+    data, and reading them would still cost memory)."""
+    status = path.stat()
+    return min(status.st_size, max(status.st_blocks * 512, 4096))
+
+
+def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str) -> list[FileCheck]:
+    """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it."""
+    checks = [FileCheck(entry["path"], name) for entry in entries]
+    declared = sum(t["nbytes"] for t in manifest["tensors"] if name in t["keys"])
+    held = sum(_stored_size(folder / e["path"]) for e in entries if (folder / e["path"]).is_file())
+    if declared > DECLARED_PER_FILE_BYTE * held + 2**20:  # a crafted manifest must not make us allocate for it
+        checks[0].problems.append(f"the manifest declares {declared:,} bytes of tensors, more than {name} files of "
+                                  f"{held:,} bytes can hold; not read")
+        return checks
+    found: dict[str, tuple[np.ndarray, FileCheck]] = {}
+    for check, entry in zip(checks, entries, strict=True):
+        found.update({key: (array, check) for key, array in _read_checked(folder, entry, check).items()})
+    expected = {t["keys"][name]: t for t in manifest["tensors"] if name in t["keys"]}
+    for key, tensor in expected.items():
+        array, check = found.get(key, (None, checks[-1]))
+        check.problems += _tensor_problems(key, array, tensor)
+        check.tensors += array is not None
+    for key, (_, check) in found.items():
+        if key not in expected:
+            check.problems.append(f"{key}: not in the manifest")
+    module = registry.get(name) if name in registry.FORMATS else None
+    paths = [folder / e["path"] for e in entries]
+    if hasattr(module, "text_problems") and all(c.ok for c in checks):
+        checks[0].problems += module.text_problems(paths, manifest, {key: array for key, (array, _) in found.items()})
+    if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
+        checks[0].problems += module.compile_problems(paths, manifest, cc)
+        for check in checks:
+            check.compiled_with = cc
+    return checks
+
+
+def _read_checked(folder: Path, entry: dict, check: FileCheck) -> dict[str, np.ndarray]:
+    path = folder / entry["path"]
+    if not path.is_file():
+        check.problems.append("file is missing")
+        return {}
+    if atomic.read_sha256(path) != entry["sha256"]:
+        check.problems.append("file sha256 differs from the manifest")
+    try:
+        return registry.get(entry["format"]).read(path)
+    except Exception as error:  # any reader failure is a verification finding, not a crash
+        check.problems.append(f"cannot be read as {entry['format']}: {type(error).__name__}: {error}")
+        return {}
+
+
+def _tensor_problems(key: str, array: np.ndarray | None, tensor: dict) -> list[str]:
+    if array is None:
+        return [f"{key}: missing"]
+    array = dtypes.restore(array, tensor["dtype"])
+    if array.dtype.name != tensor["dtype"] or list(array.shape) != tensor["shape"]:
+        return [f"{key}: {array.dtype.name}{list(array.shape)} but the manifest says {tensor['dtype']}{tensor['shape']}"]
+    if sha256_of(canonical(array)) != tensor["sha256"]:
+        return [f"{key}: bytes differ from the manifest's sha256"]
+    return []
