@@ -102,6 +102,9 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     folder = _output_folder(out_dir, stem)
     _refuse_output_inside_input(source, folder)
     stem = stem or _stem(source)
+    for name in format_names:  # options as they apply to this stem (the C prefix derived from it)
+        module = registry.get(name)
+        chosen[name] = module.effective(stem, chosen[name]) if hasattr(module, "effective") else chosen[name]
     names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
     outputs = [*(n for group in names.values() for n in group), manifests.FILE_NAME]
     _refuse_overwrite(folder, outputs, force)  # before the model is read: a refusal costs no load

@@ -58,7 +58,7 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
 
 def producer() -> dict:
     """Versions of this tool and of the libraries whose behaviour shapes the output."""
-    return {"converter": __version__, **{name: _version(name) for name in _PRODUCER_PACKAGES}}
+    return {"keras-weights": __version__, **{name: _version(name) for name in _PRODUCER_PACKAGES}}
 
 
 def _version(package: str) -> str | None:
@@ -123,7 +123,9 @@ def export_info(manifest: Mapping) -> ExportInfo:
                          entry["output_shape"], tuple(entry["tensors"])) for entry in manifest["layers"])
     record = ModelWeights(model["name"], model["class"], model["inputs"], model["outputs"], layers, (),
                           Source(source["file"], source["format"], source["sha256"], source["reader"]))
-    return ExportInfo(record, manifest["options"]["layout"], producer_version=manifest["producer"]["converter"])
+    producer = manifest["producer"]
+    version = producer.get("keras-weights") or producer.get("converter")  # the key before 0.2: "converter"
+    return ExportInfo(record, manifest["options"]["layout"], producer_version=version)
 
 
 def tensor_records(manifest: Mapping, format_name: str, arrays: Mapping[str, Any]) -> list[Tensor]:

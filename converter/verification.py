@@ -70,9 +70,34 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
     for name in dict.fromkeys(entry["format"] for entry in manifest["files"]):
         entries = [entry for entry in manifest["files"] if entry["format"] == name]
         checks += _check_format(folder, name, entries, manifest, compile, cc)
+    checks += _unlisted_outputs(folder, manifest)
     if model is not None:
         checks.append(_check_source(model, reader, manifest))
     return Report(str(folder), checks)
+
+
+def _unlisted_outputs(folder: Path, manifest: dict) -> list[FileCheck]:
+    """Files beside the manifest that look like export outputs but that it does not list: left by an earlier
+    export, they would be picked up by a build that globs ``*.c`` and ship other weights."""
+    listed = {entry["path"] for entry in manifest["files"]}
+    found = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in registry.EXTENSIONS
+                   and p.name not in listed and _written_by_us(p))
+    return [FileCheck(name, registry.EXTENSIONS[Path(name).suffix.lower()],
+                      problems=["looks like an export output but manifest.json does not list it (left by an earlier "
+                                "export? remove it, or export again with --force)"]) for name in found]
+
+
+SIGNATURES = (b"written by keras-weights", b'"producer":"keras-weights', b"keras_weights.manifest")
+
+
+def _written_by_us(path: Path) -> bool:
+    """Whether a file carries what our writers put in it (the C banner, safetensors' producer, Parquet's
+    embedded manifest), so that a user's own main.c beside an export is left alone."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+        handle.seek(max(0, path.stat().st_size - 2**20))
+        tail = handle.read()
+    return any(mark in head or mark in tail for mark in SIGNATURES)
 
 
 def _check_source(source: Any, reader: str, manifest: dict) -> FileCheck:

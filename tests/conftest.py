@@ -41,6 +41,24 @@ def load_model(keras_module):
     return load
 
 
+@pytest.fixture(scope="session")
+def read_fixture():
+    """``read_model`` of a fixture file, once per (path, reader) per session. Tests that compare what readers
+    give need not probe and read the same file again (each read runs the HDF5 probe, ~0.2 s); the reading
+    itself is tested where it is the subject."""
+    from converter.readers import read_model
+
+    cache = {}
+
+    def read(path: Path, reader: str = "auto"):
+        key = (Path(path), reader)
+        if key not in cache:
+            cache[key] = read_model(path, reader)
+        return cache[key]
+
+    return read
+
+
 def reference_weights(model) -> list[np.ndarray]:
     """What the classic recipe sees: get_weights() of each top-level layer, in order, shared variables once."""
     seen, arrays = set(), []

@@ -19,13 +19,13 @@ def records(weights) -> list[tuple]:
 
 
 @pytest.mark.parametrize("path", ALL_MODEL_FILES, ids=lambda p: p.name)
-def test_direct_reader_gives_the_same_records_as_get_weights(path):
-    assert records(read_model(path, "h5")) == records(read_model(path, "keras"))
+def test_direct_reader_gives_the_same_records_as_get_weights(path, read_fixture):
+    assert records(read_fixture(path, "h5")) == records(read_fixture(path, "keras"))
 
 
 @pytest.mark.parametrize("path", ALL_MODEL_FILES, ids=lambda p: p.name)
-def test_direct_reader_layers_match_the_keras_layers(path):
-    direct, keras_read = read_model(path, "h5"), read_model(path, "keras")
+def test_direct_reader_layers_match_the_keras_layers(path, read_fixture):
+    direct, keras_read = read_fixture(path, "h5"), read_fixture(path, "keras")
     assert [(l.index, l.name, l.class_name, l.tensors) for l in direct.layers] == \
            [(l.index, l.name, l.class_name, l.tensors) for l in keras_read.layers]
 

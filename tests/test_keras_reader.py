@@ -15,8 +15,8 @@ def test_seed_model_matches_the_classic_recipe():
 
 
 @pytest.mark.parametrize("path", ALL_MODEL_FILES, ids=lambda p: p.name)
-def test_every_tensor_is_bit_identical_to_get_weights(path, load_model):
-    tensors = converter.extract(path)
+def test_every_tensor_is_bit_identical_to_get_weights(path, load_model, read_fixture):
+    tensors = read_fixture(path).tensors
     expected = reference_weights(load_model(path))
     assert len(tensors) == len(expected)
     for tensor, array in zip(tensors, expected, strict=True):
@@ -24,9 +24,9 @@ def test_every_tensor_is_bit_identical_to_get_weights(path, load_model):
 
 
 @pytest.mark.parametrize("h5", [SEED_H5, *ZOO_H5], ids=lambda p: p.stem)
-def test_names_are_the_same_from_keras_and_h5(h5):
-    from_h5 = [(t.name, t.layer, t.role, t.sha256) for t in converter.extract(h5)]
-    from_keras = [(t.name, t.layer, t.role, t.sha256) for t in converter.extract(h5.with_suffix(".keras"))]
+def test_names_are_the_same_from_keras_and_h5(h5, read_fixture):
+    from_h5 = [(t.name, t.layer, t.role, t.sha256) for t in read_fixture(h5).tensors]
+    from_keras = [(t.name, t.layer, t.role, t.sha256) for t in read_fixture(h5.with_suffix(".keras")).tensors]
     assert from_h5 == from_keras
 
 
@@ -40,31 +40,31 @@ EXPECTED_NAMES = {
 
 
 @pytest.mark.parametrize("model", EXPECTED_NAMES)
-def test_names_follow_the_layer_chain(model):
-    assert [t.name for t in converter.extract(FIXTURES / "zoo" / f"{model}.keras")] == EXPECTED_NAMES[model]
+def test_names_follow_the_layer_chain(model, read_fixture):
+    assert [t.name for t in read_fixture(FIXTURES / "zoo" / f"{model}.keras").tensors] == EXPECTED_NAMES[model]
 
 
-def test_attention_and_recurrent_sub_layers_are_named_by_their_chain():
-    names = [t.name for t in converter.extract(FIXTURES / "zoo" / "attention.keras")]
+def test_attention_and_recurrent_sub_layers_are_named_by_their_chain(read_fixture):
+    names = [t.name for t in read_fixture(FIXTURES / "zoo" / "attention.keras").tensors]
     assert names[:2] == ["mha/query/kernel", "mha/query/bias"] and "mha/attention_output/kernel" in names
-    recurrent = {t.name: t for t in converter.extract(FIXTURES / "zoo" / "recurrent.keras")}
+    recurrent = {t.name: t for t in read_fixture(FIXTURES / "zoo" / "recurrent.keras").tensors}
     assert recurrent["lstm/lstm_cell/recurrent_kernel"].role == "recurrent_kernel"
     assert recurrent["bi/backward_lstm/lstm_cell/bias"].layer == "bi"
 
 
-def test_batchnorm_statistics_are_marked_non_trainable():
-    flags = {t.role: t.trainable for t in converter.extract(FIXTURES / "zoo" / "conv_bn.keras") if t.layer == "bn"}
+def test_batchnorm_statistics_are_marked_non_trainable(read_fixture):
+    flags = {t.role: t.trainable for t in read_fixture(FIXTURES / "zoo" / "conv_bn.keras").tensors if t.layer == "bn"}
     assert flags == {"gamma": True, "beta": True, "moving_mean": False, "moving_variance": False}
 
 
-def test_float16_and_bfloat16_keep_their_dtypes():
-    dtypes = {t.name: t.dtype for t in converter.extract(FIXTURES / "zoo" / "half.keras")}
+def test_float16_and_bfloat16_keep_their_dtypes(read_fixture):
+    dtypes = {t.name: t.dtype for t in read_fixture(FIXTURES / "zoo" / "half.keras").tensors}
     assert dtypes["f16/kernel"] == "float16" and dtypes["bf16/bias"] == "bfloat16" and dtypes["f32/kernel"] == "float32"
 
 
-def test_in_memory_model_gives_the_same_records_as_its_file(load_model):
+def test_in_memory_model_gives_the_same_records_as_its_file(load_model, read_fixture):
     from_memory = converter.extract(load_model(FIXTURES / "zoo" / "nested.keras"))
-    from_file = converter.extract(FIXTURES / "zoo" / "nested.keras")
+    from_file = read_fixture(FIXTURES / "zoo" / "nested.keras").tensors
     assert [(t.name, t.sha256) for t in from_memory] == [(t.name, t.sha256) for t in from_file]
 
 

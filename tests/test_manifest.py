@@ -97,3 +97,10 @@ def test_parquet_embeds_the_manifest_without_its_file_list(seed_export):
     out, manifest = seed_export
     embedded = parquet.embedded_manifest(out / "seed_mlp.parquet")
     assert embedded == {**manifest, "files": []}
+
+
+def test_the_manifest_records_the_prefix_the_c_identifiers_really_have_and_names_the_tool(tmp_path):
+    manifest = converter.export(SEED_KERAS, tmp_path, formats=["c"])
+    assert manifest["options"]["c"]["prefix"] == "seed_mlp"
+    assert manifest["tensors"][0]["keys"]["c"].startswith("seed_mlp_")
+    assert manifest["producer"]["keras-weights"] == converter.__version__ and "converter" not in manifest["producer"]

@@ -75,3 +75,13 @@ def test_existing_outputs_are_refused_before_the_model_is_read(tmp_path, monkeyp
     monkeypatch.setattr(readers, "read_model", lambda *a, **k: pytest.fail("the model was read before the refusal"))
     with pytest.raises(converter.OutputError, match="already exist"):
         converter.export(SEED_KERAS, tmp_path, formats="npz")
+
+
+def test_verify_reports_an_output_the_manifest_does_not_list(tmp_path):
+    """A C file of an earlier export is what a firmware build's *.c glob would take; a user's own file is not."""
+    converter.export(SEED_KERAS, tmp_path / "old", formats="c", options={"c": {"prefix": "old"}})
+    converter.export(SEED_KERAS, tmp_path, formats="npz")
+    (tmp_path / "old" / "seed_mlp.c").rename(tmp_path / "old_model.c")
+    (tmp_path / "main.c").write_text('#include "seed_mlp.h"\nint main(void) { return 0; }\n')
+    report = converter.verify(tmp_path)
+    assert not report.ok and [f.path for f in report.files if not f.ok] == ["old_model.c"]

@@ -2,7 +2,9 @@
 
 Every module in :data:`FORMATS` has the face :class:`Format` describes, and declares its writer
 options once, as :class:`Option` records: the registry checks given options against them and the
-CLI builds its ``--<format>-<option>`` flags from them.
+CLI builds its ``--<format>-<option>`` flags from them. A module may also have ``validate(options)``
+(checks beyond types), ``effective(stem, options)`` (options as they apply to one export, recorded in
+the manifest), ``text_problems`` and ``compile_problems`` (what ``verify`` runs beyond reading back).
 
 >>> list(FORMATS)
 ['npz', 'safetensors', 'parquet', 'c']

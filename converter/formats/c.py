@@ -75,6 +75,12 @@ def prefix_for(stem: str, prefix: str = "") -> str:
     return derived if derived[0].isalpha() else f"w_{derived}"
 
 
+def effective(stem: str, options: Mapping[str, object]) -> dict:
+    """The options as used for ``stem``: the prefix derived from it when none was given (the manifest records
+    the prefix the identifiers really have)."""
+    return {**options, "prefix": prefix_for(stem, str(options.get("prefix", "")))}
+
+
 def validate(options: Mapping[str, object]) -> None:
     """Check option values (their types are checked by the registry)."""
     if options.get("arrays", "flat") not in ARRAY_STYLES:
