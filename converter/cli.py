@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -74,12 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     _format_options(export)
 
     verify = _command(commands, "verify", "re-read every exported file and check it against manifest.json",
-                      "keras-weights verify out/\n  keras-weights verify firmware/ --compile --cc arm-none-eabi-gcc")
+                      "keras-weights verify out/\n  keras-weights verify firmware/ --compile --cc arm-none-eabi-gcc "
+                      "--cflags='-mcpu=cortex-m4 -mthumb -O2'")
     verify.add_argument("folder", help="a folder written by `keras-weights export`")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--compile", action="store_true",
                         help="also compile the C output with the system compiler and check the bytes it holds")
-    verify.add_argument("--cc", default="cc", metavar="COMPILER", help="C compiler for --compile (default: cc)")
+    verify.add_argument("--cc", default="cc", metavar="COMPILER",
+                        help="C compiler for --compile (default: cc); a cross compiler (arm-none-eabi-gcc, avr-gcc) "
+                             "compiles only, and each array is read back from the objects with its objcopy")
+    verify.add_argument("--cflags", default="", metavar="FLAGS",
+                        help="flags for --cc, one string, given with '=' (--cflags='-mcpu=cortex-m4 -mthumb -O2')")
     verify.add_argument("--model", metavar="MODEL", help="also check the export against the model it came from: "
                                                          "every tensor, no more, the same names and bytes")
     return parser
@@ -269,7 +275,8 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = verification.verify(args.folder, compile=args.compile, cc=args.cc, model=args.model)
+    report = verification.verify(args.folder, compile=args.compile, cc=args.cc, cflags=shlex.split(args.cflags),
+                                 model=args.model)
     if args.json:
         files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems,
                   "compiled_with": f.compiled_with} for f in report.files]

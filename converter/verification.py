@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,14 @@ class Report:
             raise VerificationFailed(f"{self.folder}: " + (" | ".join(failed[:5]) or "no files to verify"))
 
 
-def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", model: Any = None,
-           reader: str = "auto") -> Report:
+def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", cflags: Sequence[str] = (),
+           model: Any = None, reader: str = "auto") -> Report:
     """Re-read every file a manifest lists and check file and tensor checksums, shapes and dtypes.
 
-    With ``compile=True``, formats that can be compiled (C) are also built with the compiler ``cc``
-    and the bytes the program holds are checked. With ``model`` (the file or ``keras.Model`` that was
+    With ``compile=True``, formats that can be compiled (C) are also built with the compiler ``cc`` (and
+    ``cflags``): with the host's compiler a program dumps every array, with a cross compiler each array's
+    section is taken out of the objects; either way the bytes are checked. A missing or unusable compiler
+    raises ``CompilerUnusable`` (a usage error), never a verification failure. With ``model`` (the file or ``keras.Model`` that was
     exported), the manifest is also checked against it: every tensor the model holds, no more, the same
     names and bytes (after the export's layout).
 
@@ -69,7 +72,7 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
     checks = []
     for name in dict.fromkeys(entry["format"] for entry in manifest["files"]):
         entries = [entry for entry in manifest["files"] if entry["format"] == name]
-        checks += _check_format(folder, name, entries, manifest, compile, cc)
+        checks += _check_format(folder, name, entries, manifest, compile, cc, cflags)
     checks += _unlisted_outputs(folder, manifest)
     if model is not None:
         checks.append(_check_source(model, reader, manifest))
@@ -129,7 +132,8 @@ def _stored_size(path: Path) -> int:
     return min(status.st_size, max(status.st_blocks * 512, 4096))
 
 
-def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str) -> list[FileCheck]:
+def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str,
+                  cflags: Sequence[str]) -> list[FileCheck]:
     """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it."""
     checks = [FileCheck(entry["path"], name) for entry in entries]
     declared = sum(t["nbytes"] for t in manifest["tensors"] if name in t["keys"])
@@ -154,7 +158,7 @@ def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, 
     if hasattr(module, "text_problems") and all(c.ok for c in checks):
         checks[0].problems += module.text_problems(paths, manifest, {key: array for key, (array, _) in found.items()})
     if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
-        checks[0].problems += module.compile_problems(paths, manifest, cc)
+        checks[0].problems += module.compile_problems(paths, manifest, cc, cflags)
         for check in checks:
             check.compiled_with = cc
     return checks

@@ -3,6 +3,7 @@
 A harness includes the generated header, walks the tensor table and dumps every array's bytes; the
 dump must equal what Keras's get_weights() returns, byte for byte.
 """
+import json
 import re
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import converter
 from conftest import FIXTURES, SEED_KERAS, ZOO_KERAS, reference_weights
 from converter.formats import c
-from converter.formats.c_parse import HARNESS  # dumps every array through the tensor table
+from converter.formats.c_build import HARNESS  # dumps every array through the tensor table
 from converter.tensors import canonical
 
 pytestmark = pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("g++"), reason="gcc/g++ not installed")
@@ -181,7 +182,7 @@ def test_compile_problems_reports_what_the_compiler_said(tmp_path):
     header = tmp_path / "seed_mlp.h"
     header.write_text(header.read_text().replace("#define SEED_MLP_ALIGNMENT 16", "#define SEED_MLP_ALIGNMENT 3"))
     problems = c.compile_problems([header, tmp_path / "seed_mlp.c"], manifest)
-    assert len(problems) == 1 and problems[0].startswith("compiling with cc failed:") and "align" in problems[0]
+    assert len(problems) == 1 and problems[0].startswith("cc failed on the exported files:") and "align" in problems[0]
 
 
 def test_transposed_dense_layout_is_recorded_and_exact(tmp_path, load_model):
@@ -242,3 +243,53 @@ def test_a_model_named_like_a_system_header_does_not_shadow_it(tmp_path, load_mo
     manifest = converter.export(tmp_path / "stdint.keras", tmp_path / "out", formats=["c"])
     assert [f["path"] for f in manifest["files"]] == ["stdint_weights.h", "stdint_weights.c"]
     assert build_and_dump(tmp_path / "out", manifest, "gcc", "-std=c99") == expected_bytes(load_model, SEED_KERAS)
+
+
+# special values (NaN payloads, infinities, denormals) on ARM; on AVR, whose double has 32 bits, float16,
+# bfloat16 and float32 weights (float64 there is the next test)
+CROSS = [("arm-none-eabi-gcc", "-mcpu=cortex-m4 -mthumb -O2", "special_values"), ("avr-gcc", "-mmcu=atmega328p -Os", "half")]
+
+
+@pytest.mark.parametrize("cc, cflags, model", CROSS, ids=["arm", "avr"])
+@pytest.mark.parametrize("header_only", [False, True], ids=["source", "header"])
+def test_verify_compiles_for_cross_targets_and_reads_every_array_from_the_objects(tmp_path, cc, cflags, model,
+                                                                                  header_only):
+    """A cross compiler's objects cannot run here: each array's own section is compared instead."""
+    from converter.cli import main
+
+    converter.export(FIXTURES / "zoo" / f"{model}.keras", tmp_path, formats=["c"], options={"c": {"header_only": header_only}})
+    report = converter.verify(tmp_path, compile=True, cc=cc, cflags=cflags.split())
+    assert report.ok and {f.compiled_with for f in report.files} == {cc}, report
+    assert main(["verify", str(tmp_path), "--compile", "--cc", cc, f"--cflags={cflags}"]) == 0
+
+
+def test_float64_weights_on_avr_with_its_32_bit_double_are_reported(tmp_path):
+    """avr-gcc's double is 32 bits unless -mdouble=64: the float64 arrays would not hold the weights."""
+    converter.export(FIXTURES / "zoo" / "special_values.keras", tmp_path, formats=["c"])
+    report = converter.verify(tmp_path, compile=True, cc="avr-gcc", cflags=["-mmcu=atmega328p"])
+    problems = [p for f in report.files for p in f.problems]
+    assert problems == ["special_values_f64_kernel: avr-gcc placed 64 bytes in the object, the manifest says 120",
+                        "special_values_f64_bias: avr-gcc placed 16 bytes in the object, the manifest says 24"]
+
+
+def test_a_cross_compiled_array_that_differs_is_found(tmp_path):
+    """The check reads real bytes: an array changed after export (manifest untouched) fails, by name."""
+    converter.export(SEED_KERAS, tmp_path, formats=["c"])
+    from converter.formats import c_build
+
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["tensors"][1]["sha256"] = "0" * 64  # as if the bias in the file were not what the manifest records
+    paths = [tmp_path / "seed_mlp.h", tmp_path / "seed_mlp.c"]
+    problems = c_build.problems(paths, manifest, "seed_mlp", "arm-none-eabi-gcc", ["-mthumb"])
+    assert problems == ["seed_mlp_dense_bias: the bytes arm-none-eabi-gcc placed in the object differ from the manifest's sha256"]
+
+
+def test_a_missing_or_unusable_compiler_is_a_usage_error_not_a_failed_verification(tmp_path, capsys):
+    from converter.cli import main
+
+    converter.export(SEED_KERAS, tmp_path, formats=["c"])
+    assert main(["verify", str(tmp_path), "--compile", "--cc", "no-such-gcc"]) == 2
+    err = capsys.readouterr().err
+    assert "compiler 'no-such-gcc' not found" in err and "OK" not in err
+    assert main(["verify", str(tmp_path), "--compile", "--cc", "gcc", "--cflags=-mno-such-flag"]) == 2
+    assert "cannot compile a trivial C file" in capsys.readouterr().err

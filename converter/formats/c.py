@@ -362,26 +362,10 @@ def text_problems(paths: Sequence[Path], manifest: Mapping, arrays: Mapping[str,
             "it will not be compiled" for p in paths if atomic.read_sha256(p) != expected.get(p.name)]
 
 
-def compile_problems(paths: Sequence[Path], manifest: Mapping, cc: str = "cc") -> list[str]:
-    """Compile the written files with ``cc`` and compare every array's bytes with the manifest."""
-    import hashlib
-    import subprocess
-
-    from .c_parse import compiled_bytes
+def compile_problems(paths: Sequence[Path], manifest: Mapping, cc: str = "cc", cflags: Sequence[str] = ()) -> list[str]:
+    """Build the written files with ``cc`` (run on the host, or compile-only with a cross compiler) and compare
+    every array's bytes with the manifest (see ``c_build``)."""
+    from . import c_build
 
     header = next(p for p in paths if p.suffix == ".h")
-    try:
-        dump = compiled_bytes(header, [p for p in paths if p.suffix == ".c"], manifest["options"]["c"]["prefix"] or
-                              prefix_for(header.stem), cc)
-    except (OSError, subprocess.SubprocessError) as error:
-        detail = getattr(error, "stderr", "") or str(error)
-        return [f"compiling with {cc} failed: {' '.join(str(detail).split())[:300]}"]
-    problems, offset = [], 0
-    for tensor in manifest["tensors"]:
-        data = dump[offset:offset + tensor["nbytes"]]
-        offset += tensor["nbytes"]
-        if hashlib.sha256(data).hexdigest() != tensor["sha256"]:
-            problems.append(f"{tensor['keys'].get('c', tensor['name'])}: compiled bytes differ from the manifest's sha256")
-    if offset != len(dump):
-        problems.append(f"the compiled program holds {len(dump)} bytes, the manifest {offset}")
-    return problems
+    return c_build.problems(paths, manifest, manifest["options"]["c"]["prefix"] or prefix_for(header.stem), cc, cflags)

@@ -1,12 +1,9 @@
-"""Reading the C output back: parse the literals (``read``) or compile and run it (``compiled_bytes``).
-
-Used by ``verify``: the first checks the text we wrote, the second what a real compiler makes of it.
+"""Reading the C output back: parse the literals (``read``), as ``verify`` does; ``c_build`` checks what a real
+compiler makes of them.
 """
 from __future__ import annotations
 
 import re
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,27 +151,3 @@ def _parse_int(token: str) -> int:
     if token in _INT_MIN:
         return _INT_MIN[token]
     return int(re.sub(r"^U?INT64_C\((.*)\)$", r"\1", token).rstrip("u"), 0)
-
-
-HARNESS = """#include <stdio.h>
-#include "{header}"
-int main(void) {{
-    size_t i;
-    for (i = 0; i < {macro}_TENSOR_COUNT; ++i) {{
-        const {prefix}_tensor_t *t = &{prefix}_tensors[i];
-        if (t->nbytes && fwrite(t->data, 1, t->nbytes, stdout) != t->nbytes) return 1;
-    }}
-    return 0;
-}}
-"""
-
-
-def compiled_bytes(header: Path, sources: list[Path], prefix: str, cc: str = "cc") -> bytes:
-    """Compile a harness that includes ``header`` and links ``sources``; return what it dumps (every
-    tensor's bytes, in table order). Raises ``subprocess.CalledProcessError`` or ``OSError`` on failure."""
-    with tempfile.TemporaryDirectory(prefix="keras-weights-cc-") as work:
-        harness, program = Path(work) / "harness.c", Path(work) / "harness"
-        harness.write_text(HARNESS.format(header=header.name, macro=prefix.upper(), prefix=prefix))
-        command = [cc, "-std=c99", "-O1", "-I", str(header.parent), str(harness), *map(str, sources), "-o", str(program)]
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
-        return subprocess.run([str(program)], check=True, capture_output=True, timeout=600).stdout
