@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse exits on --help, --version and usage errors
         return int(stop.code or 0)
     _log_to_stderr()
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = (signal.signal(signal.SIGTERM, _terminate), signal.getsignal(signal.SIGINT)) if in_main else None
     try:
         return COMMANDS[args.command](args)
     except ConverterError as error:
@@ -155,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(error, args)
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -220,6 +222,7 @@ def run_export(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
+    _ignore_stop_signals()  # the export is complete on disk: a late Ctrl-C or SIGTERM must not report otherwise
     if args.quiet:
         return 0
     if args.json:
@@ -230,8 +233,15 @@ def run_export(args: argparse.Namespace) -> int:
           f"{manifest['source']['file'] or model['name']} to {os.path.join(args.output, '')}")
     for entry in manifest["files"]:
         print(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
-    print(f"  {'manifest.json':<40} {'':>14}        run `keras-weights verify {args.output}` to check")
+    size = os.path.getsize(os.path.join(args.output, "manifest.json"))
+    print(f"  {'manifest.json':<40} {size:>14,} bytes  run `keras-weights verify {args.output}` to check")
     return 0
+
+
+def _ignore_stop_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _ProgressBar:
@@ -268,7 +278,7 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
         width = max(len(o.source) for o in outcomes)
         for o in outcomes:
             detail = (f"{o.tensors} tensors, {o.parameters:,} parameters, {o.reader} reader -> {o.folder}" if o.ok
-                      else f"{o.code}: {o.message}")
+                      else o.message)
             print(f"{'OK  ' if o.ok else 'FAIL'} {o.source:<{width}}  {detail}")
         print(f"{len(outcomes) - len(failed)} of {len(outcomes)} models exported" + (f", {len(failed)} failed" if failed else ""))
     return SomeModelsFailed.exit_code if failed else 0
@@ -319,7 +329,9 @@ def render_table(info: dict) -> str:
     title = f'Model: "{_printable(model["name"])}"' + (f' ({model["class"]})' if model["class"] else "") + \
         (f" from {_printable(source['file'])}" if source["file"] else "")
     rule = "-" * len(line(header))
-    totals = f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes"
+    trainable = sum(_count(t["shape"]) for t in info["tensors"] if t["trainable"])
+    totals = (f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes\n"
+              f"Trainable: {trainable:,} parameters; non-trainable: {model['parameters'] - trainable:,}")
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, totals])
 
 

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+import converter
 from converter.cli import main
-from conftest import ROOT, SEED_KERAS
+from conftest import FIXTURES, ROOT, SEED_KERAS
 
 
 def run(capsys, *argv):
@@ -24,7 +25,7 @@ def test_inspect_prints_a_table_with_every_weight_and_totals(capsys):
     assert lines[2].split() == ["#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params"]
     assert lines[4].split() == ["0", "dense", "Dense", "dense/kernel", "(4,", "20)", "float32", "80"]
     assert lines[5].split() == ["dense/bias", "(20,)", "float32", "20"]
-    assert lines[-1] == "Total: 6 tensors, 321 parameters, 1,284 bytes"
+    assert lines[-2:] == ["Total: 6 tensors, 321 parameters, 1,284 bytes", "Trainable: 321 parameters; non-trainable: 0"]
 
 
 def test_inspect_json_prints_one_document_and_nothing_else(capsys):
@@ -136,3 +137,34 @@ def test_export_c_options_and_verify_compile(tmp_path, capsys):
 def test_c_options_without_c_output_are_a_usage_error(tmp_path, capsys):
     code, _, err = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz", "--c-prefix", "net")
     assert code == 2 and "options given for formats that are not written: c" in err
+
+
+def test_inspect_splits_trainable_and_non_trainable_parameters(capsys):
+    assert main(["inspect", str(FIXTURES / "zoo" / "conv_bn.keras")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "Trainable: 250 parameters; non-trainable: 8"  # BatchNorm moving statistics
+
+
+def test_the_export_summary_shows_the_manifest_with_its_size(tmp_path, capsys):
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    size = (tmp_path / "manifest.json").stat().st_size
+    assert line.split()[:3] == ["manifest.json", f"{size:,}", "bytes"]
+
+
+def test_a_stop_signal_after_the_export_is_complete_does_not_report_a_failure(tmp_path, monkeypatch):
+    """The summary is being printed when SIGTERM arrives: the export on disk is complete, so exit 0."""
+    import os
+    import signal
+
+    from converter import cli
+
+    real = cli._ignore_stop_signals
+
+    def then_signal():
+        real()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "_ignore_stop_signals", then_signal)
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz"]) == 0
+    assert converter.verify(tmp_path).ok

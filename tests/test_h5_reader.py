@@ -74,7 +74,7 @@ def test_auto_falls_back_for_lambda_layers_without_running_their_code(tmp_path, 
         for tensor, array in zip(manifest["tensors"], reference_weights(model), strict=True):
             assert_bit_identical(converter.read(tmp_path / suffix[1:] / "with_lambda.npz")[tensor["name"]], array)
         assert not marker.exists()
-    assert any("reading it with the direct HDF5 reader instead" in r.message for r in caplog.records)
+    assert any("read with the direct HDF5 reader instead" in r.message for r in caplog.records)
 
 
 def test_provenance_is_recorded():
@@ -188,3 +188,13 @@ def test_a_lambda_wrapping_a_named_function_is_refused_as_code(tmp_path, keras_m
     with pytest.raises(converter.UnsafeInput, match="Lambda layer 'twice' holds Python code"):
         read_model(tmp_path / "named.keras", "keras")
     assert [t.name for t in converter.extract(tmp_path / "named.keras")] == ["out/kernel", "out/bias"]
+
+
+def test_a_weights_only_file_gets_one_line_of_information_about_its_order(tmp_path, load_model, capsys):
+    from converter.cli import main
+
+    load_model(SEED_KERAS).save_weights(tmp_path / "seed.weights.h5")
+    assert main(["inspect", str(tmp_path / "seed.weights.h5")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "read with the direct HDF5 reader instead" in lines[0]
+    assert "not always the model's" in lines[0] and "input_invalid" not in lines[0] and "error" not in lines[0].lower()

@@ -12,6 +12,7 @@ input (:data:`AUTO`): Keras first, and the direct HDF5 reader when Keras cannot 
 from __future__ import annotations
 
 import logging
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -87,14 +88,20 @@ def _read_along(path: Path, kind: str, chain: tuple[str, ...], base: Source, opt
             if position == len(chain) - 1 or isinstance(error, DamagedInput):
                 raise
             why = f"{READERS[name].DESCRIPTION} could not read {path.name} ({_first_sentence(str(error))})"
-            instead = f"reading it with {READERS[chain[position + 1]].DESCRIPTION} instead"
-            log.warning("%s; %s", why, instead)
-            notes.append(f"{why}; {instead}")
+            notes.append(f"{why}; read with {READERS[chain[position + 1]].DESCRIPTION} instead")
             continue
+        if notes:  # one line of information: which reader ran, why, and what the file made it infer
+            log.warning("%s", "; ".join(filter(None, [notes[-1], weights.source.note])))
         note = "; ".join(filter(None, [*notes, weights.source.note])) or None
         return replace(weights, source=replace(weights.source, note=note))
     raise AssertionError("unreachable: the last reader's error is raised")
 
 
 def _first_sentence(text: str) -> str:
-    return text.split(": ", 1)[-1].split(". ")[0][:200]
+    """The reason in an error message, without the file name before it or a Python exception name.
+
+    >>> _first_sentence("Keras could not rebuild the model in m.h5: ValueError: No model config found. More.")
+    'No model config found'
+    """
+    reason = re.sub(r"^\w+(Error|Exception): ", "", text.split(": ", 1)[-1])
+    return reason.split(". ")[0].rstrip(".")[:200]

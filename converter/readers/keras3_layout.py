@@ -176,8 +176,12 @@ def _entries_from_groups(handle: Store, path: str, notes: list[str]) -> Iterator
     base = f"{path}/layers" if path else "layers"
     groups = handle.children(base)
     if groups:
-        owner = f"layers of {path}, which have no configuration" if path else "weights-only file"
-        notes.append(f"{owner}: layer order taken from where each layer's data lies in the file")
+        if path:
+            notes.append(f"layers of {path}, which have no configuration: their order taken from where their data "
+                         "lies in the file")
+        else:
+            notes.append("a weights-only file: layer order taken from where each layer's data lies in the file, which "
+                         "is not always the model's (load by name, not with model.set_weights in this order)")
     for group in sorted(groups, key=lambda g: (handle.first_offset(f"{base}/{g}"), _natural(g))):
         yield f"{base}/{group}", guess_class(group), {}, handle.vars_name(f"{base}/{group}") or group
 
