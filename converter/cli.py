@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from . import api, batch, formats, layouts, readers, verification
 from ._version import __version__
-from .errors import ConverterError, SomeModelsFailed, VerificationFailed
+from .errors import ConverterError, SomeModelsFailed, UsageError, VerificationFailed
 
 EXIT_CODES = """exit codes:
   0   success
@@ -39,7 +39,7 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-weights", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Export every weight of a Keras model exactly, with a checksummed manifest.",
         epilog=f"{EXAMPLES}\n\n{EXIT_CODES}")
@@ -127,6 +127,13 @@ def _reader_option(parser: argparse.ArgumentParser) -> None:
                              "safe mode off. Only for files you trust; never needed to get the weights out")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised (as ``UsageError``) instead of printed, so ``--json`` can report it."""
+
+    def error(self, message: str):
+        raise UsageError(message, hint=f"Run `{self.prog} --help` for the accepted arguments.")
+
+
 def _command(commands, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
     return commands.add_parser(name, help=summary, description=summary, epilog=f"examples:\n  {examples}",
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as stop:  # argparse exits on --help, --version and usage errors
+    except SystemExit as stop:  # argparse exits on --help and --version
         return int(stop.code or 0)
+    except UsageError as error:  # reported like every other error, as JSON when --json was asked for
+        return _report(error, argparse.Namespace(debug=False, json="--json" in (argv if argv is not None else sys.argv)))
     _log_to_stderr()
     in_main = threading.current_thread() is threading.main_thread()
     previous = (signal.signal(signal.SIGTERM, _terminate), signal.getsignal(signal.SIGINT)) if in_main else None

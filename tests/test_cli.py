@@ -168,3 +168,12 @@ def test_a_stop_signal_after_the_export_is_complete_does_not_report_a_failure(tm
     monkeypatch.setattr(cli, "_ignore_stop_signals", then_signal)
     assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz"]) == 0
     assert converter.verify(tmp_path).ok
+
+
+def test_argument_errors_are_json_too_when_json_is_asked_for(capsys):
+    assert main(["export", str(SEED_KERAS), "--json", "--layout", "sideways"]) == 2
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]
+    assert error["exit_code"] == 2 and "invalid choice: 'sideways'" in error["message"] and err == ""
+    assert main(["export", str(SEED_KERAS), "--layout", "sideways"]) == 2
+    assert "invalid choice: 'sideways'" in capsys.readouterr().err
