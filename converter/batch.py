@@ -58,6 +58,16 @@ def is_folder_of_models(source: str | os.PathLike) -> bool:
     return path.is_dir() and not is_savedmodel(path)
 
 
+def export_folders(folder: str | os.PathLike) -> list[Path]:
+    """The export folders in ``folder``: itself when it holds a manifest, else its subfolders that do (what
+    :func:`export_many` writes), else itself (so that the error names it)."""
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file() or not folder.is_dir():
+        return [folder]
+    found = sorted(d for d in folder.iterdir() if d.is_dir() and (d / "manifest.json").is_file())
+    return found or [folder]
+
+
 def subfolders(paths: Sequence[Path]) -> list[str]:
     """One output subfolder name per model: its file name made safe, unique in the batch.
 

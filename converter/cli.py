@@ -294,22 +294,33 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = verification.verify(args.folder, compile=args.compile, cc=args.cc, cflags=shlex.split(args.cflags),
-                                 model=args.model)
+    """Verify an export folder, or each model's subfolder of a batch export (``export models/ -o out/``)."""
+    folders = batch.export_folders(args.folder)
+    reports = [verification.verify(folder, compile=args.compile, cc=args.cc, cflags=shlex.split(args.cflags),
+                                   model=args.model) for folder in folders]
     if args.json:
-        files = [{"path": f.path, "format": f.format, "ok": f.ok, "tensors": f.tensors, "problems": f.problems,
-                  "compiled_with": f.compiled_with} for f in report.files]
-        print(json.dumps({"folder": report.folder, "ok": report.ok, "files": files}, sort_keys=True, indent=2))
+        shown = [{"folder": r.folder, "ok": r.ok, "files": [_check_json(f) for f in r.files]} for r in reports]
+        print(json.dumps(shown[0] if len(shown) == 1 else shown, sort_keys=True, indent=2))
     else:
-        for check in report.files:
-            status = "OK  " if check.ok else "FAIL"
-            held = f"{check.tensors} tensors" if check.tensors else "declarations"
-            compiled = f", compiled with {check.compiled_with}" if check.compiled_with else ""
-            print(f"{status} {check.path:<40} {check.format:<12} {held}{compiled}")
-            for problem in check.problems:
-                print(f"       {problem}")
-        print(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
-    return 0 if report.ok else VerificationFailed.exit_code
+        for report in reports:
+            _print_report(report)
+    return 0 if all(r.ok for r in reports) else VerificationFailed.exit_code
+
+
+def _check_json(check: verification.FileCheck) -> dict:
+    return {"path": check.path, "format": check.format, "ok": check.ok, "tensors": check.tensors,
+            "problems": check.problems, "compiled_with": check.compiled_with}
+
+
+def _print_report(report: verification.Report) -> None:
+    for check in report.files:
+        status = "OK  " if check.ok else "FAIL"
+        held = f"{check.tensors} tensors" if check.tensors else "declarations"
+        compiled = f", compiled with {check.compiled_with}" if check.compiled_with else ""
+        print(f"{status} {check.path:<40} {check.format:<12} {held}{compiled}")
+        for problem in check.problems:
+            print(f"       {problem}")
+    print(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
 
 
 COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify}

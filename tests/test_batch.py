@@ -31,3 +31,16 @@ def test_cli_batch_summary_and_exit_code(tmp_path, capsys):
     assert main(["export", str(SEED_KERAS), str(SEED_H5), "-o", str(tmp_path / "ok"), "-f", "npz", "--reader", "h5"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "2 of 2 models exported" and lines[0].startswith("OK ")
+
+
+def test_verify_of_a_batch_output_folder_verifies_each_model(tmp_path, capsys):
+    from converter.cli import main
+
+    assert main(["export", str(FIXTURES / "seed_mlp.keras"), str(FIXTURES / "zoo" / "no_bias.keras"), "-o",
+                 str(tmp_path), "-f", "npz", "-j", "1"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("verified ") == 2 and "seed_mlp.keras" in out and "no_bias.keras" in out
+    (tmp_path / "no_bias.keras" / "no_bias.npz").write_bytes(b"damaged")
+    assert main(["verify", str(tmp_path)]) == 7
