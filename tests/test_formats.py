@@ -1,5 +1,4 @@
 """Every registered format, every dtype: write records, read them back with the format's own reader."""
-import json
 import zipfile
 
 import ml_dtypes
@@ -8,7 +7,7 @@ import pytest
 
 from converter import FORMATS, Tensor, dtypes
 from converter.dtypes import restore as _restore
-from converter.formats import parquet, safetensors
+from converter.formats import parquet
 
 from conftest import assert_bit_identical
 
