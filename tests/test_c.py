@@ -293,3 +293,20 @@ def test_a_missing_or_unusable_compiler_is_a_usage_error_not_a_failed_verificati
     assert "compiler 'no-such-gcc' not found" in err and "OK" not in err
     assert main(["verify", str(tmp_path), "--compile", "--cc", "gcc", "--cflags=-mno-such-flag"]) == 2
     assert "cannot compile a trivial C file" in capsys.readouterr().err
+
+
+def test_avr_sram_holds_no_tables_when_left_out_or_garbage_collected(tmp_path):
+    """The tensor and layer tables (pointers and names) land in an ATmega's 2 KB of SRAM: 270 bytes for the seed
+    model. -D<PREFIX>_NO_TABLES leaves them out, and --gc-sections drops them when nothing uses them."""
+    export_c(SEED_KERAS, tmp_path)
+    (tmp_path / "main.c").write_text('#include "seed_mlp.h"\nvolatile float sink;\n'
+                                     "int main(void) { sink = pgm_read_float(&seed_mlp_dense_bias[0]); return 0; }\n")
+
+    def sram(*flags):
+        run(["avr-gcc", "-mmcu=atmega328p", "-Os", *flags, "main.c", "seed_mlp.c", "-o", "fw.elf"], tmp_path)
+        text, data, bss = run(["avr-size", "fw.elf"], tmp_path).decode().splitlines()[1].split()[:3]
+        return int(data) + int(bss)
+
+    with_tables = sram()
+    assert with_tables - sram("-DSEED_MLP_NO_TABLES") == 270
+    assert with_tables - sram("-fdata-sections", "-Wl,--gc-sections") == 270

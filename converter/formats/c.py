@@ -157,8 +157,10 @@ class _Unit:
         if self.header_only:
             self._write_definitions(out, "static ")
         else:
+            out.write(f"#ifndef {m}_NO_TABLES\n")
             out.write(f"extern const {self.prefix}_tensor_t {self.prefix}_tensors[{max(len(self.tensors), 1)}];\n")
-            out.write(f"extern const {self.prefix}_layer_t {self.prefix}_layers[{max(len(self.layer_rows), 1)}];\n\n")
+            out.write(f"extern const {self.prefix}_layer_t {self.prefix}_layers[{max(len(self.layer_rows), 1)}];\n")
+            out.write("#endif\n\n")
         out.write(f"#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {m}_WEIGHTS_H */\n")
 
     def write_source(self, out: IO[str]) -> None:
@@ -307,6 +309,9 @@ class _Unit:
 
     def _write_tables(self, out: IO[str], storage_class: str) -> None:
         m, p = self.macro, self.prefix
+        out.write(f"/* The tables hold pointers and names in RAM on Harvard targets (AVR): define {m}_NO_TABLES when\n"
+                  f" * compiling to leave them out, or link with -Wl,--gc-sections to drop them when unused. */\n"
+                  f"#ifndef {m}_NO_TABLES\n")
         out.write(f"{storage_class}const {p}_tensor_t {p}_tensors[{max(len(self.tensors), 1)}] = {{\n")
         for tensor in self.tensors:
             dims = list(tensor.shape) + [0] * (self.rank_max - len(tensor.shape))
@@ -319,7 +324,7 @@ class _Unit:
         for name, class_name, activation, first, count in self.layer_rows or [("", "", "", 0, 0)]:
             out.write(f"  {{{c_text.c_string(name)}, {c_text.c_string(class_name)}, {c_text.c_string(activation)}, "
                       f"{first}u, {count}u}},\n")
-        out.write("};\n")
+        out.write("};\n#endif\n")
 
     @functools.cached_property
     def layer_rows(self) -> list[tuple[str, str, str, int, int]]:
