@@ -213,7 +213,14 @@ def _report(error: Exception, args: argparse.Namespace) -> int:
     return exit_code
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """One line of feedback on a terminal before a step that takes seconds (loading Keras, compiling)."""
+    if sys.stderr.isatty() and not getattr(args, "quiet", False) and not args.json:
+        print(f"keras-weights: {text}", file=sys.stderr, flush=True)
+
+
 def run_inspect(args: argparse.Namespace) -> int:
+    _say(args, f"reading {args.model} ...")
     info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code, allow_sparse=args.allow_sparse)
     print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info))
     return 0
@@ -226,6 +233,7 @@ def run_export(args: argparse.Namespace) -> int:
     if len(args.model) > 1 or batch.is_folder_of_models(args.model[0]):
         return _report_batch(batch.export_many(args.model, args.output, jobs=args.jobs, **options), args.json)
     bar = _ProgressBar() if sys.stderr.isatty() and not args.quiet and not args.json else None
+    _say(args, f"reading {args.model[0]} ...")
     try:
         manifest = api.export(args.model[0], args.output, progress=bar, **options)
     finally:
@@ -296,6 +304,8 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     """Verify an export folder, or each model's subfolder of a batch export (``export models/ -o out/``)."""
     folders = batch.export_folders(args.folder)
+    if args.compile:
+        _say(args, f"compiling the C output with {args.cc} ...")
     reports = [verification.verify(folder, compile=args.compile, cc=args.cc, cflags=shlex.split(args.cflags),
                                    model=args.model) for folder in folders]
     if args.json:

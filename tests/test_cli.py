@@ -177,3 +177,19 @@ def test_argument_errors_are_json_too_when_json_is_asked_for(capsys):
     assert error["exit_code"] == 2 and "invalid choice: 'sideways'" in error["message"] and err == ""
     assert main(["export", str(SEED_KERAS), "--layout", "sideways"]) == 2
     assert "invalid choice: 'sideways'" in capsys.readouterr().err
+
+
+def test_a_terminal_gets_a_line_before_the_model_is_read_and_a_pipe_does_not(tmp_path):
+    """Loading Keras takes seconds with nothing else shown: on a terminal a line says what is happening."""
+    import pty
+
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "converter", "inspect", str(SEED_KERAS), "--reader", "h5"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    on_terminal = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=follower, env=env, timeout=120)
+    os.close(follower)
+    shown = os.read(leader, 4096).decode()
+    os.close(leader)
+    piped = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert on_terminal.returncode == piped.returncode == 0
+    assert "keras-weights: reading" in shown and "seed_mlp.keras" in shown and piped.stderr == ""
