@@ -213,9 +213,6 @@ def _refuse_overwrite(folder: Path, names: Sequence[str], force: bool) -> None:
                           hint="Pass --force (force=True) to overwrite, or choose another output folder.")
 
 
-MODEL_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")
-
-
 def _stem(source: Any) -> str:
     """Output file stem: the input's file name without its model suffix (``m.weights.h5`` gives ``m``), or an
     in-memory model's name, made a plain file name (letters, digits, ``_``, ``.``, ``-``; never starting
@@ -228,7 +225,8 @@ def _stem(source: Any) -> str:
         base = str(source.name)
     else:
         base = Path(os.fspath(source)).name
-        base = next((base[:-len(s)] for s in MODEL_SUFFIXES if base.lower().endswith(s) and len(base) > len(s)), base)
+        suffixes = readers.inputs.MODEL_SUFFIXES
+        base = next((base[:-len(s)] for s in suffixes if base.lower().endswith(s) and len(base) > len(s)), base)
     return atomic.safe_file_name(base, "weights").lstrip("-") or "weights"
 
 

@@ -17,9 +17,8 @@ from typing import Any
 from .atomic import safe_file_name
 from .errors import ConverterError, InputNotFound
 from .naming import unique
-from .readers.inputs import is_savedmodel
+from .readers.inputs import MODEL_SUFFIXES, is_savedmodel
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 @dataclass

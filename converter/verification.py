@@ -60,8 +60,8 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
     With ``compile=True``, formats that can be compiled (C) are also built with the compiler ``cc`` (and
     ``cflags``): with the host's compiler a program dumps every array, with a cross compiler each array's
     section is taken out of the objects; either way the bytes are checked. A missing or unusable compiler
-    raises ``CompilerUnusable`` (a usage error), never a verification failure. With ``model`` (the file or ``keras.Model`` that was
-    exported), the manifest is also checked against it: every tensor the model holds, no more, the same
+    raises ``CompilerUnusable`` (a usage error), never a verification failure. With ``model`` (the file or
+    ``keras.Model`` that was exported), the manifest is also checked against it: every tensor the model holds, no more, the same
     names and bytes (after the export's layout).
 
     >>> verify("fixtures/golden", model="fixtures/seed_mlp.keras").ok

@@ -12,15 +12,12 @@ Only metadata is read: link types, dataset layouts and storage sizes, attribute 
 """
 from __future__ import annotations
 
-import math
 
 import h5py
 import numpy as np
 
 from ..errors import InputInvalid, UnsafeInput
-
-SPARSE_FLOOR = 64 * 2**20   # bytes a dataset may declare whatever it stores (fill values, small sparse tensors)
-MAX_EXPANSION = 100         # above the floor: declared bytes per stored byte (weights barely compress)
+from .h5walk import MAX_EXPANSION, size_bomb
 
 
 def check(handle: h5py.File | h5py.Group, file_name: str, allow_sparse: bool = False) -> None:
@@ -77,9 +74,8 @@ def _dataset_problem(dataset: h5py.Dataset, path: str, allow_sparse: bool) -> st
         return f"virtual dataset {path}, whose data comes from other files, which Keras refuses to read"
     if _holds_reference(dataset.dtype):
         return f"dataset {path} of references to other objects, which Keras refuses to read"
-    declared = math.prod(dataset.shape or ()) * dataset.dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    if declared > SPARSE_FLOOR and declared > MAX_EXPANSION * stored and not allow_sparse:
+    if size_bomb(dataset) and not allow_sparse:
+        declared, stored = dataset.size * dataset.dtype.itemsize, dataset.id.get_storage_size()
         return (f"dataset {path}, which declares {declared:,} bytes but stores {stored:,} "
                 f"(more than {MAX_EXPANSION}x): a size bomb (--allow-sparse reads it, for a file you know is sparse)")
     return None

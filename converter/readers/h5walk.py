@@ -17,7 +17,8 @@ from pathlib import Path
 import h5py
 
 SLICE_BYTES = 2**20
-SPARSE_FLOOR, MAX_EXPANSION = 64 * 2**20, 100  # as h5check's: such a dataset is refused, so never decompressed here
+SPARSE_FLOOR = 64 * 2**20   # bytes a dataset may declare whatever it stores (fill values, small sparse tensors)
+MAX_EXPANSION = 100         # above the floor: declared bytes per stored byte (weights barely compress)
 
 
 def walk(handle: h5py.File, on_read: Callable[[str, int], None] | None = None) -> None:
@@ -26,7 +27,7 @@ def walk(handle: h5py.File, on_read: Callable[[str, int], None] | None = None) -
         for key in item.attrs:
             item.attrs[key]
         if isinstance(item, h5py.Dataset) and item.id.get_create_plist().get_layout() == h5py.h5d.CHUNKED and item.size \
-                and not _size_bomb(item):
+                and not size_bomb(item):  # h5check refuses it; decompressing it could take forever
             rows = max(1, SLICE_BYTES // max(1, item.dtype.itemsize * (item.size // item.shape[0])))
             for start in range(0, item.shape[0], rows):
                 item[start:start + rows]
@@ -38,8 +39,8 @@ def walk(handle: h5py.File, on_read: Callable[[str, int], None] | None = None) -
     handle.visititems(visit)
 
 
-def _size_bomb(dataset: h5py.Dataset) -> bool:
-    """A dataset declaring far more than it stores: h5check refuses it; decompressing it would take forever."""
+def size_bomb(dataset: h5py.Dataset) -> bool:
+    """Whether a dataset declares far more bytes than the file stores for it (the one rule: h5check uses it too)."""
     declared = dataset.size * dataset.dtype.itemsize
     return declared > SPARSE_FLOOR and declared > MAX_EXPANSION * dataset.id.get_storage_size()
 

@@ -19,6 +19,7 @@ IN_MEMORY, SAVEDMODEL = "keras.Model", "savedmodel"
 HOLDS_HDF5 = frozenset({"keras", "h5"})  # kinds whose weights are HDF5 data (a .keras archive's model.weights.h5)
 _SIGNATURES = {b"\x89HDF\r\n\x1a\n": "h5", b"PK\x03\x04": "keras"}
 _EXTENSIONS = {"h5": (".h5", ".hdf5"), "keras": (".keras",)}
+MODEL_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")  # what a model file's name ends with, longest first
 
 
 def sniff(head: bytes) -> str | None:

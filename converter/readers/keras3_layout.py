@@ -61,6 +61,7 @@ class Store:
     def __init__(self, handle: h5py.File) -> None:
         self.groups: dict[str, h5py.Group] = {}
         self.datasets: dict[str, str] = {}  # HDF5 name -> Keras 3 path, for every dataset of the file
+        self.offsets: dict[str, int] = {}   # Keras 3 path -> where the dataset's data lies in the file
         self.read: set[str] = set()
         handle.visititems(self._index)
 
@@ -70,6 +71,9 @@ class Store:
             self.groups.setdefault(path, item)
         else:
             self.datasets[item.name] = path
+            offset = item.id.get_offset()
+            if offset is not None:
+                self.offsets[path] = offset
 
     def arrays(self, path: str) -> list[np.ndarray]:
         """The variables a layer at ``path`` holds itself (``<path>/vars/0``, ``1``, ...), marked as read."""
@@ -94,10 +98,7 @@ class Store:
     def first_offset(self, path: str) -> float:
         """Where the first dataset below ``path`` lies in the file (Keras writes layers in model order)."""
         prefix = f"{path}/"
-        offsets = [self.groups[p][key].id.get_offset() for p in self.groups if p.startswith(prefix) and p.endswith("vars")
-                   for key in self.groups[p] if isinstance(self.groups[p][key], h5py.Dataset)]
-        known = [offset for offset in offsets if offset is not None]
-        return min(known) if known else float("inf")
+        return min((offset for p, offset in self.offsets.items() if p.startswith(prefix)), default=float("inf"))
 
     def unread(self) -> list[str]:
         """Datasets no layer read, outside optimizer and metric state."""
