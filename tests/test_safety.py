@@ -1,5 +1,6 @@
 """Bad inputs built in the tests and faults injected into real exports: each gives a clear error and a
 clean output folder."""
+import contextlib
 import json
 import os
 import resource
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,16 +227,31 @@ def hanging_file(tmp_path):
     return path
 
 
+def processes_reading(path: Path) -> list[str]:
+    """The ids of the processes that have ``path`` open (the probe's children are forked, so their command
+    lines do not name the file)."""
+    holders = []
+    for link in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == str(path):
+                holders.append(link.parts[2])
+    return holders
+
+
 def test_a_file_that_hangs_the_hdf5_library_is_stopped_in_bounded_time(tmp_path):
     import time
 
     from converter.readers import probe
 
+    hanging = hanging_file(tmp_path)
     started = time.monotonic()
     with pytest.raises(converter.InputInvalid, match=r"hanging.h5: reading its HDF5 data did not finish in 3 s"):
-        probe.check(hanging_file(tmp_path), "h5", timeout=3)
+        with probe.started(hanging, "h5", timeout=3) as verdict:
+            time.sleep(1)
+            assert processes_reading(hanging), "the probe's child should be spinning in the HDF5 library by now"
+            verdict()
     assert time.monotonic() - started < 10
-    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout == b""  # the child is gone
+    assert processes_reading(hanging) == []  # the child is gone
 
 
 def test_sigterm_ends_a_command_stuck_in_a_hanging_file_and_its_child(tmp_path):
@@ -242,11 +259,13 @@ def test_sigterm_ends_a_command_stuck_in_a_hanging_file_and_its_child(tmp_path):
 
     child = subprocess.Popen([sys.executable, "-m", "converter", "inspect", str(hanging_file(tmp_path)), "--reader", "h5"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    time.sleep(2)  # the probe's child is spinning in the HDF5 library by now
+    time.sleep(2)
+    hanging = tmp_path / "hanging.h5"
+    assert processes_reading(hanging), "the probe's child should be spinning in the HDF5 library by now"
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=10)
     assert child.returncode == 130 and b"interrupted" in err
-    assert subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).stdout == b""
+    assert processes_reading(hanging) == []
 
 
 def test_a_probe_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):
@@ -353,3 +372,22 @@ def test_a_weight_damaged_inside_a_keras_archive_fails_its_crc(tmp_path, capsys,
     assert code == 4, err
     assert "member model.weights.h5 fails its CRC-32 check" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_one_prepared_worker_serves_probe_after_probe_even_after_a_crash(tmp_path):
+    """Each file is parsed in a child forked from a worker with h5py imported; a child's crash stays in it."""
+    from converter.readers import probe
+
+    data = bytearray(SEED_H5.read_bytes())
+    data[CRASHING_BYTE[0]] = CRASHING_BYTE[1]
+    crashing = tmp_path / "crashing.h5"
+    crashing.write_bytes(bytes(data))
+    workers = []
+    for path in (SEED_H5, crashing, SEED_KERAS):
+        with probe._WORKERS.lease() as worker:
+            workers.append(worker.process.pid)
+        with contextlib.suppress(converter.InputInvalid):
+            probe.check(path, "keras" if path.suffix == ".keras" else "h5")
+    assert len(set(workers)) == 1
+    with pytest.raises(converter.InputInvalid, match="crashed"):
+        probe.check(crashing, "h5")

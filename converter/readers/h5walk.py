@@ -1,7 +1,9 @@
 """The HDF5 probe's child program: parse every object of an HDF5 file once, in a process of its own.
 
-Run as ``python -I h5walk.py FILE KIND`` by :mod:`converter.readers.probe`. It needs only the standard
-library and h5py (``window.py`` beside it is loaded by path for ``.keras`` archives), walks every group,
+Run as ``python -I h5walk.py --serve`` by :mod:`converter.readers.probe`: it imports h5py once, then
+for each request (a JSON line ``[FILE, KIND]``) forks a fresh child that parses the file, and answers
+with the child's exit status (a line: the code, or minus the signal that killed it). ``python -I
+h5walk.py FILE KIND`` parses one file in the process itself. It needs only the standard library and h5py (``window.py`` beside it is loaded by path for ``.keras`` archives), walks every group,
 attribute and dataset, and reads the data of chunked datasets in slices of about 1 MiB, so that the chunk
 index and the filters (decompression code) run. Contiguous data, what Keras writes, needs no parsing to
 be read, so it is left to the real reader. Exit status: 0 parsed, 3 an ordinary error (left to the real
@@ -10,6 +12,8 @@ reader to report with context); death by a signal means the file crashes the HDF
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,5 +68,28 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def serve(requests, replies) -> None:
+    """Answer each request with the exit status of a child forked to parse it (single-threaded, so fork is safe).
+
+    A crash or a hang stays in the child; the parent that sent the request kills this whole process group
+    when it stops waiting. The loop ends when the requests end (the parent closed the pipe or died).
+    """
+    for line in requests:
+        path, kind = json.loads(line)
+        child = os.fork()
+        if child == 0:
+            code = 3
+            try:
+                code = main([path, kind])
+            finally:  # never back into the loop, whatever happened
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        replies.write(f"{os.waitstatus_to_exitcode(status)}\n")
+        replies.flush()
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:] == ["--serve"]:
+        serve(sys.stdin, sys.stdout)
+    else:
+        sys.exit(main(sys.argv[1:]))

@@ -3,14 +3,24 @@ library on a crafted file becomes a clear error instead of taking the whole prog
 
 ``tests/test_safety.py`` holds such a file: one byte of the seed model changed (found by fuzzing) makes
 HDF5 1.14 crash with SIGSEGV while reading it; without the probe the process dies, with it the file is
-reported as corrupt (exit 4). The child costs ~0.17 s, overlapped with importing Keras.
+reported as corrupt (exit 4).
+
+The child is forked, one per file, from a worker that has imported h5py already (``h5walk.py --serve``):
+starting a Python with h5py costs ~0.12 s, a fork ~0.01 s. The first probe of a process pays the start,
+overlapped with importing Keras; later ones (batches, library users, the test suite) do not. A worker
+whose child crashed is reused (the crash stayed in the child); one whose child is still running when the
+caller stops waiting (a hang, an error, Ctrl-C) is killed with its whole process group.
 """
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +38,62 @@ def timeout_for(path: Path) -> float:
     return MIN_TIMEOUT + path.stat().st_size * SECONDS_PER_BYTE
 
 
+class _Worker:
+    """A ``h5walk.py --serve`` process, leader of its own process group (killing the group ends its children)."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.process = subprocess.Popen([sys.executable, "-I", str(CHILD), "--serve"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, process_group=0)
+
+    def ask(self, path: Path, kind: str) -> None:
+        self.process.stdin.write(json.dumps([str(path.resolve()), kind]).encode() + b"\n")
+        self.process.stdin.flush()
+
+    def answer(self, timeout: float) -> int | None:
+        """The child's exit status, or None if there is none within ``timeout`` seconds (or the worker died)."""
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        return int(line) if line.strip() else self.process.wait()  # the worker itself died (killed from outside)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        self.process.stdout.close()
+
+
+class _Workers:
+    """Idle workers of this process; a worker is used by one probe at a time."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[_Worker]:
+        with self._lock:
+            idle = [worker for worker in self._idle if worker.owner == os.getpid()]  # not a forked parent's
+            worker = idle.pop() if idle else None
+            self._idle = idle
+        worker = worker or _Worker()
+        try:
+            yield worker
+        finally:  # a worker still alive here is idle: whoever leased it kills it while its child may run
+            if worker.process.poll() is None:
+                with self._lock:
+                    self._idle.append(worker)
+            else:
+                worker.kill()
+
+
+_WORKERS = _Workers()
+
+
 @contextlib.contextmanager
 def started(path: Path, kind: str, timeout: float | None = None) -> Iterator[Callable[[], None]]:
     """Probe ``path`` in a child process while the block runs; call the yielded function for the verdict.
@@ -37,26 +103,27 @@ def started(path: Path, kind: str, timeout: float | None = None) -> Iterator[Cal
     error, Ctrl-C, SIGTERM), the child is stopped: a file that hangs HDF5 never outlives the command.
     """
     limit = timeout_for(path) if timeout is None else timeout
-    child = subprocess.Popen([sys.executable, "-I", str(CHILD), str(path.resolve()), kind],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with _WORKERS.lease() as worker:
+        worker.ask(path, kind)
+        answered = False
 
-    def verdict() -> None:
+        def verdict() -> None:
+            nonlocal answered
+            code = worker.answer(limit)
+            if code is None:
+                raise InputInvalid(f"{path.name}: reading its HDF5 data did not finish in {limit:.0f} s",
+                                   hint="The file is damaged or built to hang the reader; do not use it.")
+            answered = True
+            if code < 0:
+                name = signal.Signals(-code).name
+                raise InputInvalid(f"{path.name} is corrupt: the HDF5 library crashed ({name}) while reading it",
+                                   hint="The file is damaged or built to crash HDF5 readers; download or save it again.")
+
         try:
-            code = child.wait(limit)
-        except subprocess.TimeoutExpired:
-            raise InputInvalid(f"{path.name}: reading its HDF5 data did not finish in {limit:.0f} s",
-                               hint="The file is damaged or built to hang the reader; do not use it.") from None
-        if code < 0:
-            name = signal.Signals(-code).name
-            raise InputInvalid(f"{path.name} is corrupt: the HDF5 library crashed ({name}) while reading it",
-                               hint="The file is damaged or built to crash HDF5 readers; download or save it again.")
-
-    try:
-        yield verdict
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
+            yield verdict
+        finally:
+            if not answered:  # the child may still be running: the worker and its group go
+                worker.kill()
 
 
 def check(path: Path, kind: str, timeout: float | None = None) -> None:
