@@ -38,3 +38,22 @@ def test_tf_keras_savedmodel_layers_hold_their_statistics_beside_them():
     assert weights.layers[3].class_name == "BatchNormalization" and weights.source.sha256
     sibling = read_model(CORPUS_SAVEDMODEL.parent / "magic_wand_save_at_30.h5")  # same project, another epoch
     assert [(t.name, t.shape) for t in weights.tensors] == [(t.name, t.shape) for t in sibling.tensors]
+
+
+@pytest.mark.parametrize("structure", ["sequential", "functional around one nested model"])
+def test_keras3_export_names_match_the_model_without_its_own_name(tmp_path, keras_module, structure):
+    """Keras 3 gives a Sequential model's variables paths starting with the model's name (``sm/d/kernel``);
+    the names are those of the same model read in memory, and a functional model whose only weighted
+    layer is a nested model keeps that layer's name."""
+    keras = keras_module
+    inner = keras.Sequential([keras.layers.Dense(2, name="e")], name="inner")
+    if structure == "sequential":
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d"), inner], name="sm")
+    else:
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, inner(inputs), name="sm")
+    model.export(tmp_path / "exported", verbose=False)
+    weights = read_model(tmp_path / "exported")
+    expected = converter.extract(model)
+    assert [(t.name, t.layer) for t in weights.tensors] == [(t.name, t.layer) for t in expected]
+    assert not any(t.name.startswith("sm/") for t in weights.tensors)

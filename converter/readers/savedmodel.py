@@ -9,6 +9,8 @@ beside their layer. Optimizer slots are skipped.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +77,13 @@ def _read_variable_list(checkpoint: Any, graph: Any, folder: Path, source: Sourc
         raise InputInvalid(f"{folder.name}: the SavedModel has neither Keras layers nor a variables list",
                            hint="Save the model with Keras (model.save or model.export).")
     entries = sorted(graph.nodes[listing].children, key=lambda c: int(c.local_name))
+    values = [next(a for a in graph.nodes[child.node_id].attributes if a.name == "VARIABLE_VALUE") for child in entries]
+    paths = [value.full_name.split(":")[0] for value in values]
+    model_name = _model_name_in_front(paths, _call_scopes(folder / "saved_model.pb"))
+    if model_name:
+        paths = [path.split("/", 1)[1] for path in paths]
     tensors, used, order = [], set(), {}
-    for child in entries:
-        value = next(a for a in graph.nodes[child.node_id].attributes if a.name == "VARIABLE_VALUE")
-        path = value.full_name.split(":")[0]
+    for value, path in zip(values, paths):
         layer_name = path.split("/")[0]
         index = order.setdefault(layer_name, len(order))
         role = path.split("/")[-1]
@@ -87,9 +92,41 @@ def _read_variable_list(checkpoint: Any, graph: Any, folder: Path, source: Sourc
     layers = tuple(Layer(i, name, "", {}, None, None, tuple(t.name for t in tensors if t.layer == name))
                    for name, i in order.items())
     note = "SavedModel without Keras layer metadata: layers and order taken from the exported variables list"
-    from dataclasses import replace
+    return ModelWeights(model_name or folder.name, "", None, None, layers, tuple(tensors), replace(source, note=note))
 
-    return ModelWeights(folder.name, "", None, None, layers, tuple(tensors), replace(source, note=note))
+
+def _model_name_in_front(paths: list[str], scopes: set[str]) -> str | None:
+    """The model's own name, when every variable path starts with it, else None.
+
+    Keras 3 gives a Sequential model's variables paths like ``sm/d/kernel``, a functional model's start at
+    its layers (``d/kernel``, ``inner/e/kernel``). The exported call graph's ops sit under the model's name
+    scope either way (``sm_1/d_1/MatMul``): a first component shared by every path that is also the graph's
+    only first scope is the model's name, not a layer's.
+
+    >>> _model_name_in_front(["sm/d/kernel", "sm/inner/e/kernel"], {"sm_1"})
+    'sm'
+    >>> _model_name_in_front(["inner/e/kernel", "inner/e/bias"], {"sm_1"}) is None  # one nested model's layers
+    True
+    """
+    firsts = {path.split("/")[0] for path in paths}
+    if len(firsts) != 1 or any(path.count("/") < 2 for path in paths) or len(scopes) != 1:
+        return None
+    first = firsts.pop()
+    return first if re.fullmatch(re.escape(first) + r"(_\d+)?", next(iter(scopes))) else None
+
+
+def _call_scopes(path: Path) -> set[str]:
+    """First name scopes of the variable reads in the exported functions (not the save and restore ones)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    try:
+        saved.ParseFromString(path.read_bytes())
+    except Exception:  # a damaged graph only costs the name check; the checkpoint holds the weights
+        return set()
+    return {node.name.split("/")[0] for graph in saved.meta_graphs for function in graph.graph_def.library.function
+            if "_traced_" not in function.signature.name
+            for node in function.node_def if node.op == "ReadVariableOp" and "/" in node.name}
 
 
 def _variables(graph: Any, node_id: int, seen: set[int]) -> list[tuple[str, str]]:
