@@ -264,18 +264,22 @@ def _ignore_stop_signals() -> None:
 class _ProgressBar:
     """Bytes and tensors per format on stderr, for exports that take more than about a second (terminals only)."""
 
-    def __init__(self) -> None:
-        self.started, self.bar, self.tasks = time.monotonic(), None, {}
+    def __init__(self, console=None) -> None:
+        self.started, self.bar, self.tasks, self.console = time.monotonic(), None, {}, console
 
     def __call__(self, format_name: str, tensors: int, tensors_total: int, done: int, total: int) -> None:
         if self.bar is None:
             if time.monotonic() - self.started < 1.0:
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+            from rich.progress import BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn
 
-            self.bar = Progress(TextColumn("{task.description:<12}"), BarColumn(), DownloadColumn(),
-                                TextColumn("{task.fields[tensors]} tensors"), console=Console(stderr=True), transient=True)
+            # Named colours, not rich's RGB defaults: on an 8/16-colour terminal those become grey, and a
+            # finished bar looked like an empty one. The percentage says it without colour.
+            self.bar = Progress(TextColumn("{task.description:<12}"),
+                                BarColumn(style="bright_black", complete_style="cyan", finished_style="green"),
+                                TaskProgressColumn(), DownloadColumn(), TextColumn("{task.fields[tensors]} tensors"),
+                                console=self.console or Console(stderr=True), transient=True)
             self.bar.start()
         if format_name not in self.tasks:
             self.tasks[format_name] = self.bar.add_task(format_name, total=total, tensors="")

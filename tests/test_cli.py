@@ -193,3 +193,28 @@ def test_a_terminal_gets_a_line_before_the_model_is_read_and_a_pipe_does_not(tmp
     piped = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert on_terminal.returncode == piped.returncode == 0
     assert "keras-weights: reading" in shown and "seed_mlp.keras" in shown and piped.stderr == ""
+
+
+@pytest.mark.parametrize("colours", ["standard", "256", "truecolor"])
+def test_a_finished_progress_bar_does_not_look_empty_on_a_terminal_of_few_colours(colours):
+    """rich's default bar colours are RGB; on an 8/16-colour terminal the finished one became the same grey
+    as an empty bar's back. The finished bar's colour differs from the back's, and it says 100%."""
+    import io
+    import re
+    import time
+
+    from rich.console import Console
+
+    from converter.cli import _ProgressBar
+
+    screen = io.StringIO()
+    bar = _ProgressBar(Console(file=screen, force_terminal=True, color_system=colours, width=140))
+    bar.started = time.monotonic() - 2  # shown after a second
+    bar("npz", 3, 3, 4096, 4096)
+    bar("c", 0, 3, 0, 4096)
+    bar.bar.refresh()
+    bar.close()
+    frame = [re.findall(rf"{name} {{3,}}[^\r\n]*", screen.getvalue())[-1] for name in ("npz", "c")]  # last frame
+    finished, empty = (re.findall(r"\x1b\[([\d;]+)m━", line) for line in frame)
+    assert finished and empty and set(finished).isdisjoint(empty), frame
+    assert "100%" in frame[0] and "0%" in frame[1]
