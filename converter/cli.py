@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "keras-weights inspect model.keras\n  keras-weights inspect model.h5 --json | jq .model")
     inspect.add_argument("model", help="a .keras or .h5 model file")
     inspect.add_argument("--json", action="store_true", help="print one JSON document (the manifest without files)")
+    view = inspect.add_mutually_exclusive_group()
+    view.add_argument("--layers", dest="view", action="store_const", const="layers",
+                      help=f"one row per layer with weights (the default above {TABLE_ROWS} weight tensors)")
+    view.add_argument("--weights", dest="view", action="store_const", const="weights",
+                      help=f"one row per weight tensor (the default up to {TABLE_ROWS})")
     _reader_option(inspect)
 
     export = _command(commands, "export", "write the weights in every chosen format plus manifest.json",
@@ -222,7 +227,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def run_inspect(args: argparse.Namespace) -> int:
     _say(args, f"reading {args.model} ...")
     info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code, allow_sparse=args.allow_sparse)
-    print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info))
+    print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info, args.view))
     return 0
 
 
@@ -340,23 +345,24 @@ def _print_report(report: verification.Report) -> None:
 COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify}
 
 
-def render_table(info: dict) -> str:
-    """The ``inspect`` table: one row per weight, like ``model.summary()``."""
-    header = ("#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params")
-    rows, tensors = [], {t["name"]: t for t in info["tensors"]}
-    for layer in info["layers"]:
-        first = (str(layer["index"]), _printable(layer["name"]), layer["class"])
-        for position, name in enumerate(layer["tensors"] or [None]):
-            lead = first if position == 0 else ("", "", "")
-            if name is None:
-                rows.append((*lead, "-", "-", "-", "0"))
-            else:
-                t = tensors[name]
-                rows.append((*lead, _printable(name), _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
+TABLE_ROWS = 60  # weight tensors up to which inspect shows one row each; above, one row per layer
+
+
+def render_table(info: dict, view: str | None = None) -> str:
+    """The ``inspect`` table, like ``model.summary()``: one row per weight tensor (``view="weights"``) or,
+    compact, per layer with weights (``"layers"``); by default per tensor up to :data:`TABLE_ROWS` of them."""
+    view = view or ("weights" if len(info["tensors"]) <= TABLE_ROWS else "layers")
+    tensors = {t["name"]: t for t in info["tensors"]}
+    if view == "weights":
+        header, numeric = ("#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params"), {0, 6}
+        rows = _weight_rows(info["layers"], tensors)
+    else:
+        header, numeric = ("#", "Layer", "Class", "Weights", "Params", "Bytes"), {0, 4, 5}
+        rows = _layer_rows(info["layers"], tensors)
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:  # numbers right-aligned, text left-aligned
-        cells = (c.rjust(w) if i in (0, 6) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        cells = (c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
         return "  ".join(cells).rstrip()
 
     model, source = info["model"], info["source"]
@@ -366,7 +372,41 @@ def render_table(info: dict) -> str:
     trainable = sum(_count(t["shape"]) for t in info["tensors"] if t["trainable"])
     totals = (f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes\n"
               f"Trainable: {trainable:,} parameters; non-trainable: {model['parameters'] - trainable:,}")
+    if view == "layers":
+        empty = sum(1 for layer in info["layers"] if not layer["tensors"])
+        totals += (f"\nOne row per layer with weights ({len(rows)} of {len(info['layers'])} layers; {empty} without)"
+                   "; --weights shows one row per weight tensor")
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, totals])
+
+
+def _weight_rows(layers: list[dict], tensors: dict[str, dict]) -> list[tuple[str, ...]]:
+    rows = []
+    for layer in layers:
+        first = (str(layer["index"]), _printable(layer["name"]), layer["class"])
+        for position, name in enumerate(layer["tensors"] or [None]):
+            lead = first if position == 0 else ("", "", "")
+            if name is None:
+                rows.append((*lead, "-", "-", "-", "0"))
+            else:
+                t = tensors[name]
+                rows.append((*lead, _printable(name), _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
+    return rows
+
+
+def _layer_rows(layers: list[dict], tensors: dict[str, dict]) -> list[tuple[str, ...]]:
+    """Layers with weights, each with its tensors' roles and shapes in one cell (``kernel (3, 3, 3, 4)``)."""
+    rows = []
+    for layer in layers:
+        mine = [tensors[name] for name in layer["tensors"]]
+        if mine:
+            weights = ", ".join(f"{_printable(t['role'])} {_shape(t['shape'])}" for t in mine)
+            rows.append((str(layer["index"]), _printable(layer["name"]), layer["class"], _clipped(weights, 60),
+                         f"{sum(_count(t['shape']) for t in mine):,}", f"{sum(t['nbytes'] for t in mine):,}"))
+    return rows
+
+
+def _clipped(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _printable(text: str) -> str:

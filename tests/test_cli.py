@@ -145,6 +145,37 @@ def test_inspect_splits_trainable_and_non_trainable_parameters(capsys):
     assert out.splitlines()[-1] == "Trainable: 250 parameters; non-trainable: 8"  # BatchNorm moving statistics
 
 
+@pytest.fixture(scope="module")
+def deep_mlp(tmp_path_factory, keras_module):
+    """31 Dense layers: 62 weight tensors, above the 60 that inspect shows one row each by default."""
+    keras = keras_module
+    model = keras.Sequential([keras.Input((2,)), *(keras.layers.Dense(2, name=f"d{i}") for i in range(30)),
+                              keras.layers.Dropout(0.1, name="drop"), keras.layers.Dense(1, name="out")], name="deep")
+    path = tmp_path_factory.mktemp("deep") / "deep.keras"
+    model.save(path)
+    return path
+
+
+def test_inspect_of_a_large_model_shows_one_row_per_layer_with_weights(capsys, deep_mlp):
+    code, out, _ = run(capsys, "inspect", str(deep_mlp), "--reader", "h5")
+    lines = out.splitlines()
+    assert code == 0 and lines[2].split() == ["#", "Layer", "Class", "Weights", "Params", "Bytes"]
+    assert lines[4].split() == ["0", "d0", "Dense", "kernel", "(2,", "2),", "bias", "(2,)", "6", "24"]
+    rows = lines[4:lines.index(lines[1], 4)]
+    assert [row.split()[1] for row in rows] == [*(f"d{i}" for i in range(30)), "out"]  # the Dropout has no row
+    assert sum(int(row.split()[-2]) for row in rows) == 30 * 6 + 3
+    assert lines[-1] == "One row per layer with weights (31 of 32 layers; 1 without); --weights shows one row per weight tensor"
+    code, out, _ = run(capsys, "inspect", str(deep_mlp), "--reader", "h5", "--weights")
+    assert out.splitlines()[2].split()[3] == "Weight" and len(out.splitlines()) == 5 + 62 + 1 + 2
+
+
+def test_inspect_layers_gives_the_per_layer_view_of_a_small_model(capsys):
+    code, out, _ = run(capsys, "inspect", str(SEED_KERAS), "--layers")
+    assert code == 0 and out.splitlines()[4].split() == ["0", "dense", "Dense", "kernel", "(4,", "20),", "bias", "(20,)", "100", "400"]
+    assert main(["inspect", str(SEED_KERAS), "--layers", "--weights"]) == 2  # one view or the other
+    capsys.readouterr()
+
+
 def test_the_export_summary_shows_the_manifest_with_its_size(tmp_path, capsys):
     assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "npz"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
