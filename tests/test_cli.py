@@ -249,3 +249,14 @@ def test_a_finished_progress_bar_does_not_look_empty_on_a_terminal_of_few_colour
     finished, empty = (re.findall(r"\x1b\[([\d;]+)m━", line) for line in frame)
     assert finished and empty and set(finished).isdisjoint(empty), frame
     assert "100%" in frame[0] and "0%" in frame[1]
+
+
+def test_format_names_are_case_insensitive_and_errors_say_things_once(tmp_path, capsys):
+    code, _, _ = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path / "a"), "-f", "NPZ", "--reader", "h5")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "a").iterdir()) == ["manifest.json", "seed_mlp.npz"]
+    code, _, err = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path / "b"), "-f", "onnx")
+    assert code == 2 and err.count("onnx") == 1 and "Received" not in err, err
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "seed_mlp.npz").write_bytes(b"mine")
+    code, _, err = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path / "c"), "-f", "npz")
+    assert code == 6 and f"seed_mlp.npz already exists in {tmp_path / 'c'}" in err, err
