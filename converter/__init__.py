@@ -7,14 +7,14 @@
 from ._version import __version__
 from .api import export, extract, inspect, read
 from .errors import (ConverterError, DamagedInput, InputInvalid, InputNotFound, NonFiniteValues, OutputError,
-                     SomeModelsFailed, UnsafeInput, UnsupportedDType, UsageError, VerificationFailed)
+                     OverBudget, QuantizationError, SomeModelsFailed, UnsafeInput, UnsupportedDType, UsageError, VerificationFailed)
 from .formats import FORMATS
-from .tensors import Layer, ModelWeights, Source, Tensor
+from .tensors import Layer, ModelWeights, Quantization, Source, Tensor
 from .verification import FileCheck, Report, verify
 
 __all__ = [
     "__version__", "extract", "export", "read", "verify", "inspect", "Tensor", "Layer", "ModelWeights", "Source",
     "Report", "FileCheck", "FORMATS", "ConverterError", "UsageError", "InputNotFound", "InputInvalid",
     "UnsupportedDType", "NonFiniteValues", "DamagedInput", "UnsafeInput", "OutputError", "VerificationFailed",
-    "SomeModelsFailed",
+    "SomeModelsFailed", "QuantizationError", "OverBudget", "Quantization",
 ]

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, dtypes, layouts, manifest as manifests, memory, readers
+from . import atomic, dtypes, layouts, manifest as manifests, memory, quantize as quantization, readers
 from . import formats as registry  # `formats` is export()'s argument name
-from .errors import ConverterError, InputInvalid, InputNotFound, NonFiniteValues, OutputError, UsageError
+from .errors import (ConverterError, InputInvalid, InputNotFound, NonFiniteValues, OutputError, OverBudget,
+                     QuantizationError, UsageError)
 from .tensors import ExportInfo, Tensor
 
 log = logging.getLogger("converter")
@@ -53,24 +54,36 @@ def extract(source: Any, *, reader: str = "auto", trust_code: bool = False, allo
     return list(readers.read_model(source, reader, trust_code, allow_sparse).tensors)
 
 
-def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allow_sparse: bool = False) -> dict:
-    """The manifest of a model without exporting anything: layers, tensors, shapes, dtypes, checksums.
+def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allow_sparse: bool = False,
+            quantize: str | None = None) -> dict:
+    """The manifest of a model without exporting anything: layers, tensors, shapes, dtypes, checksums; with
+    ``quantize``, of the tensors as a quantized export would store them (with their error figures).
 
     >>> info = inspect("fixtures/seed_mlp.keras")
     >>> info["model"]["parameters"], [layer["class"] for layer in info["layers"]]
     (321, ['Dense', 'Dense', 'Dense'])
+    >>> [t["dtype"] for t in inspect("fixtures/seed_mlp.keras", quantize="int8")["tensors"]][:3]
+    ['int8', 'float32', 'float32']
     """
+    quantization.check(quantize)
     model = readers.read_model(source, reader, trust_code, allow_sparse)
     summarize(model.tensors)
-    return manifests.build(model)
+    tensors = quantization.apply(model.tensors, quantize, model.layers)
+    return manifests.build(model, tensors, options={"layout": "keras", **({"quantize": quantize} if quantize else {})})
 
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,
            force: bool = False, stem: str | None = None, layout: str = "keras",
            options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto",
            fail_on_non_finite: bool = False, trust_code: bool = False, allow_sparse: bool = False,
+           quantize: str | None = None, min_snr: float | None = None, max_bytes: int | None = None,
            progress: Callable[[str, int, int, int, int], None] | None = None) -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
+
+    ``quantize`` is ``int8``, ``float16`` or ``bfloat16`` (see ``converter.quantize``): every format then
+    stores the quantized tensors, and the manifest records how and at what error. ``min_snr`` (dB) refuses
+    an export whose quantized tensors fall below it; ``max_bytes`` one whose C arrays would take more flash
+    (alignment padding included). Both refuse before anything is written.
 
     ``layout`` names a layout change (see ``converter.layouts``); ``options`` maps a format name to
     its writer options, e.g. ``{"c": {"prefix": "net", "header_only": True}}``; ``reader`` is
@@ -89,7 +102,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     """
     try:
         return _export(source, Path(out_dir), registry.parse(formats), force, stem, layout, options, reader,
-                       fail_on_non_finite, trust_code, allow_sparse, progress)
+                       fail_on_non_finite, trust_code, allow_sparse, _Bounds(quantize, min_snr, max_bytes), progress)
     except ConverterError as error:
         error.outputs = error.outputs or f"nothing in {out_dir} was written or changed"
         raise
@@ -97,8 +110,12 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
 
 def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, stem: str | None, layout: str,
             options: Mapping[str, Mapping[str, Any]] | None, reader: str, fail_on_non_finite: bool,
-            trust_code: bool, allow_sparse: bool, progress: Callable[[str, int, int, int, int], None] | None) -> dict:
+            trust_code: bool, allow_sparse: bool, bounds: _Bounds,
+            progress: Callable[[str, int, int, int, int], None] | None) -> dict:
     chosen = _options(format_names, layout, options)
+    bounds.check()
+    if bounds.quantize:
+        chosen["quantize"] = bounds.quantize
     folder = _output_folder(out_dir, stem)
     _refuse_output_inside_input(source, folder)
     stem = stem or _stem(source)
@@ -114,7 +131,8 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     _create(folder)
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
-    tensors = layouts.apply(model.tensors, layout)
+    tensors = quantization.apply(layouts.apply(model.tensors, layout), bounds.quantize, model.layers)
+    bounds.enforce(tensors, model, chosen.get("c", {}).get("align", registry.get("c").DEFAULT_ALIGN))
     description = manifests.build(model, tensors, stem, chosen)  # no file list yet
     info = ExportInfo(model, layout, json.dumps(description, sort_keys=True, allow_nan=False))
     files = []
@@ -141,6 +159,50 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
         raise OutputError(f"cannot write the export to {folder}: {error.strerror or error}",
                           hint="Free space or choose another folder.", outputs=state) from None
     return manifest
+
+
+class _Bounds:
+    """What a quantized or size-bounded export must hold before anything is written."""
+
+    def __init__(self, quantize: str | None, min_snr: float | None, max_bytes: int | None) -> None:
+        self.quantize, self.min_snr, self.max_bytes = quantize, min_snr, max_bytes
+
+    def check(self) -> None:
+        """The arguments themselves, before the model is read."""
+        quantization.check(self.quantize)
+        if self.min_snr is not None:
+            if not isinstance(self.min_snr, (int, float)) or isinstance(self.min_snr, bool) or not np.isfinite(self.min_snr):
+                raise UsageError(f"min_snr must be a number of dB. Received: min_snr={self.min_snr!r}")
+            if not self.quantize:
+                raise UsageError("min_snr bounds the error of quantization, and no quantization was asked for",
+                                 hint="Add --quantize int8|float16|bfloat16 (quantize=...), or drop --min-snr.")
+        if self.max_bytes is not None and (not isinstance(self.max_bytes, int) or isinstance(self.max_bytes, bool)
+                                           or self.max_bytes < 1):
+            raise UsageError(f"max_bytes must be a positive number of bytes. Received: max_bytes={self.max_bytes!r}")
+
+    def enforce(self, tensors: Sequence[Tensor], model: Any, align: int) -> None:
+        """Refuse tensors below ``min_snr`` and C arrays above ``max_bytes``, naming what is over."""
+        if self.min_snr is not None:
+            low = [t for t in tensors if t.quantization and t.quantization.snr_db is not None
+                   and t.quantization.snr_db < self.min_snr]
+            if low:
+                listed = ", ".join(f"{t.name} ({t.quantization.snr_db:.1f} dB)" for t in low[:5]) + (" ..." if len(low) > 5 else "")
+                raise QuantizationError(f"{len(low)} tensors fall below --min-snr {self.min_snr:g} dB with "
+                                        f"{self.quantize}: {listed}",
+                                        hint="Lower --min-snr, or use a wider type (float16, bfloat16 or no --quantize).")
+        if self.max_bytes is not None:
+            c = registry.get("c")
+            total = sum(c.flash_bytes(t, align) for t in tensors)
+            if total > self.max_bytes:
+                per_layer: dict[str, int] = {}
+                for tensor in tensors:
+                    per_layer[tensor.layer] = per_layer.get(tensor.layer, 0) + c.flash_bytes(tensor, align)
+                largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]
+                raise OverBudget(
+                    f"the weights need {total:,} bytes as C arrays ({align}-byte alignment included), "
+                    f"{total - self.max_bytes:,} more than --max-bytes {self.max_bytes:,}; largest layers: "
+                    + ", ".join(f"{name} {size:,}" for name, size in largest),
+                    hint="Quantize (--quantize int8 stores a quarter of float32), or make the model smaller.")
 
 
 def _previous_outputs(folder: Path) -> list[str]:
@@ -234,12 +296,15 @@ def _file_entry(format_name: str, name: str, written: Path, sha256: str) -> dict
     return {"format": format_name, "path": name, "bytes": written.stat().st_size, "sha256": sha256}
 
 
-def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read(path: str | os.PathLike, *, dequantize: bool = False) -> dict[str, np.ndarray]:
     """Read an exported file back as ``{name: array}``, whatever its format.
 
     When a ``manifest.json`` beside the file lists it, the keys are the tensor names (not the format's keys,
     such as C identifiers), in model order, and dtypes a format stores as bit patterns (bfloat16 and float8
-    in npz) come back as their real dtype. Without one, the format's own keys and stored arrays.
+    in npz) come back as their real dtype. Without one, the format's own keys and stored arrays. A quantized
+    export gives the stored arrays (int8 and their ``:scale`` tensors); with ``dequantize``, each quantized
+    tensor as float32 ``q * scale`` (or its cast back to float32) and no scale tensors: the model's tensors
+    as the export holds them.
 
     >>> arrays = read("fixtures/golden/seed_mlp.safetensors")
     >>> arrays["dense/kernel"].shape, arrays["dense/kernel"].dtype
@@ -258,17 +323,38 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
                            f"{' '.join(str(error).split())[:300]}",
                            hint="The file is damaged or not written by keras-weights; export again.") from None
     recorded = _recorded_tensors(path)
+    if dequantize and not recorded:
+        raise UsageError(f"dequantize needs the manifest.json of the export beside {path.name}",
+                         hint="Read the file from its export folder, or without dequantize.")
     if not recorded:
         return arrays
-    return {name: dtypes.restore(arrays[key], dtype) for key, name, dtype in recorded if key in arrays}
+    named = {t["name"]: dtypes.restore(arrays[key], t["dtype"]) for key, t in recorded if key in arrays}
+    return _dequantized(named, [t for _, t in recorded]) if dequantize else named
+
+
+def _dequantized(arrays: dict[str, np.ndarray], entries: list[dict]) -> dict[str, np.ndarray]:
+    """The model's tensors as a quantized export holds them: float32 ``q * scale`` by the recorded axes."""
+    scales = {(t.get("quantization") or {}).get("scale") for t in entries} - {None}
+    result = {}
+    for entry in entries:
+        name, q = entry["name"], manifests.quantization_of(entry)
+        if name in scales or name not in arrays:
+            continue
+        if q is None:
+            result[name] = arrays[name]
+        elif q.scale is not None:
+            result[name] = quantization.dequantize(arrays[name], arrays[q.scale], q.axis)
+        else:
+            result[name] = arrays[name].astype(np.float32)
+    return result
 
 
 def _format_name(module: object) -> str:
     return next(name for name, candidate in registry.FORMATS.items() if candidate is module)
 
 
-def _recorded_tensors(path: Path) -> list[tuple[str, str, str]]:
-    """(key in this file's format, tensor name, dtype) in model order, from the manifest beside the file."""
+def _recorded_tensors(path: Path) -> list[tuple[str, dict]]:
+    """(key in this file's format, manifest tensor entry) in model order, from the manifest beside the file."""
     beside = path.parent / manifests.FILE_NAME
     if not beside.is_file():
         return []
@@ -277,7 +363,6 @@ def _recorded_tensors(path: Path) -> list[tuple[str, str, str]]:
         entry = next((f for f in manifest["files"] if f["path"] == path.name), None)
         if entry is None:
             return []
-        return [(t["keys"][entry["format"]], t["name"], t["dtype"]) for t in manifest["tensors"]
-                if entry["format"] in t["keys"]]
+        return [(t["keys"][entry["format"]], t) for t in manifest["tensors"] if entry["format"] in t["keys"]]
     except (OSError, ValueError, KeyError, TypeError, RecursionError):  # not our manifest: the arrays as stored
         return []

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -13,15 +14,16 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from . import api, batch, formats, layouts, readers, verification
+from . import api, batch, dtypes, formats, layouts, quantize, readers, verification
+from .formats import c as c_format
 from ._version import __version__
-from .errors import ConverterError, SomeModelsFailed, UsageError, VerificationFailed
+from .errors import ConverterError, QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
 
 EXIT_CODES = """exit codes:
   0   success
   2   usage error (unknown command, option or format)
   3   input not found (model file or export folder)
-  4   input invalid (not a Keras model, damaged file, unsupported dtype)
+  4   input invalid (not a Keras model, damaged file, unsupported dtype; a quantization or size bound not met)
   5   refused as unsafe (loading would run code from the file)
   6   cannot write output (exists without --force, folder not writable)
   7   verification failed (a file or tensor differs from the manifest)
@@ -34,6 +36,7 @@ EXAMPLES = """examples:
   keras-weights export model.keras -o out/
   keras-weights export model.h5 -o out/ -f npz,safetensors --force
   keras-weights export model.keras -o fw/ -f c --c-prefix net --layout dense_out_in
+  keras-weights export model.keras -o fw/ -f c --quantize int8 --max-bytes 256K
   keras-weights export models/ other.h5 -o out/      # each model into out/<file name>/
   keras-weights verify out/ --compile"""
 
@@ -56,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"one row per layer with weights (the default above {TABLE_ROWS} weight tensors)")
     view.add_argument("--weights", dest="view", action="store_const", const="weights",
                       help=f"one row per weight tensor (the default up to {TABLE_ROWS})")
+    inspect.add_argument("--quantize", choices=list(quantize.SCHEMES),
+                         help="show the tensors as an export with --quantize would store them, with their error")
     _reader_option(inspect)
 
     export = _command(commands, "export", "write the weights in every chosen format plus manifest.json",
@@ -77,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--fail-on-non-finite", action="store_true",
                         help="refuse to export weights holding NaN or infinity (by default they are exported "
                              "bit-exactly, with a warning and their counts in the manifest)")
+    small = export.add_argument_group("small devices")
+    small.add_argument("--quantize", choices=list(quantize.SCHEMES),
+                       help="int8: kernels as int8 with a float32 scale per output channel (symmetric, weight-only); "
+                            "float16, bfloat16: every float32 tensor cast. In every format; a table of the error "
+                            "per tensor is printed (docs/quantization.md)")
+    small.add_argument("--min-snr", type=float, metavar="DB",
+                       help="refuse the export (exit 4, nothing written) if a quantized tensor's SNR falls below DB")
+    small.add_argument("--max-bytes", type=_byte_count, metavar="N",
+                       help="refuse the export (exit 4, nothing written) if the C arrays would take more than N bytes "
+                            "of flash, alignment included (K and M suffixes: 1024 and 1024*1024)")
     _format_options(export)
 
     verify = _command(commands, "verify", "re-read every exported file and check it against manifest.json",
@@ -118,6 +133,21 @@ def _given_format_options(args: argparse.Namespace) -> dict[str, dict]:
             if value is not None:
                 given.setdefault(name, {})[option.name] = value
     return given
+
+
+def _byte_count(text: str) -> int:
+    """``256K`` -> 262144: bytes, with K (1024) and M (1024 * 1024) suffixes.
+
+    >>> _byte_count("300000"), _byte_count("256K"), _byte_count("1.5M")
+    (300000, 262144, 1572864)
+    """
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)[bB]?\s*", text)
+    if not found:
+        raise argparse.ArgumentTypeError(f"not a number of bytes: {text!r} (examples: 300000, 256K, 1M)")
+    value = float(found.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[found.group(2).lower()]
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"not a whole positive number of bytes: {text!r}")
+    return int(value)
 
 
 def _reader_option(parser: argparse.ArgumentParser) -> None:
@@ -226,21 +256,31 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     _say(args, f"reading {args.model} ...")
-    info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code, allow_sparse=args.allow_sparse)
-    print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False) if args.json else render_table(info, args.view))
+    info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code, allow_sparse=args.allow_sparse,
+                       quantize=args.quantize)
+    if args.json:
+        print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False))
+        return 0
+    print(render_table(info, args.view))
+    if args.quantize:
+        print("\n" + render_quantization(info))
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     options = dict(formats=args.formats, force=args.force, layout=args.layout, options=_given_format_options(args) or None,
                    reader=args.reader, fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code,
-                   allow_sparse=args.allow_sparse)
+                   allow_sparse=args.allow_sparse, quantize=args.quantize, min_snr=args.min_snr, max_bytes=args.max_bytes)
     if len(args.model) > 1 or batch.is_folder_of_models(args.model[0]):
         return _report_batch(batch.export_many(args.model, args.output, jobs=args.jobs, **options), args.json)
     bar = _ProgressBar() if sys.stderr.isatty() and not args.quiet and not args.json else None
     _say(args, f"reading {args.model[0]} ...")
     try:
         manifest = api.export(args.model[0], args.output, progress=bar, **options)
+    except QuantizationError as error:
+        if getattr(error, "manifest", None) and not args.json:  # the table that shows which tensors fall short
+            print(render_quantization(error.manifest, args.min_snr), file=sys.stderr)
+        raise
     finally:
         if bar:
             bar.close()
@@ -257,6 +297,10 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
     size = os.path.getsize(os.path.join(args.output, "manifest.json"))
     print(f"  {'manifest.json':<40} {size:>14,} bytes  run `keras-weights verify {args.output}` to check")
+    if "c" in manifest["options"]:
+        print(flash_line(manifest, manifest["options"]["c"]["align"]))
+    if args.quantize:
+        print("\n" + render_quantization(manifest, args.min_snr))
     return 0
 
 
@@ -407,6 +451,61 @@ def _layer_rows(layers: list[dict], tensors: dict[str, dict]) -> list[tuple[str,
 
 def _clipped(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def flash_line(info: dict, align: int = c_format.DEFAULT_ALIGN) -> str:
+    """The C arrays' flash footprint, alignment included, and the largest layers."""
+    per_layer: dict[str, int] = {}
+    for t in info["tensors"]:
+        per_layer[t["layer"]] = per_layer.get(t["layer"], 0) + _aligned(t["nbytes"], align)
+    largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]
+    return (f"C arrays: {sum(per_layer.values()):,} bytes of flash ({align}-byte alignment); largest layers: "
+            + ", ".join(f"{_printable(name)} {size:,}" for name, size in largest))
+
+
+def _aligned(nbytes: int, align: int) -> int:
+    return -(-nbytes // align) * align
+
+
+def render_quantization(info: dict, min_snr: float | None = None) -> str:
+    """The error table of a quantized export: one row per quantized tensor, then the model's total."""
+    entries = {t["name"]: t for t in info["tensors"]}
+    scales = {(t.get("quantization") or {}).get("scale") for t in info["tensors"]} - {None}
+    header = ("Tensor", "Scheme", "Axis", "Bytes before", "Bytes after", "Max abs error", "RMSE", "SNR dB", "")
+    rows, before_total, after_total, worst = [], 0, 0, None
+    for t in info["tensors"]:
+        q = t.get("quantization")
+        if t["name"] in scales:
+            continue  # counted with its tensor
+        if not q:
+            before_total, after_total = before_total + t["nbytes"], after_total + t["nbytes"]
+            continue
+        before = _count(t["shape"]) * dtypes.by_name(t["source_dtype"]).numpy.itemsize
+        after = t["nbytes"] + (entries[q["scale"]]["nbytes"] if q.get("scale") else 0)
+        before_total, after_total = before_total + before, after_total + after
+        snr = q["error"]["snr_db"]
+        if snr is not None and (worst is None or snr < worst[1]):
+            worst = (t["name"], snr)
+        axis = q["axis"]
+        shown = "" if not q.get("scale") else "tensor" if axis is None else str(axis) if isinstance(axis, int) \
+            else ",".join(map(str, axis))
+        low = min_snr is not None and snr is not None and snr < min_snr
+        rows.append((_printable(t["name"]), q["scheme"], shown, f"{before:,}", f"{after:,}", f"{q['error']['max_abs']:.3g}",
+                     f"{q['error']['rmse']:.3g}", "-" if snr is None else f"{snr:.1f}",
+                     f"below --min-snr {min_snr:g}" if low else ""))
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = (c.rjust(w) if 3 <= i <= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "  ".join(cells).rstrip()
+
+    ratio = f" ({after_total / before_total:.0%})" if before_total else ""
+    total = (f"Total: {len(rows)} of {len(info['tensors']) - len(scales)} tensors quantized, "
+             f"{before_total:,} -> {after_total:,} bytes{ratio}"
+             + (f"; lowest SNR {worst[1]:.1f} dB ({_printable(worst[0])})" if worst else ""))
+    rule = "-" * len(line(header))
+    return "\n".join([f"Quantization ({info['options'].get('quantize')}): the error of the values read back against "
+                      "the model's", rule, line(header), rule, *map(line, rows), rule, total])
 
 
 def _printable(text: str) -> str:

@@ -64,6 +64,21 @@ class NonFiniteValues(InputInvalid):
     default_hint = "Fix the model, or drop --fail-on-non-finite to export the values bit-exactly anyway."
 
 
+class QuantizationError(InputInvalid):
+    """The weights cannot be quantized as asked: a value beyond float16's range, NaN in an int8 tensor, or an
+    error above --min-snr's bound."""
+
+    code = "quantization"
+    default_hint = "Export without --quantize, or relax the bound."
+
+
+class OverBudget(InputInvalid):
+    """The export would take more bytes than --max-bytes allows."""
+
+    code = "over_budget"
+    default_hint = "Quantize (--quantize int8), or make the model smaller."
+
+
 class UnsafeInput(ConverterError):
     """Loading the input would run code from it (Lambda layers, custom objects)."""
 

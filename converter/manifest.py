@@ -17,10 +17,11 @@ from typing import Any
 from . import formats
 from ._version import __version__
 from .errors import InputInvalid, InputNotFound
-from .tensors import ExportInfo, Layer, ModelWeights, Source, Tensor
+from .tensors import ExportInfo, Layer, ModelWeights, Quantization, Source, Tensor
 
 SCHEMA_ID = "keras-weights/manifest"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+BASE_VERSION = "1.0"  # what an export that uses no 1.1 field says, so that it stays byte-identical to before
 FILE_NAME = "manifest.json"
 _PRODUCER_PACKAGES = ("keras", "tensorflow", "numpy", "safetensors", "pyarrow")
 
@@ -38,7 +39,7 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
     keys = {name: formats.get(name).keys(tensors, stem, **options[name]) for name in format_names}
     return {
         "schema": SCHEMA_ID,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION if any(t.quantization for t in tensors) else BASE_VERSION,
         "source": {"file": model.source.file, "format": model.source.format, "sha256": model.source.sha256,
                    "reader": model.source.reader, "keras_version": model.source.keras_version,
                    "backend": model.source.backend, "note": model.source.note},
@@ -74,10 +75,29 @@ def _layer(layer: Layer) -> dict:
 
 
 def _tensor(tensor: Tensor, keys: dict[str, str]) -> dict:
-    return {"name": tensor.name, "layer": tensor.layer, "layer_index": tensor.layer_index, "role": tensor.role,
-            "shape": list(tensor.shape), "dtype": tensor.dtype, "byte_order": "little", "nbytes": tensor.nbytes,
-            "sha256": tensor.sha256, "trainable": tensor.trainable, "transform": tensor.transform, "keys": keys,
-            "nan": tensor.non_finite[0], "inf": tensor.non_finite[1]}
+    entry = {"name": tensor.name, "layer": tensor.layer, "layer_index": tensor.layer_index, "role": tensor.role,
+             "shape": list(tensor.shape), "dtype": tensor.dtype, "byte_order": "little", "nbytes": tensor.nbytes,
+             "sha256": tensor.sha256, "trainable": tensor.trainable, "transform": tensor.transform, "keys": keys,
+             "nan": tensor.non_finite[0], "inf": tensor.non_finite[1]}
+    q = tensor.quantization
+    if q is not None:
+        axis = None if q.axis is None else q.axis[0] if len(q.axis) == 1 else list(q.axis)
+        entry["source_dtype"] = q.source_dtype
+        entry["quantization"] = {"scheme": q.scheme, "axis": axis, **({"scale": q.scale} if q.scale else {}),
+                                 "error": {"max_abs": q.max_abs, "rmse": q.rmse, "snr_db": q.snr_db}}
+    return entry
+
+
+def quantization_of(entry: Mapping) -> Quantization | None:
+    """The :class:`Quantization` record of a manifest tensor entry (None for a tensor stored as the model has it)."""
+    q = entry.get("quantization")
+    if q is None:
+        return None
+    axis = q["axis"]
+    axes = None if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    error = q["error"]
+    return Quantization(q["scheme"], entry["source_dtype"], axes, q.get("scale"), error["max_abs"], error["rmse"],
+                        error["snr_db"])
 
 
 def dumps(manifest: dict) -> str:
@@ -131,4 +151,4 @@ def export_info(manifest: Mapping) -> ExportInfo:
 def tensor_records(manifest: Mapping, format_name: str, arrays: Mapping[str, Any]) -> list[Tensor]:
     """The manifest's tensors, in its order, holding the arrays read back from a format (by that format's key)."""
     return [Tensor(t["name"], t["layer"], t["role"], t["layer_index"], t["trainable"], arrays[t["keys"][format_name]],
-                   transform=t["transform"]) for t in manifest["tensors"]]
+                   transform=t["transform"], quantization=quantization_of(t)) for t in manifest["tensors"]]

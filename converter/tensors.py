@@ -47,6 +47,19 @@ def sha256_of(array: np.ndarray) -> str:
     return hashlib.sha256(raw_bytes(array)).hexdigest()
 
 
+@dataclass(frozen=True)
+class Quantization:
+    """How a stored tensor was made from the model's by ``export --quantize`` (see ``quantize.py``)."""
+
+    scheme: str                     # "int8_symmetric", "float16" or "bfloat16"
+    source_dtype: str               # the model's dtype
+    axis: tuple[int, ...] | None    # int8: the stored array's channel axes (None: one scale for the tensor)
+    scale: str | None               # int8: the name of the float32 scale tensor
+    max_abs: float                  # the error of the values read back (q * scale, or the cast), measured
+    rmse: float
+    snr_db: float | None            # None where undefined: no error, or an all-zero tensor
+
+
 @dataclass(frozen=True, eq=False)
 class Tensor:
     """One weight: its stable name, the top-level layer it belongs to, its role, and its values."""
@@ -59,6 +72,7 @@ class Tensor:
     array: np.ndarray = field(repr=False)
     owner_class: str = ""      # class of the (sub-)layer that owns the variable: "Dense", "LSTMCell", ...
     transform: str = "none"    # a named layout change applied on export ("transpose"); see layouts.py
+    quantization: Quantization | None = None  # set on the quantized tensors of a quantized export
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "array", canonical(self.array))

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, dtypes, layouts, manifest as manifests, readers
+from . import atomic, dtypes, layouts, manifest as manifests, quantize, readers
 from . import formats as registry
 from .errors import VerificationFailed
 from .tensors import canonical, sha256_of
@@ -62,7 +62,7 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
     section is taken out of the objects; either way the bytes are checked. A missing or unusable compiler
     raises ``CompilerUnusable`` (a usage error), never a verification failure. With ``model`` (the file or
     ``keras.Model`` that was exported), the manifest is also checked against it: every tensor the model holds, no more, the same
-    names and bytes (after the export's layout).
+    names and bytes (after the export's layout and quantization, recomputed from the model with their error figures).
 
     >>> verify("fixtures/golden", model="fixtures/seed_mlp.keras").ok
     True
@@ -74,6 +74,8 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
         entries = [entry for entry in manifest["files"] if entry["format"] == name]
         checks += _check_format(folder, name, entries, manifest, compile, cc, cflags)
     checks += _unlisted_outputs(folder, manifest)
+    if any("quantization" in t for t in manifest["tensors"]):
+        checks.append(_check_quantization(manifest))
     if model is not None:
         checks.append(_check_source(model, reader, manifest))
     return Report(str(folder), checks)
@@ -107,18 +109,51 @@ def _check_source(source: Any, reader: str, manifest: dict) -> FileCheck:
     """The manifest against the model it claims to describe: the same tensors, names and bytes, none missing."""
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"keras.Model {source.name!r}"
     check = FileCheck(label, "model")
-    tensors = layouts.apply(readers.read_model(source, reader).tensors, manifest["options"]["layout"])
+    model = readers.read_model(source, reader)
+    stored = layouts.apply(model.tensors, manifest["options"]["layout"])
+    tensors = quantize.apply(stored, manifest["options"].get("quantize"), model.layers)
     listed = {t["name"]: t for t in manifest["tensors"]}
     for tensor in tensors:
         entry = listed.pop(tensor.name, None)
         if entry is None:
             check.problems.append(f"{tensor.name}: in the model but not in the export")
         elif entry["sha256"] != tensor.sha256:
-            check.problems.append(f"{tensor.name}: the export's bytes are not the model's")
+            check.problems.append(f"{tensor.name}: the export's bytes are not the model's" +
+                                  (f" {manifest['options']['quantize']} quantization" if tensor.quantization else ""))
+        elif manifests.quantization_of(entry) != tensor.quantization:
+            check.problems.append(f"{tensor.name}: the recorded quantization (scheme, axes, scale or error) is not "
+                                  "what quantizing the model gives")
     check.problems += [f"{name}: in the export but not in the model" for name in listed]
     check.tensors = len(tensors)
     if len(tensors) != len(manifest["tensors"]):
         check.problems.append(f"the model holds {len(tensors)} tensors, the export {len(manifest['tensors'])}")
+    return check
+
+
+def _check_quantization(manifest: dict) -> FileCheck:
+    """What a quantized tensor's entry promises a reader: a float32 scale tensor of the right shape, channel
+    axes inside the tensor, and a stored dtype the scheme defines."""
+    check = FileCheck("manifest.json", "quantization")
+    entries = {t["name"]: t for t in manifest["tensors"]}
+    stored_dtype = {"int8_symmetric": "int8", "float16": "float16", "bfloat16": "bfloat16"}
+    for entry in manifest["tensors"]:
+        q = manifests.quantization_of(entry)
+        if q is None:
+            continue
+        check.tensors += 1
+        name = entry["name"]
+        if entry["dtype"] != stored_dtype[q.scheme]:
+            check.problems.append(f"{name}: {q.scheme} stores {stored_dtype[q.scheme]}, the manifest says {entry['dtype']}")
+        if q.axis is not None and any(a >= len(entry["shape"]) for a in q.axis):
+            check.problems.append(f"{name}: channel axes {list(q.axis)} outside its {len(entry['shape'])} dimensions")
+            continue
+        scale = entries.get(q.scale) if q.scale else None
+        if q.scale and scale is None:
+            check.problems.append(f"{name}: its scale tensor {q.scale} is not in the manifest")
+        elif scale is not None and (scale["dtype"] != "float32"
+                                    or tuple(scale["shape"]) != quantize.scale_shape(entry["shape"], q.axis)):
+            check.problems.append(f"{name}: its scale tensor {q.scale} is {scale['dtype']}{scale['shape']}, not float32"
+                                  f"{list(quantize.scale_shape(entry['shape'], q.axis))}")
     return check
 
 
@@ -186,4 +221,6 @@ def _tensor_problems(key: str, array: np.ndarray | None, tensor: dict) -> list[s
         return [f"{key}: {array.dtype.name}{list(array.shape)} but the manifest says {tensor['dtype']}{tensor['shape']}"]
     if sha256_of(canonical(array)) != tensor["sha256"]:
         return [f"{key}: bytes differ from the manifest's sha256"]
+    if (tensor.get("quantization") or {}).get("scheme") == "int8_symmetric" and array.size and array.min() < -127:
+        return [f"{key}: holds -128, outside symmetric int8 (-127..127)"]
     return []

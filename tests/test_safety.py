@@ -238,17 +238,28 @@ def processes_reading(path: Path) -> list[str]:
     return holders
 
 
+def wait_for(condition, seconds: float = 20) -> bool:
+    """Whether ``condition()`` turns true within ``seconds`` (a loaded machine starts processes slowly)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_a_file_that_hangs_the_hdf5_library_is_stopped_in_bounded_time(tmp_path):
     import time
 
     from converter.readers import probe
 
     hanging = hanging_file(tmp_path)
-    started = time.monotonic()
     with pytest.raises(converter.InputInvalid, match=r"hanging.h5: reading its HDF5 data did not finish in 3 s"):
         with probe.started(hanging, "h5", timeout=3) as verdict:
-            time.sleep(1)
-            assert processes_reading(hanging), "the probe's child should be spinning in the HDF5 library by now"
+            assert wait_for(lambda: processes_reading(hanging)), "the probe's child never opened the file"
+            started = time.monotonic()
             verdict()
     assert time.monotonic() - started < 10
     assert processes_reading(hanging) == []  # the child is gone
@@ -259,9 +270,9 @@ def test_sigterm_ends_a_command_stuck_in_a_hanging_file_and_its_child(tmp_path):
 
     child = subprocess.Popen([sys.executable, "-m", "converter", "inspect", str(hanging_file(tmp_path)), "--reader", "h5"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    time.sleep(2)
     hanging = tmp_path / "hanging.h5"
-    assert processes_reading(hanging), "the probe's child should be spinning in the HDF5 library by now"
+    assert wait_for(lambda: processes_reading(hanging)), "the probe's child never opened the file"
+    time.sleep(0.5)  # spinning in the HDF5 library now
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=10)
     assert child.returncode == 130 and b"interrupted" in err
@@ -274,6 +285,7 @@ def test_a_probe_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):
     sleeper = tmp_path / "sleeper.py"
     sleeper.write_text("import time\ntime.sleep(120)\n")  # a child that never finishes, as a hanging HDF5 read
     monkeypatch.setattr(probe, "CHILD", sleeper)
+    monkeypatch.setattr(probe, "_WORKERS", probe._Workers())  # not a worker started before by another test
     with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5: reading its HDF5 data did not finish in 1 s"):
         probe.check(SEED_H5, "h5", timeout=1)
 

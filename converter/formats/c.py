@@ -29,13 +29,14 @@ from .c_parse import read  # noqa: F401  (the registry face: c.read)
 EXTENSIONS = (".h", ".c")
 ARRAY_STYLES = ("flat", "nested")
 MAX_ALIGN = 4096  # a page: more is never what an array of weights needs
+DEFAULT_ALIGN = 16
 OPTIONS = (
     Option("prefix", "", "prefix of every C identifier (default: from the file name)", metavar="NAME"),
     Option("header_only", False, "one self-contained header with static const arrays instead of .h + .c"),
     Option("arrays", "flat", "flat (default) arrays with shape macros, or nested arrays indexed like the Keras array",
            choices=ARRAY_STYLES),
-    Option("align", 16, f"alignment of every array in bytes, a power of two up to {MAX_ALIGN} (default: 16)",
-           metavar="BYTES"),
+    Option("align", DEFAULT_ALIGN, f"alignment of every array in bytes, a power of two up to {MAX_ALIGN} "
+           f"(default: {DEFAULT_ALIGN})", metavar="BYTES"),
 )
 
 
@@ -58,6 +59,32 @@ def files(stem: str, *, header_only: bool = False, **_: object) -> list[str]:
     """
     base = f"{stem}_weights" if stem.lower() in SYSTEM_HEADERS else stem
     return [base + ".h"] if header_only else [base + ".h", base + ".c"]
+
+
+def flash_bytes(tensor: Tensor, align: int = DEFAULT_ALIGN) -> int:
+    """The bytes a tensor's array takes in the firmware: its bytes rounded up to the alignment (an empty
+    tensor has no array).
+
+    >>> import numpy as np
+    >>> flash_bytes(Tensor("d/bias", "d", "bias", 0, True, np.zeros(5, np.float32))), flash_bytes(
+    ...     Tensor("d/bias", "d", "bias", 0, True, np.zeros(5, np.float32)), align=4)
+    (32, 20)
+    """
+    return -(-tensor.nbytes // align) * align
+
+
+def scale_indexing(shape: Sequence[int], axes: Sequence[int] | None) -> tuple[int, int]:
+    """(count, stride) of an int8 tensor's scales: element ``n`` (flat, C order) has scale
+    ``(n / stride) % count``. The channel axes are contiguous (``quantize.channel_axes``).
+
+    >>> scale_indexing((4, 20), [1]), scale_indexing((3, 3, 8, 2), [2, 3]), scale_indexing((20, 4), [0]), scale_indexing((4, 4), None)
+    ((20, 1), (16, 1), (20, 4), (1, 16))
+    """
+    if not axes:
+        return 1, max(1, int(np.prod(shape)))
+    count = int(np.prod([shape[a] for a in axes]))
+    stride = int(np.prod(shape[max(axes) + 1:]))
+    return count, max(1, stride)
 
 
 def prefix_for(stem: str, prefix: str = "") -> str:
@@ -140,6 +167,7 @@ class _Unit:
         self.macro, self.nested, self.align, self.header_only = prefix.upper(), arrays == "nested", align, header_only
         self.names = keys(self.tensors, stem, prefix=prefix)
         self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
+        self.scaled = any(t.quantization and t.quantization.scale for t in self.tensors)  # int8: scale fields
         self.progress: Callable[[Tensor], None] | None = None
 
     # -- header ------------------------------------------------------------------------------
@@ -184,6 +212,9 @@ class _Unit:
             " * Each array holds one tensor in C (row-major) order: memcpy from it gives exactly the bytes\n"
             " * get_weights() returned (little-endian). float16, bfloat16 and float8 tensors are stored as\n"
             " * their unsigned bit patterns, bool as uint8_t.\n"
+            + (" * Quantized export: the comment above each quantized tensor says what it holds and, for int8,\n"
+               " * how to get the model's value back (w = q * scale[channel]).\n"
+               if any(t.quantization for t in self.tensors) else "")
             + (" * Arrays are nested like the Keras array: x[i][j].\n" if self.nested else
                " * Arrays are flat: element [i][j] of a tensor of shape [D0][D1] is x[i * D1 + j].\n")
             + " */\n\n"
@@ -256,7 +287,13 @@ class _Unit:
             f"/* One entry per tensor, in model order; data is NULL for tensors with no elements. */\n"
             f"typedef struct {p}_tensor {{\n    const char *name;  /* the Keras name, UTF-8 */\n"
             f"    const void *data;\n    uint8_t dtype;      /* {m}_DTYPE_* */\n    uint8_t rank;\n"
-            f"    uint32_t dims[{m}_RANK_MAX];\n    size_t size;        /* elements */\n    size_t nbytes;\n}} {p}_tensor_t;\n\n"
+            f"    uint32_t dims[{m}_RANK_MAX];\n    size_t size;        /* elements */\n    size_t nbytes;\n"
+            + (f"    const float *scale;     /* int8 tensors: data[n] stands for data[n] * scale[(n / scale_stride) % scale_count];\n"
+               f"                               NULL for a tensor stored as the model holds it or cast (float16) */\n"
+               f"    uint32_t scale_count;   /* scales: one per combination of the channel axes (1: one for the tensor) */\n"
+               f"    uint32_t scale_stride;  /* elements per step of the channel: the product of the dims after them */\n"
+               if self.scaled else "")
+            + f"}} {p}_tensor_t;\n\n"
             f"/* One entry per top-level layer, in model order, with the range of its tensors. */\n"
             f"typedef struct {p}_layer {{\n    const char *name;\n    const char *class_name;\n"
             f"    const char *activation;  /* \"\" when the layer has none */\n"
@@ -272,6 +309,16 @@ class _Unit:
                  f"#define {base}_INDEX {index}", f"#define {base}_SIZE {tensor.array.size}",
                  f"#define {base}_BYTES {tensor.nbytes}", f"#define {base}_RANK {len(tensor.shape)}"]
         lines += [f"#define {base}_DIM{axis} {n}" for axis, n in enumerate(tensor.shape)]
+        q = tensor.quantization
+        if q is not None and q.scale:
+            count, stride = scale_indexing(tensor.shape, q.axis)
+            scale = self.names[q.scale]
+            axes = "one scale for the tensor" if not q.axis else f"channel axes {', '.join(map(str, q.axis))}"
+            lines[1:1] = [f"/* int8 ({q.scheme}, from {q.source_dtype}, {axes}): element n stands for\n"
+                          f" * {self.names[tensor.name]}[n] * {scale}[(n / {base}_CHANNEL_STRIDE) % {base}_CHANNELS] */"]
+            lines += [f"#define {base}_CHANNELS {count}", f"#define {base}_CHANNEL_STRIDE {stride}"]
+        elif q is not None:
+            lines[1:1] = [f"/* {q.scheme} cast of the model's {q.source_dtype} values */"]
         return "\n".join(lines) + "\n"
 
     # -- definitions -------------------------------------------------------------------------
@@ -317,7 +364,7 @@ class _Unit:
             dims = list(tensor.shape) + [0] * (self.rank_max - len(tensor.shape))
             data = self.names[tensor.name] if tensor.array.size else f"NULL /* {self.names[tensor.name]} */"
             out.write(f"  {{{c_text.c_string(tensor.name)}, {data}, {m}_DTYPE_{tensor.dtype.upper()}, {len(tensor.shape)}, "
-                      f"{{{', '.join(map(str, dims))}}}, {tensor.array.size}u, {tensor.nbytes}u}},\n")
+                      f"{{{', '.join(map(str, dims))}}}, {tensor.array.size}u, {tensor.nbytes}u{self._scale_fields(tensor)}}},\n")
         if not self.tensors:
             out.write("  {\"\", NULL, 0, 0, {0}, 0u, 0u},\n")
         out.write(f"}};\n\n{storage_class}const {p}_layer_t {p}_layers[{max(len(self.layer_rows), 1)}] = {{\n")
@@ -325,6 +372,15 @@ class _Unit:
             out.write(f"  {{{c_text.c_string(name)}, {c_text.c_string(class_name)}, {c_text.c_string(activation)}, "
                       f"{first}u, {count}u}},\n")
         out.write("};\n#endif\n")
+
+    def _scale_fields(self, tensor: Tensor) -> str:
+        if not self.scaled:
+            return ""
+        q = tensor.quantization
+        if q is None or not q.scale:
+            return ", NULL, 0u, 0u"
+        count, stride = scale_indexing(tensor.shape, q.axis)
+        return f", {self.names[q.scale]}, {count}u, {stride}u"
 
     @functools.cached_property
     def layer_rows(self) -> list[tuple[str, str, str, int, int]]:

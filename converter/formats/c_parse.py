@@ -14,7 +14,7 @@ from .c_text import INT_MIN, POW10
 
 _DEFINITION = re.compile(r"^\w+\(\w+\) (?:static )?const (\w+) (\w+)((?:\[\d+\])+) \w+ = \{$")
 _TABLE_ENTRY = re.compile(r'^  \{"(?:[^"\\]|\\.)*", (?:NULL /\* )?(\w+)(?: \*/)?, (\w+)_DTYPE_(\w+), (\d+), '
-                          r'\{([\d, ]*)\}, (\d+)u, (\d+)u\},$')
+                          r'\{([\d, ]*)\}, (\d+)u, (\d+)u(?:, (?:NULL|\w+), \d+u, \d+u)?\},$')  # int8 exports: scale fields
 _SPECIAL = re.compile(r'^(-?)\w+?_(INF|NAN|SNAN)(F?)(?:\("0x([0-9a-f]+)"\))?$')
 _INT_MIN = {literal.replace(" ", ""): int(np.iinfo(dtypes.C_TYPES[c_type]).min) for c_type, literal in INT_MIN.items()}
 
