@@ -128,11 +128,15 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     model = readers.read_model(source, reader, trust_code, allow_sparse)
     summarize(model.tensors)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
+    tensors = quantization.apply(layouts.apply(model.tensors, layout), bounds.quantize, model.layers)
+    try:
+        bounds.enforce(tensors, chosen.get("c", {}).get("align", registry.get("c").DEFAULT_ALIGN))
+    except QuantizationError as error:  # the CLI shows the table of what fell short
+        error.manifest = manifests.build(model, tensors, options={"layout": layout, "quantize": bounds.quantize})
+        raise
     _create(folder)
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
-    tensors = quantization.apply(layouts.apply(model.tensors, layout), bounds.quantize, model.layers)
-    bounds.enforce(tensors, model, chosen.get("c", {}).get("align", registry.get("c").DEFAULT_ALIGN))
     description = manifests.build(model, tensors, stem, chosen)  # no file list yet
     info = ExportInfo(model, layout, json.dumps(description, sort_keys=True, allow_nan=False))
     files = []
@@ -180,7 +184,7 @@ class _Bounds:
                                            or self.max_bytes < 1):
             raise UsageError(f"max_bytes must be a positive number of bytes. Received: max_bytes={self.max_bytes!r}")
 
-    def enforce(self, tensors: Sequence[Tensor], model: Any, align: int) -> None:
+    def enforce(self, tensors: Sequence[Tensor], align: int) -> None:
         """Refuse tensors below ``min_snr`` and C arrays above ``max_bytes``, naming what is over."""
         if self.min_snr is not None:
             low = [t for t in tensors if t.quantization and t.quantization.snr_db is not None

@@ -40,6 +40,7 @@ SCHEMES = {
     "bfloat16": "bfloat16",
 }
 KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
+KERAS1_KERNEL_ROLE = re.compile(r"[WU](_[a-z])?")  # Keras 1: W (kernel, embeddings), U (recurrent), W_i, U_f, ...
 SCALE_SUFFIX = ":scale"
 BLOCK = 1 << 20  # values per block: temporaries stay a few MB whatever the tensor's size
 
@@ -81,7 +82,8 @@ def apply(tensors: Sequence[Tensor], scheme: str | None, layers: Sequence[Layer]
 
 def is_kernel_like(tensor: Tensor) -> bool:
     """Whether int8 quantizes it: a floating tensor of two or more dimensions in a kernel role."""
-    return tensor.role in KERNEL_ROLES and tensor.array.ndim >= 2 and "float" in tensor.dtype
+    kernel_role = tensor.role in KERNEL_ROLES or KERAS1_KERNEL_ROLE.fullmatch(tensor.role)
+    return bool(kernel_role) and tensor.array.ndim >= 2 and "float" in tensor.dtype
 
 
 def channel_axes(tensor: Tensor, config: Mapping | None = None) -> tuple[int, ...] | None:
@@ -99,7 +101,8 @@ def channel_axes(tensor: Tensor, config: Mapping | None = None) -> tuple[int, ..
     """
     config = config or {}
     rank, cls, role = tensor.array.ndim, tensor.owner_class, tensor.role
-    if role == "depthwise_kernel":  # (k..., input channels, depth multiplier): both are output channels
+    if role == "depthwise_kernel" or cls.startswith("DepthwiseConv"):  # (k..., input channels, depth multiplier):
+        # each (channel, multiplier) pair is an output channel of its own
         return (rank - 2, rank - 1)
     if role == "pointwise_kernel":
         return (rank - 1,)
@@ -228,7 +231,7 @@ def _cast(tensor: Tensor, scheme: str) -> Tensor:
             index = [int(i) for i in np.unravel_index(where, w.shape)]
             raise QuantizationError(
                 f"tensor {tensor.name} holds {float(flat_w[where])!r} at index {index}, beyond {scheme}'s largest "
-                f"value {float(np.finfo(target).max):g}", hint="Export it without --quantize, or as int8 or bfloat16.")
+                f"value {float(ml_dtypes.finfo(target).max):g}", hint="Export it without --quantize, or as int8 or bfloat16.")
         finite = np.isfinite(part)
         error.add(part[finite].astype(np.float64), back[finite])
     quantization = Quantization(scheme, tensor.dtype, None, None, *error.figures())
