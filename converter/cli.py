@@ -396,12 +396,14 @@ def render_table(info: dict, view: str | None = None) -> str:
     """The ``inspect`` table, like ``model.summary()``: one row per weight tensor (``view="weights"``) or,
     compact, per layer with weights (``"layers"``); by default per tensor up to :data:`TABLE_ROWS` of them."""
     view = view or ("weights" if len(info["tensors"]) <= TABLE_ROWS else "layers")
-    tensors = {t["name"]: t for t in info["tensors"]}
+    tensors: dict[int, list[dict]] = {}  # by layer, scale tensors of a quantized export included
+    for t in info["tensors"]:
+        tensors.setdefault(t["layer_index"], []).append(t)
     if view == "weights":
         header, numeric = ("#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params"), {0, 6}
         rows = _weight_rows(info["layers"], tensors)
     else:
-        header, numeric = ("#", "Layer", "Class", "Weights", "Params", "Bytes"), {0, 4, 5}
+        header, numeric = ("#", "Layer", "Class", "Weights", "Params", "Bytes", "C flash"), {0, 4, 5, 6}
         rows = _layer_rows(info["layers"], tensors)
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
 
@@ -415,7 +417,8 @@ def render_table(info: dict, view: str | None = None) -> str:
     rule = "-" * len(line(header))
     trainable = sum(_count(t["shape"]) for t in info["tensors"] if t["trainable"])
     totals = (f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes\n"
-              f"Trainable: {trainable:,} parameters; non-trainable: {model['parameters'] - trainable:,}")
+              f"Trainable: {trainable:,} parameters; non-trainable: {model['parameters'] - trainable:,}\n"
+              + flash_line(info))
     if view == "layers":
         empty = sum(1 for layer in info["layers"] if not layer["tensors"])
         totals += (f"\nOne row per layer with weights ({len(rows)} of {len(info['layers'])} layers; {empty} without)"
@@ -423,29 +426,30 @@ def render_table(info: dict, view: str | None = None) -> str:
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, totals])
 
 
-def _weight_rows(layers: list[dict], tensors: dict[str, dict]) -> list[tuple[str, ...]]:
+def _weight_rows(layers: list[dict], tensors: dict[int, list[dict]]) -> list[tuple[str, ...]]:
     rows = []
     for layer in layers:
         first = (str(layer["index"]), _printable(layer["name"]), layer["class"])
-        for position, name in enumerate(layer["tensors"] or [None]):
+        for position, t in enumerate(tensors.get(layer["index"]) or [None]):
             lead = first if position == 0 else ("", "", "")
-            if name is None:
+            if t is None:
                 rows.append((*lead, "-", "-", "-", "0"))
             else:
-                t = tensors[name]
-                rows.append((*lead, _printable(name), _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
+                rows.append((*lead, _printable(t["name"]), _shape(t["shape"]), t["dtype"], f"{_count(t['shape']):,}"))
     return rows
 
 
-def _layer_rows(layers: list[dict], tensors: dict[str, dict]) -> list[tuple[str, ...]]:
-    """Layers with weights, each with its tensors' roles and shapes in one cell (``kernel (3, 3, 3, 4)``)."""
+def _layer_rows(layers: list[dict], tensors: dict[int, list[dict]]) -> list[tuple[str, ...]]:
+    """Layers with weights, each with its tensors' roles and shapes in one cell (``kernel (3, 3, 3, 4)``), their
+    bytes and the flash their C arrays take (16-byte alignment included)."""
     rows = []
     for layer in layers:
-        mine = [tensors[name] for name in layer["tensors"]]
+        mine = tensors.get(layer["index"], [])
         if mine:
             weights = ", ".join(f"{_printable(t['role'])} {_shape(t['shape'])}" for t in mine)
             rows.append((str(layer["index"]), _printable(layer["name"]), layer["class"], _clipped(weights, 60),
-                         f"{sum(_count(t['shape']) for t in mine):,}", f"{sum(t['nbytes'] for t in mine):,}"))
+                         f"{sum(_count(t['shape']) for t in mine):,}", f"{sum(t['nbytes'] for t in mine):,}",
+                         f"{sum(_aligned(t['nbytes'], c_format.DEFAULT_ALIGN) for t in mine):,}"))
     return rows
 
 

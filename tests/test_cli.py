@@ -25,7 +25,9 @@ def test_inspect_prints_a_table_with_every_weight_and_totals(capsys):
     assert lines[2].split() == ["#", "Layer", "Class", "Weight", "Shape", "Dtype", "Params"]
     assert lines[4].split() == ["0", "dense", "Dense", "dense/kernel", "(4,", "20)", "float32", "80"]
     assert lines[5].split() == ["dense/bias", "(20,)", "float32", "20"]
-    assert lines[-2:] == ["Total: 6 tensors, 321 parameters, 1,284 bytes", "Trainable: 321 parameters; non-trainable: 0"]
+    assert lines[-3:-1] == ["Total: 6 tensors, 321 parameters, 1,284 bytes", "Trainable: 321 parameters; non-trainable: 0"]
+    # each float32 array padded to 16 bytes: dense 320 + 80, dense_1 800 + 48 (40), dense_2 48 (40) + 16 (4)
+    assert lines[-1] == "C arrays: 1,312 bytes of flash (16-byte alignment); largest layers: dense_1 848, dense 400, dense_2 64"
 
 
 def test_inspect_json_prints_one_document_and_nothing_else(capsys):
@@ -142,7 +144,7 @@ def test_c_options_without_c_output_are_a_usage_error(tmp_path, capsys):
 def test_inspect_splits_trainable_and_non_trainable_parameters(capsys):
     assert main(["inspect", str(FIXTURES / "zoo" / "conv_bn.keras")]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "Trainable: 250 parameters; non-trainable: 8"  # BatchNorm moving statistics
+    assert out.splitlines()[-2] == "Trainable: 250 parameters; non-trainable: 8"  # BatchNorm moving statistics
 
 
 @pytest.fixture(scope="module")
@@ -159,19 +161,19 @@ def deep_mlp(tmp_path_factory, keras_module):
 def test_inspect_of_a_large_model_shows_one_row_per_layer_with_weights(capsys, deep_mlp):
     code, out, _ = run(capsys, "inspect", str(deep_mlp), "--reader", "h5")
     lines = out.splitlines()
-    assert code == 0 and lines[2].split() == ["#", "Layer", "Class", "Weights", "Params", "Bytes"]
-    assert lines[4].split() == ["0", "d0", "Dense", "kernel", "(2,", "2),", "bias", "(2,)", "6", "24"]
+    assert code == 0 and lines[2].split() == ["#", "Layer", "Class", "Weights", "Params", "Bytes", "C", "flash"]
+    assert lines[4].split() == ["0", "d0", "Dense", "kernel", "(2,", "2),", "bias", "(2,)", "6", "24", "32"]
     rows = lines[4:lines.index(lines[1], 4)]
     assert [row.split()[1] for row in rows] == [*(f"d{i}" for i in range(30)), "out"]  # the Dropout has no row
-    assert sum(int(row.split()[-2]) for row in rows) == 30 * 6 + 3
+    assert sum(int(row.split()[-3]) for row in rows) == 30 * 6 + 3
     assert lines[-1] == "One row per layer with weights (31 of 32 layers; 1 without); --weights shows one row per weight tensor"
     code, out, _ = run(capsys, "inspect", str(deep_mlp), "--reader", "h5", "--weights")
-    assert out.splitlines()[2].split()[3] == "Weight" and len(out.splitlines()) == 5 + 62 + 1 + 2
+    assert out.splitlines()[2].split()[3] == "Weight" and len(out.splitlines()) == 4 + 62 + 1 + 1 + 3  # the Dropout has a row here
 
 
 def test_inspect_layers_gives_the_per_layer_view_of_a_small_model(capsys):
     code, out, _ = run(capsys, "inspect", str(SEED_KERAS), "--layers")
-    assert code == 0 and out.splitlines()[4].split() == ["0", "dense", "Dense", "kernel", "(4,", "20),", "bias", "(20,)", "100", "400"]
+    assert code == 0 and out.splitlines()[4].split() == ["0", "dense", "Dense", "kernel", "(4,", "20),", "bias", "(20,)", "100", "400", "400"]
     assert main(["inspect", str(SEED_KERAS), "--layers", "--weights"]) == 2  # one view or the other
     capsys.readouterr()
 
