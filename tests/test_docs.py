@@ -37,3 +37,13 @@ def test_the_readme_exit_codes_are_the_error_classes_codes():
     documented = {int(code) for code in re.findall(r"^\| (\d+) \|", README, re.M)}
     classes = {c.exit_code for c in vars(converter).values() if isinstance(c, type) and issubclass(c, converter.ConverterError)}
     assert classes <= documented
+
+
+def test_the_quantization_example_is_what_export_prints(tmp_path, capsys):
+    page = (ROOT / "docs" / "quantization.md").read_text()
+    shown = page.split("```text\n$ keras-weights export ")[1].split("```")[0]
+    command, _, expected = shown.partition("\n...\n")
+    argv = command.split()
+    argv[0], argv[argv.index("-o") + 1] = str(ROOT / argv[0]), str(tmp_path / "fw")
+    assert main(["export", *argv]) == 0
+    assert capsys.readouterr().out.endswith(expected)
