@@ -19,7 +19,9 @@ Each size is a seeded MLP of four Dense layers saved as .keras (and its weight b
    - `inspect --reader h5` against `inspect --reader keras`;
    - a full export (every format) with each reader: time and peak resident memory; "extra/weights" is
      the peak above the same export of the first (smallest) model, divided by the weight bytes;
-   - `verify` of the full export.
+   - `verify` of the full export;
+   - the same full export (default reader) with and without `--quantize int8`, interleaved: what
+     quantizing adds (issue 14: at most 50% at 100M parameters).
 
 Then the seed model (fixtures/seed_mlp.keras): `inspect` and `export` with `--reader h5` against
 `--reader keras`. The targets of issue 6 are checked at the end. Absolute times on a shared machine are
@@ -159,6 +161,13 @@ def run_size(size: int, folder: Path, repeat: int) -> dict:
                                    fresh=(folder / "all",))
         row[f"export_{reader}"] = {"seconds": seconds, "peak_bytes": peak}
     row["verify_s"] = median_run(ours("verify", str(folder / "all")), repeat)[0]
+    print("  full export with and without --quantize int8", file=sys.stderr, flush=True)
+    remove(folder / "all")
+    (plain, _), (quantized, quantized_peak) = median_pair(
+        (ours("export", str(model), "-o", str(folder / "all"), "-q"), {"fresh": (folder / "all",)}),
+        (ours("export", str(model), "-o", str(folder / "int8"), "-q", "--quantize", "int8"), {"fresh": (folder / "int8",)}),
+        repeat)
+    row["quantize"] = {"plain_s": plain, "int8_s": quantized, "ratio": quantized / plain, "int8_peak_bytes": quantized_peak}
     remove(*folder.iterdir())
     return row
 
@@ -185,7 +194,7 @@ def script_extra(row: dict, base: dict) -> float:
 
 def ratio_table(rows: list[dict]) -> str:
     lines = [(f"{'parameters':>11} {'weights MB':>10} {'npz':>5} {'safet.':>6} {'parquet':>7} {'C/xxd':>6} {'h5/keras':>8} "
-             f"{'export s':>8} {'verify s':>8} {'extra/weights':>13} {'(h5 reader)':>11} {'(script)':>8}")]
+             f"{'export s':>8} {'verify s':>8} {'extra/weights':>13} {'(h5 reader)':>11} {'(script)':>8} {'int8/plain':>10}")]
     for r in rows:
         base_row = r is rows[0]
         memory = ("-", "-", "-") if base_row else (f"{extra(r, rows[0], 'auto'):.2f}", f"{extra(r, rows[0], 'h5'):.2f}",
@@ -193,7 +202,7 @@ def ratio_table(rows: list[dict]) -> str:
         lines.append(f"{r['parameters']:>11,} {r['weight_bytes'] / 2**20:>10.1f} {r['npz']['ratio']:>5.2f} "
                      f"{r['safetensors']['ratio']:>6.2f} {r['parquet']['ratio']:>7.2f} {r['c']['ratio']:>5.1f}x "
                      f"{r['inspect']['ratio']:>7.1f}x {r['export_auto']['seconds']:>8.2f} {r['verify_s']:>8.2f} "
-                     f"{memory[0]:>13} {memory[1]:>11} {memory[2]:>8}")
+                     f"{memory[0]:>13} {memory[1]:>11} {memory[2]:>8} {r['quantize']['ratio']:>10.2f}")
     return "\n".join(lines)
 
 
@@ -225,6 +234,9 @@ def targets(rows: list[dict], seed: dict) -> list[tuple[str, bool, str]]:
         worst = min(r["c"]["ratio"] for r in sustained)
         checks.append(("C export >= 5x the throughput of xxd -i (whole processes, >= 100M parameters)", worst >= 5,
                        f"lowest {worst:.1f}x"))
+        slowest = max(r["quantize"]["ratio"] for r in sustained)
+        checks.append(("--quantize int8 adds at most 50% to the full export (default reader, >= 100M parameters)",
+                       slowest <= 1.5, f"highest int8/plain {slowest:.2f}"))
     if large:
         for reader, label in (("auto", "default reader"), ("h5", "--reader h5")):
             worst = max(extra(r, rows[0], reader) for r in large)
@@ -260,7 +272,8 @@ def main() -> int:
     print("\nnpz/safetensors/parquet: hand-written script time / ours (>= 0.9: no slower); C/xxd: xxd -i time / "
           "export -f c\n(whole processes); h5/keras: inspect with the Keras reader / with the direct reader; "
           "extra/weights: peak\nmemory of a full export above the first model's, divided by the weight bytes "
-          "(default reader, --reader h5,\nand the hand-written npz script: Keras's load_model alone)\n")
+          "(default reader, --reader h5,\nand the hand-written npz script: Keras's load_model alone); int8/plain: full "
+          "export time with --quantize int8 / without\n")
     for row in rows:
         print(stage_table(row) + "\n")
     print("seed model, whole processes, median of", max(args.repeat, 5))
