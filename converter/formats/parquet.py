@@ -3,7 +3,8 @@
 Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``dtype``, ``shape``
 (list of int64), ``values`` (the flattened C-order values), ``sha256``, and ``payload_index`` /
 ``payload_bits``. ``values`` has one Arrow type for the whole file: the tensors' own type when they
-share one carrier (float32 for float32/float16/bfloat16 models), float64 when they do not. Every dtype
+share one carrier (float32 for float32/float16/bfloat16 models), float64 when they do not, except in a
+quantized export, whose int8 tensors ride in float32 beside their float32 scales (exact, half the size). Every dtype
 is stored exactly: a value the ``values`` type cannot carry bit for bit (a NaN payload, a 64-bit
 integer beyond 2**53 beside float tensors) has its flat position in ``payload_index`` and its exact
 bits (as unsigned integers) in ``payload_bits``, and :func:`read` puts them back. The manifest (without
@@ -50,7 +51,17 @@ def values_type(tensors: Sequence[Tensor]) -> np.dtype:
     (dtype('float32'), dtype('float64'))
     """
     carriers = {dtypes.lookup(t.array.dtype).parquet_carrier for t in tensors} or {np.dtype(np.float32)}
-    return carriers.pop() if len(carriers) == 1 else np.dtype(np.float64)
+    if len(carriers) == 1:
+        return carriers.pop()
+    # float64 for mixed dtypes, as exports have always been written; a quantized export (new in manifest 1.1)
+    # takes float32 when it carries every value exactly (int8 and 16-bit values do), not twice the bytes
+    if any(t.quantization for t in tensors) and all(t.array.dtype.name in _EXACT_IN_FLOAT32 for t in tensors):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+_EXACT_IN_FLOAT32 = frozenset({"float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "int8", "uint8",
+                               "int16", "uint16", "bool"})
 
 
 def _may_lose_bits(tensor: Tensor, carrier: np.dtype) -> bool:
