@@ -299,6 +299,8 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"  {'manifest.json':<40} {size:>14,} bytes  run `keras-weights verify {args.output}` to check")
     if "c" in manifest["options"]:
         print(flash_line(manifest, manifest["options"]["c"]["align"]))
+    if args.max_bytes:
+        print(render_budget(manifest, manifest["options"].get("c", {}).get("align", c_format.DEFAULT_ALIGN), args.max_bytes))
     if args.quantize:
         print("\n" + render_quantization(manifest, args.min_snr))
     return 0
@@ -465,6 +467,19 @@ def flash_line(info: dict, align: int = c_format.DEFAULT_ALIGN) -> str:
     largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]
     return (f"C arrays: {sum(per_layer.values()):,} bytes of flash ({align}-byte alignment); largest layers: "
             + ", ".join(f"{_printable(name)} {size:,}" for name, size in largest))
+
+
+def render_budget(info: dict, align: int, max_bytes: int) -> str:
+    """Each layer's C arrays against ``--max-bytes``, largest first."""
+    per_layer: dict[str, int] = {}
+    for t in info["tensors"]:
+        per_layer[t["layer"]] = per_layer.get(t["layer"], 0) + _aligned(t["nbytes"], align)
+    total = sum(per_layer.values())
+    width = max([len(_printable(name)) for name in per_layer] + [5])
+    lines = [f"Flash budget: {total:,} of {max_bytes:,} bytes ({total / max_bytes:.0%}), {max_bytes - total:,} left"]
+    lines += [f"  {_printable(name):<{width}}  {size:>12,} bytes  {size / max_bytes:>5.1%}"
+              for name, size in sorted(per_layer.items(), key=lambda item: -item[1])]
+    return "\n".join(lines)
 
 
 def _aligned(nbytes: int, align: int) -> int:

@@ -277,6 +277,9 @@ def test_max_bytes_boundary_counts_the_c_arrays_with_their_alignment(zoo, tmp_pa
     # 320 + 80 + 800 + 40 + 40 + 4 bytes of float32, each array padded to 16: 320 + 80 + 800 + 48 + 48 + 16
     assert "need 1,312 bytes" in capsys.readouterr().err and main(
         ["export", str(SEED_KERAS), "-o", str(tmp_path / "k"), "-f", "c", "--max-bytes", "2K"]) == 0
+    out = capsys.readouterr().out.split("Flash budget: ")[1].splitlines()
+    assert out[0] == "1,312 of 2,048 bytes (64%), 736 left"
+    assert [line.split()[:2] for line in out[1:]] == [["dense_1", "848"], ["dense", "400"], ["dense_2", "64"]]
 
 
 def test_the_export_prints_the_error_table_and_the_flash_it_takes(zoo, tmp_path, capsys):
