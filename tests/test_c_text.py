@@ -110,3 +110,21 @@ def test_the_fast_literal_parser_reads_back_every_float32_pattern():
     text = c_text.lines(c_text.tokens(values, dtypes.by_name("float32"), "P"))
     assert c_parse._parse_float32_literals(text).tobytes() == values.tobytes()
     assert c_parse._parse_float32_literals(text.replace(b"e+", b"E+", 1)) is None  # anything unexpected: general parser
+
+
+@pytest.mark.parametrize("c_type", ["int8_t", "uint8_t", "int16_t", "uint16_t"])
+def test_small_integer_lines_by_table_are_the_generic_text_byte_for_byte(c_type):
+    """The table path (int8 weights of quantized exports) writes exactly what the generic path writes:
+    line lengths depend on the widest literal of each piece, so narrow and full-range pieces are both tried."""
+    from converter.formats import c_text
+
+    dtype = np.dtype(c_type.replace("_t", ""))
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(8)
+    for count in (1, 2, 29, 30, 31, 1000, c_text.CHUNK):
+        full = rng.integers(int(info.min), int(info.max) + 1, count).astype(dtype)
+        full[:min(count, 2)] = [info.min, info.max][:min(count, 2)]
+        for values in (full, (full % 10).astype(dtype)):
+            for indent in ("  ", "    ", ""):
+                assert c_text.small_int_lines(values, c_type, indent) == \
+                    c_text.lines(c_text._int_tokens(values, c_type), indent)
