@@ -1,0 +1,195 @@
+"""The model's computation as a graph of layer calls, from its serialized configuration (what ``.keras``
+``config.json``, a legacy ``.h5``'s ``model_config`` and ``keras.saving.serialize_keras_object`` hold).
+
+Keras 3 and Keras 2 formats, Sequential and functional models; a nested model is inlined, its layers
+named ``outer/inner`` as their tensors are. The graph is plain JSON (:func:`to_json`), so the manifest
+can carry it and ``verify`` can regenerate the code from it.
+
+>>> config = {"class_name": "Sequential", "config": {"name": "m", "layers": [
+...     {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "x"}},
+...     {"class_name": "Dense", "config": {"name": "d", "units": 2, "activation": "relu"}}]}}
+>>> graph = from_config(config)
+>>> [(n.name, n.class_name, n.inputs) for n in graph.nodes], graph.outputs
+([('x', 'InputLayer', []), ('d', 'Dense', [('x', 0)])], [('d', 0)])
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputInvalid
+
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+_DROPPED_KEYS = re.compile(r".*_(initializer|regularizer|constraint)$|^(module|registered_name|shared_object_id|"
+                           r"build_config|compile_config|trainable|seed)$")
+
+
+@dataclass
+class Node:
+    """One layer call: its layer (name unique in the graph), class, configuration and inputs."""
+
+    name: str
+    class_name: str
+    config: dict
+    inputs: list[tuple[str, int]] = field(default_factory=list)  # (node, output index)
+
+
+@dataclass
+class Graph:
+    nodes: list[Node]                  # in an order where every input comes first
+    inputs: list[str]                  # InputLayer nodes, in model.inputs order
+    outputs: list[tuple[str, int]]     # in model.outputs order
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.name == name)
+
+
+def from_config(serialized: dict) -> Graph:
+    """The graph of a serialized model (``{"class_name": ..., "config": {...}}``)."""
+    if not isinstance(serialized, dict) or serialized.get("class_name") not in MODEL_CLASSES:
+        raise InputInvalid("the model has no Sequential or functional configuration to generate code from",
+                           hint="Export a model saved with its configuration (model.save), not a weights-only file.")
+    builder = _Builder()
+    inputs, outputs = builder.model(serialized, prefix="", given=None)
+    return Graph(builder.nodes, inputs, outputs)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+
+    def model(self, serialized: dict, prefix: str, given: list[tuple[str, int]] | None
+              ) -> tuple[list[str], list[tuple[str, int]]]:
+        """Add a (possibly nested) model's nodes; ``given`` feeds a nested model's inputs."""
+        config = serialized.get("config") or {}
+        layers = config.get("layers") or []
+        if serialized["class_name"] == "Sequential":
+            return self._sequential(layers, config, prefix, given)
+        return self._functional(layers, config, prefix, given)
+
+    def _sequential(self, layers: list, config: dict, prefix: str, given):
+        current: list[tuple[str, int]] | None = given
+        inputs: list[str] = []
+        starts_with_input = bool(layers) and layers[0].get("class_name") == "InputLayer"
+        if current is None:
+            shape = None if starts_with_input or not layers else _input_shape(layers[0].get("config", {}))
+            if starts_with_input:
+                name = prefix + layers[0]["config"].get("name", "input")
+                self.nodes.append(Node(name, "InputLayer", _clean(layers[0]["config"])))
+                inputs, current, layers = [name], [(name, 0)], layers[1:]
+            elif shape is not None:
+                name = prefix + (config.get("name") or "model") + "_input"
+                self.nodes.append(Node(name, "InputLayer", {"batch_shape": shape, "name": name}))
+                inputs, current = [name], [(name, 0)]
+            else:
+                raise InputInvalid("the Sequential model does not say its input shape",
+                                   hint="Save the model after building it (with an Input or a first call).")
+        elif starts_with_input:
+            layers = layers[1:]
+        for layer in layers:
+            current = self._layer(layer, prefix, current)
+        return inputs, current
+
+    def _functional(self, layers: list, config: dict, prefix: str, given):
+        produced: dict[str, list[tuple[str, int]]] = {}  # layer name -> outputs per call (node index)
+        inputs = []
+        input_refs = _refs(config.get("input_layers"))
+        for layer in layers:
+            name = layer.get("name") or layer.get("config", {}).get("name")
+            if layer.get("class_name") == "InputLayer":
+                if given is not None:
+                    position = [r[0] for r in input_refs].index(name)
+                    produced[name] = [given[position]]
+                else:
+                    node = Node(prefix + name, "InputLayer", _clean(layer["config"]))
+                    self.nodes.append(node)
+                    produced[name] = [(node.name, 0)]
+                continue
+            for call in _inbound_calls(layer.get("inbound_nodes") or []):
+                feeds = []
+                for source, node_index, tensor_index in call:
+                    calls_of_source = produced[source]
+                    node, _ = calls_of_source[min(node_index, len(calls_of_source) - 1)]
+                    feeds.append((node, tensor_index))  # a layer's second output (return_state) is index 1
+                outs = self._layer(layer, prefix, feeds, call_index=len(produced.get(name, [])))
+                produced.setdefault(name, []).append(outs[0])
+        if given is None:
+            inputs = [prefix + r[0] for r in input_refs]
+        outputs = [produced[r[0]][r[1]] if len(produced[r[0]]) > r[1] else produced[r[0]][0]
+                   for r in _refs(config.get("output_layers"))]
+        return inputs, outputs
+
+    def _layer(self, layer: dict, prefix: str, feeds: list[tuple[str, int]], call_index: int = 0
+               ) -> list[tuple[str, int]]:
+        class_name = layer.get("class_name", "")
+        config = layer.get("config") or {}
+        name = config.get("name") or layer.get("name") or class_name.lower()
+        if class_name in MODEL_CLASSES:
+            _, outputs = self.model(layer, prefix + name + "/", feeds)
+            return outputs
+        node_name = prefix + name + (f"@{call_index}" if call_index else "")  # a shared layer called again
+        self.nodes.append(Node(node_name, class_name, _clean(config), list(feeds)))
+        return [(node_name, 0)]
+
+
+def _inbound_calls(inbound: list) -> list[list[tuple[str, int, int]]]:
+    """Each call of a layer as (source layer, node index, tensor index) per input, Keras 3 or 2 format."""
+    calls = []
+    for node in inbound:
+        if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}} with __keras_tensor__ leaves
+            calls.append(_keras_tensors(node.get("args", [])) + _keras_tensors(node.get("kwargs", {})))
+        elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
+            calls.append([(entry[0], int(entry[1]), int(entry[2])) for entry in node])
+    return calls
+
+
+def _keras_tensors(value: Any) -> list[tuple[str, int, int]]:
+    found = []
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            history = value["config"]["keras_history"]
+            return [(history[0], int(history[1]), int(history[2]))]
+        for item in value.values():
+            found += _keras_tensors(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _keras_tensors(item)
+    return found
+
+
+def _refs(value: Any) -> list[tuple[str, int, int]]:
+    """``input_layers``/``output_layers``: one [name, node, tensor] or a list of them."""
+    if not value:
+        return []
+    if isinstance(value[0], str):
+        return [(value[0], int(value[1]), int(value[2]))]
+    return [(v[0], int(v[1]), int(v[2])) for v in value]
+
+
+def _input_shape(config: dict) -> list | None:
+    return config.get("batch_shape") or config.get("batch_input_shape")
+
+
+def _clean(config: dict) -> dict:
+    """The configuration without what inference never needs and what differs between runs (object ids)."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value.get("class_name") == "DTypePolicy" or value.get("class_name") == "DTypePolicyV2":
+                return (value.get("config") or {}).get("name")
+            return {k: clean(v) for k, v in sorted(value.items()) if not _DROPPED_KEYS.fullmatch(k)}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+    return clean(config)
+
+
+def to_json(graph: Graph) -> dict:
+    return {"inputs": graph.inputs, "outputs": [list(o) for o in graph.outputs],
+            "nodes": [{"name": n.name, "class": n.class_name, "config": n.config, "inputs": [list(i) for i in n.inputs]}
+                      for n in graph.nodes]}
+
+
+def from_json(data: dict) -> Graph:
+    return Graph([Node(n["name"], n["class"], n["config"], [(i[0], int(i[1])) for i in n["inputs"]]) for n in data["nodes"]],
+                 list(data["inputs"]), [(o[0], int(o[1])) for o in data["outputs"]])

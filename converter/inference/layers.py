@@ -1,0 +1,477 @@
+"""Each supported layer kind: the shape it gives (one sample, channels last, no batch axis) and the C calls
+that compute it. A kind is a function ``(call: Call) -> Shape`` registered in :data:`KINDS` by class name;
+it reads the node's configuration and weights through ``call`` and appends C statements to it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from . import kernels
+
+Shape = tuple[int, ...]
+
+
+class Unsupported(Exception):
+    """A layer, or an option of it, the generated code does not implement."""
+
+
+class Call:
+    """What a layer kind sees of one node: its configuration, input shapes and C buffers, its weights, and
+    where its statements go (filled in by ``codegen``)."""
+
+    def __init__(self, node, inputs: list[Shape], sources: list[str], weights: dict[str, Any]) -> None:
+        self.node, self.config, self.inputs, self.sources, self.weights = node, node.config, inputs, sources, weights
+        self.statements: list[str] = []
+        self.kernels: set[str] = set()
+        self.temporaries: list[int] = []   # extra arena buffers (floats) the calls need, named T0, T1...
+        self.alias = False                 # the output is the input's memory (Flatten, Reshape, Dropout...)
+        self.output = "Y"                  # replaced by the output buffer's expression
+
+    def weight(self, role: str, required: bool = True):
+        found = self.weights.get(role)
+        if found is None and required:
+            raise Unsupported(f"its weight '{role}' is missing")
+        return found
+
+    def emit(self, text: str, *needs: str) -> None:
+        self.statements.append(text)
+        self.kernels.update(needs)
+
+    def source(self, index: int = 0) -> str:
+        return self.sources[index]
+
+
+KINDS: dict[str, Callable[[Call], Shape]] = {}
+
+
+def kind(*class_names: str):
+    def register(function: Callable[[Call], Shape]) -> Callable[[Call], Shape]:
+        for name in class_names:
+            KINDS[name] = function
+        return function
+    return register
+
+
+def size(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def _pair(value: Any, rank: int = 2) -> tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return (int(value),) * rank
+
+
+def _channels_last(call: Call) -> None:
+    if call.config.get("data_format", "channels_last") not in (None, "channels_last"):
+        raise Unsupported(f"data_format={call.config['data_format']!r} (channels_last only)")
+
+
+def _window(length: int, k: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
+    """(output length, padding before) of a convolution or pooling window, as Keras computes them."""
+    effective = (k - 1) * dilation + 1
+    if padding == "valid":
+        return (length - effective) // stride + 1, 0
+    if padding == "same":
+        out = -(-length // stride)
+        return out, max((out - 1) * stride + effective - length, 0) // 2
+    if padding == "causal":  # Conv1D: all the padding before
+        return (length - 1) // stride + 1, effective - 1
+    raise Unsupported(f"padding={padding!r}")
+
+
+def activation(call: Call, name: Any, buffer: str, shape: Shape, a: float = 0.0) -> None:
+    """In-place activation of a layer's output (nothing for linear)."""
+    if name in (None, "linear"):
+        return
+    if not isinstance(name, str) or (name not in kernels.ACTIVATIONS and name != kernels.SOFTMAX):
+        raise Unsupported(f"activation {name!r}")
+    if name == "leaky_relu" and not a:
+        a = 0.2  # keras.activations.leaky_relu's default negative slope
+    if name == "elu" and not a:
+        a = 1.0
+    code = -1 if name == kernels.SOFTMAX else kernels.ACTIVATION_CODES[name]
+    call.emit(f"kw_activate({buffer}, {size(shape)}, {shape[-1] if shape else 1}, {code}, {_float(a)});  /* {name} */",
+              "activate:" + name)
+
+
+def _float(value: float) -> str:
+    text = repr(float(value))
+    return (text if ("." in text or "e" in text or "inf" in text or "nan" in text) else text + ".0") + "f"
+
+
+def _weights_arguments(call: Call, kernel_role: str, bias_role: str | None = "bias") -> tuple[str, str, bool]:
+    """(kernel argument(s), bias argument, quantized) for a weighted kernel call."""
+    kernel = call.weight(kernel_role)
+    quantized = kernel.scale is not None
+    bias = call.weight(bias_role, required=False) if bias_role else None
+    args = f"{kernel.array}, {kernel.scale}" if quantized else kernel.array
+    return args, bias.array if bias else "NULL", quantized
+
+
+# -- layers with weights ------------------------------------------------------------------------------------
+@kind("Dense")
+def dense(call: Call) -> Shape:
+    shape = call.inputs[0]
+    units = int(call.config["units"])
+    kernel = call.weight("kernel")
+    if kernel.transposed:
+        raise Unsupported("a transposed kernel (--layout dense_out_in); export with --layout keras")
+    args, bias, quantized = _weights_arguments(call, "kernel")
+    suffix = "_i8" if quantized else "_f32"
+    rows, width = size(shape[:-1]), shape[-1]
+    call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}, {bias});",
+              "dense" + suffix)
+    out = (*shape[:-1], units)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
+def _spatial(call: Call, rank: int) -> tuple[Shape, tuple[int, ...], tuple[int, ...], tuple[int, ...], str]:
+    """(input shape as [H][W][C], kernel size, strides, dilation, padding) for 1D (H = 1) or 2D layers."""
+    _channels_last(call)
+    shape = call.inputs[0]
+    if len(shape) != rank + 1:
+        raise Unsupported(f"input of rank {len(shape) + 1} (batch included)")
+    k = _pair(call.config.get("kernel_size", call.config.get("pool_size", 1)), rank)
+    strides = _pair(call.config.get("strides") or k, rank)
+    dilation = _pair(call.config.get("dilation_rate", 1), rank)
+    if rank == 1:
+        return (1, *shape), (1, *k), (1, *strides), (1, *dilation), call.config.get("padding", "valid")
+    return shape, k, strides, dilation, call.config.get("padding", "valid")
+
+
+def _conv_geometry(call: Call, rank: int):
+    (H, W, C), (KH, KW), (SH, SW), (DH, DW), padding = _spatial(call, rank)
+    OH, PT = _window(H, KH, SH, DH, padding) if rank == 2 else (1, 0)
+    OW, PL = _window(W, KW, SW, DW, padding)
+    return (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL)
+
+
+@kind("Conv1D", "Conv2D", "Convolution1D", "Convolution2D")
+def conv(call: Call) -> Shape:
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    if int(call.config.get("groups", 1)) != 1:
+        raise Unsupported(f"groups={call.config['groups']}")
+    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
+    filters = int(call.config["filters"])
+    args, bias, quantized = _weights_arguments(call, "kernel")
+    suffix = "_i8" if quantized else "_f32"
+    call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
+              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d" + suffix)
+    out = (OW, filters) if rank == 1 else (OH, OW, filters)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
+@kind("DepthwiseConv1D", "DepthwiseConv2D")
+def depthwise(call: Call) -> Shape:
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
+    multiplier = int(call.config.get("depth_multiplier", 1))
+    role = "kernel" if "kernel" in call.weights else "depthwise_kernel"
+    args, bias, quantized = _weights_arguments(call, role)
+    suffix = "_i8" if quantized else "_f32"
+    call.emit(f"kw_depthwise2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, "
+              f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "depthwise2d" + suffix)
+    out = (OW, C * multiplier) if rank == 1 else (OH, OW, C * multiplier)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
+@kind("SeparableConv1D", "SeparableConv2D")
+def separable(call: Call) -> Shape:
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
+    multiplier, filters = int(call.config.get("depth_multiplier", 1)), int(call.config["filters"])
+    depth_args, _, depth_quantized = _weights_arguments(call, "depthwise_kernel", None)
+    point_args, bias, point_quantized = _weights_arguments(call, "pointwise_kernel")
+    middle = f"T{len(call.temporaries)}"
+    call.temporaries.append(OH * OW * C * multiplier)
+    ds, ps = ("_i8" if depth_quantized else "_f32"), ("_i8" if point_quantized else "_f32")
+    call.emit(f"kw_depthwise2d{ds}({call.source()}, {middle}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, {KW}, "
+              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL);", "depthwise2d" + ds)
+    call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}, {bias});",
+              "dense" + ps)
+    out = (OW, filters) if rank == 1 else (OH, OW, filters)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
+@kind("Conv1DTranspose", "Conv2DTranspose")
+def conv_transpose(call: Call) -> Shape:
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    if call.config.get("output_padding") not in (None, [None] * rank):
+        raise Unsupported(f"output_padding={call.config['output_padding']}")
+    (H, W, C), (KH, KW), (SH, SW), (DH, DW), padding = _spatial(call, rank)
+    sizes = []
+    for length, k, s, d in ((H, KH, SH, DH), (W, KW, SW, DW)):
+        effective = (k - 1) * d + 1
+        if padding == "same":
+            sizes.append((length * s, max(effective - s, 0) // 2))
+        elif padding == "valid":
+            sizes.append((length * s + max(effective - s, 0), 0))
+        else:
+            raise Unsupported(f"padding={padding!r}")
+    (OH, PT), (OW, PL) = sizes
+    if rank == 1:
+        OH, PT = 1, 0
+    filters = int(call.config["filters"])
+    args, bias, quantized = _weights_arguments(call, "kernel")
+    suffix = "_i8" if quantized else "_f32"
+    call.emit(f"kw_conv2d_transpose{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, "
+              f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d_transpose" + suffix)
+    out = (OW, filters) if rank == 1 else (OH, OW, filters)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
+@kind("Embedding")
+def embedding(call: Call) -> Shape:
+    if call.config.get("mask_zero"):
+        raise Unsupported("mask_zero=True (masking)")
+    table = call.weight("embeddings")
+    args, _, quantized = _weights_arguments(call, "embeddings", None)
+    suffix = "_i8" if quantized else "_f32"
+    vocabulary, dim = table.shape
+    call.emit(f"kw_embedding{suffix}({call.source()}, {call.output}, {size(call.inputs[0])}, {dim}, {vocabulary}, "
+              f"{args}, NULL);", "embedding" + suffix)
+    return (*call.inputs[0], dim)
+
+
+@kind("BatchNormalization")
+def batch_norm(call: Call) -> Shape:
+    shape = call.inputs[0]
+    axis = call.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    if axis not in (-1, len(shape)):
+        raise Unsupported(f"axis={axis} (the last axis only)")
+    arrays = [(call.weight(role, required=False) or None) for role in ("gamma", "beta")]
+    mean, variance = call.weight("moving_mean"), call.weight("moving_variance")
+    gamma, beta = (a.array if a else "NULL" for a in arrays)
+    call.emit(f"kw_batch_norm({call.source()}, {call.output}, {size(shape)}, {shape[-1]}, {gamma}, {beta}, {mean.array}, "
+              f"{variance.array}, {_float(call.config.get('epsilon', 1e-3))});", "batch_norm")
+    return shape
+
+
+@kind("LayerNormalization")
+def layer_norm(call: Call) -> Shape:
+    shape = call.inputs[0]
+    axis = call.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    if axis not in (-1, len(shape)) or call.config.get("rms_scaling"):
+        raise Unsupported(f"axis={axis}" if axis not in (-1, len(shape)) else "rms_scaling=True")
+    gamma, beta = (call.weight(role, required=False) for role in ("gamma", "beta"))
+    call.emit(f"kw_layer_norm({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, "
+              f"{gamma.array if gamma else 'NULL'}, {beta.array if beta else 'NULL'}, "
+              f"{_float(call.config.get('epsilon', 1e-3))});", "layer_norm")
+    return shape
+
+
+@kind("Normalization")
+def normalization(call: Call) -> Shape:
+    shape = call.inputs[0]
+    if call.config.get("invert"):
+        raise Unsupported("invert=True")
+    mean, variance = call.weight("mean"), call.weight("variance")
+    channels = size(mean.shape)
+    if channels not in (1, shape[-1]):
+        raise Unsupported(f"statistics of shape {list(mean.shape)} (one per last-axis channel only)")
+    call.emit(f"kw_normalize({call.source()}, {call.output}, {size(shape)}, {channels}, {mean.array}, {variance.array});",
+              "normalize")
+    return shape
+
+
+@kind("Rescaling")
+def rescaling(call: Call) -> Shape:
+    scale, offset = call.config.get("scale", 1.0), call.config.get("offset", 0.0)
+    if not all(isinstance(v, (int, float)) for v in (scale, offset)):
+        raise Unsupported("a scale or offset per channel")
+    shape = call.inputs[0]
+    call.emit(f"for (size_t i = 0; i < {size(shape)}; ++i) {call.output}[i] = {call.source()}[i] * {_float(scale)} + "
+              f"{_float(offset)};")
+    return shape
+
+
+# -- layers without weights ---------------------------------------------------------------------------------
+IDENTITY = ("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+            "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RandomFlip", "RandomRotation", "RandomZoom",
+            "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomHeight", "RandomWidth",
+            "Identity")
+
+
+@kind(*IDENTITY)
+def identity(call: Call) -> Shape:
+    if call.node.class_name == "RandomCrop":
+        raise Unsupported("RandomCrop (crops at inference)")
+    call.alias = True
+    return call.inputs[0]
+
+
+@kind("Flatten")
+def flatten(call: Call) -> Shape:
+    call.alias = True
+    return (size(call.inputs[0]),)
+
+
+@kind("Reshape")
+def reshape(call: Call) -> Shape:
+    target = [int(v) for v in call.config["target_shape"]]
+    if -1 in target:
+        known = size(tuple(v for v in target if v != -1))
+        target[target.index(-1)] = size(call.inputs[0]) // known
+    call.alias = True
+    return tuple(target)
+
+
+@kind("Activation")
+def activation_layer(call: Call) -> Shape:
+    shape = call.inputs[0]
+    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    activation(call, call.config.get("activation"), call.output, shape)
+    return shape
+
+
+@kind("ReLU")
+def relu_layer(call: Call) -> Shape:
+    shape = call.inputs[0]
+    max_value = call.config.get("max_value")
+    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    call.emit(f"kw_relu({call.output}, {size(shape)}, {_float(-1.0 if max_value is None else max_value)}, "
+              f"{_float(call.config.get('negative_slope', 0.0))}, {_float(call.config.get('threshold', 0.0))});", "relu")
+    return shape
+
+
+@kind("LeakyReLU")
+def leaky_relu_layer(call: Call) -> Shape:
+    shape = call.inputs[0]
+    slope = call.config.get("negative_slope", call.config.get("alpha", 0.3))
+    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    call.emit(f"kw_relu({call.output}, {size(shape)}, -1.0f, {_float(slope)}, 0.0f);", "relu")
+    return shape
+
+
+@kind("ELU")
+def elu_layer(call: Call) -> Shape:
+    shape = call.inputs[0]
+    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    activation(call, "elu", call.output, shape, float(call.config.get("alpha", 1.0)))
+    return shape
+
+
+@kind("Softmax")
+def softmax_layer(call: Call) -> Shape:
+    shape = call.inputs[0]
+    axis = call.config.get("axis", -1)
+    if axis not in (-1, len(shape), [-1]):
+        raise Unsupported(f"axis={axis}")
+    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    activation(call, "softmax", call.output, shape)
+    return shape
+
+
+@kind("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D",
+      "AvgPool1D", "AvgPool2D")
+def pooling(call: Call) -> Shape:
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    (H, W, C), (KH, KW), (SH, SW), _, padding = _spatial(call, rank)
+    OH, PT = _window(H, KH, SH, 1, padding) if rank == 2 else (1, 0)
+    OW, PL = _window(W, KW, SW, 1, padding)
+    average = int("Average" in call.node.class_name or "Avg" in call.node.class_name)
+    call.emit(f"kw_pool2d({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {KH}, {KW}, {SH}, {SW}, {PT}, {PL}, "
+              f"{average});", "pool2d")
+    return (OW, C) if rank == 1 else (OH, OW, C)
+
+
+@kind("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D",
+      "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
+      "GlobalMaxPool2D")
+def global_pooling(call: Call) -> Shape:
+    _channels_last(call)
+    shape = call.inputs[0]
+    average = int("Av" in call.node.class_name)
+    call.emit(f"kw_global_pool({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, {average});", "global_pool")
+    return (*(1,) * (len(shape) - 1), shape[-1]) if call.config.get("keepdims") else (shape[-1],)
+
+
+@kind("Add", "Subtract", "Multiply")
+def merge(call: Call) -> Shape:
+    shapes = call.inputs
+    if any(s != shapes[0] for s in shapes):
+        raise Unsupported(f"inputs of different shapes {[list(s) for s in shapes]} (broadcasting)")
+    op = {"Add": 0, "Subtract": 1, "Multiply": 2}[call.node.class_name]
+    n = size(shapes[0])
+    call.emit(f"kw_merge({call.source(0)}, {call.source(1)}, {call.output}, {n}, {op});", "merge")
+    for index in range(2, len(shapes)):
+        call.emit(f"kw_merge({call.output}, {call.source(index)}, {call.output}, {n}, {op});", "merge")
+    return shapes[0]
+
+
+@kind("Concatenate")
+def concatenate(call: Call) -> Shape:
+    shapes = call.inputs
+    rank = len(shapes[0])
+    axis = int(call.config.get("axis", -1))
+    axis = axis + rank if axis < 0 else axis - 1  # Keras counts the batch axis in a positive axis
+    if not 0 <= axis < rank or any(len(s) != rank or s[:axis] != shapes[0][:axis] or s[axis + 1:] != shapes[0][axis + 1:]
+                                   for s in shapes):
+        raise Unsupported(f"axis={call.config.get('axis')} with inputs {[list(s) for s in shapes]}")
+    outer = size(shapes[0][:axis])
+    total = sum(size(s[axis:]) for s in shapes)
+    at = 0
+    for index, s in enumerate(shapes):
+        call.emit(f"kw_concat_part({call.source(index)}, {call.output}, {outer}, {size(s[axis:])}, {total}, {at});",
+                  "concat")
+        at += size(s[axis:])
+    return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
+
+
+@kind("ZeroPadding2D")
+def zero_padding(call: Call) -> Shape:
+    _channels_last(call)
+    H, W, C = call.inputs[0]
+    padding = call.config.get("padding", 1)
+    if isinstance(padding, int):
+        (top, bottom), (left, right) = (padding, padding), (padding, padding)
+    elif isinstance(padding[0], int):
+        (top, bottom), (left, right) = (padding[0], padding[0]), (padding[1], padding[1])
+    else:
+        (top, bottom), (left, right) = padding
+    OH, OW = H + top + bottom, W + left + right
+    call.emit(f"kw_zero_pad2d({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {top}, {left});", "zero_pad2d")
+    return OH, OW, C
+
+
+@kind("UpSampling2D")
+def upsampling(call: Call) -> Shape:
+    _channels_last(call)
+    if call.config.get("interpolation", "nearest") != "nearest":
+        raise Unsupported(f"interpolation={call.config['interpolation']!r}")
+    H, W, C = call.inputs[0]
+    fh, fw = _pair(call.config.get("size", 2))
+    call.emit(f"kw_upsample2d({call.source()}, {call.output}, {H}, {W}, {C}, {fh}, {fw});", "upsample2d")
+    return H * fh, W * fw, C
+
+
+@kind("Permute")
+def permute(call: Call) -> Shape:
+    shape = call.inputs[0]
+    dims = [int(d) - 1 for d in call.config["dims"]]
+    if len(shape) not in (2, 3):
+        raise Unsupported(f"rank {len(shape) + 1}")
+    full = (1, *shape) if len(shape) == 2 else shape
+    order = [0] + [d + 1 for d in dims] if len(shape) == 2 else dims
+    call.emit(f"kw_permute3({call.source()}, {call.output}, {full[0]}, {full[1]}, {full[2]}, {order[0]}, {order[1]}, "
+              f"{order[2]});", "permute")
+    return tuple(shape[d] for d in dims)
+
+
+@kind("RepeatVector")
+def repeat_vector(call: Call) -> Shape:
+    n = int(call.config["n"])
+    (length,) = call.inputs[0]
+    call.emit(f"kw_repeat({call.source()}, {call.output}, {n}, {length});", "repeat")
+    return n, length
