@@ -335,14 +335,27 @@ def test_without_quantize_nothing_changes(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == "1.0"
 
 
-LAST_AXIS_CLASSES = {"Dense", "Conv1D", "Conv2D", "LSTM", "GRU", "SimpleRNN", "Embedding", "Bidirectional"}
+LAST_AXIS_CLASSES = {"Dense", "Conv1D", "Conv2D", "LSTM", "GRU", "SimpleRNN", "Embedding", "Bidirectional",
+                     "Sequential", "Functional"}  # the last two: a nested model of Dense layers (zoo "nested")
 
 
-@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus is not present")
-@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_corpus_models_quantize_to_the_definition(path):
-    """Real files: kernels of known classes per output channel (last axis), of unknown ones (a Keras 1 file
-    without configuration) per tensor; everything else unchanged."""
+def expected_axes(name: str, w: np.ndarray, layer_class: str) -> tuple[int, ...] | None:
+    if layer_class == "MultiHeadAttention":  # (in, heads, size) projections; (heads, size, out) output
+        return (w.ndim - 1,) if name.split("/")[-2] == "attention_output" else tuple(range(1, w.ndim))
+    return (w.ndim - 1,) if layer_class in LAST_AXIS_CLASSES else None
+
+
+ZOO_FILES = sorted((FIXTURES / "zoo").glob("*.keras"))
+
+
+@pytest.mark.parametrize("path", [*ZOO_FILES, *CORPUS_FILES], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fixture_and_corpus_models_quantize_to_the_definition(path):
+    """Real files: kernels of known classes per output channel, of unknown ones (a Keras 1 file without
+    configuration) per tensor; everything else unchanged. A model holding NaN cannot be quantized."""
+    if path.name == "special_values.keras":
+        with pytest.raises(converter.QuantizationError, match="f32/kernel holds 3 NaN and 2 infinite values"):
+            converter.inspect(path, reader="h5", quantize="int8")
+        return
     manifest = converter.inspect(path, reader="h5", quantize="int8")
     model = {t.name: t.array for t in converter.extract(path, reader="h5")}
     classes = {layer["index"]: layer["class"] for layer in manifest["layers"]}
@@ -355,8 +368,8 @@ def test_corpus_models_quantize_to_the_definition(path):
             continue
         quantized += 1
         cls = classes[entry["layer_index"]]
-        axes = (w.ndim - 1,) if cls in LAST_AXIS_CLASSES else None
-        assert cls in LAST_AXIS_CLASSES or cls == "", (name, cls)
+        axes = expected_axes(name, w, cls)
+        assert cls in LAST_AXIS_CLASSES or cls in ("", "MultiHeadAttention"), (name, cls)
         q, scale = expected_int8(w, axes)
         assert entry["sha256"] == converter.tensors.sha256_of(q), name
         assert stored[name + ":scale"]["sha256"] == converter.tensors.sha256_of(scale), name
