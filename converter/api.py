@@ -134,11 +134,13 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     except QuantizationError as error:  # the CLI shows the table of what fell short
         error.manifest = manifests.build(model, tensors, options={"layout": layout, "quantize": bounds.quantize})
         raise
+    inference = _inference(model, tensors, stem, chosen["c"]) if chosen.get("c", {}).get("inference") else None
     _create(folder)
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
-    description = manifests.build(model, tensors, stem, chosen)  # no file list yet
-    info = ExportInfo(model, layout, json.dumps(description, sort_keys=True, allow_nan=False))
+    description = manifests.build(model, tensors, stem, chosen, inference)  # no file list yet
+    info = ExportInfo(model, layout, json.dumps(description, sort_keys=True, allow_nan=False),
+                      graph=inference["graph"] if inference else None)
     files = []
     # All or nothing: every file is written into a staging folder and moved into place only when all
     # were written; the manifest comes last. A failure leaves earlier outputs untouched.
@@ -163,6 +165,23 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
         raise OutputError(f"cannot write the export to {folder}: {error.strerror or error}",
                           hint="Free space or choose another folder.", outputs=state) from None
     return manifest
+
+
+def _inference(model: Any, tensors: Sequence[Tensor], stem: str, c_options: Mapping[str, Any]) -> dict:
+    """The graph of the forward pass ``-f c --c-inference`` writes, and its figures; generating it here
+    refuses an unsupported model before anything is written."""
+    from .inference import graph
+
+    if model.config is None:
+        raise InputInvalid(f"{model.source.file or model.name}: --c-inference needs the model's configuration "
+                           "(its layers and how they connect), which this input does not hold",
+                           hint="Export a model saved whole (model.save), or leave out --c-inference.")
+    graph_json = graph.to_json(graph.from_config(model.config))
+    c = registry.get("c")
+    names = c.keys(tensors, stem, prefix=c_options["prefix"])
+    program = c.inference_program(tensors, names, c_options["prefix"], ExportInfo(model, graph=graph_json))
+    return {"graph": graph_json, "arena_bytes": program.arena_bytes, "input_size": program.input_size,
+            "output_size": program.output_size}
 
 
 class _Bounds:

@@ -27,11 +27,12 @@ _PRODUCER_PACKAGES = ("keras", "tensorflow", "numpy", "safetensors", "pyarrow")
 
 
 def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: str = "",
-          options: Mapping[str, Any] | None = None) -> dict:
+          options: Mapping[str, Any] | None = None, inference: Mapping[str, Any] | None = None) -> dict:
     """The manifest of an export of ``model`` without its ``files`` list.
 
     ``tensors`` are the records as written (after any layout change; default: the model's own);
-    ``options`` holds ``layout`` and each written format's options (the formats are its other keys).
+    ``options`` holds ``layout`` and each written format's options (the formats are its other keys);
+    ``inference`` the generated forward pass's graph and figures (``export -f c --c-inference``).
     """
     tensors = model.tensors if tensors is None else tensors
     options = dict(options or {"layout": "keras"})
@@ -39,7 +40,7 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
     keys = {name: formats.get(name).keys(tensors, stem, **options[name]) for name in format_names}
     return {
         "schema": SCHEMA_ID,
-        "schema_version": SCHEMA_VERSION if any(t.quantization for t in tensors) else BASE_VERSION,
+        "schema_version": SCHEMA_VERSION if inference or any(t.quantization for t in tensors) else BASE_VERSION,
         "source": {"file": model.source.file, "format": model.source.format, "sha256": model.source.sha256,
                    "reader": model.source.reader, "keras_version": model.source.keras_version,
                    "backend": model.source.backend, "note": model.source.note},
@@ -50,10 +51,12 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
             "parameters": sum(int(t.array.size) for t in model.tensors),
             "bytes": sum(t.nbytes for t in model.tensors),
         },
-        "options": options,
+        "options": {key: formats.recorded(key, value) if key in formats.FORMATS else value
+                    for key, value in options.items()},
         "layers": [_layer(layer) for layer in model.layers],
         "tensors": [_tensor(t, {f: keys[f][t.name] for f in format_names}) for t in tensors],
         "files": [],
+        **({"inference": dict(inference)} if inference else {}),
     }
 
 
@@ -145,7 +148,8 @@ def export_info(manifest: Mapping) -> ExportInfo:
                           Source(source["file"], source["format"], source["sha256"], source["reader"]))
     producer = manifest["producer"]
     version = producer.get("keras-weights") or producer.get("converter")  # the key before 0.2: "converter"
-    return ExportInfo(record, manifest["options"]["layout"], producer_version=version)
+    return ExportInfo(record, manifest["options"]["layout"], producer_version=version,
+                      graph=(manifest.get("inference") or {}).get("graph"))
 
 
 def tensor_records(manifest: Mapping, format_name: str, arrays: Mapping[str, Any]) -> list[Tensor]:

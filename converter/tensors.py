@@ -147,6 +147,7 @@ class ModelWeights:
     layers: tuple[Layer, ...]
     tensors: tuple[Tensor, ...]
     source: Source
+    config: dict | None = field(default=None, repr=False)  # the serialized model ({"class_name", "config"}), if known
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class ExportInfo:
     layout: str = "keras"
     manifest_json: str = ""
     producer_version: str = field(default_factory=lambda: _version())
+    graph: dict | None = None  # the model's graph as JSON (inference.graph), for C code that runs the weights
 
 
 def _version() -> str:

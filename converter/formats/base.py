@@ -20,6 +20,7 @@ class Option:
     help: str
     choices: tuple[str, ...] = ()
     metavar: str | None = None
+    since: str = "1.0"  # the manifest schema that added it: a later option is recorded only when it is set
 
 
 class Format(Protocol):

@@ -37,6 +37,8 @@ OPTIONS = (
            choices=ARRAY_STYLES),
     Option("align", DEFAULT_ALIGN, f"alignment of every array in bytes, a power of two up to {MAX_ALIGN} "
            f"(default: {DEFAULT_ALIGN})", metavar="BYTES"),
+    Option("inference", False, "also write the model's forward pass, <prefix>_predict(input, output, arena), plain "
+           "C99 that runs these arrays (docs/inference.md)", since="1.1"),
 )
 
 
@@ -120,7 +122,7 @@ def validate(options: Mapping[str, object]) -> None:
 
 
 def _reserved(prefix: str) -> list[str]:
-    return [f"{prefix}_{name}" for name in ("tensors", "layers", "tensor", "layer", "tensor_t", "layer_t")]
+    return [f"{prefix}_{name}" for name in ("tensors", "layers", "tensor", "layer", "tensor_t", "layer_t", "predict")]
 
 
 def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object) -> dict[str, str]:
@@ -130,20 +132,23 @@ def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object)
 
 
 def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None, prefix: str = "",
-          header_only: bool = False, arrays: str = "flat", align: int = 16,
+          header_only: bool = False, arrays: str = "flat", align: int = 16, inference: bool = False,
           progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
     """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it;
     return each file's sha256."""
     validate({"prefix": prefix, "arrays": arrays, "align": align})
-    unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only)
+    unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only,
+                 inference)
     unit.progress = progress
     return _emit(unit, Path(path), lambda target: atomic.HashedOutput(target, text=True))
 
 
 def rendered_sha256(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None, prefix: str = "",
-                    header_only: bool = False, arrays: str = "flat", align: int = 16) -> dict[str, str]:
+                    header_only: bool = False, arrays: str = "flat", align: int = 16,
+                    inference: bool = False) -> dict[str, str]:
     """The sha256 of each file :func:`write` would write for these tensors, without writing anything."""
-    unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only)
+    unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only,
+                 inference)
     return _emit(unit, Path(path), lambda _: atomic.HashedOutput(Path(os.devnull), text=True))
 
 
@@ -162,12 +167,13 @@ def _emit(unit: _Unit, path: Path, output_for: Callable[[Path], atomic.HashedOut
 class _Unit:
     """One model's C text: the parts shared by the header and the source."""
 
-    def __init__(self, tensors, prefix, stem, info: ExportInfo | None, arrays, align, header_only):
+    def __init__(self, tensors, prefix, stem, info: ExportInfo | None, arrays, align, header_only, inference=False):
         self.tensors, self.prefix, self.stem, self.info = list(tensors), prefix, stem, info
         self.macro, self.nested, self.align, self.header_only = prefix.upper(), arrays == "nested", align, header_only
         self.names = keys(self.tensors, stem, prefix=prefix)
         self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
         self.scaled = any(t.quantization and t.quantization.scale for t in self.tensors)  # int8: scale fields
+        self.program = inference_program(self.tensors, self.names, prefix, info) if inference else None
         self.progress: Callable[[Tensor], None] | None = None
 
     # -- header ------------------------------------------------------------------------------
@@ -189,12 +195,21 @@ class _Unit:
             out.write(f"extern const {self.prefix}_tensor_t {self.prefix}_tensors[{max(len(self.tensors), 1)}];\n")
             out.write(f"extern const {self.prefix}_layer_t {self.prefix}_layers[{max(len(self.layer_rows), 1)}];\n")
             out.write("#endif\n\n")
+        if self.program:
+            predict = f"int {self.prefix}_predict("
+            if self.header_only:  # everything static in the one header
+                out.write(self.program.header.replace(predict, "static " + predict))
+                out.write("#include <math.h>\n\n" + self.program.source.replace(predict, "static " + predict) + "\n")
+            else:
+                out.write(self.program.header)
         out.write(f"#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {m}_WEIGHTS_H */\n")
 
     def write_source(self, out: IO[str]) -> None:
         out.write(self._banner(f"{self.stem}.c"))
-        out.write(f'#include "{self.stem}.h"\n\n')
+        out.write(f'#include "{self.stem}.h"\n\n' + ("#include <math.h>\n\n" if self.program else ""))
         self._write_definitions(out, "")
+        if self.program:
+            out.write("\n" + self.program.source)
 
     def _banner(self, file_name: str) -> str:
         model = self.info.model if self.info else None
@@ -409,6 +424,30 @@ class _Unit:
         if self.nested and len(tensor.shape) >= 2:
             return "".join(f"[{n}]" for n in tensor.shape)
         return f"[{max(tensor.array.size, 1)}]"
+
+
+def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
+    """Each tensor as the generated forward pass names it, by owning layer path and role."""
+    from ..inference.codegen import WeightRef
+
+    refs: dict[str, dict] = {}
+    for tensor in tensors:
+        owner, _, role = tensor.name.rpartition("/")
+        q = tensor.quantization
+        refs.setdefault(owner, {})[role] = WeightRef(names[tensor.name], names[q.scale] if q and q.scale else None,
+                                                     tensor.shape, tensor.transform == "transpose", tensor.dtype)
+    return refs
+
+
+def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefix: str, info: ExportInfo | None):
+    """The forward pass for these arrays (``inference.codegen``), from the graph the export records."""
+    from ..errors import InputInvalid
+    from ..inference import codegen, graph
+
+    if info is None or info.graph is None:
+        raise InputInvalid("--c-inference needs the model's configuration (layers and how they connect), which this "
+                           "input does not hold", hint="Export a model saved whole (model.save), not weights only.")
+    return codegen.generate(graph.from_json(info.graph), weight_refs(tensors, names), prefix)
 
 
 def text_problems(paths: Sequence[Path], manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> list[str]:

@@ -33,6 +33,8 @@ class Call:
         found = self.weights.get(role)
         if found is None and required:
             raise Unsupported(f"its weight '{role}' is missing")
+        if found is not None and found.dtype != "float32" and not (found.dtype == "int8" and found.scale):
+            raise Unsupported(f"weights of dtype {found.dtype} (float32, or int8 from --quantize int8)")
         return found
 
     def emit(self, text: str, *needs: str) -> None:

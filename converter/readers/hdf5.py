@@ -140,7 +140,8 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
                      "them (Theano: convolution kernels (out, in, kh, kw)), which the file does not record")
     note = "; ".join(filter(None, [source.note, *dict.fromkeys(notes)])) or None
     return ModelWeights(model_name or Path(file_name).stem, (config or {}).get("class_name", ""),
-                        _input_shapes(config), None, tuple(layers), tuple(tensors), replace(source, note=note))
+                        _input_shapes(config), None, tuple(layers), tuple(tensors), replace(source, note=note),
+                        config=config if isinstance(config, dict) else None)
 
 
 def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,

@@ -204,8 +204,18 @@ def extract(model: Any, source: Source) -> ModelWeights:
     return ModelWeights(
         name=model.name, class_name=type(model).__name__,
         inputs=_shapes(lambda: model.inputs), outputs=_shapes(lambda: model.outputs),
-        layers=tuple(layers), tensors=tuple(tensors), source=source,
+        layers=tuple(layers), tensors=tuple(tensors), source=source, config=_serialized(model),
     )
+
+
+def _serialized(model: Any) -> dict | None:
+    """The model's configuration as Keras saves it (for generated inference code), or None if it has none."""
+    try:
+        import keras
+
+        return json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str))
+    except Exception:  # a subclassed model or a custom layer without get_config: the weights still export
+        return None
 
 
 def _variable_owners(layer: Any, prefix: str = "") -> dict[int, tuple[str, Any]]:

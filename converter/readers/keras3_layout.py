@@ -148,7 +148,7 @@ def read(handle: h5py.File, config: dict | None, file_name: str, source: Source)
     note = "; ".join(dict.fromkeys(notes)) or None
     refuse_unread(handle.unread(), file_name, "are in a layout the direct reader does not know")
     return ModelWeights(name, model_class, None, None, tuple(layers), tuple(tensors),
-                        replace(source, note=note) if note else source)
+                        replace(source, note=note) if note else source, config=config if isinstance(config, dict) else None)
 
 
 def _layer_entries(handle: Store, path: str, class_name: str, config: dict) -> Iterator[tuple]:

@@ -1,0 +1,213 @@
+"""The forward pass as C: shapes of every tensor, the scratch arena (buffers reused once their values are
+dead), and ``<prefix>_predict`` calling one kernel per layer in graph order.
+
+A pure function of the graph (kept in the manifest) and the stored tensors, so ``verify`` regenerates the
+text and compares it byte for byte.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputInvalid
+from . import kernels
+from .graph import Graph
+from .layers import KINDS, Call, Shape, Unsupported, size
+
+ALIGN_FLOATS = 4  # 16 bytes: every arena buffer starts aligned for vector loads
+
+
+@dataclass(frozen=True)
+class WeightRef:
+    """A weight as the generated code names it."""
+
+    array: str             # the C identifier of its array
+    scale: str | None      # int8: the identifier of its scale array
+    shape: tuple[int, ...]
+    transposed: bool
+    dtype: str = "float32"
+
+
+@dataclass
+class Program:
+    header: str            # declarations for <stem>.h
+    source: str            # kernels and predict, for the .c (static)
+    arena_bytes: int
+    input_size: int
+    output_size: int
+
+
+@dataclass
+class _Storage:
+    size: int
+    first: int
+    last: int
+    offset: int = -1
+    external: str | None = None  # "input + 4": a model input, read in place
+
+
+@dataclass
+class _Value:
+    shape: Shape
+    storage: _Storage
+    at: int = 0  # float offset inside an external storage (several model inputs share `input`)
+
+
+@dataclass
+class _Step:
+    node: Any
+    call: Call
+    output: _Storage | None
+    shape: Shape = ()
+    sources: list = field(default_factory=list)
+    temporaries: list[_Storage] = field(default_factory=list)
+
+
+def generate(graph: Graph, weights: dict[str, dict[str, WeightRef]], prefix: str) -> Program:
+    """The C text of the forward pass, or :class:`InputInvalid` naming every layer it cannot run."""
+    values: dict[tuple[str, int], _Value] = {}
+    steps: list[_Step] = []
+    problems: list[str] = []
+    input_offset = 0
+    for node in graph.nodes:
+        if node.class_name == "InputLayer":
+            shape = _input_shape(node)
+            if shape is None:
+                problems.append(f"input '{node.name}' has dimensions Keras leaves unknown "
+                                f"{_shape_text(node.config.get('batch_shape') or node.config.get('batch_input_shape'))}")
+                shape = (1,)
+            values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
+            input_offset += size(shape)
+            continue
+        kind = KINDS.get(node.class_name)
+        if kind is None:
+            problems.append(f"layer '{node.name}' ({node.class_name}): not supported")
+            continue
+        try:
+            sources = [values[ref] for ref in node.inputs]
+        except KeyError:
+            continue  # an input it needs could not be generated: reported there
+        if any(ref[1] != 0 for ref in node.inputs):
+            problems.append(f"layer '{node.name}' ({node.class_name}): takes a second output of a layer (return_state)")
+            continue
+        call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))],
+                    weights.get(node.name.split("@")[0], {}))
+        call.output = "@OUT@"
+        try:
+            shape = kind(call)
+        except Unsupported as why:
+            problems.append(f"layer '{node.name}' ({node.class_name}): {why}")
+            continue
+        for value in sources:
+            value.storage.last = len(steps)
+        if call.alias:
+            values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at)
+            continue
+        output = _Storage(size(shape), len(steps), len(steps))
+        steps.append(_Step(node, call, output, shape, sources, [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
+        values[(node.name, 0)] = _Value(shape, output)
+    outputs = [values.get(ref) for ref in graph.outputs]
+    if problems or any(v is None for v in outputs):
+        listed = "; ".join(problems) or "an output could not be computed"
+        raise InputInvalid(f"--c-inference cannot generate code for this model: {listed}",
+                           hint="Export without --c-inference for the weight arrays alone (they need no support), "
+                                "or replace the layers named.")
+    for value in outputs:
+        value.storage.last = len(steps)  # read by the final copies
+    arena = _place([s for step in steps for s in (step.output, *step.temporaries)])
+    return _program(graph, steps, outputs, input_offset, arena, prefix)
+
+
+def _input_shape(node) -> Shape | None:
+    batch = node.config.get("batch_shape") or node.config.get("batch_input_shape")
+    if not batch or any(d is None for d in batch[1:]):
+        return None
+    return tuple(int(d) for d in batch[1:])
+
+
+def _shape_text(shape: Any) -> str:
+    dims = ["None" if d is None else str(d) for d in (shape or [])]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _place(storages: list[_Storage]) -> int:
+    """Offsets (in floats) for each storage, first fit among those alive at the same time; the arena's size."""
+    placed: list[_Storage] = []
+    end = 0
+    for storage in sorted(storages, key=lambda s: (s.first, -s.size)):
+        alive = sorted((s for s in placed if s.last >= storage.first and s.first <= storage.last), key=lambda s: s.offset)
+        offset = 0
+        for other in alive:
+            if offset + storage.size <= other.offset:
+                break
+            offset = max(offset, _aligned(other.offset + other.size))
+        storage.offset = offset
+        placed.append(storage)
+        end = max(end, offset + storage.size)
+    return _aligned(end)
+
+
+def _aligned(floats: int) -> int:
+    return -(-floats // ALIGN_FLOATS) * ALIGN_FLOATS
+
+
+def _pointer(value: _Value) -> str:
+    storage = value.storage
+    if storage.external:
+        return f"{storage.external} + {value.at}" if value.at else storage.external
+    return f"A + {storage.offset}" if storage.offset else "A"
+
+
+def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size: int, arena: int,
+             prefix: str) -> Program:
+    from ..formats.c_text import comment_text
+
+    body, needed = [], set()
+    for step in steps:
+        call = step.call
+        replacements = {f"@IN{i}@": _pointer(v) for i, v in enumerate(step.sources)}
+        replacements["@OUT@"] = _pointer(_Value((), step.output))
+        for index, temporary in enumerate(step.temporaries):
+            replacements[f"T{index}"] = f"A + {temporary.offset}" if temporary.offset else "A"
+        body.append(f"    /* {comment_text(step.node.name)} ({step.node.class_name}): output {_shape_text(step.shape)} */")
+        for statement in call.statements:
+            text = re.sub(r"@IN\d+@|@OUT@|\bT\d+\b", lambda m: f"({replacements[m.group(0)]})", statement)
+            body.append("    " + re.sub(r"\bkw_", f"{prefix}_kw_", text))
+        needed |= call.kernels
+    at = 0
+    for value in outputs:
+        body.append(f"    {prefix}_kw_copy({_pointer(value)}, output + {at}, {size(value.shape)});")
+        needed.add("copy")
+        at += size(value.shape)
+    functions = re.sub(r"\bkw_", f"{prefix}_kw_", _kernel_text(needed))
+    m = prefix.upper()
+    shapes = ", ".join(_shape_text(v.shape) for v in outputs)
+    header = (
+        f"/* Forward pass of the model (--c-inference): one sample of floats in, one out. The inputs are the model's\n"
+        f" * inputs ({', '.join(comment_text(n) for n in graph.inputs)}), each flattened in C order of its shape without\n"
+        f" * the batch axis (channels last), one after the other; token ids for an Embedding as floats holding\n"
+        f" * the integer. The outputs likewise: {comment_text(shapes)}. `arena` is {m}_ARENA_BYTES of\n"
+        f" * scratch memory, 16-byte aligned; nothing else is allocated and no state is kept between calls. */\n"
+        f"#define {m}_INPUT_SIZE {input_size}\n#define {m}_OUTPUT_SIZE {at}\n#define {m}_ARENA_BYTES {4 * arena}\n"
+        f"int {prefix}_predict(const float *input, float *output, void *arena);\n\n"
+    )
+    source = (f"{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
+              f"    float *A = (float *)arena;\n    (void)A;\n" + "\n".join(body) + "\n    return 0;\n}\n")
+    return Program(header, source, 4 * arena, input_size, at)
+
+
+def _kernel_text(needed: set[str]) -> str:
+    parts = []
+    activations = sorted(n.split(":", 1)[1] for n in needed if n.startswith("activate:"))
+    if activations:
+        parts.append(kernels.activation_function(activations))
+    for name in sorted(n for n in needed if not n.startswith("activate:")):
+        if name.endswith(("_f32", "_i8")):
+            base, _, suffix = name.rpartition("_")
+            parts.append(kernels.weighted(base, suffix == "i8"))
+        elif name == "relu":
+            parts.append(kernels.relu_function())
+        else:
+            parts.append(kernels.plain(name))
+    return "".join(parts)

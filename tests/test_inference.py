@@ -1,0 +1,232 @@
+"""The generated forward pass (export -f c --c-inference), compiled with gcc and run on seeded random inputs
+against Keras's model.predict: max abs difference at most 1e-4 x (1 + max |y|)."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import converter
+from conftest import FIXTURES, ROOT, SEED_KERAS
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+SAMPLES = 5
+
+MAIN = """#include <stdio.h>
+#include <stdlib.h>
+#include "{header}"
+/* Reads samples of {prefix_upper}_INPUT_SIZE floats from stdin, writes the outputs to stdout. */
+int main(void) {{
+    static float input[{prefix_upper}_INPUT_SIZE], output[{prefix_upper}_OUTPUT_SIZE];
+    char *raw = malloc({prefix_upper}_ARENA_BYTES + 16);
+    void *arena = (void *)(((uintptr_t)raw + 15) & ~(uintptr_t)15);  /* 16-byte aligned, as required */
+    while (fread(input, sizeof input, 1, stdin) == 1) {{
+        if ({prefix}_predict(input, output, arena) != 0) return 1;
+        fwrite(output, sizeof output, 1, stdout);
+    }}
+    free(raw);
+    return 0;
+}}
+"""
+
+# Fixture zoo models the generated code runs; the others name what it does not support yet.
+RUNS = ["seed_mlp", "conv_bn", "nested", "no_bias", "preprocessing", "shared", "embedding"]
+REFUSED = {"attention": "MultiHeadAttention", "recurrent": "LSTM", "half": "weights of dtype float16",
+           "special_values": "weights of dtype float64"}
+
+
+def model_path(name):
+    return SEED_KERAS if name == "seed_mlp" else FIXTURES / "zoo" / f"{name}.keras"
+
+
+def sample_inputs(model, seed=0) -> list[np.ndarray]:
+    """Seeded inputs for each model input: token ids for integer inputs, normal floats otherwise."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = (SAMPLES, *tensor.shape[1:])
+        if "int" in str(tensor.dtype) or _feeds_embedding(model, tensor):
+            arrays.append(rng.integers(0, 10, shape).astype(np.float32))
+        else:
+            arrays.append(rng.normal(0, 1, shape).astype(np.float32))
+    return arrays
+
+
+def _feeds_embedding(model, tensor) -> bool:
+    return any(type(layer).__name__ == "Embedding" and layer.input is tensor for layer in model.layers)
+
+
+def run_c(folder, manifest, inputs: list[np.ndarray], tmp_path, cc="gcc") -> np.ndarray:
+    prefix = manifest["options"]["c"]["prefix"]
+    header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
+    sources = [str(folder / f["path"]) for f in manifest["files"] if f["path"].endswith(".c")]
+    main_c = tmp_path / "main.c"
+    main_c.write_text(MAIN.format(header=header, prefix=prefix, prefix_upper=prefix.upper()))
+    binary = tmp_path / "predict"
+    built = subprocess.run([cc, *CFLAGS, "-I", str(folder), str(main_c), *sources, "-o", str(binary), "-lm"],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
+    flat = np.concatenate([x.reshape(SAMPLES, -1) for x in inputs], axis=1).astype("<f4")
+    result = subprocess.run([str(binary)], input=flat.tobytes(), capture_output=True, check=True)
+    return np.frombuffer(result.stdout, "<f4").reshape(SAMPLES, -1)
+
+
+def keras_outputs(model, inputs) -> np.ndarray:
+    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return np.concatenate([np.asarray(y).reshape(SAMPLES, -1) for y in outputs], axis=1)
+
+
+def assert_close(got: np.ndarray, expected: np.ndarray) -> float:
+    error = float(np.max(np.abs(got.astype(np.float64) - expected)))
+    assert error <= 1e-4 * (1 + float(np.max(np.abs(expected)))), f"max abs difference {error}"
+    return error
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_the_generated_forward_pass_equals_keras(name, load_model, tmp_path):
+    model = load_model(model_path(name))
+    manifest = converter.export(model_path(name), tmp_path / "out", formats=["c"], options={"c": {"inference": True}})
+    inputs = sample_inputs(model)
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+    assert manifest["inference"]["input_size"] == sum(x[0].size for x in inputs)
+    assert converter.verify(tmp_path / "out").ok  # verify regenerates the code from the manifest
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_with_int8_weights_it_equals_keras_holding_the_dequantized_weights(name, load_model, keras_module, tmp_path):
+    """For int8 the reference is the same Keras model holding q * scale: the test measures the C code."""
+    path = model_path(name)
+    manifest = converter.export(path, tmp_path / "out", formats=["c", "npz"], quantize="int8",
+                                options={"c": {"inference": True}})
+    model = keras_module.saving.load_model(path, compile=False)
+    dequantized = converter.read(tmp_path / "out" / f"{path.stem}.npz", dequantize=True)
+    _assign_in_model_order(model, list(dequantized.values()))  # the export's names are in model order
+    inputs = sample_inputs(model)
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+
+
+def _assign_in_model_order(model, values):
+    seen, position = set(), 0
+    for layer in model.layers:
+        for variable in layer.weights:
+            if id(variable) in seen:
+                continue
+            seen.add(id(variable))
+            variable.assign(values[position].astype(np.dtype(variable.dtype)))
+            position += 1
+    assert position == len(values)
+
+
+@pytest.mark.parametrize("name, why", sorted(REFUSED.items()))
+def test_unsupported_layers_are_named_and_nothing_is_written(name, why, tmp_path, capsys):
+    from converter.cli import main
+
+    code = main(["export", str(model_path(name)), "-o", str(tmp_path / "out"), "-f", "c", "--c-inference"])
+    err = capsys.readouterr().err
+    assert code == 4 and "--c-inference cannot generate code for this model" in err and why in err, err
+    assert not (tmp_path / "out").exists()
+    assert main(["export", str(model_path(name)), "-o", str(tmp_path / "plain"), "-f", "c"]) == 0  # arrays alone
+
+
+def test_the_code_compiles_as_strict_c_and_the_header_as_cpp(tmp_path):
+    converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path, formats=["c"], options={"c": {"inference": True}})
+    subprocess.run(["gcc", *CFLAGS, "-c", str(tmp_path / "conv_bn.c"), "-o", str(tmp_path / "x.o")], check=True)
+    (tmp_path / "use.cpp").write_text('#include "conv_bn.h"\nint main() { return CONV_BN_INPUT_SIZE > 0 ? 0 : 1; }\n')
+    subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(tmp_path),
+                    str(tmp_path / "use.cpp"), "-c", "-o", str(tmp_path / "use.o")], check=True)
+
+
+def test_header_only_inference_runs_too(load_model, tmp_path):
+    model = load_model(FIXTURES / "zoo" / "conv_bn.keras")
+    manifest = converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path / "out", formats=["c"],
+                                options={"c": {"inference": True, "header_only": True}})
+    inputs = sample_inputs(model)
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+
+
+def test_the_arena_reuses_dead_buffers(tmp_path):
+    manifest = converter.export(SEED_KERAS, tmp_path, formats=["c"], options={"c": {"inference": True}})
+    # dense 20 floats, dense_1 10 floats (20 still read), dense_2 1 float where dense's 20 were: 20 + 10 -> 32 floats
+    assert manifest["inference"]["arena_bytes"] == 4 * 32
+    header = (tmp_path / "seed_mlp.h").read_text()
+    assert "#define SEED_MLP_ARENA_BYTES 128" in header and "#define SEED_MLP_INPUT_SIZE 4" in header
+
+
+def test_hostile_names_stay_in_comments_and_the_code_runs(load_model, keras_module, tmp_path):
+    """Layer names with spaces, quotes, newlines and */ (Keras itself cannot call this model: its names are no
+    TensorFlow scope names), so the reference is each Dense layer applied by Keras's own ops in turn."""
+    path = FIXTURES / "zoo" / "hostile.keras"
+    model = load_model(path)
+    manifest = converter.export(path, tmp_path / "out", formats=["c"], options={"c": {"inference": True}})
+    inputs = sample_inputs(model)
+    x = inputs[0].astype(np.float64)
+    for layer in model.layers:
+        kernel, bias = layer.get_weights()
+        x = np.asarray(keras_module.activations.get(layer.get_config()["activation"])(x @ kernel + bias))
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), x)
+
+
+def _build(keras, name):
+    """Small models that together use every supported layer and option the fixture zoo does not."""
+    L = keras.layers
+    if name == "conv2d_options":
+        x = inputs = keras.Input((9, 10, 3))
+        x = L.Conv2D(4, 3, strides=2, padding="same", activation="relu6", name="same_s2")(x)
+        x = L.ZeroPadding2D(((1, 0), (2, 1)), name="pad")(x)
+        x = L.Conv2D(5, (2, 3), dilation_rate=(1, 2), padding="same", activation="elu", name="dilated")(x)
+        x = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="swish", name="dw")(x)
+        x = L.SeparableConv2D(4, 3, strides=2, padding="same", activation="gelu", name="sep")(x)
+        x = L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="tanh", name="up_same")(x)
+        x = L.Conv2DTranspose(2, 2, strides=2, padding="valid", activation="sigmoid", name="up_valid")(x)
+        x = L.UpSampling2D((2, 1), name="ups")(x)
+        x = L.AveragePooling2D(3, strides=2, padding="same", name="avg_same")(x)
+        x = L.MaxPooling2D(2, padding="valid", name="max_valid")(x)
+        x = L.BatchNormalization(name="bn")(x)
+        outputs = L.GlobalMaxPooling2D(name="gmax")(x)
+    elif name == "conv1d_options":
+        x = inputs = keras.Input((17, 3))
+        x = L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="softplus", name="causal")(x)
+        x = L.Conv1D(4, 4, strides=3, padding="same", activation="softsign", name="same_s3")(x)
+        x = L.MaxPooling1D(2, strides=1, padding="same", name="max1")(x)
+        x = L.AveragePooling1D(2, name="avg1")(x)
+        x = L.LayerNormalization(name="ln")(x)
+        x = L.Permute((2, 1), name="perm")(x)
+        x = L.Flatten(name="flat")(x)
+        x = L.RepeatVector(2, name="rep")(x)
+        x = L.Reshape((-1, 4), name="resh")(x)
+        x = L.GlobalAveragePooling1D(name="gavg")(x)
+        outputs = L.Dense(3, activation="softmax", name="probs")(x)
+    else:  # branches, merges and activation layers, two inputs and two outputs
+        a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
+        left = L.Dense(6, activation="selu", name="left")(a)
+        right = L.Dense(6, activation="hard_sigmoid", name="right")(b)
+        added = L.Add(name="add")([left, right, a])
+        subtracted = L.Subtract(name="sub")([left, right])
+        multiplied = L.Multiply(name="mul")([added, subtracted])
+        x = L.Concatenate(name="cat")([multiplied, L.LeakyReLU(0.1, name="leaky")(a), L.ELU(0.5, name="elu")(b)])
+        x = L.ReLU(max_value=2.0, negative_slope=0.05, threshold=0.1, name="relu")(x)
+        x = L.Activation("exponential", name="exp")(L.Dense(4, name="small")(x))
+        time_series = L.Reshape((3, 6), name="as_sequence")(L.Concatenate(name="cat2")([a, b, left]))
+        dense_3d = L.Dense(2, activation="leaky_relu", name="dense_3d")(time_series)
+        outputs = [L.Softmax(name="soft")(x), L.Flatten(name="flat3")(dense_3d)]
+        inputs = [a, b]
+    model = keras.Model(inputs, outputs, name=name)
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(w.dtype) if "variance" not in v.path else
+                       rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
+    return model
+
+
+@pytest.mark.parametrize("name", ["conv2d_options", "conv1d_options", "graph_options"])
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_every_supported_layer_option_equals_keras(name, quantize, keras_module, tmp_path):
+    model = _build(keras_module, name)
+    model.save(tmp_path / f"{name}.keras")
+    manifest = converter.export(tmp_path / f"{name}.keras", tmp_path / "out", formats=["c", "npz"], quantize=quantize,
+                                options={"c": {"inference": True}})
+    if quantize:
+        _assign_in_model_order(model, list(converter.read(tmp_path / "out" / f"{name}.npz", dequantize=True).values()))
+    inputs = sample_inputs(model, seed=1)
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
