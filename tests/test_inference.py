@@ -31,8 +31,8 @@ int main(void) {{
 """
 
 # Fixture zoo models the generated code runs; the others name what it does not support yet.
-RUNS = ["seed_mlp", "conv_bn", "nested", "no_bias", "preprocessing", "shared", "embedding"]
-REFUSED = {"attention": "MultiHeadAttention", "recurrent": "LSTM", "half": "weights of dtype float16",
+RUNS = ["seed_mlp", "conv_bn", "nested", "no_bias", "preprocessing", "shared", "embedding", "recurrent"]
+REFUSED = {"attention": "MultiHeadAttention", "half": "weights of dtype float16",
            "special_values": "weights of dtype float64"}
 
 
@@ -229,4 +229,38 @@ def test_every_supported_layer_option_equals_keras(name, quantize, keras_module,
     if quantize:
         _assign_in_model_order(model, list(converter.read(tmp_path / "out" / f"{name}.npz", dequantize=True).values()))
     inputs = sample_inputs(model, seed=1)
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+
+
+def _build_recurrent(keras, name):
+    L = keras.layers
+    x = inputs = keras.Input((7, 3))
+    if name == "lstm_gru":
+        x = L.LSTM(5, return_sequences=True, name="lstm")(x)
+        x = L.GRU(4, return_sequences=True, go_backwards=True, name="gru_back")(x)
+        x = L.GRU(3, return_sequences=True, reset_after=False, recurrent_activation="hard_sigmoid", name="gru_v1")(x)
+        x = L.SimpleRNN(4, return_sequences=True, activation="relu", name="srnn")(x)
+        x = L.LSTM(3, go_backwards=True, name="lstm_last")(x)
+    else:
+        x = L.TimeDistributed(L.Dense(4, activation="relu"), name="td")(x)
+        x = L.Bidirectional(L.LSTM(3, return_sequences=True), name="bi_seq")(x)
+        x = L.Bidirectional(L.GRU(2, return_sequences=True), merge_mode="ave", name="bi_ave")(x)
+        x = L.Cropping1D((1, 2), name="crop")(x)
+        x = L.Bidirectional(L.SimpleRNN(3), merge_mode="sum", name="bi_last")(x)
+    model = keras.Model(inputs, x, name=name)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.normal(0, 0.4, w.shape).astype(w.dtype) for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("name", ["lstm_gru", "bidirectional"])
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_recurrent_layers_equal_keras(name, quantize, keras_module, tmp_path):
+    model = _build_recurrent(keras_module, name)
+    model.save(tmp_path / f"{name}.keras")
+    manifest = converter.export(tmp_path / f"{name}.keras", tmp_path / "out", formats=["c", "npz"], quantize=quantize,
+                                options={"c": {"inference": True}})
+    if quantize:
+        _assign_in_model_order(model, list(converter.read(tmp_path / "out" / f"{name}.npz", dequantize=True).values()))
+    inputs = sample_inputs(model, seed=2)
     assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))

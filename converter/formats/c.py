@@ -427,15 +427,14 @@ class _Unit:
 
 
 def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
-    """Each tensor as the generated forward pass names it, by owning layer path and role."""
+    """Each tensor as the generated forward pass names it (C identifiers of its array and scale), by name."""
     from ..inference.codegen import WeightRef
 
-    refs: dict[str, dict] = {}
+    refs = {}
     for tensor in tensors:
-        owner, _, role = tensor.name.rpartition("/")
         q = tensor.quantization
-        refs.setdefault(owner, {})[role] = WeightRef(names[tensor.name], names[q.scale] if q and q.scale else None,
-                                                     tensor.shape, tensor.transform == "transpose", tensor.dtype)
+        refs[tensor.name] = WeightRef(names[tensor.name], names[q.scale] if q and q.scale else None, tensor.shape,
+                                      tensor.transform == "transpose", tensor.dtype)
     return refs
 
 

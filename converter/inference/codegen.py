@@ -64,7 +64,7 @@ class _Step:
     temporaries: list[_Storage] = field(default_factory=list)
 
 
-def generate(graph: Graph, weights: dict[str, dict[str, WeightRef]], prefix: str) -> Program:
+def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str) -> Program:
     """The C text of the forward pass, or :class:`InputInvalid` naming every layer it cannot run."""
     values: dict[tuple[str, int], _Value] = {}
     steps: list[_Step] = []
@@ -91,8 +91,9 @@ def generate(graph: Graph, weights: dict[str, dict[str, WeightRef]], prefix: str
         if any(ref[1] != 0 for ref in node.inputs):
             problems.append(f"layer '{node.name}' ({node.class_name}): takes a second output of a layer (return_state)")
             continue
+        layer = node.name.split("@")[0] + "/"  # a shared layer's later calls use its weights
         call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))],
-                    weights.get(node.name.split("@")[0], {}))
+                    {name[len(layer):]: ref for name, ref in weights.items() if name.startswith(layer)})
         call.output = "@OUT@"
         try:
             shape = kind(call)

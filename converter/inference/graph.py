@@ -63,7 +63,9 @@ class _Builder:
               ) -> tuple[list[str], list[tuple[str, int]]]:
         """Add a (possibly nested) model's nodes; ``given`` feeds a nested model's inputs."""
         config = serialized.get("config") or {}
-        layers = config.get("layers") or []
+        if isinstance(config, list):  # Keras 2.0-2.2 Sequential: the config is the list of layers
+            config = {"layers": config}
+        layers = list(config.get("layers") or [])
         if serialized["class_name"] == "Sequential":
             return self._sequential(layers, config, prefix, given)
         return self._functional(layers, config, prefix, given)

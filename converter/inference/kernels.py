@@ -264,9 +264,10 @@ static void kw_normalize(const float *x, float *y, size_t n, size_t C, const flo
 }
 
 """,
-    "merge": """/* Add, Subtract, Multiply of two inputs of n values (op 0, 1, 2). */
+    "merge": """/* Add, Subtract, Multiply, average of two inputs of n values (op 0, 1, 2, 3). */
 static void kw_merge(const float *a, const float *b, float *y, size_t n, int op) {
-    for (size_t i = 0; i < n; ++i) y[i] = op == 0 ? a[i] + b[i] : (op == 1 ? a[i] - b[i] : a[i] * b[i]);
+    for (size_t i = 0; i < n; ++i)
+        y[i] = op == 0 ? a[i] + b[i] : op == 1 ? a[i] - b[i] : op == 2 ? a[i] * b[i] : 0.5f * (a[i] + b[i]);
 }
 
 """,
@@ -309,6 +310,55 @@ static void kw_permute3(const float *x, float *y, int d0, int d1, int d2, int p0
         for (int b = 0; b < o1; ++b)
             for (int c = 0; c < o2; ++c)
                 y[((size_t)a * o1 + b) * o2 + c] = x[(size_t)a * stride[p0] + (size_t)b * stride[p1] + (size_t)c * stride[p2]];
+}
+
+""",
+    "simple_rnn_step": """/* One SimpleRNN step: h = act(g + gh), g = x W + b and gh = h R computed before. */
+static void kw_simple_rnn_step(float *g, const float *gh, float *h, size_t U, int act) {
+    for (size_t j = 0; j < U; ++j) g[j] += gh[j];
+    kw_activate(g, U, U, act, 0.0f);
+    for (size_t j = 0; j < U; ++j) h[j] = g[j];
+}
+
+""",
+    "lstm_step": """/* One LSTM step: g = x W + b and gh = h R hold the gates i, f, c, o side by side (U each); updates h and c. */
+static void kw_lstm_step(float *g, const float *gh, float *h, float *c, size_t U, int rec, int act) {
+    for (size_t j = 0; j < 4 * U; ++j) g[j] += gh[j];
+    kw_activate(g, 2 * U, 2 * U, rec, 0.0f);      /* i, f */
+    kw_activate(g + 2 * U, U, U, act, 0.0f);      /* candidate */
+    kw_activate(g + 3 * U, U, U, rec, 0.0f);      /* o */
+    for (size_t j = 0; j < U; ++j) {
+        c[j] = g[U + j] * c[j] + g[j] * g[2 * U + j];
+        g[2 * U + j] = c[j];
+    }
+    kw_activate(g + 2 * U, U, U, act, 0.0f);
+    for (size_t j = 0; j < U; ++j) h[j] = g[3 * U + j] * g[2 * U + j];
+}
+
+""",
+    "gru_step": """/* One GRU step with reset_after (Keras's default): g = x W + b_input and gh = h R + b_recurrent hold the
+ * gates z, r, h side by side; the reset gate applies to the recurrent part after the product. */
+static void kw_gru_step(float *g, const float *gh, float *h, size_t U, int rec, int act) {
+    for (size_t j = 0; j < 2 * U; ++j) g[j] += gh[j];
+    kw_activate(g, 2 * U, 2 * U, rec, 0.0f);
+    for (size_t j = 0; j < U; ++j) g[2 * U + j] += g[U + j] * gh[2 * U + j];
+    kw_activate(g + 2 * U, U, U, act, 0.0f);
+    for (size_t j = 0; j < U; ++j) h[j] = g[j] * h[j] + (1.0f - g[j]) * g[2 * U + j];
+}
+
+""",
+    "gru_v1_gates": """/* GRU without reset_after, first half: z and r from g = x W + b and gh = h R; rh = r * h. */
+static void kw_gru_v1_gates(float *g, const float *gh, const float *h, float *rh, size_t U, int rec) {
+    for (size_t j = 0; j < 2 * U; ++j) g[j] += gh[j];
+    kw_activate(g, 2 * U, 2 * U, rec, 0.0f);
+    for (size_t j = 0; j < U; ++j) rh[j] = g[U + j] * h[j];
+}
+
+/* Second half: the candidate from g's third part and (r * h) R, then the new h. */
+static void kw_gru_v1_update(float *g, const float *grh, float *h, size_t U, int act) {
+    for (size_t j = 0; j < U; ++j) g[2 * U + j] += grh[2 * U + j];
+    kw_activate(g + 2 * U, U, U, act, 0.0f);
+    for (size_t j = 0; j < U; ++j) h[j] = g[j] * h[j] + (1.0f - g[j]) * g[2 * U + j];
 }
 
 """,
