@@ -179,7 +179,8 @@ def _inference(model: Any, tensors: Sequence[Tensor], stem: str, c_options: Mapp
     graph_json = graph.to_json(graph.from_config(model.config))
     c = registry.get("c")
     names = c.keys(tensors, stem, prefix=c_options["prefix"])
-    program = c.inference_program(tensors, names, c_options["prefix"], ExportInfo(model, graph=graph_json))
+    program = c.inference_program(tensors, names, c_options["prefix"], ExportInfo(model, graph=graph_json),
+                                  c_options.get("input_shape", ""))
     return {"graph": graph_json, "arena_bytes": program.arena_bytes, "input_size": program.input_size,
             "output_size": program.output_size}
 

@@ -40,12 +40,12 @@ def model_path(name):
     return SEED_KERAS if name == "seed_mlp" else FIXTURES / "zoo" / f"{name}.keras"
 
 
-def sample_inputs(model, seed=0) -> list[np.ndarray]:
+def sample_inputs(model, seed=0, shapes=None) -> list[np.ndarray]:
     """Seeded inputs for each model input: token ids for integer inputs, normal floats otherwise."""
     rng = np.random.default_rng(seed)
     arrays = []
-    for tensor in model.inputs:
-        shape = (SAMPLES, *tensor.shape[1:])
+    for index, tensor in enumerate(model.inputs):
+        shape = (SAMPLES, *(shapes[index] if shapes else tensor.shape[1:]))
         if "int" in str(tensor.dtype) or _feeds_embedding(model, tensor):
             arrays.append(rng.integers(0, 10, shape).astype(np.float32))
         else:
@@ -264,3 +264,33 @@ def test_recurrent_layers_equal_keras(name, quantize, keras_module, tmp_path):
         _assign_in_model_order(model, list(converter.read(tmp_path / "out" / f"{name}.npz", dequantize=True).values()))
     inputs = sample_inputs(model, seed=2)
     assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+
+
+CORPUS_FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".h5", ".keras"))
+
+
+@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus is not present")
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_models_run_equal_to_keras_or_name_what_is_unsupported(path, keras_module, tmp_path):
+    """Every real model Keras loads either runs in C equal to model.predict, float32 and int8, or the export
+    names each layer or option it does not support (and writes nothing)."""
+    try:
+        model = keras_module.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        pytest.skip(f"Keras cannot load it: {type(error).__name__}")
+    unknown = [list(t.shape[1:]) for t in model.inputs]
+    shapes = ",".join("x".join(str(d or 8) for d in shape) for shape in unknown) if any(
+        None in s for s in unknown) else ""
+    options = {"c": {"inference": True, **({"input_shape": shapes} if shapes else {})}}
+    try:
+        manifest = converter.export(path, tmp_path / "out", formats=["c", "npz"], options=options)
+    except converter.InputInvalid as error:
+        assert "--c-inference cannot generate code for this model: layer '" in str(error), error
+        assert not (tmp_path / "out").exists()
+        return
+    fixed = [tuple(int(d) for d in s.split("x")) for s in shapes.split(",")] if shapes else None
+    inputs = sample_inputs(model, shapes=fixed)
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+    quantized = converter.export(path, tmp_path / "int8", formats=["c", "npz"], quantize="int8", options=options)
+    _assign_in_model_order(model, list(converter.read(tmp_path / "int8" / f"{path.stem}.npz", dequantize=True).values()))
+    assert_close(run_c(tmp_path / "int8", quantized, inputs, tmp_path), keras_outputs(model, inputs))

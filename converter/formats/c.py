@@ -39,6 +39,9 @@ OPTIONS = (
            f"(default: {DEFAULT_ALIGN})", metavar="BYTES"),
     Option("inference", False, "also write the model's forward pass, <prefix>_predict(input, output, arena), plain "
            "C99 that runs these arrays (docs/inference.md)", since="1.1"),
+    Option("input_shape", "", "with --c-inference: the shape of one sample of each input, without the batch axis, "
+           "dimensions joined by x and inputs by commas (50x1 or 28x28x1,10), for a model that leaves a dimension "
+           "unknown", metavar="SHAPE", since="1.1"),
 )
 
 
@@ -119,6 +122,12 @@ def validate(options: Mapping[str, object]) -> None:
         raise UsageError(f"C alignment must be a power of two from 1 to {MAX_ALIGN}. Received: align={align}")
     if options.get("prefix"):
         prefix_for("", options["prefix"])
+    if options.get("input_shape"):
+        from ..inference.codegen import parse_input_shapes
+
+        parse_input_shapes(options["input_shape"])
+        if not options.get("inference"):
+            raise UsageError("--c-input-shape is for --c-inference", hint="Add --c-inference, or drop --c-input-shape.")
 
 
 def _reserved(prefix: str) -> list[str]:
@@ -133,22 +142,22 @@ def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object)
 
 def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None, prefix: str = "",
           header_only: bool = False, arrays: str = "flat", align: int = 16, inference: bool = False,
-          progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
+          input_shape: str = "", progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
     """Write the header at ``path`` (``<stem>.h``) and, unless ``header_only``, the source beside it;
     return each file's sha256."""
     validate({"prefix": prefix, "arrays": arrays, "align": align})
     unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only,
-                 inference)
+                 inference, input_shape)
     unit.progress = progress
     return _emit(unit, Path(path), lambda target: atomic.HashedOutput(target, text=True))
 
 
 def rendered_sha256(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None, prefix: str = "",
                     header_only: bool = False, arrays: str = "flat", align: int = 16,
-                    inference: bool = False) -> dict[str, str]:
+                    inference: bool = False, input_shape: str = "") -> dict[str, str]:
     """The sha256 of each file :func:`write` would write for these tensors, without writing anything."""
     unit = _Unit(tensors, prefix_for(Path(path).stem, prefix), Path(path).stem, info, arrays, align, header_only,
-                 inference)
+                 inference, input_shape)
     return _emit(unit, Path(path), lambda _: atomic.HashedOutput(Path(os.devnull), text=True))
 
 
@@ -167,13 +176,14 @@ def _emit(unit: _Unit, path: Path, output_for: Callable[[Path], atomic.HashedOut
 class _Unit:
     """One model's C text: the parts shared by the header and the source."""
 
-    def __init__(self, tensors, prefix, stem, info: ExportInfo | None, arrays, align, header_only, inference=False):
+    def __init__(self, tensors, prefix, stem, info: ExportInfo | None, arrays, align, header_only, inference=False,
+                 input_shape=""):
         self.tensors, self.prefix, self.stem, self.info = list(tensors), prefix, stem, info
         self.macro, self.nested, self.align, self.header_only = prefix.upper(), arrays == "nested", align, header_only
         self.names = keys(self.tensors, stem, prefix=prefix)
         self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
         self.scaled = any(t.quantization and t.quantization.scale for t in self.tensors)  # int8: scale fields
-        self.program = inference_program(self.tensors, self.names, prefix, info) if inference else None
+        self.program = inference_program(self.tensors, self.names, prefix, info, input_shape) if inference else None
         self.progress: Callable[[Tensor], None] | None = None
 
     # -- header ------------------------------------------------------------------------------
@@ -438,7 +448,8 @@ def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
     return refs
 
 
-def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefix: str, info: ExportInfo | None):
+def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefix: str, info: ExportInfo | None,
+                      input_shape: str = ""):
     """The forward pass for these arrays (``inference.codegen``), from the graph the export records."""
     from ..errors import InputInvalid
     from ..inference import codegen, graph
@@ -446,7 +457,8 @@ def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefi
     if info is None or info.graph is None:
         raise InputInvalid("--c-inference needs the model's configuration (layers and how they connect), which this "
                            "input does not hold", hint="Export a model saved whole (model.save), not weights only.")
-    return codegen.generate(graph.from_json(info.graph), weight_refs(tensors, names), prefix)
+    return codegen.generate(graph.from_json(info.graph), weight_refs(tensors, names), prefix,
+                            codegen.parse_input_shapes(input_shape))
 
 
 def text_problems(paths: Sequence[Path], manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> list[str]:

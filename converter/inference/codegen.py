@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputInvalid
+from ..errors import InputInvalid, UsageError
 from . import kernels
 from .graph import Graph
 from .layers import KINDS, Call, Shape, Unsupported, size
@@ -64,19 +64,42 @@ class _Step:
     temporaries: list[_Storage] = field(default_factory=list)
 
 
-def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str) -> Program:
+def parse_input_shapes(text: str) -> list[Shape]:
+    """``--c-input-shape``: one shape per model input, without the batch axis.
+
+    >>> parse_input_shapes("50x1"), parse_input_shapes("28x28x1, 10"), parse_input_shapes("")
+    ([(50, 1)], [(28, 28, 1), (10,)], [])
+    """
+    shapes = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*)*", part):
+            raise UsageError(f"input shape {part!r} is not dimensions joined by x (50x1, 28x28x1). Received: "
+                             f"input_shape={text!r}")
+        shapes.append(tuple(int(d) for d in part.split("x")))
+    return shapes
+
+
+def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_shapes: list[Shape] = ()) -> Program:
     """The C text of the forward pass, or :class:`InputInvalid` naming every layer it cannot run."""
+    if input_shapes and len(input_shapes) != len(graph.inputs):
+        raise UsageError(f"--c-input-shape gives {len(input_shapes)} shapes for a model of {len(graph.inputs)} inputs "
+                         f"({', '.join(graph.inputs)})", hint="Give one shape per input, joined by commas.")
+    given = dict(zip(graph.inputs, input_shapes))
     values: dict[tuple[str, int], _Value] = {}
     steps: list[_Step] = []
     problems: list[str] = []
     input_offset = 0
     for node in graph.nodes:
         if node.class_name == "InputLayer":
-            shape = _input_shape(node)
+            declared = node.config.get("batch_shape") or node.config.get("batch_input_shape") or [None]
+            shape = given.get(node.name) or _input_shape(node)
             if shape is None:
-                problems.append(f"input '{node.name}' has dimensions Keras leaves unknown "
-                                f"{_shape_text(node.config.get('batch_shape') or node.config.get('batch_input_shape'))}")
+                problems.append(f"input '{node.name}' has dimensions the model leaves unknown {_shape_text(declared)}: "
+                                "give them with --c-input-shape (options c.input_shape)")
                 shape = (1,)
+            elif len(shape) != len(declared) - 1 or any(d is not None and d != n for d, n in zip(declared[1:], shape)):
+                problems.append(f"input '{node.name}' is {_shape_text(declared)} without the batch axis, not "
+                                f"{_shape_text(shape)} as --c-input-shape says")
             values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
             input_offset += size(shape)
             continue
