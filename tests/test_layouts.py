@@ -26,6 +26,7 @@ def test_a_custom_layer_holding_a_sequential_is_read_whole_and_as_keras_names_it
     sys.path.insert(0, str(FIXTURES))
     from fixtures_custom import TransformerBlock
 
+    keras_module.backend.clear_session()  # the block names its inner Dense layers from Keras's session counters
     model = keras_module.saving.load_model(LAYOUTS / "custom_block.keras", compile=False,
                                            custom_objects={"TransformerBlock": TransformerBlock})
     expected = [(t.name, t.sha256) for t in converter.extract(model)]
