@@ -294,3 +294,27 @@ def test_corpus_models_run_equal_to_keras_or_name_what_is_unsupported(path, kera
     quantized = converter.export(path, tmp_path / "int8", formats=["c", "npz"], quantize="int8", options=options)
     _assign_in_model_order(model, list(converter.read(tmp_path / "int8" / f"{path.stem}.npz", dequantize=True).values()))
     assert_close(run_c(tmp_path / "int8", quantized, inputs, tmp_path), keras_outputs(model, inputs))
+
+
+def test_trace_print_shows_each_layers_output_as_keras_computes_it(load_model, keras_module, tmp_path):
+    """-D<PREFIX>_TRACE_PRINT prints every layer's output: each line equals that layer's output in Keras."""
+    path = FIXTURES / "zoo" / "conv_bn.keras"
+    model = load_model(path)
+    manifest = converter.export(path, tmp_path / "out", formats=["c"], options={"c": {"inference": True}})
+    sample = sample_inputs(model)[0][:1]
+    main_c = tmp_path / "main.c"
+    main_c.write_text('#include <stdio.h>\n#include "conv_bn.h"\nint main(void) {\n'
+                      '    static float input[CONV_BN_INPUT_SIZE], output[CONV_BN_OUTPUT_SIZE], arena[4096];\n'
+                      '    if (fread(input, sizeof input, 1, stdin) != 1) return 2;\n'
+                      '    return conv_bn_predict(input, output, arena);\n}\n')
+    subprocess.run(["gcc", *CFLAGS, "-DCONV_BN_TRACE_PRINT", "-I", str(tmp_path / "out"), str(main_c),
+                    str(tmp_path / "out" / "conv_bn.c"), "-o", str(tmp_path / "trace"), "-lm"], check=True)
+    lines = subprocess.run([str(tmp_path / "trace")], input=sample.astype("<f4").tobytes(), capture_output=True,
+                           check=True).stderr.decode().splitlines()
+    traced = {line.split()[0]: np.array(line.split()[1:], np.float64) for line in lines}
+    computed = [layer for layer in model.layers if layer.name in traced]
+    assert [line.split()[0] for line in lines] == [layer.name for layer in computed] and len(computed) >= 4
+    for layer in computed:
+        expected = np.asarray(keras_module.Model(model.inputs, layer.output)(sample)).reshape(-1)
+        assert_close(traced[layer.name][None, :], expected[None, :])
+    assert manifest["inference"]["output_size"] == 2

@@ -185,8 +185,9 @@ def _pointer(value: _Value) -> str:
 
 def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size: int, arena: int,
              prefix: str) -> Program:
-    from ..formats.c_text import comment_text
+    from ..formats.c_text import c_string, comment_text
 
+    m = prefix.upper()
     body, needed = [], set()
     for step in steps:
         call = step.call
@@ -196,8 +197,9 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
             replacements[f"T{index}"] = f"A + {temporary.offset}" if temporary.offset else "A"
         body.append(f"    /* {comment_text(step.node.name)} ({step.node.class_name}): output {_shape_text(step.shape)} */")
         for statement in call.statements:
-            text = re.sub(r"@IN\d+@|@OUT@|\bT\d+\b", lambda m: f"({replacements[m.group(0)]})", statement)
+            text = re.sub(r"@IN\d+@|@OUT@|\bT\d+\b", lambda found: f"({replacements[found.group(0)]})", statement)
             body.append("    " + re.sub(r"\bkw_", f"{prefix}_kw_", text))
+        body.append(f"    {m}_TRACE({c_string(step.node.name)}, {replacements['@OUT@']}, {size(step.shape)});")
         needed |= call.kernels
     at = 0
     for value in outputs:
@@ -205,7 +207,6 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
         needed.add("copy")
         at += size(value.shape)
     functions = re.sub(r"\bkw_", f"{prefix}_kw_", _kernel_text(needed))
-    m = prefix.upper()
     shapes = ", ".join(_shape_text(v.shape) for v in outputs)
     header = (
         f"/* Forward pass of the model (--c-inference): one sample of floats in, one out. The inputs are the model's\n"
@@ -214,9 +215,17 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
         f" * the integer. The outputs likewise: {comment_text(shapes)}. `arena` is {m}_ARENA_BYTES of\n"
         f" * scratch memory, 16-byte aligned; nothing else is allocated and no state is kept between calls. */\n"
         f"#define {m}_INPUT_SIZE {input_size}\n#define {m}_OUTPUT_SIZE {at}\n#define {m}_ARENA_BYTES {4 * arena}\n"
+        f"/* Compile the code with -D{m}_TRACE_PRINT to print each layer's output on stderr as it is computed (the\n"
+        f" * first layer that differs from Keras is where to look), or define {m}_TRACE(name, values, count). */\n"
         f"int {prefix}_predict(const float *input, float *output, void *arena);\n\n"
     )
-    source = (f"{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
+    trace = (f"#ifdef {m}_TRACE_PRINT\n#include <stdio.h>\n"
+             f"static void {prefix}_trace_print(const char *name, const float *values, size_t count) {{\n"
+             f"    fprintf(stderr, \"%s\", name);\n"
+             f"    for (size_t i = 0; i < count; ++i) fprintf(stderr, \" %.9g\", (double)values[i]);\n"
+             f"    fputc('\\n', stderr);\n}}\n#define {m}_TRACE(name, values, count) {prefix}_trace_print(name, values, count)\n"
+             f"#endif\n#ifndef {m}_TRACE\n#define {m}_TRACE(name, values, count) ((void)0)\n#endif\n\n")
+    source = (f"{trace}{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
               f"    float *A = (float *)arena;\n    (void)A;\n" + "\n".join(body) + "\n    return 0;\n}\n")
     return Program(header, source, 4 * arena, input_size, at)
 
