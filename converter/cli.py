@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="flags for --cc, one string, given with '=' (--cflags='-mcpu=cortex-m4 -mthumb -O2')")
     verify.add_argument("--model", metavar="MODEL", help="also check the export against the model it came from: "
                                                          "every tensor, no more, the same names and bytes")
+    verify.add_argument("--predict", metavar="MODEL", help="build the forward pass of a --c-inference export with --cc "
+                                                           "and compare its outputs with the model's model.predict on "
+                                                           "seeded inputs")
     return parser
 
 
@@ -361,8 +364,10 @@ def run_verify(args: argparse.Namespace) -> int:
     folders = batch.export_folders(args.folder)
     if args.compile:
         _say(args, f"compiling the C output with {args.cc} ...")
+    if args.predict:
+        _say(args, f"building the forward pass with {args.cc} and running {args.predict} in Keras ...")
     reports = [verification.verify(folder, compile=args.compile, cc=args.cc, cflags=shlex.split(args.cflags),
-                                   model=args.model) for folder in folders]
+                                   model=args.model, predict=args.predict) for folder in folders]
     if args.json:
         shown = [{"folder": r.folder, "ok": r.ok, "files": [_check_json(f) for f in r.files]} for r in reports]
         print(json.dumps(shown[0] if len(shown) == 1 else shown, sort_keys=True, indent=2))
@@ -374,13 +379,13 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _check_json(check: verification.FileCheck) -> dict:
     return {"path": check.path, "format": check.format, "ok": check.ok, "tensors": check.tensors,
-            "problems": check.problems, "compiled_with": check.compiled_with}
+            "problems": check.problems, "compiled_with": check.compiled_with, "detail": check.detail}
 
 
 def _print_report(report: verification.Report) -> None:
     for check in report.files:
         status = "OK  " if check.ok else "FAIL"
-        held = f"{check.tensors} tensors" if check.tensors else "declarations"
+        held = check.detail or (f"{check.tensors} tensors" if check.tensors else "declarations")
         compiled = f", compiled with {check.compiled_with}" if check.compiled_with else ""
         print(f"{status} {check.path:<40} {check.format:<12} {held}{compiled}")
         for problem in check.problems:

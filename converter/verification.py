@@ -26,6 +26,7 @@ class FileCheck:
     tensors: int = 0
     problems: list[str] = field(default_factory=list)
     compiled_with: str | None = None  # the compiler that built and checked this format's files
+    detail: str | None = None         # what was checked, where no tensor count says it (verify --predict)
 
     @property
     def ok(self) -> bool:
@@ -54,7 +55,7 @@ class Report:
 
 
 def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", cflags: Sequence[str] = (),
-           model: Any = None, reader: str = "auto") -> Report:
+           model: Any = None, reader: str = "auto", predict: Any = None) -> Report:
     """Re-read every file a manifest lists and check file and tensor checksums, shapes and dtypes.
 
     With ``compile=True``, formats that can be compiled (C) are also built with the compiler ``cc`` (and
@@ -63,6 +64,8 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
     raises ``CompilerUnusable`` (a usage error), never a verification failure. With ``model`` (the file or
     ``keras.Model`` that was exported), the manifest is also checked against it: every tensor the model holds, no more, the same
     names and bytes (after the export's layout and quantization, recomputed from the model with their error figures).
+    With ``predict`` (the model file or ``keras.Model``), the forward pass of a ``--c-inference`` export is built
+    with ``cc`` and run on seeded inputs against ``model.predict``.
 
     >>> verify("fixtures/golden", model="fixtures/seed_mlp.keras").ok
     True
@@ -78,6 +81,12 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
         checks.append(_check_quantization(manifest))
     if model is not None:
         checks.append(_check_source(model, reader, manifest))
+    if predict is not None and all(check.ok for check in checks):
+        from .inference.check import predict_problems
+
+        label = os.fspath(predict) if isinstance(predict, (str, os.PathLike)) else f"keras.Model {predict.name!r}"
+        problems, detail = predict_problems(folder, manifest, predict, cc)
+        checks.append(FileCheck(label, "predict", problems=problems, detail=detail))
     return Report(str(folder), checks)
 
 

@@ -318,3 +318,18 @@ def test_trace_print_shows_each_layers_output_as_keras_computes_it(load_model, k
         expected = np.asarray(keras_module.Model(model.inputs, layer.output)(sample)).reshape(-1)
         assert_close(traced[layer.name][None, :], expected[None, :])
     assert manifest["inference"]["output_size"] == 2
+
+
+def test_verify_predict_reruns_the_comparison_and_finds_another_models_weights(keras_module, tmp_path, capsys):
+    from converter.cli import main
+
+    path = FIXTURES / "zoo" / "conv_bn.keras"
+    converter.export(path, tmp_path / "out", formats=["c"], quantize="int8", options={"c": {"inference": True}})
+    assert main(["verify", str(tmp_path / "out"), "--predict", str(path)]) == 0
+    assert "predict      8 samples, max abs difference" in capsys.readouterr().out
+    other = keras_module.saving.load_model(path, compile=False)
+    other.get_layer("head").bias.assign(other.get_layer("head").bias + 0.5)  # same layers, another weight
+    other.save(tmp_path / "other.keras")
+    assert main(["verify", str(tmp_path / "out"), "--predict", str(tmp_path / "other.keras")]) == 7
+    out = capsys.readouterr().out
+    assert "the C forward pass differs from model.predict by" in out and "CONV_BN_TRACE_PRINT" in out, out

@@ -1,0 +1,133 @@
+"""``verify --predict MODEL``: build the exported forward pass with the host compiler, run it on seeded
+random inputs and compare each output with Keras's ``model.predict`` on the same inputs.
+
+For an int8 export the Keras model's quantized tensors are replaced by the export's own ``q * scale`` first
+(the other tensors stay the model's), so the comparison measures the C code, not the quantization.
+"""
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLES = 8
+TOLERANCE = 1e-4  # max abs difference allowed: TOLERANCE x (1 + max |y|)
+
+_MAIN = """#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "{header}"
+int main(void) {{
+    static float input[{m}_INPUT_SIZE], output[{m}_OUTPUT_SIZE];
+    char *raw = malloc({m}_ARENA_BYTES + 16);
+    void *arena = (void *)(((uintptr_t)raw + 15) & ~(uintptr_t)15);
+    if (!raw) return 3;
+    while (fread(input, sizeof input, 1, stdin) == 1) {{
+        if ({prefix}_predict(input, output, arena) != 0) return 1;
+        fwrite(output, sizeof output, 1, stdout);
+    }}
+    free(raw);
+    return 0;
+}}
+"""
+
+
+def predict_problems(folder: Path, manifest: dict, source: Any, cc: str = "cc") -> tuple[list[str], str]:
+    """(problems, what was compared) for the export in ``folder`` against the model ``source``."""
+    from .. import api
+    from ..readers import read_model
+    from ..readers.keras import import_keras
+
+    if "inference" not in manifest:
+        return ["the export has no forward pass (export it with -f c --c-inference)"], "nothing compared"
+    keras = import_keras()
+    model = source if hasattr(source, "predict") else keras.saving.load_model(source, compile=False, safe_mode=True)
+    files = [folder / f["path"] for f in manifest["files"] if f["format"] == "c"]
+    header = next(p for p in files if p.suffix == ".h")
+    if manifest["options"].get("quantize"):
+        quantized = {t["name"] for t in manifest["tensors"] if "quantization" in t}
+        _hold(model, api.read(header if len(files) == 1 else next(p for p in files if p.suffix == ".c"),
+                              dequantize=True), read_model(model).tensors, quantized)
+    inputs = _inputs(model, manifest)
+    expected = _keras_outputs(model, inputs)
+    got = _run(files, header, manifest["options"]["c"]["prefix"], inputs, cc)
+    if got.shape != expected.shape:
+        return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs"
+    error = float(np.max(np.abs(got.astype(np.float64) - expected))) if expected.size else 0.0
+    bound = TOLERANCE * (1 + float(np.max(np.abs(expected)))) if expected.size else 0.0
+    detail = f"{SAMPLES} samples, max abs difference {error:.3g} (bound {bound:.3g}), compiled with {cc}"
+    if not error <= bound:
+        return [f"the C forward pass differs from model.predict by {error:.3g}, more than {bound:.3g}; compile it "
+                f"with -D{manifest['options']['c']['prefix'].upper()}_TRACE_PRINT to see the first layer that differs"], detail
+    return [], detail
+
+
+def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: set[str]) -> None:
+    """Give the Keras model the export's dequantized values of its quantized tensors (variables in model order)."""
+    names = [t.name for t in tensors]
+    seen, position = set(), 0
+    for layer in model.layers:
+        for variable in layer.weights:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                if names[position] in quantized:
+                    variable.assign(dequantized[names[position]].astype(np.dtype(variable.dtype)))
+                position += 1
+
+
+def _inputs(model: Any, manifest: dict) -> list[np.ndarray]:
+    """Seeded inputs: token ids below the vocabulary for inputs that feed an Embedding, normal floats otherwise."""
+    from . import graph as graphs
+
+    graph = graphs.from_json(manifest["inference"]["graph"])
+    fixed = manifest["options"]["c"].get("input_shape")
+    from .codegen import parse_input_shapes
+
+    shapes = parse_input_shapes(fixed) if fixed else [tuple(t.shape[1:]) for t in model.inputs]
+    rng = np.random.default_rng(0)
+    arrays = []
+    for name, shape in zip(graph.inputs, shapes):
+        vocabulary = _embedding_vocabulary(graph, name)
+        if vocabulary or "int" in str(model.inputs[len(arrays)].dtype):
+            arrays.append(rng.integers(0, min(vocabulary or 10, 10), (SAMPLES, *shape)).astype(np.float32))
+        else:
+            arrays.append(rng.normal(0, 1, (SAMPLES, *shape)).astype(np.float32))
+    return arrays
+
+
+def _embedding_vocabulary(graph, name: str) -> int | None:
+    for node in graph.nodes:
+        if node.class_name == "Embedding" and any(source == name for source, _ in node.inputs):
+            return int(node.config.get("input_dim", 10))
+    return None
+
+
+def _keras_outputs(model: Any, inputs: list[np.ndarray]) -> np.ndarray:
+    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return np.concatenate([np.asarray(y, np.float64).reshape(SAMPLES, -1) for y in outputs], axis=1)
+
+
+def _run(files: list[Path], header: Path, prefix: str, inputs: list[np.ndarray], cc: str) -> np.ndarray:
+    from ..formats.c_build import CompilerUnusable
+
+    with tempfile.TemporaryDirectory(prefix="keras-weights-predict-") as work:
+        main = Path(work) / "main.c"
+        main.write_text(_MAIN.format(header=header.name, m=prefix.upper(), prefix=prefix))
+        binary = Path(work) / "predict"
+        sources = [str(p) for p in files if p.suffix == ".c"]
+        try:
+            built = subprocess.run([cc, "-std=c99", "-O2", "-I", str(header.parent), str(main), *sources, "-o",
+                                    str(binary), "-lm"], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise CompilerUnusable(f"compiler {cc!r} not found", hint="Install it, or pass --cc.") from None
+        if built.returncode != 0:
+            raise CompilerUnusable(f"{cc} cannot build the forward pass: {built.stderr.strip()[-2000:]}")
+        flat = np.concatenate([x.reshape(SAMPLES, -1) for x in inputs], axis=1).astype("<f4")
+        ran = subprocess.run([str(binary)], input=flat.tobytes(), capture_output=True, timeout=600)
+        if ran.returncode != 0:
+            return np.zeros((SAMPLES, 0))
+        return np.frombuffer(ran.stdout, "<f4").reshape(SAMPLES, -1)
