@@ -69,15 +69,37 @@ def relu_function() -> str:
 
 
 _WEIGHTED = {
-    "dense": """/* Dense on rows of `in` values: y[r][o] = b[o] + sum_i x[r][i] * w[i][o] (kernel [in][out]). */
-static void kw_dense{s}(const float *x, float *y, size_t rows, size_t in, size_t out, const {w} *w,{sp} const float *b) {{
-    for (size_t r = 0; r < rows; ++r) {{
-        float *yr = y + r * out;
+    "dense": """/* Dense on rows of `in` values: y[r][o] = b[o] + sum_i x[r][i] * w[i][o] (kernel [in][out]). Four rows at
+ * a time share each weight row loaded (1x1 convolutions are Dense over pixels). */
+static void kw_dense{s}(const float *restrict x, float *restrict y, size_t rows, size_t in, size_t out,
+                      const {w} *restrict w,{sp} const float *restrict b) {{
+    const size_t blocked = rows - rows % 4;
+    for (size_t r = 0; r < blocked; r += 4) {{
+        float *restrict y0 = y + r * out, *restrict y1 = y0 + out, *restrict y2 = y1 + out, *restrict y3 = y2 + out;
+        for (size_t o = 0; o < out; ++o) y0[o] = y1[o] = y2[o] = y3[o] = 0.0f;
+        for (size_t i = 0; i < in; ++i) {{
+            const float x0 = x[r * in + i], x1 = x[(r + 1) * in + i], x2 = x[(r + 2) * in + i], x3 = x[(r + 3) * in + i];
+            const {w} *restrict wi = w + i * out;
+            for (size_t o = 0; o < out; ++o) {{
+                const float v = (float)wi[o];
+                y0[o] += x0 * v;
+                y1[o] += x1 * v;
+                y2[o] += x2 * v;
+                y3[o] += x3 * v;
+            }}
+        }}
+        for (size_t k = 0; k < 4; ++k) {{
+            float *restrict yr = y + (r + k) * out;
+            for (size_t o = 0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
+        }}
+    }}
+    for (size_t r = blocked; r < rows; ++r) {{
+        float *restrict yr = y + r * out;
         for (size_t o = 0; o < out; ++o) yr[o] = 0.0f;
         for (size_t i = 0; i < in; ++i) {{
             const float xi = x[r * in + i];
-            const {w} *wi = w + i * out;
-            for (size_t o = 0; o < out; ++o) yr[o] += xi * wi[o];
+            const {w} *restrict wi = w + i * out;
+            for (size_t o = 0; o < out; ++o) yr[o] += xi * (float)wi[o];
         }}
         for (size_t o = 0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
     }}
@@ -86,11 +108,12 @@ static void kw_dense{s}(const float *x, float *y, size_t rows, size_t in, size_t
 """,
     "conv2d": """/* Conv2D, channels last: x [H][W][C] -> y [OH][OW][OC], kernel [KH][KW][C][OC]; strides s, dilation d,
  * padding pt (top) and pl (left). Conv1D is the case H = KH = 1. */
-static void kw_conv2d{s}(const float *x, float *y, int H, int W, int C, int OH, int OW, int OC, int KH, int KW,
-                       int sh, int sw, int dh, int dw, int pt, int pl, const {w} *w,{sp} const float *b) {{
+static void kw_conv2d{s}(const float *restrict x, float *restrict y, int H, int W, int C, int OH, int OW, int OC,
+                       int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *restrict w,{sp}
+                       const float *restrict b) {{
     for (int oh = 0; oh < OH; ++oh) {{
         for (int ow = 0; ow < OW; ++ow) {{
-            float *yo = y + ((size_t)oh * OW + ow) * OC;
+            float *restrict yo = y + ((size_t)oh * OW + ow) * OC;
             for (int o = 0; o < OC; ++o) yo[o] = 0.0f;
             for (int kh = 0; kh < KH; ++kh) {{
                 const int ih = oh * sh - pt + kh * dh;
@@ -98,12 +121,12 @@ static void kw_conv2d{s}(const float *x, float *y, int H, int W, int C, int OH, 
                 for (int kw = 0; kw < KW; ++kw) {{
                     const int iw = ow * sw - pl + kw * dw;
                     if (iw < 0 || iw >= W) continue;
-                    const float *xi = x + ((size_t)ih * W + iw) * C;
-                    const {w} *wk = w + ((size_t)kh * KW + kw) * C * OC;
+                    const float *restrict xi = x + ((size_t)ih * W + iw) * C;
+                    const {w} *restrict wk = w + ((size_t)kh * KW + kw) * C * OC;
                     for (int c = 0; c < C; ++c) {{
                         const float v = xi[c];
-                        const {w} *wc = wk + (size_t)c * OC;
-                        for (int o = 0; o < OC; ++o) yo[o] += v * wc[o];
+                        const {w} *restrict wc = wk + (size_t)c * OC;
+                        for (int o = 0; o < OC; ++o) yo[o] += v * (float)wc[o];
                     }}
                 }}
             }}
@@ -114,12 +137,13 @@ static void kw_conv2d{s}(const float *x, float *y, int H, int W, int C, int OH, 
 
 """,
     "depthwise2d": """/* DepthwiseConv2D: output channel c * M + m sees input channel c only; kernel [KH][KW][C][M]. */
-static void kw_depthwise2d{s}(const float *x, float *y, int H, int W, int C, int M, int OH, int OW, int KH, int KW,
-                            int sh, int sw, int dh, int dw, int pt, int pl, const {w} *w,{sp} const float *b) {{
+static void kw_depthwise2d{s}(const float *restrict x, float *restrict y, int H, int W, int C, int M, int OH, int OW,
+                            int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *restrict w,{sp}
+                            const float *restrict b) {{
     const int OC = C * M;
     for (int oh = 0; oh < OH; ++oh) {{
         for (int ow = 0; ow < OW; ++ow) {{
-            float *yo = y + ((size_t)oh * OW + ow) * OC;
+            float *restrict yo = y + ((size_t)oh * OW + ow) * OC;
             for (int o = 0; o < OC; ++o) yo[o] = 0.0f;
             for (int kh = 0; kh < KH; ++kh) {{
                 const int ih = oh * sh - pt + kh * dh;
@@ -127,10 +151,13 @@ static void kw_depthwise2d{s}(const float *x, float *y, int H, int W, int C, int
                 for (int kw = 0; kw < KW; ++kw) {{
                     const int iw = ow * sw - pl + kw * dw;
                     if (iw < 0 || iw >= W) continue;
-                    const float *xi = x + ((size_t)ih * W + iw) * C;
-                    const {w} *wk = w + ((size_t)kh * KW + kw) * OC;
-                    for (int c = 0; c < C; ++c)
-                        for (int m = 0; m < M; ++m) yo[c * M + m] += xi[c] * wk[c * M + m];
+                    const float *restrict xi = x + ((size_t)ih * W + iw) * C;
+                    const {w} *restrict wk = w + ((size_t)kh * KW + kw) * OC;
+                    if (M == 1)  /* the common case: one output channel per input channel, a contiguous loop */
+                        for (int c = 0; c < C; ++c) yo[c] += xi[c] * (float)wk[c];
+                    else
+                        for (int c = 0; c < C; ++c)
+                            for (int m = 0; m < M; ++m) yo[c * M + m] += xi[c] * (float)wk[c * M + m];
                 }}
             }}
             for (int o = 0; o < OC; ++o) yo[o] = {scaled_yo} + (b ? b[o] : 0.0f);

@@ -162,8 +162,12 @@ def conv(call: Call) -> Shape:
     filters = int(call.config["filters"])
     args, bias, quantized = _weights_arguments(call, "kernel")
     suffix = "_i8" if quantized else "_f32"
-    call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
-              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d" + suffix)
+    if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):  # a 1x1 convolution is Dense over the pixels
+        call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}, {bias});",
+                  "dense" + suffix)
+    else:
+        call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
+                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d" + suffix)
     out = (OW, filters) if rank == 1 else (OH, OW, filters)
     activation(call, call.config.get("activation"), call.output, out)
     return out
