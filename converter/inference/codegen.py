@@ -235,7 +235,7 @@ def _kernel_text(needed: set[str]) -> str:
     activations = sorted(n.split(":", 1)[1] for n in needed if n.startswith("activate:"))
     if activations:
         parts.append(kernels.activation_function(activations))
-    for name in sorted(n for n in needed if not n.startswith("activate:")):
+    for name in sorted((n for n in needed if not n.startswith("activate:")), key=lambda n: (not n.startswith("dense"), n)):
         if name.endswith(("_f32", "_i8")):
             base, _, suffix = name.rpartition("_")
             parts.append(kernels.weighted(base, suffix == "i8"))

@@ -106,32 +106,32 @@ static void kw_dense{s}(const float *restrict x, float *restrict y, size_t rows,
 }}
 
 """,
-    "conv2d": """/* Conv2D, channels last: x [H][W][C] -> y [OH][OW][OC], kernel [KH][KW][C][OC]; strides s, dilation d,
- * padding pt (top) and pl (left). Conv1D is the case H = KH = 1. */
+    "conv2d": """/* Conv2D, channels last: x [H][W][C] -> y [OH][OW][OC], kernel [KH][KW][C][OC] (read as [KH * KW * C][OC]);
+ * strides s, dilation d, padding pt (top) and pl (left). Conv1D is the case H = KH = 1. Four output pixels at a
+ * time: their input patches are copied into `patch` (4 x KH * KW * C floats, zeros where the window leaves the
+ * input) and multiplied by the kernel as a Dense layer. */
 static void kw_conv2d{s}(const float *restrict x, float *restrict y, int H, int W, int C, int OH, int OW, int OC,
                        int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *restrict w,{sp}
-                       const float *restrict b) {{
-    for (int oh = 0; oh < OH; ++oh) {{
-        for (int ow = 0; ow < OW; ++ow) {{
-            float *restrict yo = y + ((size_t)oh * OW + ow) * OC;
-            for (int o = 0; o < OC; ++o) yo[o] = 0.0f;
+                       const float *restrict b, float *restrict patch) {{
+    const size_t K = (size_t)KH * KW * C, pixels = (size_t)OH * OW;
+    for (size_t first = 0; first < pixels; first += 4) {{
+        const size_t count = pixels - first < 4 ? pixels - first : 4;
+        for (size_t n = 0; n < count; ++n) {{
+            const int oh = (int)((first + n) / (size_t)OW), ow = (int)((first + n) % (size_t)OW);
+            float *restrict row = patch + n * K;
             for (int kh = 0; kh < KH; ++kh) {{
                 const int ih = oh * sh - pt + kh * dh;
-                if (ih < 0 || ih >= H) continue;
                 for (int kw = 0; kw < KW; ++kw) {{
                     const int iw = ow * sw - pl + kw * dw;
-                    if (iw < 0 || iw >= W) continue;
-                    const float *restrict xi = x + ((size_t)ih * W + iw) * C;
-                    const {w} *restrict wk = w + ((size_t)kh * KW + kw) * C * OC;
-                    for (int c = 0; c < C; ++c) {{
-                        const float v = xi[c];
-                        const {w} *restrict wc = wk + (size_t)c * OC;
-                        for (int o = 0; o < OC; ++o) yo[o] += v * (float)wc[o];
-                    }}
+                    float *restrict to = row + ((size_t)kh * KW + kw) * C;
+                    if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                        for (int c = 0; c < C; ++c) to[c] = 0.0f;
+                    else
+                        for (int c = 0; c < C; ++c) to[c] = x[((size_t)ih * W + iw) * C + c];
                 }}
             }}
-            for (int o = 0; o < OC; ++o) yo[o] = {scaled_yo} + (b ? b[o] : 0.0f);
         }}
+        kw_dense{s}(patch, y + first * OC, count, K, (size_t)OC, w,{sa} b);
     }}
 }}
 
@@ -144,6 +144,20 @@ static void kw_depthwise2d{s}(const float *restrict x, float *restrict y, int H,
     for (int oh = 0; oh < OH; ++oh) {{
         for (int ow = 0; ow < OW; ++ow) {{
             float *restrict yo = y + ((size_t)oh * OW + ow) * OC;
+            const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
+            if (M == 1 && KH == 3 && KW == 3 && dh == 1 && dw == 1 && ih0 >= 0 && ih0 + 3 <= H && iw0 >= 0 &&
+                iw0 + 3 <= W) {{  /* a 3x3 window inside the input: the nine taps summed in registers */
+                const float *restrict r0 = x + ((size_t)ih0 * W + iw0) * C;
+                const float *restrict r1 = r0 + (size_t)W * C, *restrict r2 = r1 + (size_t)W * C;
+                for (int o = 0; o < C; ++o) {{
+                    yo[o] = r0[o] * (float)w[o] + r0[C + o] * (float)w[C + o] + r0[2 * C + o] * (float)w[2 * C + o]
+                          + r1[o] * (float)w[3 * C + o] + r1[C + o] * (float)w[4 * C + o]
+                          + r1[2 * C + o] * (float)w[5 * C + o] + r2[o] * (float)w[6 * C + o]
+                          + r2[C + o] * (float)w[7 * C + o] + r2[2 * C + o] * (float)w[8 * C + o];
+                    yo[o] = {scaled_yo} + (b ? b[o] : 0.0f);
+                }}
+                continue;
+            }}
             for (int o = 0; o < OC; ++o) yo[o] = 0.0f;
             for (int kh = 0; kh < KH; ++kh) {{
                 const int ih = oh * sh - pt + kh * dh;
@@ -249,13 +263,19 @@ static void kw_global_pool(const float *x, float *y, size_t n, size_t C, int ave
 }
 
 """,
-    "batch_norm": """/* BatchNormalization over the last axis (inference): (x - mean) / sqrt(var + eps) * gamma + beta. */
-static void kw_batch_norm(const float *x, float *y, size_t n, size_t C, const float *gamma, const float *beta,
-                          const float *mean, const float *var, float eps) {
-    for (size_t i = 0; i < n; ++i) {
-        const size_t c = i % C;
-        const float v = (x[i] - mean[c]) / sqrtf(var[c] + eps);
-        y[i] = (gamma ? v * gamma[c] : v) + (beta ? beta[c] : 0.0f);
+    "batch_norm": """/* BatchNormalization over the last axis (inference): (x - mean) / sqrt(var + eps) * gamma + beta, as
+ * x * a + c with a and c worked out once per channel, 64 channels at a time. */
+static void kw_batch_norm(const float *restrict x, float *restrict y, size_t n, size_t C, const float *gamma,
+                          const float *beta, const float *mean, const float *var, float eps) {
+    float a[64], c[64];
+    for (size_t first = 0; first < C; first += 64) {
+        const size_t width = C - first < 64 ? C - first : 64;
+        for (size_t k = 0; k < width; ++k) {
+            a[k] = (gamma ? gamma[first + k] : 1.0f) / sqrtf(var[first + k] + eps);
+            c[k] = (beta ? beta[first + k] : 0.0f) - mean[first + k] * a[k];
+        }
+        for (size_t p = 0; p < n / C; ++p)
+            for (size_t k = 0; k < width; ++k) y[p * C + first + k] = x[p * C + first + k] * a[k] + c[k];
     }
 }
 
@@ -403,9 +423,9 @@ def weighted(kind: str, quantized: bool) -> str:
     """The C text of a kernel with weights, reading float or int8 arrays."""
     if quantized:
         return _WEIGHTED[kind].format(
-            s="_i8", w="int8_t", sp=" const float *scale,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
+            s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
             scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
-    return _WEIGHTED[kind].format(s="_f32", w="float", sp="", scaled="yr[o]", scaled_yo="yo[o]",
+    return _WEIGHTED[kind].format(s="_f32", w="float", sp="", sa="", scaled="yr[o]", scaled_yo="yo[o]",
                                   scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
 
 

@@ -166,8 +166,10 @@ def conv(call: Call) -> Shape:
         call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}, {bias});",
                   "dense" + suffix)
     else:
+        patch = f"T{len(call.temporaries)}"
+        call.temporaries.append(4 * KH * KW * C)
         call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
-                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d" + suffix)
+                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {patch});", "conv2d" + suffix, "dense" + suffix)
     out = (OW, filters) if rank == 1 else (OH, OW, filters)
     activation(call, call.config.get("activation"), call.output, out)
     return out
