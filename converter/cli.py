@@ -302,6 +302,11 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"  {'manifest.json':<40} {size:>14,} bytes  run `keras-weights verify {args.output}` to check")
     if "c" in manifest["options"]:
         print(flash_line(manifest, manifest["options"]["c"]["align"]))
+    if "inference" in manifest:
+        figures, prefix = manifest["inference"], manifest["options"]["c"]["prefix"]
+        print(f"forward pass: {prefix}_predict, {figures['input_size']:,} floats in, {figures['output_size']:,} out, "
+              f"arena {figures['arena_bytes']:,} bytes; `keras-weights verify {args.output} --predict MODEL` runs it "
+              "against Keras")
     if args.max_bytes:
         print(render_budget(manifest, manifest["options"].get("c", {}).get("align", c_format.DEFAULT_ALIGN), args.max_bytes))
     if args.quantize:

@@ -333,3 +333,25 @@ def test_verify_predict_reruns_the_comparison_and_finds_another_models_weights(k
     assert main(["verify", str(tmp_path / "out"), "--predict", str(tmp_path / "other.keras")]) == 7
     out = capsys.readouterr().out
     assert "the C forward pass differs from model.predict by" in out and "CONV_BN_TRACE_PRINT" in out, out
+
+
+@pytest.mark.parametrize("cc, cflags, has_predict", [("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-Os"], True),
+                                                     ("avr-gcc", ["-mmcu=atmega328p", "-Os"], False)], ids=["arm", "avr"])
+def test_cross_compilers_build_the_forward_pass_except_on_avr(cc, cflags, has_predict, tmp_path):
+    """Cortex-M reads const arrays in flash as memory: the forward pass is there. AVR's PROGMEM needs pgm_read_*:
+    the arrays compile and verify, the forward pass is left out."""
+    converter.export(SEED_KERAS, tmp_path, formats=["c"], options={"c": {"inference": True}})
+    assert converter.verify(tmp_path, compile=True, cc=cc, cflags=cflags).ok
+    subprocess.run([cc, "-std=c99", *cflags, "-Wall", "-Wextra", "-Werror", "-c", str(tmp_path / "seed_mlp.c"), "-o",
+                    str(tmp_path / "m.o")], check=True)
+    nm = cc.replace("gcc", "nm")
+    symbols = subprocess.run([nm, str(tmp_path / "m.o")], capture_output=True, text=True, check=True).stdout
+    assert ("seed_mlp_predict" in symbols) is has_predict and "seed_mlp_dense_kernel" in symbols
+
+
+def test_the_export_summary_gives_the_forward_pass_and_its_arena(tmp_path, capsys):
+    from converter.cli import main
+
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "c", "--c-inference"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("forward pass: seed_mlp_predict, 4 floats in, 1 out, arena 128 bytes"), line

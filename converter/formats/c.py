@@ -207,19 +207,21 @@ class _Unit:
             out.write("#endif\n\n")
         if self.program:
             predict = f"int {self.prefix}_predict("
+            out.write(_NOT_ON_AVR)
             if self.header_only:  # everything static in the one header
                 out.write(self.program.header.replace(predict, "static " + predict))
-                out.write("#include <math.h>\n\n" + self.program.source.replace(predict, "static " + predict) + "\n")
+                out.write("#include <math.h>\n\n" + self.program.source.replace(predict, "static " + predict))
             else:
                 out.write(self.program.header)
+            out.write("#endif /* __AVR__ */\n\n")
         out.write(f"#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {m}_WEIGHTS_H */\n")
 
     def write_source(self, out: IO[str]) -> None:
         out.write(self._banner(f"{self.stem}.c"))
-        out.write(f'#include "{self.stem}.h"\n\n' + ("#include <math.h>\n\n" if self.program else ""))
+        out.write(f'#include "{self.stem}.h"\n\n')
         self._write_definitions(out, "")
         if self.program:
-            out.write("\n" + self.program.source)
+            out.write("\n" + _NOT_ON_AVR + "#include <math.h>\n\n" + self.program.source + "#endif /* __AVR__ */\n")
 
     def _banner(self, file_name: str) -> str:
         model = self.info.model if self.info else None
@@ -434,6 +436,12 @@ class _Unit:
         if self.nested and len(tensor.shape) >= 2:
             return "".join(f"[{n}]" for n in tensor.shape)
         return f"[{max(tensor.array.size, 1)}]"
+
+
+# The forward pass reads the weight arrays as ordinary memory; an AVR keeps them in PROGMEM, where that needs
+# pgm_read_*: on AVR the arrays compile, the forward pass is left out.
+_NOT_ON_AVR = ("/* The forward pass (not on AVR, whose PROGMEM arrays need pgm_read_* to be read). */\n"
+               "#if !defined(__AVR__)\n")
 
 
 def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
