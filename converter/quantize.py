@@ -223,7 +223,8 @@ def _cast(tensor: Tensor, scheme: str) -> Tensor:
     flat_w, flat_cast = w.reshape(-1), cast.reshape(-1)
     for start in range(0, flat_w.size, BLOCK):
         part = flat_w[start:start + BLOCK]
-        flat_cast[start:start + BLOCK] = part.astype(target)
+        with np.errstate(over="ignore"):  # an overflow is found below and refused by name
+            flat_cast[start:start + BLOCK] = part.astype(target)
         back = flat_cast[start:start + BLOCK].astype(np.float32)
         overflow = np.isinf(back) & np.isfinite(part)
         if overflow.any():

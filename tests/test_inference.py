@@ -355,3 +355,14 @@ def test_the_export_summary_gives_the_forward_pass_and_its_arena(tmp_path, capsy
     assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "c", "--c-inference"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("forward pass: seed_mlp_predict, 4 floats in, 1 out, arena 128 bytes"), line
+
+
+def test_verify_predict_without_a_keras_reference_is_a_clear_error(tmp_path, capsys):
+    """Keras cannot call the hostile model (its layer names are no TensorFlow scope names): exit 4, said plainly."""
+    from converter.cli import main
+
+    path = FIXTURES / "zoo" / "hostile.keras"
+    converter.export(path, tmp_path, formats=["c"], options={"c": {"inference": True}})
+    assert main(["verify", str(tmp_path), "--predict", str(path)]) == 4
+    err = capsys.readouterr().err
+    assert "Keras cannot run hostile.keras, so --predict has no reference" in err and "\x1b[" not in err, err

@@ -6,8 +6,10 @@ For an int8 export the Keras model's quantized tensors are replaced by the expor
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,13 @@ def predict_problems(folder: Path, manifest: dict, source: Any, cc: str = "cc") 
     if "inference" not in manifest:
         return ["the export has no forward pass (export it with -f c --c-inference)"], "nothing compared"
     keras = import_keras()
-    model = source if hasattr(source, "predict") else keras.saving.load_model(source, compile=False, safe_mode=True)
+    try:
+        with warnings.catch_warnings():  # Keras's advice on how a legacy file was written is not ours to print
+            warnings.simplefilter("ignore")
+            model = source if hasattr(source, "predict") else keras.saving.load_model(source, compile=False,
+                                                                                        safe_mode=True)
+    except Exception as error:  # Keras raises many types for files it cannot rebuild
+        raise _no_reference(source, "load", error) from None
     files = [folder / f["path"] for f in manifest["files"] if f["format"] == "c"]
     header = next(p for p in files if p.suffix == ".h")
     if manifest["options"].get("quantize"):
@@ -52,7 +60,10 @@ def predict_problems(folder: Path, manifest: dict, source: Any, cc: str = "cc") 
         _hold(model, api.read(header if len(files) == 1 else next(p for p in files if p.suffix == ".c"),
                               dequantize=True), read_model(model).tensors, quantized)
     inputs = _inputs(model, manifest)
-    expected = _keras_outputs(model, inputs)
+    try:
+        expected = _keras_outputs(model, inputs)
+    except Exception as error:
+        raise _no_reference(source, "run", error) from None
     got = _run(files, header, manifest["options"]["c"]["prefix"], inputs, cc)
     if got.shape != expected.shape:
         return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs"
@@ -63,6 +74,16 @@ def predict_problems(folder: Path, manifest: dict, source: Any, cc: str = "cc") 
         return [f"the C forward pass differs from model.predict by {error:.3g}, more than {bound:.3g}; compile it "
                 f"with -D{manifest['options']['c']['prefix'].upper()}_TRACE_PRINT to see the first layer that differs"], detail
     return [], detail
+
+
+def _no_reference(source: Any, what: str, error: Exception):
+    from ..errors import InputInvalid
+
+    name = getattr(source, "name", None) or Path(source).name
+    message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())[:300]  # Keras colours its messages
+    return InputInvalid(f"Keras cannot {what} {name}, so --predict has no reference to compare with: "
+                        f"{type(error).__name__}: {message}",
+                        hint="--predict needs a model Keras 3 can run; verify the export without it.")
 
 
 def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: set[str]) -> None:
@@ -82,11 +103,10 @@ def _inputs(model: Any, manifest: dict) -> list[np.ndarray]:
     """Seeded inputs: token ids below the vocabulary for inputs that feed an Embedding, normal floats otherwise."""
     from . import graph as graphs
 
-    graph = graphs.from_json(manifest["inference"]["graph"])
-    fixed = manifest["options"]["c"].get("input_shape")
-    from .codegen import parse_input_shapes
+    from .codegen import input_shapes
 
-    shapes = parse_input_shapes(fixed) if fixed else [tuple(t.shape[1:]) for t in model.inputs]
+    graph = graphs.from_json(manifest["inference"]["graph"])
+    shapes = input_shapes(graph, manifest["options"]["c"].get("input_shape", ""))
     rng = np.random.default_rng(0)
     arrays = []
     for name, shape in zip(graph.inputs, shapes):

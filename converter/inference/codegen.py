@@ -143,6 +143,12 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     return _program(graph, steps, outputs, input_offset, arena, prefix)
 
 
+def input_shapes(graph: Graph, given: str = "") -> list[Shape]:
+    """The shape of one sample of each model input, as the generated code takes it."""
+    fixed = dict(zip(graph.inputs, parse_input_shapes(given)))
+    return [fixed.get(name) or _input_shape(graph.node(name)) for name in graph.inputs]
+
+
 def _input_shape(node) -> Shape | None:
     batch = node.config.get("batch_shape") or node.config.get("batch_input_shape")
     if not batch or any(d is None for d in batch[1:]):
