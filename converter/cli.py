@@ -122,6 +122,8 @@ def _format_options(parser: argparse.ArgumentParser) -> None:
             flag, dest = f"--{name}-{option.name.replace('_', '-')}", f"{name}.{option.name}"
             if isinstance(option.default, bool):
                 group.add_argument(flag, dest=dest, action="store_true", default=None, help=option.help)
+            elif option.repeat:
+                group.add_argument(flag, dest=dest, action="append", metavar=option.metavar, help=option.help)
             else:
                 group.add_argument(flag, dest=dest, type=type(option.default), choices=option.choices or None,
                                    metavar=option.metavar, help=option.help)
@@ -133,6 +135,8 @@ def _given_format_options(args: argparse.Namespace) -> dict[str, dict]:
     for name, module in formats.FORMATS.items():
         for option in module.OPTIONS:
             value = getattr(args, f"{name}.{option.name}")
+            if isinstance(value, list):  # a repeated flag: one value each time
+                value = ",".join(value)
             if value is not None:
                 given.setdefault(name, {})[option.name] = value
     return given

@@ -366,3 +366,22 @@ def test_verify_predict_without_a_keras_reference_is_a_clear_error(tmp_path, cap
     assert main(["verify", str(tmp_path), "--predict", str(path)]) == 4
     err = capsys.readouterr().err
     assert "Keras cannot run hostile.keras, so --predict has no reference" in err and "\x1b[" not in err, err
+
+
+def test_an_unknown_sequence_length_is_given_with_c_input_shape_once_per_input(keras_module, tmp_path, capsys):
+    from converter.cli import main
+
+    keras = keras_module
+    a, b = keras.Input((None, 2), name="a"), keras.Input((None, 3), name="b")
+    joined = keras.layers.Concatenate(name="cat")([keras.layers.GRU(2, name="ga")(a), keras.layers.LSTM(2, name="lb")(b)])
+    model = keras.Model([a, b], keras.layers.Dense(1, name="out")(joined))
+    model.save(tmp_path / "seq.keras")
+    assert main(["export", str(tmp_path / "seq.keras"), "-o", str(tmp_path / "x"), "-f", "c", "--c-inference"]) == 4
+    assert "input 'a' has dimensions the model leaves unknown (None, None, 2): give them with --c-input-shape" in \
+        capsys.readouterr().err
+    assert main(["export", str(tmp_path / "seq.keras"), "-o", str(tmp_path / "out"), "-f", "c", "--c-inference",
+                 "--c-input-shape", "6x2", "--c-input-shape", "4x3"]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["options"]["c"]["input_shape"] == "6x2,4x3" and manifest["inference"]["input_size"] == 12 + 12
+    assert main(["verify", str(tmp_path / "out"), "--predict", str(tmp_path / "seq.keras")]) == 0
+    capsys.readouterr()

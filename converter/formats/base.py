@@ -21,6 +21,7 @@ class Option:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     since: str = "1.0"  # the manifest schema that added it: a later option is recorded only when it is set
+    repeat: bool = False  # a CLI flag given once per item (its values joined by commas)
 
 
 class Format(Protocol):

@@ -39,9 +39,9 @@ OPTIONS = (
            f"(default: {DEFAULT_ALIGN})", metavar="BYTES"),
     Option("inference", False, "also write the model's forward pass, <prefix>_predict(input, output, arena), plain "
            "C99 that runs these arrays (docs/inference.md)", since="1.1"),
-    Option("input_shape", "", "with --c-inference: the shape of one sample of each input, without the batch axis, "
-           "dimensions joined by x and inputs by commas (50x1 or 28x28x1,10), for a model that leaves a dimension "
-           "unknown", metavar="SHAPE", since="1.1"),
+    Option("input_shape", "", "with --c-inference, for a model that leaves a dimension unknown: the shape of one "
+           "sample of an input without the batch axis, dimensions joined by x (50x1); once per input, in model.inputs "
+           "order (the library takes them joined by commas)", metavar="SHAPE", since="1.1", repeat=True),
 )
 
 
