@@ -385,3 +385,10 @@ def test_an_unknown_sequence_length_is_given_with_c_input_shape_once_per_input(k
     assert manifest["options"]["c"]["input_shape"] == "6x2,4x3" and manifest["inference"]["input_size"] == 12 + 12
     assert main(["verify", str(tmp_path / "out"), "--predict", str(tmp_path / "seq.keras")]) == 0
     capsys.readouterr()
+
+
+def test_verify_compile_links_the_forward_pass_with_the_math_library(tmp_path):
+    """expf and tanhf live in libm: the host build of verify --compile links it."""
+    converter.export(FIXTURES / "zoo" / "recurrent.keras", tmp_path, formats=["c"], options={"c": {"inference": True}})
+    report = converter.verify(tmp_path, compile=True)
+    assert report.ok and {f.compiled_with for f in report.files} == {"cc"}, report

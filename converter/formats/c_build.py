@@ -86,7 +86,7 @@ def _run_harness(header: Path, sources: list[Path], prefix: str, cc: str, cflags
     harness, program = work / "harness.c", work / "harness"
     harness.write_text(HARNESS.format(header=header.name, macro=prefix.upper(), prefix=prefix))
     command = [cc, "-std=c99", "-O1", *cflags, "-I", str(header.parent), str(harness), *map(str, sources), "-o",
-               str(program)]
+               str(program), "-lm"]  # a --c-inference export's forward pass uses expf, tanhf...
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=TIMEOUT)
     return subprocess.run([str(program)], check=True, capture_output=True, timeout=TIMEOUT).stdout
 
