@@ -222,13 +222,19 @@ def _build(keras, name):
 @pytest.mark.parametrize("name", ["conv2d_options", "conv1d_options", "graph_options"])
 @pytest.mark.parametrize("quantize", [None, "int8"])
 def test_every_supported_layer_option_equals_keras(name, quantize, keras_module, tmp_path):
-    model = _build(keras_module, name)
-    model.save(tmp_path / f"{name}.keras")
-    manifest = converter.export(tmp_path / f"{name}.keras", tmp_path / "out", formats=["c", "npz"], quantize=quantize,
-                                options={"c": {"inference": True}})
+    assert_runs_like_keras(_build(keras_module, name), quantize, tmp_path, seed=1)
+
+
+def assert_runs_like_keras(model, quantize, tmp_path, seed) -> None:
+    """Save, export with --c-inference (and --quantize), run the C code and compare with model.predict; for int8
+    the model first holds the export's dequantized weights."""
+    model.save(tmp_path / f"{model.name}.keras")
+    manifest = converter.export(tmp_path / f"{model.name}.keras", tmp_path / "out", formats=["c", "npz"],
+                                quantize=quantize, options={"c": {"inference": True}})
     if quantize:
-        _assign_in_model_order(model, list(converter.read(tmp_path / "out" / f"{name}.npz", dequantize=True).values()))
-    inputs = sample_inputs(model, seed=1)
+        dequantized = converter.read(tmp_path / "out" / f"{model.name}.npz", dequantize=True)
+        _assign_in_model_order(model, list(dequantized.values()))
+    inputs = sample_inputs(model, seed=seed)
     assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
 
 
@@ -256,14 +262,7 @@ def _build_recurrent(keras, name):
 @pytest.mark.parametrize("name", ["lstm_gru", "bidirectional"])
 @pytest.mark.parametrize("quantize", [None, "int8"])
 def test_recurrent_layers_equal_keras(name, quantize, keras_module, tmp_path):
-    model = _build_recurrent(keras_module, name)
-    model.save(tmp_path / f"{name}.keras")
-    manifest = converter.export(tmp_path / f"{name}.keras", tmp_path / "out", formats=["c", "npz"], quantize=quantize,
-                                options={"c": {"inference": True}})
-    if quantize:
-        _assign_in_model_order(model, list(converter.read(tmp_path / "out" / f"{name}.npz", dequantize=True).values()))
-    inputs = sample_inputs(model, seed=2)
-    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+    assert_runs_like_keras(_build_recurrent(keras_module, name), quantize, tmp_path, seed=2)
 
 
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".h5", ".keras"))

@@ -146,6 +146,13 @@ def _spatial(call: Call, rank: int) -> tuple[Shape, tuple[int, ...], tuple[int, 
     return shape, k, strides, dilation, call.config.get("padding", "valid")
 
 
+def _spatial_output(call: Call, rank: int, OH: int, OW: int, channels: int) -> Shape:
+    """The output shape of a 1D or 2D layer, its activation applied."""
+    out = (OW, channels) if rank == 1 else (OH, OW, channels)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
 def _conv_geometry(call: Call, rank: int):
     (H, W, C), (KH, KW), (SH, SW), (DH, DW), padding = _spatial(call, rank)
     OH, PT = _window(H, KH, SH, DH, padding) if rank == 2 else (1, 0)
@@ -170,9 +177,7 @@ def conv(call: Call) -> Shape:
         call.temporaries.append(4 * KH * KW * C)
         call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
                   f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {patch});", "conv2d" + suffix, "dense" + suffix)
-    out = (OW, filters) if rank == 1 else (OH, OW, filters)
-    activation(call, call.config.get("activation"), call.output, out)
-    return out
+    return _spatial_output(call, rank, OH, OW, filters)
 
 
 @kind("DepthwiseConv1D", "DepthwiseConv2D")
@@ -185,9 +190,7 @@ def depthwise(call: Call) -> Shape:
     suffix = "_i8" if quantized else "_f32"
     call.emit(f"kw_depthwise2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, "
               f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "depthwise2d" + suffix)
-    out = (OW, C * multiplier) if rank == 1 else (OH, OW, C * multiplier)
-    activation(call, call.config.get("activation"), call.output, out)
-    return out
+    return _spatial_output(call, rank, OH, OW, C * multiplier)
 
 
 @kind("SeparableConv1D", "SeparableConv2D")
@@ -204,9 +207,7 @@ def separable(call: Call) -> Shape:
               f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL);", "depthwise2d" + ds)
     call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}, {bias});",
               "dense" + ps)
-    out = (OW, filters) if rank == 1 else (OH, OW, filters)
-    activation(call, call.config.get("activation"), call.output, out)
-    return out
+    return _spatial_output(call, rank, OH, OW, filters)
 
 
 @kind("Conv1DTranspose", "Conv2DTranspose")
@@ -232,9 +233,7 @@ def conv_transpose(call: Call) -> Shape:
     suffix = "_i8" if quantized else "_f32"
     call.emit(f"kw_conv2d_transpose{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, "
               f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d_transpose" + suffix)
-    out = (OW, filters) if rank == 1 else (OH, OW, filters)
-    activation(call, call.config.get("activation"), call.output, out)
-    return out
+    return _spatial_output(call, rank, OH, OW, filters)
 
 
 @kind("Embedding")
@@ -250,13 +249,18 @@ def embedding(call: Call) -> Shape:
     return (*call.inputs[0], dim)
 
 
+def _on_last_axis(call: Call) -> bool:
+    """Whether a normalization's ``axis`` is the last one (Keras counts the batch axis in a positive axis)."""
+    axis = call.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    return axis in (-1, len(call.inputs[0]))
+
+
 @kind("BatchNormalization")
 def batch_norm(call: Call) -> Shape:
     shape = call.inputs[0]
-    axis = call.config.get("axis", -1)
-    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
-    if axis not in (-1, len(shape)):
-        raise Unsupported(f"axis={axis} (the last axis only)")
+    if not _on_last_axis(call):
+        raise Unsupported(f"axis={call.config.get('axis')} (the last axis only)")
     arrays = [(call.weight(role, required=False) or None) for role in ("gamma", "beta")]
     mean, variance = call.weight("moving_mean"), call.weight("moving_variance")
     gamma, beta = (a.array if a else "NULL" for a in arrays)
@@ -268,10 +272,8 @@ def batch_norm(call: Call) -> Shape:
 @kind("LayerNormalization")
 def layer_norm(call: Call) -> Shape:
     shape = call.inputs[0]
-    axis = call.config.get("axis", -1)
-    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
-    if axis not in (-1, len(shape)) or call.config.get("rms_scaling"):
-        raise Unsupported(f"axis={axis}" if axis not in (-1, len(shape)) else "rms_scaling=True")
+    if not _on_last_axis(call) or call.config.get("rms_scaling"):
+        raise Unsupported(f"axis={call.config.get('axis')}" if not _on_last_axis(call) else "rms_scaling=True")
     gamma, beta = (call.weight(role, required=False) for role in ("gamma", "beta"))
     call.emit(f"kw_layer_norm({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, "
               f"{gamma.array if gamma else 'NULL'}, {beta.array if beta else 'NULL'}, "
@@ -335,19 +337,24 @@ def reshape(call: Call) -> Shape:
     return tuple(target)
 
 
-@kind("Activation")
-def activation_layer(call: Call) -> Shape:
+def _copied(call: Call) -> Shape:
+    """Copy the input to the output, for layers that then work on it in place (the activation layers)."""
     shape = call.inputs[0]
     call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    return shape
+
+
+@kind("Activation")
+def activation_layer(call: Call) -> Shape:
+    shape = _copied(call)
     activation(call, call.config.get("activation"), call.output, shape)
     return shape
 
 
 @kind("ReLU")
 def relu_layer(call: Call) -> Shape:
-    shape = call.inputs[0]
+    shape = _copied(call)
     max_value = call.config.get("max_value")
-    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
     call.emit(f"kw_relu({call.output}, {size(shape)}, {_float(-1.0 if max_value is None else max_value)}, "
               f"{_float(call.config.get('negative_slope', 0.0))}, {_float(call.config.get('threshold', 0.0))});", "relu")
     return shape
@@ -355,17 +362,15 @@ def relu_layer(call: Call) -> Shape:
 
 @kind("LeakyReLU")
 def leaky_relu_layer(call: Call) -> Shape:
-    shape = call.inputs[0]
+    shape = _copied(call)
     slope = call.config.get("negative_slope", call.config.get("alpha", 0.3))
-    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
     call.emit(f"kw_relu({call.output}, {size(shape)}, -1.0f, {_float(slope)}, 0.0f);", "relu")
     return shape
 
 
 @kind("ELU")
 def elu_layer(call: Call) -> Shape:
-    shape = call.inputs[0]
-    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    shape = _copied(call)
     activation(call, "elu", call.output, shape, float(call.config.get("alpha", 1.0)))
     return shape
 
@@ -376,7 +381,7 @@ def softmax_layer(call: Call) -> Shape:
     axis = call.config.get("axis", -1)
     if axis not in (-1, len(shape), [-1]):
         raise Unsupported(f"axis={axis}")
-    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    _copied(call)
     activation(call, "softmax", call.output, shape)
     return shape
 
