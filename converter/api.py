@@ -128,7 +128,7 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     model = readers.read_model(source, reader, trust_code, allow_sparse)
     summarize(model.tensors)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
-    tensors = quantization.apply(layouts.apply(model.tensors, layout), bounds.quantize, model.layers)
+    tensors = quantization.apply(layouts.apply(model.tensors, layout, model), bounds.quantize, model.layers)
     try:
         bounds.enforce(tensors, chosen.get("c", {}).get("align", registry.get("c").DEFAULT_ALIGN))
     except QuantizationError as error:  # the CLI shows the table of what fell short

@@ -22,6 +22,7 @@ from .tensors import Tensor
 LAYOUTS = {
     "keras": "every array exactly as get_weights() returned it (Dense kernels are [in][out])",
     "dense_out_in": "Dense kernels transposed to [out][in] (CMSIS-NN / TFLite fully-connected order)",
+    "torch": "every tensor named and laid out as the equivalent torch.nn module's state_dict (docs/torch.md)",
 }
 
 
@@ -32,10 +33,15 @@ def check(layout: str) -> str:
     return layout
 
 
-def apply(tensors: Sequence[Tensor], layout: str) -> tuple[Tensor, ...]:
-    """The records as they are stored under ``layout`` (new records; the input is not changed)."""
+def apply(tensors: Sequence[Tensor], layout: str, model=None) -> tuple[Tensor, ...]:
+    """The records as they are stored under ``layout`` (new records; the input is not changed). ``torch``
+    needs the model (its configuration), see ``torch_layout``."""
     if check(layout) == "keras":
         return tuple(tensors)
+    if layout == "torch":
+        from . import torch_layout
+
+        return torch_layout.apply(model, tensors)
     return tuple(_transposed(t) if _is_dense_kernel(t) else t for t in tensors)
 
 

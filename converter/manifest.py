@@ -40,7 +40,8 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
     keys = {name: formats.get(name).keys(tensors, stem, **options[name]) for name in format_names}
     return {
         "schema": SCHEMA_ID,
-        "schema_version": SCHEMA_VERSION if inference or any(t.quantization for t in tensors) else BASE_VERSION,
+        "schema_version": SCHEMA_VERSION if inference or any(t.quantization or t.keras_name for t in tensors)
+        else BASE_VERSION,
         "source": {"file": model.source.file, "format": model.source.format, "sha256": model.source.sha256,
                    "reader": model.source.reader, "keras_version": model.source.keras_version,
                    "backend": model.source.backend, "note": model.source.note},
@@ -82,6 +83,8 @@ def _tensor(tensor: Tensor, keys: dict[str, str]) -> dict:
              "shape": list(tensor.shape), "dtype": tensor.dtype, "byte_order": "little", "nbytes": tensor.nbytes,
              "sha256": tensor.sha256, "trainable": tensor.trainable, "transform": tensor.transform, "keys": keys,
              "nan": tensor.non_finite[0], "inf": tensor.non_finite[1]}
+    if tensor.keras_name is not None:
+        entry["keras_name"] = tensor.keras_name
     q = tensor.quantization
     if q is not None:
         axis = None if q.axis is None else q.axis[0] if len(q.axis) == 1 else list(q.axis)
@@ -155,4 +158,5 @@ def export_info(manifest: Mapping) -> ExportInfo:
 def tensor_records(manifest: Mapping, format_name: str, arrays: Mapping[str, Any]) -> list[Tensor]:
     """The manifest's tensors, in its order, holding the arrays read back from a format (by that format's key)."""
     return [Tensor(t["name"], t["layer"], t["role"], t["layer_index"], t["trainable"], arrays[t["keys"][format_name]],
-                   transform=t["transform"], quantization=quantization_of(t)) for t in manifest["tensors"]]
+                   transform=t["transform"], quantization=quantization_of(t), keras_name=t.get("keras_name"))
+            for t in manifest["tensors"]]

@@ -73,6 +73,7 @@ class Tensor:
     owner_class: str = ""      # class of the (sub-)layer that owns the variable: "Dense", "LSTMCell", ...
     transform: str = "none"    # a named layout change applied on export ("transpose"); see layouts.py
     quantization: Quantization | None = None  # set on the quantized tensors of a quantized export
+    keras_name: str | None = None  # the Keras name, where a layout renamed the tensor (--layout torch)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "array", canonical(self.array))

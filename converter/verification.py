@@ -119,7 +119,7 @@ def _check_source(source: Any, reader: str, manifest: dict) -> FileCheck:
     label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"keras.Model {source.name!r}"
     check = FileCheck(label, "model")
     model = readers.read_model(source, reader)
-    stored = layouts.apply(model.tensors, manifest["options"]["layout"])
+    stored = layouts.apply(model.tensors, manifest["options"]["layout"], model)
     tensors = quantize.apply(stored, manifest["options"].get("quantize"), model.layers)
     listed = {t["name"]: t for t in manifest["tensors"]}
     for tensor in tensors:

@@ -262,7 +262,7 @@ def test_a_file_that_hangs_the_hdf5_library_is_stopped_in_bounded_time(tmp_path)
             started = time.monotonic()
             verdict()
     assert time.monotonic() - started < 10
-    assert processes_reading(hanging) == []  # the child is gone
+    assert wait_for(lambda: processes_reading(hanging) == [], 10)  # the child is gone (SIGKILL is asynchronous)
 
 
 def test_sigterm_ends_a_command_stuck_in_a_hanging_file_and_its_child(tmp_path):
@@ -276,7 +276,7 @@ def test_sigterm_ends_a_command_stuck_in_a_hanging_file_and_its_child(tmp_path):
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=10)
     assert child.returncode == 130 and b"interrupted" in err
-    assert processes_reading(hanging) == []
+    assert wait_for(lambda: processes_reading(hanging) == [], 10)
 
 
 def test_a_probe_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):

@@ -143,6 +143,28 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     return _program(graph, steps, outputs, input_offset, arena, prefix)
 
 
+def shapes_of(graph: Graph, model) -> dict[str, Shape]:
+    """Each node's output shape (one sample), where the layer kinds know it (for --layout torch)."""
+    refs = {t.name: WeightRef(t.name, None, t.shape, False, "float32") for t in model.tensors}
+    shapes: dict[str, Shape] = {}
+    for node in graph.nodes:
+        if node.class_name == "InputLayer":
+            shape = _input_shape(node)
+        elif node.class_name in KINDS and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
+            layer = node.name.split("@")[0] + "/"
+            call = Call(node, [shapes[ref[0]] for ref in node.inputs], ["@IN@"] * len(node.inputs),
+                        {name[len(layer):]: ref for name, ref in refs.items() if name.startswith(layer)})
+            try:
+                shape = KINDS[node.class_name](call)
+            except (Unsupported, KeyError, ValueError, TypeError):
+                shape = None
+        else:
+            shape = None
+        if shape is not None:
+            shapes[node.name] = shape
+    return shapes
+
+
 def input_shapes(graph: Graph, given: str = "") -> list[Shape]:
     """The shape of one sample of each model input, as the generated code takes it."""
     fixed = dict(zip(graph.inputs, parse_input_shapes(given)))

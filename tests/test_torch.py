@@ -1,0 +1,208 @@
+"""--layout torch: PyTorch loads the exported safetensors with load_state_dict(strict=True) into torch.nn
+modules named after the Keras layers, and computes what Keras computes."""
+import numpy as np
+import pytest
+
+import converter
+from conftest import FIXTURES, SEED_KERAS
+
+import torch  # a test dependency ('.[test]' installs the CPU build): these tests run in CI, never skip
+from safetensors.torch import load_file
+
+nn = torch.nn
+
+SAMPLES = 4
+
+
+class Twin(nn.Module):
+    """The natural torch network of a Keras chain of layers: channels-first maps, batch_first RNNs."""
+
+    def __init__(self, keras_model):
+        super().__init__()
+        self.steps = []
+        self.layers = nn.ModuleDict()
+        for layer in keras_model.layers:
+            module = _module(layer)
+            if isinstance(module, nn.Module) and any(True for _ in module.parameters()) or isinstance(module, nn.modules.batchnorm._BatchNorm):
+                self.layers[layer.name] = module
+            self.steps.append((layer, module))
+
+    def state_names(self):
+        return {f"{name}.{key}" for name, module in self.layers.items() for key in module.state_dict()}
+
+    def load(self, state):
+        # ModuleDict prefixes "layers."; the export names start at the Keras layer
+        self.load_state_dict({f"layers.{k}": v for k, v in state.items()}, strict=True)
+
+    def forward(self, x):
+        for layer, module in self.steps:
+            x = _run(layer, module, x)
+        return x
+
+
+def _activation(name):
+    return {"linear": lambda x: x, "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+            "softmax": lambda x: torch.softmax(x, -1)}[name]
+
+
+def _module(layer):
+    cls, config = type(layer).__name__, layer.get_config()
+    if cls == "Dense":
+        return nn.Linear(layer.kernel.shape[0], config["units"], bias=config["use_bias"])
+    if cls in ("Conv1D", "Conv2D"):
+        k = config["kernel_size"]
+        conv = nn.Conv1d if cls == "Conv1D" else nn.Conv2d
+        assert config["padding"] == "valid" or all(s == 1 for s in config["strides"])
+        padding = 0 if config["padding"] == "valid" else "same"
+        return conv(layer.kernel.shape[-2], config["filters"], k, stride=config["strides"], padding=padding,
+                    dilation=config["dilation_rate"], bias=config["use_bias"])
+    if cls == "DepthwiseConv2D":
+        channels = layer.kernel.shape[2] * config["depth_multiplier"]
+        return nn.Conv2d(layer.kernel.shape[2], channels, config["kernel_size"], stride=config["strides"],
+                         groups=layer.kernel.shape[2], bias=config["use_bias"])
+    if cls == "SeparableConv2D":
+        inner = layer.depthwise_kernel.shape[2] * config["depth_multiplier"]
+        module = nn.Module()
+        module.depthwise = nn.Conv2d(layer.depthwise_kernel.shape[2], inner, config["kernel_size"],
+                                     stride=config["strides"], groups=layer.depthwise_kernel.shape[2], bias=False)
+        module.pointwise = nn.Conv2d(inner, config["filters"], 1, bias=config["use_bias"])
+        return module
+    if cls == "Conv2DTranspose":
+        assert config["padding"] == "valid"
+        return nn.ConvTranspose2d(layer.kernel.shape[3], config["filters"], config["kernel_size"],
+                                  stride=config["strides"], bias=config["use_bias"])
+    if cls == "BatchNormalization":
+        return nn.BatchNorm2d(layer.gamma.shape[0] if layer.gamma is not None else layer.moving_mean.shape[0],
+                              eps=config["epsilon"]).eval()
+    if cls == "LayerNormalization":
+        return nn.LayerNorm(layer.gamma.shape[0], eps=config["epsilon"])
+    if cls == "Embedding":
+        return nn.Embedding(config["input_dim"], config["output_dim"])
+    if cls in ("LSTM", "GRU", "SimpleRNN"):
+        return getattr(nn, {"SimpleRNN": "RNN"}.get(cls, cls))(layer.cell.kernel.shape[0], config["units"], batch_first=True)
+    if cls == "Bidirectional":
+        inner = layer.forward_layer
+        kind = getattr(nn, {"SimpleRNN": "RNN"}.get(type(inner).__name__, type(inner).__name__))
+        return kind(inner.cell.kernel.shape[0], inner.units, batch_first=True, bidirectional=True)
+    return None  # no weights: computed in _run
+
+
+def _run(layer, module, x):
+    cls, config = type(layer).__name__, layer.get_config()
+    rank = x.dim()
+    if cls == "Dense":
+        return _activation(config["activation"])(module(x))
+    if cls == "Conv1D":  # sequences stay (N, L, C) between layers, as RNNs with batch_first take them
+        return _activation(config["activation"])(module(x.transpose(1, 2)).transpose(1, 2))
+    if cls in ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose"):
+        return _activation(config["activation"])(module(x))
+    if cls == "SeparableConv2D":
+        return _activation(config["activation"])(module.pointwise(module.depthwise(x)))
+    if cls == "BatchNormalization":
+        return module(x)
+    if cls == "LayerNormalization":  # on the last axis of a channels-last layout
+        return module(x.movedim(1, -1)).movedim(-1, 1) if rank > 2 else module(x)
+    if cls in ("ReLU",):
+        return torch.relu(x)
+    if cls == "Activation":
+        return _activation(config["activation"])(x)
+    if cls == "MaxPooling2D":
+        return nn.functional.max_pool2d(x, config["pool_size"], config["strides"])
+    if cls in ("GlobalAveragePooling1D",):
+        return x.mean(dim=1)
+    if cls in ("GlobalAveragePooling2D",):
+        return x.mean(dim=(2, 3))
+    if cls == "Flatten":
+        return torch.flatten(x, 1)
+    if cls == "Dropout":
+        return x
+    if cls == "Embedding":
+        return module(x.long())
+    if cls in ("LSTM", "GRU", "SimpleRNN"):
+        out, _ = module(x)
+        return out if config["return_sequences"] else out[:, -1]
+    if cls == "Bidirectional":
+        out, _ = module(x)
+        if layer.forward_layer.return_sequences:
+            return out
+        units = layer.forward_layer.units
+        return torch.cat([out[:, -1, :units], out[:, 0, units:]], dim=1)
+    raise AssertionError(f"no torch twin for {cls}")
+
+
+def _torch_input(model, x):
+    """Keras's channels-last sample as torch wants it: (N, C, H, W) for images, unchanged for sequences."""
+    t = torch.from_numpy(x)
+    first = model.layers[0]
+    if type(first).__name__ in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"):
+        return t.permute(0, 3, 1, 2)
+    return t
+
+
+def _check(model, folder, x) -> float:
+    twin = Twin(model)
+    state = load_file(folder / f"{model.name}.safetensors")
+    assert set(state) == twin.state_names(), set(state) ^ twin.state_names()
+    twin.load(state)
+    with torch.no_grad():
+        got = twin(_torch_input(model, x)).numpy()
+    expected = model.predict(x, verbose=0)
+    got = got.reshape(expected.shape) if got.size == expected.size else got
+    error = float(np.max(np.abs(got.astype(np.float64) - expected)))
+    assert error <= 1e-4 * (1 + float(np.max(np.abs(expected)))), error
+    return error
+
+
+def _inputs(model, seed=0, integers=False):
+    rng = np.random.default_rng(seed)
+    shape = (SAMPLES, *model.inputs[0].shape[1:])
+    return rng.integers(0, 10, shape).astype(np.float32) if integers else rng.normal(0, 1, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["seed_mlp", "conv_bn", "recurrent"])
+def test_pytorch_loads_the_export_strictly_and_computes_what_keras_does(name, load_model, tmp_path):
+    path = SEED_KERAS if name == "seed_mlp" else FIXTURES / "zoo" / f"{name}.keras"
+    model = load_model(path)
+    converter.export(path, tmp_path, formats=["safetensors"], layout="torch", stem=model.name)
+    _check(model, tmp_path, _inputs(model))
+
+
+def _built(keras, name):
+    L = keras.layers
+    rng = np.random.default_rng(7)
+    if name == "convolutions":
+        layers = [keras.Input((12, 12, 3)), L.Conv2D(4, 3, strides=2, activation="relu", name="conv"),
+                  L.BatchNormalization(epsilon=1e-3, name="bn"), L.DepthwiseConv2D(3, depth_multiplier=2, name="dw"),
+                  L.SeparableConv2D(5, 1, activation="tanh", name="sep"), L.Conv2DTranspose(3, 2, strides=2, name="up"),
+                  L.LayerNormalization(name="ln"), L.Flatten(name="flat"), L.Dropout(0.1, name="drop"),
+                  L.Dense(3, name="head")]
+    elif name == "sequences":
+        layers = [keras.Input((9,)), L.Embedding(10, 6, name="embed"), L.Conv1D(5, 3, name="conv1"),
+                  L.SimpleRNN(4, return_sequences=True, name="srnn"), L.GRU(3, return_sequences=True, name="gru"),
+                  L.Bidirectional(L.GRU(2), name="bi"), L.Dense(2, name="out")]
+    model = keras.Sequential(layers, name=name)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
+                       rng.normal(0, 0.4, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
+    return model
+
+
+@pytest.mark.parametrize("name", ["convolutions", "sequences"])
+def test_every_mapping_loads_strictly_and_computes_what_keras_does(name, keras_module, tmp_path):
+    model = _built(keras_module, name)
+    model.save(tmp_path / f"{name}.keras")
+    manifest = converter.export(tmp_path / f"{name}.keras", tmp_path / "out", formats=["safetensors"], layout="torch")
+    _check(model, tmp_path / "out", _inputs(model, integers=name == "sequences"))
+    assert converter.verify(tmp_path / "out", model=tmp_path / f"{name}.keras").ok
+    assert all("keras_name" in t for t in manifest["tensors"]) and manifest["schema_version"] == "1.1"
+
+
+def test_what_torch_cannot_compute_is_refused_by_name(keras_module, tmp_path, capsys):
+    from converter.cli import main
+
+    keras = keras_module
+    model = keras.Sequential([keras.Input((4, 2)), keras.layers.GRU(3, reset_after=False, name="old_gru"),
+                              keras.layers.Dense(1, name="d")])
+    model.save(tmp_path / "m.keras")
+    assert main(["export", str(tmp_path / "m.keras"), "-o", str(tmp_path / "out"), "--layout", "torch"]) == 4
+    err = capsys.readouterr().err
+    assert "layer 'old_gru' (GRU): reset_after=False" in err and not (tmp_path / "out").exists()
