@@ -206,3 +206,16 @@ def test_what_torch_cannot_compute_is_refused_by_name(keras_module, tmp_path, ca
     assert main(["export", str(tmp_path / "m.keras"), "-o", str(tmp_path / "out"), "--layout", "torch"]) == 4
     err = capsys.readouterr().err
     assert "layer 'old_gru' (GRU): reset_after=False" in err and not (tmp_path / "out").exists()
+
+
+def test_the_docs_example_runs_as_written_and_matches_keras(load_model, tmp_path, monkeypatch):
+    from conftest import ROOT
+
+    code = (ROOT / "docs" / "torch.md").read_text().split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path / "out", formats=["safetensors"], layout="torch")
+    scope = {}
+    exec(compile(code, "docs/torch.md", "exec"), scope)
+    model = load_model(FIXTURES / "zoo" / "conv_bn.keras")
+    expected = model.predict(scope["x"].permute(0, 2, 3, 1).numpy(), verbose=0)
+    assert np.max(np.abs(scope["y"].detach().numpy() - expected)) <= 1e-4 * (1 + np.max(np.abs(expected)))
