@@ -13,11 +13,12 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import api, batch, dtypes, formats, layouts, quantize, readers, verification
 from .formats import c as c_format
 from ._version import __version__
-from .errors import ConverterError, QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
+from .errors import ConverterError, InputInvalid, QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
 
 EXIT_CODES = """exit codes:
   0   success
@@ -111,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--predict", metavar="MODEL", help="build the forward pass of a --c-inference export with --cc "
                                                            "and compare its outputs with the model's model.predict on "
                                                            "seeded inputs")
+    load = _command(commands, "load", "set a Keras model's weights from an export and save it as a new model file",
+                    "keras-weights load out/ model.keras -o tuned.keras\n  keras-weights load torch_state.safetensors "
+                    "model.keras -o back.weights.h5")
+    load.add_argument("export", help="an export folder, a file it holds, or a PyTorch state dict (--layout torch names)")
+    load.add_argument("model", help="the Keras model (.keras or .h5) whose layers the weights fit")
+    load.add_argument("-o", "--output", required=True, metavar="FILE", help="the new model: .keras, or .weights.h5 "
+                                                                            "for the weights alone")
+    load.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    load.add_argument("--json", action="store_true", help="errors as JSON")
     return parser
 
 
@@ -402,7 +412,41 @@ def _print_report(report: verification.Report) -> None:
     print(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
 
 
-COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify}
+def run_load(args: argparse.Namespace) -> int:
+    """Load the model with Keras (safe mode), set its weights from the export, save it under a new name."""
+    from .errors import OutputError
+    from .load import load_into
+    from .readers.keras import import_keras
+
+    target = Path(args.output)
+    if not (target.name.endswith(".keras") or target.name.endswith(".weights.h5")):
+        raise UsageError(f"the new model must be a .keras or .weights.h5 file. Received: -o {args.output}")
+    if target.exists() and not args.force:
+        raise OutputError(f"{target.name} already exists in {target.parent}", hint="Pass --force to overwrite it.")
+    _say(args, f"reading {args.model} ...")
+    keras = import_keras()
+    try:
+        model = keras.saving.load_model(args.model, compile=False, safe_mode=True)
+    except Exception as error:
+        raise InputInvalid(f"Keras cannot load {Path(args.model).name}: {type(error).__name__}: "
+                           f"{' '.join(str(error).split())[:300]}",
+                           hint="load needs a model Keras 3 can load, to put the weights in.") from None
+    load_into(model, args.export)
+    staging = target.with_name(f".{target.name}.partial{target.suffix}")
+    try:
+        if target.name.endswith(".weights.h5"):
+            staging = target.with_name(f".{target.stem}.partial.weights.h5")
+            model.save_weights(staging)
+        else:
+            model.save(staging)
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    print(f"wrote {target} with the weights of {args.export}")
+    return 0
+
+
+COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify, "load": run_load}
 
 
 TABLE_ROWS = 60  # weight tensors up to which inspect shows one row each; above, one row per layer

@@ -1,0 +1,181 @@
+"""Weights back into Keras: ``load_into(model, source)`` sets a ``keras.Model``'s weights from an export folder
+or any written file, in any layout (``keras``, ``dense_out_in``, ``torch``), quantized exports dequantized; or
+from a state dict PyTorch wrote for a model mapped with ``--layout torch`` (a safetensors file without our
+manifest). Every tensor is matched by name and checked (shape, dtype) before any is set: on any problem the
+model is left unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import formats as registry, manifest as manifests
+from .errors import InputInvalid, InputNotFound
+
+_PREFERRED = ("safetensors", "npz", "parquet", "c")  # the file read from an export folder
+
+
+def load_into(model: Any, source: str | os.PathLike) -> None:
+    """Set ``model``'s weights from ``source`` (an export folder or a file an export wrote, or a PyTorch state
+    dict for the ``torch`` layout); raise :class:`InputInvalid` listing every missing, extra or mis-shaped tensor.
+
+    >>> import converter, keras, tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> _ = converter.export("fixtures/seed_mlp.keras", out, formats=["npz"])
+    >>> model = keras.saving.load_model("fixtures/seed_mlp.keras")
+    >>> _ = model.layers[0].kernel.assign(model.layers[0].kernel * 0)
+    >>> load_into(model, out)
+    >>> float(abs(model.layers[0].kernel).numpy().sum()) > 0
+    True
+    """
+    from .readers import read_model
+
+    path = Path(source)
+    file, manifest = _file_and_manifest(path)
+    arrays = _read(file, manifest)
+    current = read_model(model)  # names, shapes and dtypes in model order, the variables' own order
+    layout = manifest["options"]["layout"] if manifest else _guess_layout(arrays, current)
+    wanted = _keras_arrays(arrays, layout, current, file.name)
+    _assign(model, current, wanted)
+
+
+def _file_and_manifest(path: Path) -> tuple[Path, dict | None]:
+    if path.is_dir():
+        manifest = manifests.load(path)
+        by_format = {entry["format"]: path / entry["path"] for entry in manifest["files"]
+                     if not entry["path"].endswith(".h") or entry["format"] != "c"}
+        headers = {entry["format"]: path / entry["path"] for entry in manifest["files"]}
+        for name in _PREFERRED:
+            if name in by_format or name in headers:
+                return by_format.get(name, headers[name]), manifest
+        raise InputInvalid(f"{path}: the export lists no file to read weights from")
+    if not path.is_file():
+        raise InputNotFound(f"no such file or folder: {path}")
+    beside = path.parent / manifests.FILE_NAME
+    try:
+        manifest = json.loads(beside.read_text("utf-8")) if beside.is_file() else None
+        if manifest is not None and not any(entry.get("path") == path.name for entry in manifest.get("files", [])):
+            manifest = None
+    except (OSError, ValueError):
+        manifest = None
+    return path, manifest
+
+
+def _read(file: Path, manifest: dict | None) -> dict[str, np.ndarray]:
+    from .api import read
+
+    return read(file, dequantize=manifest is not None and bool(manifest["options"].get("quantize")))
+
+
+def _guess_layout(arrays: dict[str, np.ndarray], current) -> str:
+    """A file without our manifest: Keras names, or the torch names of this model (a PyTorch state dict)."""
+    if {t.name for t in current.tensors} <= set(arrays):
+        return "keras"
+    return "torch"
+
+
+def _keras_arrays(arrays: dict[str, np.ndarray], layout: str, current, file_name: str) -> dict[str, np.ndarray]:
+    """The Keras array of each of the model's tensors, from the stored ones (a layout's steps undone)."""
+    from . import layouts
+
+    if layout == "keras":
+        return {t.name: arrays.get(t.name) for t in current.tensors} | _extra(arrays, {t.name for t in current.tensors})
+    stored = layouts.apply(current.tensors, layout, current)  # what this model's export would hold, by name
+    shapes = {t.name: t.shape for t in current.tensors}
+    result: dict[str, Any] = {}
+    for tensor in stored:
+        key = tensor.keras_name or tensor.name
+        second_bias = tensor.name.split(".")[-1].startswith("bias_hh") and tensor.transform == "zeros"
+        if tensor.transform in ("ones", "count") or (tensor.transform == "zeros" and not second_bias):
+            continue  # torch's own (num_batches_tracked, a BatchNorm's fixed weight or bias): nothing to take back
+        value = arrays.get(tensor.name)
+        if value is None:
+            if not second_bias:
+                result.setdefault(key, None)
+            continue
+        if tuple(value.shape) != tensor.shape:  # cannot be undone: reported in the stored names and shapes
+            result[key] = _Misfit(f"{key}: {tensor.name} has shape {list(value.shape)}, the model's needs "
+                                  f"{list(tensor.shape)}")
+            continue
+        undone = _undo(tensor, np.asarray(value), shapes.get(key))
+        if second_bias:  # an LSTM's or SimpleRNN's two biases, summed into Keras's one
+            result[key] = None if result.get(key) is None else result[key] + undone
+        elif tensor.transform.startswith("row:"):  # a GRU's two bias rows, stacked back
+            row = int(tensor.transform.split("+")[0].split(":")[1])
+            result.setdefault(key, [None, None])[row] = undone
+        else:
+            result[key] = undone
+    for key, value in result.items():
+        if isinstance(value, list) and not any(isinstance(v, _Misfit) for v in value):
+            result[key] = None if any(v is None for v in value) else np.stack(value)
+    expected = {t.name for t in stored}
+    return result | _extra(arrays, expected)
+
+
+class _Misfit:
+    """A stored tensor whose shape does not fit: the problem, said in the stored names."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _extra(arrays: dict[str, np.ndarray], expected: set[str]) -> dict[str, Any]:
+    return {f"\0extra:{name}": value for name, value in arrays.items() if name not in expected and not name.endswith(":scale")}
+
+
+def _undo(tensor, value: np.ndarray, keras_shape: tuple[int, ...] | None) -> np.ndarray:
+    """The inverse of the steps recorded in ``tensor.transform`` (``torch_layout``, ``layouts``)."""
+    steps = [s for s in tensor.transform.split("+") if s not in ("none", "")]
+    for step in reversed(steps):
+        kind, _, numbers = step.partition(":")
+        if kind in ("transpose",):
+            value = value.T
+        elif kind == "permute":
+            order = [int(n) for n in numbers.split(",")]
+            value = value.transpose(np.argsort(order))
+        elif kind == "depthwise":
+            rank = len(keras_shape) - 2
+            value = value[:, 0].transpose(*range(1, rank + 1), 0).reshape(keras_shape)
+        elif kind == "gates":
+            order = [int(n) for n in numbers.split(",")]
+            axis = value.ndim - 1
+            parts = np.split(value, len(order), axis=axis)
+            value = np.concatenate([parts[order.index(i)] for i in range(len(order))], axis=axis)
+        elif kind == "flatten":
+            positions, channels = (int(n) for n in numbers.split(","))
+            value = value.reshape(channels, positions, -1).transpose(1, 0, 2).reshape(value.shape)
+    return value
+
+
+def _assign(model: Any, current, wanted: dict[str, Any]) -> None:
+    problems = []
+    extras = [name.split(":", 1)[1] for name in wanted if name.startswith("\0extra:")]
+    if extras:
+        problems.append(f"{len(extras)} tensors the model does not have: {', '.join(extras[:5])}")
+    values = []
+    for tensor in current.tensors:
+        value = wanted.get(tensor.name)
+        if isinstance(value, _Misfit):
+            problems.append(value.problem)
+        elif value is None:
+            problems.append(f"{tensor.name}: missing")
+        elif tuple(value.shape) != tensor.shape:
+            problems.append(f"{tensor.name}: shape {list(value.shape)}, the model's is {list(tensor.shape)}")
+        elif np.dtype(value.dtype).name != tensor.dtype:
+            problems.append(f"{tensor.name}: dtype {np.dtype(value.dtype).name}, the model's is {tensor.dtype}")
+        values.append(value)
+    if problems:
+        raise InputInvalid("the weights do not fit the model, which is left unchanged: " + "; ".join(problems[:10])
+                           + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""),
+                           hint="Load an export of this model (the same layers), or fix the names listed.")
+    seen, position = set(), 0
+    for layer in model.layers:
+        for variable in layer.weights:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variable.assign(values[position])
+                position += 1
