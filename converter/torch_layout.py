@@ -12,7 +12,8 @@ name (``keras_name``) and what was done to it (``transform``, ``+``-joined steps
 - ``flatten:S,C``: the input rows of a Dense after a Flatten of a channels-last map of S positions and C
   channels, put in channels-first order (torch flattens (C, H, W));
 - ``zeros``, ``ones``, ``count``: a tensor torch has and Keras does not (an LSTM's ``bias_hh``, a
-  BatchNorm without ``center``/``scale``, ``num_batches_tracked``).
+  BatchNorm without ``center``/``scale``, ``num_batches_tracked``);
+- ``keras``: a tensor of a layer with no torch counterpart, kept as Keras holds it under ``<layer>.<role>``.
 
 See docs/torch.md for the table and what to set on the torch side.
 """
@@ -116,7 +117,7 @@ def _map(tensor: Tensor, configs: dict, flattened: dict) -> list[Tensor]:
     if role == "bias" and cls in ("Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
                                   "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D"):
         return [_with(tensor, _torch(path, "bias"), w, "none")]
-    return [_with(tensor, _torch(path, role), w, "none")]  # no torch counterpart: kept as Keras holds it
+    return [_with(tensor, _torch(path, role), w, "keras")]  # no torch counterpart: kept as Keras holds it
 
 
 _NORM = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
@@ -207,10 +208,19 @@ def _flattened_inputs(graph, model: ModelWeights) -> dict[str, tuple[int, int]]:
             source = by_name.get(source.inputs[0][0])
         if source is None or source.class_name != "Flatten" or not source.inputs:
             continue
-        shape = shapes.get(source.inputs[0][0])
+        shape = shapes.get(source.inputs[0][0]) or _recorded_input_shape(model, source.name)
         if shape is None:
             raise InputInvalid(f"--layout torch: cannot work out the shape that Flatten '{source.name}' flattens",
                                hint="Use --layout keras, or a model whose layers keras-weights knows.")
         if len(shape) >= 2:
             found[node.name] = (math.prod(shape[:-1]), shape[-1])
     return found
+
+
+def _recorded_input_shape(model: ModelWeights, layer_name: str) -> tuple[int, ...] | None:
+    """The input shape the reader recorded for a top-level layer (the Keras reader knows every layer's)."""
+    layer = next((layer for layer in model.layers if layer.name == layer_name), None)
+    shape = getattr(layer, "input_shape", None)
+    if isinstance(shape, (list, tuple)) and len(shape) > 1 and all(isinstance(d, int) for d in shape[1:]):
+        return tuple(shape[1:])
+    return None

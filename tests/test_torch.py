@@ -49,25 +49,28 @@ def _module(layer):
     cls, config = type(layer).__name__, layer.get_config()
     if cls == "Dense":
         return nn.Linear(layer.kernel.shape[0], config["units"], bias=config["use_bias"])
-    if cls in ("Conv1D", "Conv2D"):
+    if cls in ("Conv1D", "Conv2D", "Conv3D"):
         k = config["kernel_size"]
-        conv = nn.Conv1d if cls == "Conv1D" else nn.Conv2d
+        conv = {"Conv1D": nn.Conv1d, "Conv2D": nn.Conv2d, "Conv3D": nn.Conv3d}[cls]
         return conv(layer.kernel.shape[-2], config["filters"], k, stride=config["strides"], padding=0,
                     dilation=config["dilation_rate"], bias=config["use_bias"])  # "same": padded in _run, as Keras does
-    if cls == "DepthwiseConv2D":
-        channels = layer.kernel.shape[2] * config["depth_multiplier"]
-        return nn.Conv2d(layer.kernel.shape[2], channels, config["kernel_size"], stride=config["strides"],
-                         groups=layer.kernel.shape[2], bias=config["use_bias"])
-    if cls == "SeparableConv2D":
-        inner = layer.depthwise_kernel.shape[2] * config["depth_multiplier"]
+    if cls in ("DepthwiseConv1D", "DepthwiseConv2D"):
+        conv = nn.Conv1d if cls.endswith("1D") else nn.Conv2d
+        inputs = layer.kernel.shape[-2]
+        return conv(inputs, inputs * config["depth_multiplier"], config["kernel_size"], stride=config["strides"],
+                    groups=inputs, bias=config["use_bias"])
+    if cls in ("SeparableConv1D", "SeparableConv2D"):
+        conv = nn.Conv1d if cls.endswith("1D") else nn.Conv2d
+        inputs = layer.depthwise_kernel.shape[-2]
+        inner = inputs * config["depth_multiplier"]
         module = nn.Module()
-        module.depthwise = nn.Conv2d(layer.depthwise_kernel.shape[2], inner, config["kernel_size"],
-                                     stride=config["strides"], groups=layer.depthwise_kernel.shape[2], bias=False)
-        module.pointwise = nn.Conv2d(inner, config["filters"], 1, bias=config["use_bias"])
+        module.depthwise = conv(inputs, inner, config["kernel_size"], stride=config["strides"], groups=inputs, bias=False)
+        module.pointwise = conv(inner, config["filters"], 1, bias=config["use_bias"])
         return module
-    if cls in ("Conv1DTranspose", "Conv2DTranspose"):
+    if cls in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
         assert config["padding"] == "valid"
-        kind = nn.ConvTranspose1d if cls == "Conv1DTranspose" else nn.ConvTranspose2d
+        kind = {"Conv1DTranspose": nn.ConvTranspose1d, "Conv2DTranspose": nn.ConvTranspose2d,
+                "Conv3DTranspose": nn.ConvTranspose3d}[cls]
         return kind(layer.kernel.shape[-1], config["filters"], config["kernel_size"], stride=config["strides"],
                     bias=config["use_bias"])
     if cls == "BatchNormalization":
@@ -90,11 +93,13 @@ def _run(layer, module, x):
     rank = x.dim()
     if cls == "Dense":
         return _activation(config["activation"])(module(x))
-    if cls in ("Conv1D", "Conv1DTranspose"):  # sequences stay (N, L, C) between layers, as batch_first RNNs take them
+    if cls in ("Conv1D", "Conv1DTranspose", "DepthwiseConv1D"):  # sequences stay (N, L, C), as batch_first RNNs take them
         return _activation(config["activation"])(module(x.transpose(1, 2)).transpose(1, 2))
+    if cls == "SeparableConv1D":
+        return _activation(config["activation"])(module.pointwise(module.depthwise(x.transpose(1, 2))).transpose(1, 2))
     if cls == "Conv2D" and config["padding"] == "same":
         return _activation(config["activation"])(module(_same_padding(x, config)))
-    if cls in ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose"):
+    if cls in ("Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose"):
         return _activation(config["activation"])(module(x))
     if cls == "Rescaling":
         return x * config["scale"] + config["offset"]
@@ -147,8 +152,8 @@ def _same_padding(x, config):
 def _torch_input(model, x):
     """Keras's channels-last sample as torch wants it: (N, C, H, W) for images, unchanged for sequences."""
     t = torch.from_numpy(x)
-    if len(t.shape) == 4:  # an image: channels first
-        return t.permute(0, 3, 1, 2)
+    if len(t.shape) >= 4:  # an image or a volume: channels first
+        return t.permute(0, t.dim() - 1, *range(1, t.dim() - 1))
     return t
 
 
@@ -192,16 +197,20 @@ def _built(keras, name):
                   L.Dense(3, name="head")]
     elif name == "sequences":
         layers = [keras.Input((9,)), L.Embedding(10, 6, name="embed"), L.Conv1D(5, 3, name="conv1"),
-                  L.Conv1DTranspose(4, 2, strides=2, name="up1"),
+                  L.Conv1DTranspose(4, 2, strides=2, name="up1"), L.DepthwiseConv1D(3, depth_multiplier=2, name="dw1"),
+                  L.SeparableConv1D(4, 3, name="sep1"),
                   L.SimpleRNN(4, return_sequences=True, name="srnn"), L.GRU(3, return_sequences=True, name="gru"),
                   L.Bidirectional(L.GRU(2), name="bi"), L.Dense(2, name="out")]
+    elif name == "volumes":
+        layers = [keras.Input((6, 6, 6, 2)), L.Conv3D(3, 2, activation="relu", name="conv3"),
+                  L.Conv3DTranspose(2, 2, strides=2, name="up3"), L.Flatten(name="flat"), L.Dense(2, name="head")]
     model = keras.Sequential(layers, name=name)
     model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
                        rng.normal(0, 0.4, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
     return model
 
 
-@pytest.mark.parametrize("name", ["convolutions", "sequences"])
+@pytest.mark.parametrize("name", ["convolutions", "sequences", "volumes"])
 def test_every_mapping_loads_strictly_and_computes_what_keras_does(name, keras_module, tmp_path):
     model = _built(keras_module, name)
     model.save(tmp_path / f"{name}.keras")
@@ -267,3 +276,11 @@ def test_corpus_models_load_into_their_torch_twin(path, keras_module, tmp_path):
 
 _WEIGHTLESS = {"ReLU", "Activation", "MaxPooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "Flatten",
                "Dropout", "Rescaling", "InputLayer"}
+
+
+def test_tensors_without_a_torch_counterpart_keep_their_keras_arrays_and_say_so(tmp_path):
+    manifest = converter.export(FIXTURES / "zoo" / "preprocessing.keras", tmp_path, formats=["npz"], layout="torch")
+    kept = {t["name"]: t for t in manifest["tensors"] if t["transform"] == "keras"}
+    assert {"norm.mean", "norm.variance", "norm.count"} <= set(kept)
+    assert kept["norm.mean"]["keras_name"] == "norm/mean"
+    assert converter.verify(tmp_path, model=FIXTURES / "zoo" / "preprocessing.keras").ok
