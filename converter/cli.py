@@ -112,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--predict", metavar="MODEL", help="build the forward pass of a --c-inference export with --cc "
                                                            "and compare its outputs with the model's model.predict on "
                                                            "seeded inputs")
+    compare = _command(commands, "diff", "compare the weights of two models or exports, tensor by tensor (exit 1 when "
+                                         "they differ)", "keras-weights diff before.keras after.keras\n  "
+                                         "keras-weights diff model.keras out/ --atol 1e-6 --json")
+    compare.add_argument("a", help="a model file or an export folder")
+    compare.add_argument("b", help="a model file or an export folder")
+    compare.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0: bit-exact)")
+    compare.add_argument("--rtol", type=float, default=0.0, help="relative tolerance (default 0)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.add_argument("--all", action="store_true", help="list equal tensors too")
+    _reader_option(compare)
+
     load = _command(commands, "load", "set a Keras model's weights from an export and save it as a new model file",
                     "keras-weights load out/ model.keras -o tuned.keras\n  keras-weights load torch_state.safetensors "
                     "model.keras -o back.weights.h5")
@@ -446,7 +457,45 @@ def run_load(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify, "load": run_load}
+def run_diff(args: argparse.Namespace) -> int:
+    """Exit 0 when the two sides are equal within the tolerance, 1 when they differ, like diff(1)."""
+    from .diff import diff
+
+    result = diff(args.a, args.b, atol=args.atol, rtol=args.rtol, reader=args.reader)
+    if args.json:
+        print(json.dumps(result.to_json(), sort_keys=True, indent=2, allow_nan=False))
+        return 0 if result.equal else 1
+    print(render_diff(result, args.all))
+    return 0 if result.equal else 1
+
+
+def render_diff(result, show_all: bool = False) -> str:
+    """The differing tensors as a table, then one line: equal, or how many differ and how."""
+    header = ("Tensor", "Status", "Shape", "Max abs diff", "Max rel diff", "Changed")
+    rows = []
+    for t in result.tensors:
+        if t.status == "equal" and not show_all:
+            continue
+        name = _printable(t.name) + (f" -> {_printable(t.other_name)}" if t.other_name else "")
+        shape = _shape(t.shape or t.other_shape) if t.shape == t.other_shape or not (t.shape and t.other_shape) \
+            else f"{_shape(t.shape)} -> {_shape(t.other_shape)}"
+        if t.status == "retyped":
+            shape += f" {t.dtype} -> {t.other_dtype}"
+        figures = ["" if v is None else f"{v:.3g}" for v in (t.max_abs, t.max_rel)]
+        rows.append((name, t.status, shape, *figures, "" if t.changed is None else f"{t.changed:.1%}"))
+    counts: dict[str, int] = {}
+    for t in result.tensors:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    summary = ("equal: " if result.equal else "differ: ") + ", ".join(f"{n} {status}" for status, n in counts.items())
+    lines = [f"{result.a}  vs  {result.b}", *(f"note: {n}" for n in result.notes)]
+    if rows:
+        widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+        line = lambda r: "  ".join(c.rjust(w) if 3 <= i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()  # noqa: E731
+        lines += [line(header), *map(line, rows)]
+    return "\n".join([*lines, summary])
+
+
+COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify, "load": run_load, "diff": run_diff}
 
 
 TABLE_ROWS = 60  # weight tensors up to which inspect shows one row each; above, one row per layer

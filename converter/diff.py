@@ -1,0 +1,192 @@
+"""``keras-weights diff A B``: what changed between two models or exports, tensor by tensor.
+
+Each side is a model (file or ``keras.Model``) or an export folder. Tensors are matched by their Keras name;
+what is left is matched by position when the shapes agree (a renamed layer). Exports in another layout, or
+quantized, are compared as the Keras-layout float values they stand for (every recorded step undone,
+``q * scale``), and the result says so. Equal means bit-identical by default (NaN equals NaN with the same
+bits); ``atol``/``rtol`` loosen it to ``|a - b| <= atol + rtol * |b|``.
+
+>>> result = diff("fixtures/seed_mlp.keras", "fixtures/golden")
+>>> result.equal, len(result.tensors), result.tensors[0].status
+(True, 6, 'equal')
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputInvalid, UsageError
+
+
+@dataclass
+class TensorDiff:
+    """One tensor's comparison."""
+
+    name: str
+    status: str                      # equal, changed, added, removed, renamed, reshaped, retyped
+    other_name: str | None = None    # B's name where it differs (renamed)
+    shape: list[int] | None = None
+    other_shape: list[int] | None = None
+    dtype: str | None = None
+    other_dtype: str | None = None
+    max_abs: float | None = None     # over the values finite on both sides
+    max_rel: float | None = None
+    changed: float | None = None     # fraction of values not equal (bit for bit, or beyond the tolerance)
+
+
+@dataclass
+class Diff:
+    a: str
+    b: str
+    tensors: list[TensorDiff]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return all(t.status == "equal" for t in self.tensors)
+
+    def to_json(self) -> dict:
+        return {"a": self.a, "b": self.b, "equal": self.equal, "notes": self.notes,
+                "tensors": [asdict(t) for t in self.tensors]}
+
+
+def diff(a: Any, b: Any, *, atol: float = 0.0, rtol: float = 0.0, reader: str = "auto") -> Diff:
+    """Compare two models or exports (see the module's text)."""
+    if atol < 0 or rtol < 0 or not np.isfinite(atol) or not np.isfinite(rtol):
+        raise UsageError(f"atol and rtol must be finite and not negative. Received: atol={atol}, rtol={rtol}")
+    notes: list[str] = []
+    left, right = _tensors(a, reader, notes), _tensors(b, reader, notes)
+    result = []
+    unmatched_left = [name for name in left if name not in right]
+    unmatched_right = [name for name in right if name not in left]
+    for name, array in left.items():
+        if name in right:
+            result.append(_compare(name, array, right[name], atol, rtol))
+    positions = {name: i for i, name in enumerate(right)}
+    for name in list(unmatched_left):  # renamed: the same position and shape on the other side
+        position = list(left).index(name)
+        partner = next((other for other in unmatched_right if positions[other] == position
+                        and right[other].shape == left[name].shape), None)
+        if partner is not None:
+            compared = _compare(name, left[name], right[partner], atol, rtol)
+            compared.status, compared.other_name = "renamed", partner
+            result.append(compared)
+            unmatched_left.remove(name)
+            unmatched_right.remove(partner)
+    result += [TensorDiff(name, "removed", shape=list(left[name].shape), dtype=left[name].dtype.name) for name in unmatched_left]
+    result += [TensorDiff(name, "added", other_shape=list(right[name].shape), other_dtype=right[name].dtype.name)
+               for name in unmatched_right]
+    return Diff(_label(a), _label(b), result, list(dict.fromkeys(notes)))
+
+
+def _label(source: Any) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"keras.Model {getattr(source, 'name', '?')!r}"
+
+
+def _tensors(source: Any, reader: str, notes: list[str]) -> dict[str, np.ndarray]:
+    """Keras name -> the Keras-layout array a model holds, or an export stands for."""
+    from .readers import read_model
+
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() and (Path(source) / "manifest.json").is_file():
+        return _export_tensors(Path(source), notes)
+    return {t.name: t.array for t in read_model(source, reader).tensors}
+
+
+def _export_tensors(folder: Path, notes: list[str]) -> dict[str, np.ndarray]:
+    from . import manifest as manifests
+    from .api import read
+    from .load import _PREFERRED
+
+    manifest = manifests.load(folder)
+    files = {entry["format"]: folder / entry["path"] for entry in manifest["files"] if not entry["path"].endswith(".h")}
+    files |= {entry["format"]: folder / entry["path"] for entry in manifest["files"] if entry["format"] not in files}
+    chosen = next((files[name] for name in _PREFERRED if name in files), None)
+    if chosen is None:
+        raise InputInvalid(f"{folder}: the export lists no file to read weights from")
+    quantized = bool(manifest["options"].get("quantize"))
+    arrays = read(chosen, dequantize=quantized)
+    layout = manifest["options"]["layout"]
+    if quantized:
+        notes.append(f"{folder.name}: {manifest['options']['quantize']} export, compared as the values it stands for "
+                     "(q * scale, or the cast)")
+    if layout == "keras":
+        return arrays
+    notes.append(f"{folder.name}: layout {layout}, compared in the Keras layout (every recorded step undone)")
+    return _keras_layout(arrays, manifest)
+
+
+def _keras_layout(arrays: dict[str, np.ndarray], manifest: dict) -> dict[str, np.ndarray]:
+    """The stored tensors of a layout back in the Keras layout, by Keras name (the manifest's steps undone)."""
+    from .load import _undo
+    from .tensors import Tensor
+
+    configs = {layer["name"]: layer["config"] for layer in manifest["layers"]}
+    result: dict[str, Any] = {}
+    for entry in manifest["tensors"]:
+        if entry["name"] not in arrays or entry["name"].endswith(":scale"):
+            continue
+        transform = entry["transform"]
+        keras_name = entry.get("keras_name") or entry["name"]
+        second_bias = entry["name"].split(".")[-1].startswith("bias_hh") and transform == "zeros"
+        if transform in ("ones", "count") or (transform == "zeros" and not second_bias):
+            continue
+        record = Tensor(entry["name"], entry["layer"], entry["role"], entry["layer_index"], entry["trainable"],
+                        arrays[entry["name"]], transform=transform, keras_name=entry.get("keras_name"))
+        value = _undo(record, np.asarray(arrays[entry["name"]]), _depthwise_shape(entry, arrays, configs))
+        if second_bias:
+            result[keras_name] = result.get(keras_name, 0) + value
+        elif transform.startswith("row:"):
+            rows = result.setdefault(keras_name, [None, None])
+            rows[int(transform.split("+")[0].split(":")[1])] = value
+        else:
+            result[keras_name] = value
+    return {name: np.stack(value) if isinstance(value, list) else value for name, value in result.items()}
+
+
+def _depthwise_shape(entry: dict, arrays: dict, configs: dict) -> tuple[int, ...] | None:
+    """The Keras shape of a depthwise kernel stored for torch: (k..., in, multiplier), the multiplier from the
+    layer's recorded configuration."""
+    if "depthwise" not in entry["transform"]:
+        return None
+    stored = arrays[entry["name"]].shape
+    multiplier = int(configs.get(entry["layer"], {}).get("depth_multiplier", 1))
+    return (*stored[2:], stored[0] // multiplier, multiplier)
+
+
+def _compare(name: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> TensorDiff:
+    base = TensorDiff(name, "equal", shape=list(a.shape), other_shape=list(b.shape), dtype=a.dtype.name,
+                      other_dtype=b.dtype.name)
+    if a.shape != b.shape:
+        base.status = "reshaped"
+        return base
+    if a.dtype != b.dtype:
+        base.status = "retyped"
+        if "float" not in a.dtype.name or "float" not in b.dtype.name:
+            return base  # float values of both are still compared below, to show how far they moved
+    if a.size == 0:
+        return base
+    same_bits = a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    if same_bits:
+        base.max_abs = base.max_rel = base.changed = 0.0
+        return base
+    x, y = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
+    both_nan = np.isnan(x) & np.isnan(y)
+    finite = np.isfinite(x) & np.isfinite(y)
+    difference = np.abs(x - y)
+    base.max_abs = float(difference[finite].max()) if finite.any() else 0.0
+    scale = np.maximum(np.abs(x), np.abs(y))  # relative to the larger: 0 where both are 0
+    moved = finite & (scale > 0)
+    base.max_rel = float((difference[moved] / scale[moved]).max()) if moved.any() else 0.0
+    if atol == 0 and rtol == 0 and a.dtype == b.dtype:
+        unequal = a.reshape(-1).view(np.uint8).reshape(a.size, -1) != b.reshape(-1).view(np.uint8).reshape(b.size, -1)
+        unequal = unequal.any(axis=1)
+    else:
+        unequal = ~(both_nan | (finite & (difference <= atol + rtol * np.abs(y))) | ((x == y) & ~finite))
+    base.changed = float(unequal.mean())
+    if unequal.any() and base.status == "equal":
+        base.status = "changed"
+    return base
