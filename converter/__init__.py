@@ -11,11 +11,12 @@ from .errors import (ConverterError, DamagedInput, InputInvalid, InputNotFound, 
 from .formats import FORMATS
 from .diff import diff
 from .load import load_into
+from .report import report
 from .tensors import Layer, ModelWeights, Quantization, Source, Tensor
 from .verification import FileCheck, Report, verify
 
 __all__ = [
-    "__version__", "extract", "export", "read", "verify", "inspect", "load_into", "diff", "Tensor", "Layer", "ModelWeights", "Source",
+    "__version__", "extract", "export", "read", "verify", "inspect", "load_into", "diff", "report", "Tensor", "Layer", "ModelWeights", "Source",
     "Report", "FileCheck", "FORMATS", "ConverterError", "UsageError", "InputNotFound", "InputInvalid",
     "UnsupportedDType", "NonFiniteValues", "DamagedInput", "UnsafeInput", "OutputError", "VerificationFailed",
     "SomeModelsFailed", "QuantizationError", "OverBudget", "Quantization",

@@ -123,6 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--all", action="store_true", help="list equal tensors too")
     _reader_option(compare)
 
+    page = _command(commands, "report", "write one self-contained HTML page about the weights: statistics, histograms, "
+                                         "anomalies", "keras-weights report model.keras -o report.html\n  "
+                                         "keras-weights report out/ --model model.keras -o int8.html")
+    page.add_argument("source", help="a model file or an export folder")
+    page.add_argument("-o", "--output", required=True, metavar="FILE", help="the .html file to write")
+    page.add_argument("--model", metavar="MODEL", help="the model an export came from: adds the histogram of each "
+                                                       "quantized tensor's error")
+    page.add_argument("--against", metavar="OTHER", help="a model or export to diff with, in a section of its own")
+    page.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    page.add_argument("--json", action="store_true", help="errors as JSON")
+    _reader_option(page)
+
     load = _command(commands, "load", "set a Keras model's weights from an export and save it as a new model file",
                     "keras-weights load out/ model.keras -o tuned.keras\n  keras-weights load torch_state.safetensors "
                     "model.keras -o back.weights.h5")
@@ -495,7 +507,18 @@ def render_diff(result, show_all: bool = False) -> str:
     return "\n".join([*lines, summary])
 
 
-COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify, "load": run_load, "diff": run_diff}
+def run_report(args: argparse.Namespace) -> int:
+    from .report import report
+
+    _say(args, f"reading {args.source} ...")
+    written = report(args.source, args.output, model=args.model, against=args.against, reader=args.reader,
+                     force=args.force)
+    print(f"wrote {written} ({written.stat().st_size:,} bytes)")
+    return 0
+
+
+COMMANDS = {"inspect": run_inspect, "export": run_export, "verify": run_verify, "load": run_load, "diff": run_diff,
+            "report": run_report}
 
 
 TABLE_ROWS = 60  # weight tensors up to which inspect shows one row each; above, one row per layer

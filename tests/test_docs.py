@@ -48,3 +48,15 @@ def test_the_quantization_example_is_what_export_prints(tmp_path, capsys):
     argv[0], argv[argv.index("-o") + 1] = str(ROOT / argv[0]), str(tmp_path / "fw")
     assert main(["export", *argv]) == 0
     assert capsys.readouterr().out.endswith(expected)
+
+
+def test_the_diff_example_is_what_diff_prints(tmp_path, capsys):
+    import converter
+
+    page = (ROOT / "docs" / "report.md").read_text()
+    shown = page.split("```text\n$ keras-weights diff ")[1].split("```")[0]
+    expected = shown[shown.index("Tensor"):]
+    converter.export(ROOT / "fixtures" / "zoo" / "conv_bn.keras", tmp_path / "out-int8", quantize="int8")
+    assert main(["diff", str(ROOT / "fixtures" / "zoo" / "conv_bn.keras"), str(tmp_path / "out-int8")]) == 1
+    out = capsys.readouterr().out
+    assert out[out.index("Tensor"):] == expected

@@ -1,0 +1,357 @@
+"""``keras-weights report MODEL_OR_EXPORT -o report.html``: one self-contained HTML page about the weights.
+
+The summary and a layer table, anomalies first (non-finite values, all-zero or constant tensors, exploding
+ranges, BatchNorm variances near zero), then every tensor with its statistics, dynamic range in bits and a
+histogram drawn as inline SVG; for a quantized export the error figures (and, given the model, the
+histogram of the error); the C arrays' bytes per layer; with ``against``, a diff section.
+
+The page needs nothing but itself: no network, no external file; a Content-Security-Policy allows no
+connection and no script but its own inline one (by hash). Every name from the model is escaped.
+Statistics are computed a block at a time, so memory stays bounded like an export's.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import OutputError
+
+BLOCK = 1 << 20
+BINS = 40
+EXPLODING = 1e4      # |w| above this in a weight is flagged
+TINY_VARIANCE = 1e-6  # BatchNorm moving variance below this is flagged
+_KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings", "weight",
+                           "weight_ih_l0", "weight_hh_l0"})
+
+
+@dataclass
+class Stats:
+    """What the page says about one tensor."""
+
+    name: str
+    layer: str
+    shape: tuple[int, ...]
+    dtype: str
+    size: int
+    minimum: float | None = None
+    maximum: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    zeros: float = 0.0
+    nan: int = 0
+    inf: int = 0
+    range_bits: float | None = None           # log2(max |w| / smallest nonzero |w|)
+    histogram: list[int] = field(default_factory=list)
+    edges: tuple[float, float] = (0.0, 0.0)
+    quantization: dict | None = None          # from the manifest of a quantized export
+    error_histogram: list[int] = field(default_factory=list)
+    error_edges: tuple[float, float] = (0.0, 0.0)
+    anomalies: list[str] = field(default_factory=list)
+
+
+def tensor_stats(name: str, layer: str, array: np.ndarray) -> Stats:
+    """Statistics of one tensor in two passes a block at a time: extremes and counts, then mean, spread and the
+    histogram on values scaled by the largest magnitude (so float64 values near its limit do not overflow)."""
+    stats = Stats(name, layer, tuple(int(n) for n in array.shape), array.dtype.name, int(array.size))
+    flat = array.reshape(-1)
+    if not flat.size or (array.dtype.kind not in "fiub" and "float" not in array.dtype.name):
+        return stats
+    low, high, count, zeros, smallest = math.inf, -math.inf, 0, 0, math.inf
+    for block in _blocks(flat):
+        finite = block[np.isfinite(block)]
+        stats.nan += int(np.isnan(block).sum())
+        stats.inf += int(np.isinf(block).sum())
+        zeros += int((block == 0).sum())
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+            count += finite.size
+            nonzero = np.abs(finite[finite != 0])
+            if nonzero.size:
+                smallest = min(smallest, float(nonzero.min()))
+    stats.zeros = zeros / flat.size
+    if count:
+        scale = max(abs(low), abs(high)) or 1.0
+        total = squares = 0.0
+        counts = np.zeros(BINS, np.int64)
+        for block in _blocks(flat):
+            finite = block[np.isfinite(block)] / scale
+            total += float(finite.sum())
+            squares += float(np.dot(finite, finite))
+            if low != high:
+                counts += np.histogram(finite, BINS, (low / scale, high / scale))[0]
+        mean = total / count
+        stats.minimum, stats.maximum = low, high
+        stats.mean, stats.std = mean * scale, math.sqrt(max(squares / count - mean * mean, 0.0)) * scale
+        stats.range_bits = math.log2(scale / smallest) if smallest < math.inf and scale > 0 else 0.0
+        stats.histogram, stats.edges = (counts.tolist() if low != high else [count]), (low, high)
+    stats.anomalies = _anomalies(stats)
+    return stats
+
+
+def _blocks(flat: np.ndarray):
+    for start in range(0, flat.size, BLOCK):
+        yield np.asarray(flat[start:start + BLOCK], np.float64)
+
+
+def _histogram(values: np.ndarray, low: float, high: float) -> tuple[list[int], tuple[float, float]]:
+    """A histogram of finite float64 values (small arrays: the error of a quantized tensor)."""
+    if low == high:
+        return [int(values.size)], (low, high)
+    scale = max(abs(low), abs(high))
+    return np.histogram(values / scale, BINS, (low / scale, high / scale))[0].tolist(), (low, high)
+
+
+def _anomalies(stats: Stats) -> list[str]:
+    found = []
+    if stats.nan or stats.inf:
+        found.append(f"{stats.nan} NaN and {stats.inf} infinite values")
+    weight_like = stats.name.rsplit("/", 1)[-1].rsplit(".", 1)[-1] in _KERNEL_ROLES
+    if stats.size > 1 and stats.minimum is not None and weight_like:  # a bias or BatchNorm at its start is fine
+        if stats.minimum == stats.maximum == 0:
+            found.append("all zero (a dead layer)")
+        elif stats.minimum == stats.maximum:
+            found.append(f"constant ({stats.minimum:g})")
+    if stats.maximum is not None and max(abs(stats.minimum), abs(stats.maximum)) > EXPLODING:
+        found.append(f"exploding range (|w| up to {max(abs(stats.minimum), abs(stats.maximum)):.3g})")
+    if stats.name.endswith(("moving_variance", "running_var")) and stats.minimum is not None \
+            and stats.minimum < TINY_VARIANCE:
+        found.append(f"BatchNorm variance near zero ({stats.minimum:.3g})")
+    return found
+
+
+# -- gathering ------------------------------------------------------------------------------------------------
+def report(source: Any, output: str | os.PathLike, *, model: Any = None, against: Any = None,
+           reader: str = "auto", force: bool = False) -> Path:
+    """Write the report of a model or an export folder to ``output`` (an .html file); return its path.
+
+    ``model``: the model an export came from (for the error histograms of a quantized export); ``against``:
+    another model or export to diff with.
+    """
+    output = Path(output)
+    if output.suffix.lower() not in (".html", ".htm"):
+        from .errors import UsageError
+
+        raise UsageError(f"the report is an .html file. Received: -o {output}")
+    if output.exists() and not force:
+        raise OutputError(f"{output.name} already exists in {output.parent.resolve()}", hint="Pass --force to overwrite.")
+    title, summary, layers, tensors, bytes_per_layer = _gather(source, reader)
+    if model is not None:
+        _error_histograms(tensors, source, model, reader)
+    differences = None
+    if against is not None:
+        from .diff import diff
+
+        differences = diff(source, against, reader=reader)
+    page = render(title, summary, layers, tensors, bytes_per_layer, differences)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    try:  # the page appears whole, or not at all
+        partial.write_text(page, "utf-8")
+        os.replace(partial, output)
+    except OSError as error:
+        raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return output
+
+
+def _gather(source: Any, reader: str):
+    """(title, summary rows, layer rows, tensor stats, C bytes per layer or None)."""
+    from . import manifest as manifests
+    from .readers import read_model
+
+    folder = Path(source) if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() \
+        and (Path(source) / manifests.FILE_NAME).is_file() else None
+    if folder is None:
+        weights = read_model(source, reader)
+        info = manifests.build(weights)
+        tensors = [tensor_stats(t.name, t.layer, t.array) for t in weights.tensors]
+        return _title(info), _summary(info), info["layers"], tensors, None
+    from .api import read
+    from .load import _PREFERRED
+
+    info = manifests.load(folder)
+    files = {entry["format"]: folder / entry["path"] for entry in info["files"]}
+    chosen = next(files[name] for name in _PREFERRED if name in files) if files else None
+    if chosen is not None and chosen.suffix == ".h" and (chosen.with_suffix(".c")).is_file():
+        chosen = chosen.with_suffix(".c")
+    arrays = read(chosen) if chosen else {}
+    entries = {t["name"]: t for t in info["tensors"]}
+    tensors = []
+    for name, array in arrays.items():
+        stats = tensor_stats(name, entries.get(name, {}).get("layer", ""), array)
+        stats.quantization = entries.get(name, {}).get("quantization")
+        tensors.append(stats)
+    bytes_per_layer = None
+    if "c" in info["options"]:
+        align = info["options"]["c"].get("align", 16)
+        bytes_per_layer = {}
+        for t in info["tensors"]:
+            bytes_per_layer[t["layer"]] = bytes_per_layer.get(t["layer"], 0) + -(-t["nbytes"] // align) * align
+    return _title(info), _summary(info), info["layers"], tensors, bytes_per_layer
+
+
+def _error_histograms(tensors: list[Stats], source: Any, model: Any, reader: str) -> None:
+    """The histogram of (value read back - model's value) for each quantized tensor of an export."""
+    from .api import read
+    from .readers import read_model
+
+    folder = Path(source)
+    originals = {t.name: t.array for t in read_model(model, reader).tensors}
+    from . import manifest as manifests
+
+    info = manifests.load(folder)
+    files = [folder / e["path"] for e in info["files"] if not e["path"].endswith(".h")]
+    if not files:
+        return
+    back = read(files[0], dequantize=True)
+    for stats in tensors:
+        if stats.quantization and stats.name in originals and stats.name in back:
+            error = np.asarray(back[stats.name], np.float64) - np.asarray(originals[stats.name], np.float64)
+            finite = error[np.isfinite(error)]
+            if finite.size:
+                stats.error_histogram, stats.error_edges = _histogram(finite.reshape(-1), float(finite.min()),
+                                                                      float(finite.max()))
+
+
+def _title(info: dict) -> str:
+    return f"{info['model']['name']} ({info['model']['class'] or 'model'})"
+
+
+def _summary(info: dict) -> list[tuple[str, str]]:
+    model, source = info["model"], info["source"]
+    rows = [("model", f"{model['name']} ({model['class'] or '?'})"), ("source", str(source["file"] or "in memory")),
+            ("reader", str(source["reader"])), ("tensors", f"{model['tensors']:,}"),
+            ("parameters", f"{model['parameters']:,}"), ("bytes", f"{model['bytes']:,}")]
+    if info["options"].get("quantize"):
+        rows.append(("quantized", info["options"]["quantize"]))
+    if info["options"].get("layout", "keras") != "keras":
+        rows.append(("layout", info["options"]["layout"]))
+    if source.get("note"):
+        rows.append(("note", source["note"]))
+    return rows
+
+
+# -- the page -------------------------------------------------------------------------------------------------
+_SCRIPT = """
+document.getElementById('filter').addEventListener('input', function (event) {
+  var text = event.target.value.toLowerCase();
+  document.querySelectorAll('section.tensor').forEach(function (section) {
+    section.hidden = text && section.dataset.name.toLowerCase().indexOf(text) < 0;
+  });
+});
+document.body.dataset.ready = String(document.querySelectorAll('section.tensor svg.histogram').length);
+"""
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:72em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}.flag{color:#b00020}section.tensor{margin:1em 0;
+padding:.5em 1em;border:1px solid #ddd;border-radius:4px}svg{background:#fafafa}h3{margin:.2em 0;font-size:1em}
+code{word-break:break-all}details>summary{cursor:pointer}
+"""
+
+
+def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, differences) -> str:
+    """The HTML page (a pure function of what it is given)."""
+    e = html.escape
+    script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    csp = (f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; img-src 'none'; "
+           "connect-src 'none'; form-action 'none'; base-uri 'none'")
+    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+             f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">'
+             f"<title>{e(title)} - keras-weights report</title><style>{_STYLE}</style></head><body>",
+             f"<h1>{e(title)}</h1>", "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary)
+             + "</table>"]
+    flagged = [t for t in tensors if t.anomalies]
+    parts.append(f"<h2>Anomalies ({len(flagged)})</h2>")
+    listed = "<ul>" + "".join(f'<li class="flag"><a href="#{_anchor(t.name)}">{e(t.name)}</a>: '
+                              f"{e('; '.join(t.anomalies))}</li>" for t in flagged) + "</ul>"
+    parts.append((listed if len(flagged) <= 20 else f"<details><summary>{len(flagged)} tensors</summary>{listed}</details>")
+                 if flagged
+                 else "<p>None found: no non-finite values, all-zero or constant tensors, exploding ranges or "
+                      "BatchNorm variances near zero.</p>")
+    if differences is not None:
+        parts.append(_diff_section(differences))
+    opened = " open" if len(layers) <= 30 else ""  # a long list starts folded
+    parts.append(f"<h2>Layers</h2><details{opened}><summary>" + f"{len(layers)} layers</summary><table><tr><th>#</th>"
+                 "<th>Layer</th><th>Class</th><th>Tensors</th></tr>" + "".join(
+                     f"<tr><td class=n>{layer['index']}</td><td>{e(layer['name'])}</td><td>{e(layer['class'])}</td>"
+                     f"<td>{e(', '.join(layer['tensors']))}</td></tr>" for layer in layers) + "</table></details>")
+    if bytes_per_layer:
+        parts.append("<h2>C arrays: bytes per layer</h2>" + _bars(bytes_per_layer))
+    parts.append('<h2>Tensors</h2><p><label>Filter by name <input id="filter" type="search"></label></p>')
+    parts += [_tensor_section(t) for t in tensors]
+    parts.append(f"<script>{_SCRIPT}</script></body></html>\n")
+    return "".join(parts)
+
+
+def _anchor(name: str) -> str:
+    return "t-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _tensor_section(t: Stats) -> str:
+    e = html.escape
+    rows = [("shape", "(" + ", ".join(map(str, t.shape)) + ("," if len(t.shape) == 1 else "") + ")"), ("dtype", t.dtype), ("min", _number(t.minimum)),
+            ("max", _number(t.maximum)), ("mean", _number(t.mean)), ("std", _number(t.std)),
+            ("zeros", f"{t.zeros:.1%}"), ("NaN / Inf", f"{t.nan} / {t.inf}"),
+            ("dynamic range", "-" if t.range_bits is None else f"{t.range_bits:.1f} bits")]
+    if t.quantization:
+        q = t.quantization
+        rows += [("quantization", f"{q['scheme']}, axis {q['axis']}"),
+                 ("error", f"max {q['error']['max_abs']:.3g}, RMSE {q['error']['rmse']:.3g}, SNR "
+                           + ("-" if q["error"]["snr_db"] is None else f"{q['error']['snr_db']:.1f} dB"))]
+    table = "<table>" + "".join(f"<tr><th>{e(k)}</th><td class=n>{e(v)}</td></tr>" for k, v in rows) + "</table>"
+    flags = "".join(f'<p class="flag">{e(a)}</p>' for a in t.anomalies)
+    charts = _svg(t.histogram, t.edges, "values")
+    if t.error_histogram:
+        charts += _svg(t.error_histogram, t.error_edges, "error of the values read back")
+    return (f'<section class="tensor" id="{_anchor(t.name)}" data-name="{e(t.name)}"><h3><code>{e(t.name)}</code> '
+            f"<small>layer {e(t.layer)}</small></h3>{flags}{table}{charts}</section>")
+
+
+def _svg(counts: list[int], edges: tuple[float, float], label: str, width: int = 400, height: int = 80) -> str:
+    """A histogram as inline SVG: computed bars, no data embedded."""
+    if not counts:
+        return '<svg class="histogram" width="400" height="20" role="img"><text x="4" y="14">no finite values</text></svg>'
+    top = max(counts) or 1
+    bar = width / len(counts)
+    rects = "".join(f'<rect x="{i * bar:.1f}" y="{height - c / top * height:.1f}" width="{max(bar - 1, 1):.1f}" '
+                    f'height="{c / top * height:.1f}" fill="#3b6ea5"/>' for i, c in enumerate(counts) if c)
+    return (f'<figure><svg class="histogram" width="{width}" height="{height + 16}" viewBox="0 0 {width} {height + 16}" '
+            f'role="img" aria-label="{html.escape(label)}">{rects}'
+            f'<text x="0" y="{height + 14}" font-size="11">{edges[0]:.4g}</text>'
+            f'<text x="{width}" y="{height + 14}" font-size="11" text-anchor="end">{edges[1]:.4g}</text></svg>'
+            f"<figcaption>{html.escape(label)}</figcaption></figure>")
+
+
+def _bars(values: dict[str, int], width: int = 500) -> str:
+    top = max(values.values()) or 1
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td class=n>{size:,}</td><td><svg width=\"{width}\" height=\"12\">"
+                   f'<rect width="{max(size / top * width, 1):.1f}" height="12" fill="#3b6ea5"/></svg></td></tr>'
+                   for name, size in sorted(values.items(), key=lambda item: -item[1]))
+    return f"<table>{rows}</table>"
+
+
+def _diff_section(result) -> str:
+    e = html.escape
+    rows = "".join(f"<tr><td><code>{e(t.name)}</code></td><td>{e(t.status)}</td><td class=n>{_number(t.max_abs)}</td>"
+                   f"<td class=n>{_number(t.max_rel)}</td><td class=n>"
+                   f"{'-' if t.changed is None else f'{t.changed:.1%}'}</td></tr>" for t in result.tensors
+                   if t.status != "equal")
+    verdict = "equal, bit for bit" if result.equal else f"{sum(t.status != 'equal' for t in result.tensors)} tensors differ"
+    notes = "".join(f"<p>{e(n)}</p>" for n in result.notes)
+    return (f"<h2>Diff against {e(result.b)}: {verdict}</h2>{notes}" + (
+        f"<table><tr><th>Tensor</th><th>Status</th><th>Max abs</th><th>Max rel</th><th>Changed</th></tr>{rows}</table>"
+        if rows else ""))

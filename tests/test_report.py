@@ -1,0 +1,79 @@
+"""keras-weights report: one self-contained HTML page, rendered in a real browser (headless Chromium)."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import converter
+from converter.cli import main
+from conftest import FIXTURES, SEED_KERAS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+
+
+def render(page, tmp_path, screenshot=None) -> tuple[str, list[str]]:
+    """The DOM after the page's script ran, and every console message (errors, refused CSP, ...)."""
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    result = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    if screenshot:
+        subprocess.run([*flags, f"--screenshot={screenshot}", "--window-size=1200,2000", page.as_uri()],
+                       capture_output=True, timeout=120, check=True)
+    return result.stdout, console
+
+
+def test_the_seed_models_report_renders_with_every_tensor_and_no_console_message(tmp_path):
+    page = converter.report(SEED_KERAS, tmp_path / "seed.html")
+    dom, console = render(page, tmp_path, screenshot=tmp_path / "seed.png")
+    assert console == [], console
+    assert 'data-ready="6"' in dom  # the page's own script ran and counted six histograms
+    for name in ("dense/kernel", "dense/bias", "dense_1/kernel", "dense_2/bias"):
+        assert f'data-name="{name}"' in dom
+    assert dom.count('<svg class="histogram"') == 6
+    assert (tmp_path / "seed.png").stat().st_size > 10_000
+    text = page.read_text()
+    assert "http" not in re.sub(r'content="[^"]*"', "", text).replace("http-equiv", "")  # nothing fetched
+    import html
+
+    assert "default-src 'none'" in html.unescape(text) and "connect-src 'none'" in html.unescape(text)
+
+
+def test_names_from_the_file_are_escaped(tmp_path):
+    page = converter.report(FIXTURES / "zoo" / "hostile.keras", tmp_path / "hostile.html")
+    dom, console = render(page, tmp_path)
+    assert console == [] and 'data-name="quo&quot;te/kernel"' in dom
+    assert "new\nline" not in page.read_text().split("<body>")[0]  # not in the head, and escaped where it is
+
+
+def test_anomalies_are_listed_first_with_links(tmp_path):
+    page = converter.report(FIXTURES / "zoo" / "special_values.keras", tmp_path / "special.html")
+    text = page.read_text()
+    anomalies = text.split("<h2>Anomalies")[1].split("<h2>")[0]
+    assert "f32/kernel</a>: 3 NaN and 2 infinite values" in anomalies
+    assert text.index("<h2>Anomalies") < text.index("<h2>Tensors")
+    assert render(page, tmp_path)[1] == []
+
+
+def test_a_quantized_export_shows_its_errors_bytes_and_a_diff(tmp_path, capsys):
+    converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path / "out", quantize="int8")
+    model = FIXTURES / "zoo" / "conv_bn.keras"
+    assert main(["report", str(tmp_path / "out"), "--model", str(model), "--against", str(model), "-o",
+                 str(tmp_path / "int8.html")]) == 0
+    text = (tmp_path / "int8.html").read_text()
+    assert "error of the values read back" in text and "int8_symmetric, axis 3" in text
+    assert "C arrays: bytes per layer" in text and "Diff against" in text and "2 tensors differ" in text
+    assert render(tmp_path / "int8.html", tmp_path)[1] == []
+    capsys.readouterr()
+
+
+def test_bad_arguments_are_clear_and_write_nothing(tmp_path, capsys):
+    assert main(["report", str(SEED_KERAS), "-o", str(tmp_path / "r.txt")]) == 2
+    assert main(["report", str(tmp_path / "missing.keras"), "-o", str(tmp_path / "r.html")]) == 3
+    (tmp_path / "r.html").write_text("mine")
+    assert main(["report", str(SEED_KERAS), "-o", str(tmp_path / "r.html")]) == 6
+    assert (tmp_path / "r.html").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+    capsys.readouterr()
