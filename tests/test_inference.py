@@ -391,3 +391,13 @@ def test_verify_compile_links_the_forward_pass_with_the_math_library(tmp_path):
     converter.export(FIXTURES / "zoo" / "recurrent.keras", tmp_path, formats=["c"], options={"c": {"inference": True}})
     report = converter.verify(tmp_path, compile=True)
     assert report.ok and {f.compiled_with for f in report.files} == {"cc"}, report
+
+
+def test_a_configuration_that_cannot_be_followed_is_a_clear_error():
+    from converter.inference import graph
+
+    broken = {"class_name": "Functional", "config": {"layers": [{"class_name": "Dense", "config": {"name": "d"},
+                                                                 "inbound_nodes": [[["nowhere", 0, 0, {}]]]}],
+                                                     "input_layers": [], "output_layers": ["d", 0, 0]}}
+    with pytest.raises(converter.InputInvalid, match="cannot follow the model's graph in its configuration"):
+        graph.from_config(broken)

@@ -51,7 +51,12 @@ def from_config(serialized: dict) -> Graph:
         raise InputInvalid("the model has no Sequential or functional configuration to generate code from",
                            hint="Export a model saved with its configuration (model.save), not a weights-only file.")
     builder = _Builder()
-    inputs, outputs = builder.model(serialized, prefix="", given=None)
+    try:
+        inputs, outputs = builder.model(serialized, prefix="", given=None)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a configuration we cannot follow
+        raise InputInvalid(f"cannot follow the model's graph in its configuration: {type(error).__name__}: "
+                           f"{str(error)[:200]}",
+                           hint="Export without --c-inference or --layout torch; the weights need no graph.") from None
     return Graph(builder.nodes, inputs, outputs)
 
 
