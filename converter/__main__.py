@@ -1,6 +1,6 @@
 """``python -m converter``: the same CLI as ``keras-weights``."""
 import sys
 
-from .cli import main
+from ._launch import main
 
 sys.exit(main())

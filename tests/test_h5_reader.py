@@ -198,3 +198,14 @@ def test_a_weights_only_file_gets_one_line_of_information_about_its_order(tmp_pa
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "read with the direct HDF5 reader instead" in lines[0]
     assert "not always the model's" in lines[0] and "input_invalid" not in lines[0] and "error" not in lines[0].lower()
+
+
+def test_inspect_with_reader_h5_imports_no_format_library_it_does_not_write():
+    """`inspect --reader h5` writes nothing: pyarrow (~30 ms) and TensorFlow are never imported (issue 18)."""
+    code = ("import sys; from converter._launch import main; code = main(['inspect', 'fixtures/seed_mlp.keras', "
+            "'--reader', 'h5']); assert code == 0; "
+            "assert not {'pyarrow', 'tensorflow', 'keras', 'pandas'} & {m.split('.')[0] for m in sys.modules}, "
+            "sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'tensorflow', 'keras', 'pandas'))[:3]")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

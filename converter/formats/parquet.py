@@ -17,13 +17,29 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import importlib
+
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import atomic, dtypes
 from ..tensors import ExportInfo, Tensor
 from .base import Option
+
+class _OnFirstUse:
+    """A module imported the first time it is used: pyarrow takes ~30 ms to import, and a command that writes no
+    Parquet (inspect, export -f c) never pays it."""
+
+    def __init__(self, name: str) -> None:
+        self._name, self._module = name, None
+
+    def __getattr__(self, attribute: str):
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attribute)
+
+
+pa = _OnFirstUse("pyarrow")
+pq = _OnFirstUse("pyarrow.parquet")
 
 EXTENSIONS = (".parquet",)
 OPTIONS: tuple[Option, ...] = ()

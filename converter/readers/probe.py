@@ -19,14 +19,14 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .._launch import PROBE_CHILD, start_probe_worker
 from ..errors import InputInvalid
 
-CHILD = Path(__file__).with_name("h5walk.py")  # run by path, isolated (-I): it imports nothing of ours
+CHILD = PROBE_CHILD
 
 
 MIN_TIMEOUT = 60.0               # seconds: far beyond what parsing any real model's structure takes
@@ -41,10 +41,9 @@ def timeout_for(path: Path) -> float:
 class _Worker:
     """A ``h5walk.py --serve`` process, leader of its own process group (killing the group ends its children)."""
 
-    def __init__(self) -> None:
+    def __init__(self, process: subprocess.Popen | None = None) -> None:
         self.owner = os.getpid()
-        self.process = subprocess.Popen([sys.executable, "-I", str(CHILD), "--serve"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, process_group=0)
+        self.process = process or start_probe_worker(CHILD)
 
     def ask(self, path: Path, kind: str) -> None:
         self.process.stdin.write(json.dumps([str(path.resolve()), kind]).encode() + b"\n")
@@ -91,7 +90,18 @@ class _Workers:
                 worker.kill()
 
 
+    def adopt(self, process: subprocess.Popen) -> None:
+        """Take a worker started early (``_launch``) as this process's idle one."""
+        with self._lock:
+            self._idle.append(_Worker(process))
+
+
 _WORKERS = _Workers()
+
+
+def adopt(process: subprocess.Popen) -> None:
+    """Use ``process``, a worker the command line started before its imports, for the first probe."""
+    _WORKERS.adopt(process)
 
 
 @contextlib.contextmanager
