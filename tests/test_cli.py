@@ -262,3 +262,16 @@ def test_format_names_are_case_insensitive_and_errors_say_things_once(tmp_path, 
     (tmp_path / "c" / "seed_mlp.npz").write_bytes(b"mine")
     code, _, err = run(capsys, "export", str(SEED_KERAS), "-o", str(tmp_path / "c"), "-f", "npz")
     assert code == 6 and f"seed_mlp.npz already exists in {tmp_path / 'c'}" in err, err
+
+
+def test_a_command_that_imported_tensorflow_ends_fast_with_all_its_output(tmp_path):
+    """After the work, the process ends without TensorFlow's slow teardown (os._exit): what it printed to a pipe,
+    and the files it wrote, are complete."""
+    result = subprocess.run([sys.executable, "-m", "converter", "inspect", str(SEED_KERAS), "--reader", "keras", "--json"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.returncode == 0 and json.loads(result.stdout)["model"]["parameters"] == 321
+    result = subprocess.run([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(tmp_path),
+                             "-f", "npz", "--reader", "keras"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.returncode == 0 and "run `keras-weights verify" in result.stdout
+    assert converter.verify(tmp_path).ok
