@@ -114,6 +114,9 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
             progress: Callable[[str, int, int, int, int], None] | None) -> dict:
     chosen = _options(format_names, layout, options)
     bounds.check()
+    if chosen.get("c", {}).get("inference") and layout != "keras":
+        raise UsageError(f"--c-inference runs the arrays in Keras's layout, not --layout {layout}",
+                         hint="Drop --layout (or export the C forward pass and the other layout separately).")
     if bounds.quantize:
         chosen["quantize"] = bounds.quantize
     folder = _output_folder(out_dir, stem)

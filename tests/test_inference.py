@@ -401,3 +401,9 @@ def test_a_configuration_that_cannot_be_followed_is_a_clear_error():
                                                      "input_layers": [], "output_layers": ["d", 0, 0]}}
     with pytest.raises(converter.InputInvalid, match="cannot follow the model's graph in its configuration"):
         graph.from_config(broken)
+
+
+def test_inference_with_another_layout_is_a_usage_error_before_any_work(tmp_path):
+    with pytest.raises(converter.UsageError, match="--c-inference runs the arrays in Keras's layout, not --layout torch"):
+        converter.export(SEED_KERAS, tmp_path / "out", formats=["c"], layout="torch", options={"c": {"inference": True}})
+    assert not (tmp_path / "out").exists()
