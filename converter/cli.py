@@ -22,6 +22,7 @@ from .errors import ConverterError, InputInvalid, QuantizationError, SomeModelsF
 
 EXIT_CODES = """exit codes:
   0   success
+  1   diff: the two sides differ
   2   usage error (unknown command, option or format)
   3   input not found (model file or export folder)
   4   input invalid (not a Keras model, damaged file, unsupported dtype; a quantization or size bound not met)
