@@ -55,6 +55,12 @@ def _file_and_manifest(path: Path) -> tuple[Path, dict | None]:
         raise InputInvalid(f"{path}: the export lists no file to read weights from")
     if not path.is_file():
         raise InputNotFound(f"no such file or folder: {path}")
+    if path.suffix.lower() not in registry.EXTENSIONS:
+        from .errors import UsageError
+
+        raise UsageError(f"{path.name} is not an export: load takes an export folder, a file an export wrote "
+                         "(.npz, .safetensors, .parquet, .c, .h) or a PyTorch state dict (.safetensors)",
+                         hint="For a Keras weights file, use the model's own load_weights.")
     beside = path.parent / manifests.FILE_NAME
     try:
         manifest = json.loads(beside.read_text("utf-8")) if beside.is_file() else None

@@ -94,3 +94,10 @@ def test_cli_load_writes_a_new_model_file(tmp_path, capsys, load_model, keras_mo
     for got, expected in zip(reference_weights(back), reference_weights(load_model(model_file)), strict=True):
         assert_bit_identical(got, expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["back.keras", "back.weights.h5", "out"]
+
+
+def test_a_file_no_export_writes_is_a_usage_error(keras_module, tmp_path):
+    model = fresh(keras_module, "conv_bn")
+    model.save_weights(tmp_path / "w.weights.h5")
+    with pytest.raises(converter.UsageError, match="w.weights.h5 is not an export"):
+        converter.load_into(model, tmp_path / "w.weights.h5")
