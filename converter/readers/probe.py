@@ -7,7 +7,8 @@ reported as corrupt (exit 4).
 
 The child is forked, one per file, from a worker that has imported h5py already (``h5walk.py --serve``):
 starting a Python with h5py costs ~0.12 s, a fork ~0.01 s. The first probe of a process pays the start,
-overlapped with importing Keras; later ones (batches, library users, the test suite) do not. A worker
+overlapped with our own imports (the command line starts the worker first, ``_launch``) or with importing
+Keras; later ones (batches, library users, the test suite) do not. A worker
 whose child crashed is reused (the crash stayed in the child); one whose child is still running when the
 caller stops waiting (a hang, an error, Ctrl-C) is killed with its whole process group.
 """
