@@ -86,6 +86,8 @@ def _map(tensor: Tensor, configs: dict, flattened: dict) -> list[Tensor]:
     if cls == "Dense" and role == "kernel":
         if path in flattened:
             positions, channels = flattened[path]
+            if positions * channels != w.shape[0]:  # the configuration and the weights disagree (a crafted file)
+                raise _Unmappable(f"layer '{path}' (Dense): {w.shape[0]} inputs, its Flatten gives {positions * channels}")
             rows = w.reshape(positions, channels, -1).transpose(1, 0, 2).reshape(w.shape)
             return [_with(tensor, _torch(path, "weight"), rows.T, f"flatten:{positions},{channels}+permute:1,0")]
         return [_with(tensor, _torch(path, "weight"), w.T, "permute:1,0")]
@@ -159,6 +161,8 @@ def _recurrent(tensor: Tensor, path: str, role: str, configs: dict) -> list[Tens
     reorder = "" if order == tuple(range(gates)) else "gates:" + ",".join(map(str, order))  # steps in the order done
 
     def blocks(array: np.ndarray, axis: int) -> np.ndarray:
+        if array.shape[axis] % gates:
+            raise _Unmappable(f"layer '{owner}' ({kind}): a weight of shape {list(array.shape)}, not {gates} gates")
         parts = np.split(array, gates, axis=axis)
         return np.concatenate([parts[i] for i in order], axis=axis)
 

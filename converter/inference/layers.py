@@ -29,12 +29,16 @@ class Call:
         self.alias = False                 # the output is the input's memory (Flatten, Reshape, Dropout...)
         self.output = "Y"                  # replaced by the output buffer's expression
 
-    def weight(self, role: str, required: bool = True):
+    def weight(self, role: str, required: bool = True, shape: tuple[int, ...] | None = None):
+        """The weight ``role``; ``shape`` is what the layer's configuration makes the generated loops read, so a
+        file whose weights disagree with its configuration is refused instead of read out of bounds."""
         found = self.weights.get(role)
         if found is None and required:
             raise Unsupported(f"its weight '{role}' is missing")
         if found is not None and found.dtype != "float32" and not (found.dtype == "int8" and found.scale):
             raise Unsupported(f"weights of dtype {found.dtype} (float32, or int8 from --quantize int8)")
+        if found is not None and shape is not None and tuple(found.shape) != tuple(shape):
+            raise Unsupported(f"its weight '{role}' has shape {list(found.shape)}, its configuration needs {list(shape)}")
         return found
 
     def emit(self, text: str, *needs: str) -> None:
@@ -105,11 +109,12 @@ def _float(value: float) -> str:
     return (text if ("." in text or "e" in text or "inf" in text or "nan" in text) else text + ".0") + "f"
 
 
-def _weights_arguments(call: Call, kernel_role: str, bias_role: str | None = "bias") -> tuple[str, str, bool]:
-    """(kernel argument(s), bias argument, quantized) for a weighted kernel call."""
-    kernel = call.weight(kernel_role)
+def _weights_arguments(call: Call, kernel_role: str, bias_role: str | None, kernel_shape: tuple[int, ...],
+                       outputs: int | None = None) -> tuple[str, str, bool]:
+    """(kernel argument(s), bias argument, quantized) for a weighted kernel call, shapes checked."""
+    kernel = call.weight(kernel_role, shape=kernel_shape)
     quantized = kernel.scale is not None
-    bias = call.weight(bias_role, required=False) if bias_role else None
+    bias = call.weight(bias_role, required=False, shape=(outputs,)) if bias_role else None
     args = f"{kernel.array}, {kernel.scale}" if quantized else kernel.array
     return args, bias.array if bias else "NULL", quantized
 
@@ -122,7 +127,7 @@ def dense(call: Call) -> Shape:
     kernel = call.weight("kernel")
     if kernel.transposed:
         raise Unsupported("a transposed kernel (--layout dense_out_in); export with --layout keras")
-    args, bias, quantized = _weights_arguments(call, "kernel")
+    args, bias, quantized = _weights_arguments(call, "kernel", "bias", (shape[-1], units), units)
     suffix = "_i8" if quantized else "_f32"
     rows, width = size(shape[:-1]), shape[-1]
     call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}, {bias});",
@@ -167,7 +172,8 @@ def conv(call: Call) -> Shape:
         raise Unsupported(f"groups={call.config['groups']}")
     (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
     filters = int(call.config["filters"])
-    args, bias, quantized = _weights_arguments(call, "kernel")
+    window = (KW,) if rank == 1 else (KH, KW)
+    args, bias, quantized = _weights_arguments(call, "kernel", "bias", (*window, C, filters), filters)
     suffix = "_i8" if quantized else "_f32"
     if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):  # a 1x1 convolution is Dense over the pixels
         call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}, {bias});",
@@ -186,7 +192,8 @@ def depthwise(call: Call) -> Shape:
     (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
     multiplier = int(call.config.get("depth_multiplier", 1))
     role = "kernel" if "kernel" in call.weights else "depthwise_kernel"
-    args, bias, quantized = _weights_arguments(call, role)
+    window = (KW,) if rank == 1 else (KH, KW)
+    args, bias, quantized = _weights_arguments(call, role, "bias", (*window, C, multiplier), C * multiplier)
     suffix = "_i8" if quantized else "_f32"
     call.emit(f"kw_depthwise2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, "
               f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "depthwise2d" + suffix)
@@ -198,8 +205,10 @@ def separable(call: Call) -> Shape:
     rank = 1 if call.node.class_name.endswith("1D") else 2
     (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
     multiplier, filters = int(call.config.get("depth_multiplier", 1)), int(call.config["filters"])
-    depth_args, _, depth_quantized = _weights_arguments(call, "depthwise_kernel", None)
-    point_args, bias, point_quantized = _weights_arguments(call, "pointwise_kernel")
+    window = (KW,) if rank == 1 else (KH, KW)
+    depth_args, _, depth_quantized = _weights_arguments(call, "depthwise_kernel", None, (*window, C, multiplier))
+    point_args, bias, point_quantized = _weights_arguments(call, "pointwise_kernel", "bias",
+                                                           (*(1,) * rank, C * multiplier, filters), filters)
     middle = f"T{len(call.temporaries)}"
     call.temporaries.append(OH * OW * C * multiplier)
     ds, ps = ("_i8" if depth_quantized else "_f32"), ("_i8" if point_quantized else "_f32")
@@ -229,7 +238,8 @@ def conv_transpose(call: Call) -> Shape:
     if rank == 1:
         OH, PT = 1, 0
     filters = int(call.config["filters"])
-    args, bias, quantized = _weights_arguments(call, "kernel")
+    window = (KW,) if rank == 1 else (KH, KW)
+    args, bias, quantized = _weights_arguments(call, "kernel", "bias", (*window, filters, C), filters)
     suffix = "_i8" if quantized else "_f32"
     call.emit(f"kw_conv2d_transpose{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, "
               f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d_transpose" + suffix)
@@ -241,7 +251,9 @@ def embedding(call: Call) -> Shape:
     if call.config.get("mask_zero"):
         raise Unsupported("mask_zero=True (masking)")
     table = call.weight("embeddings")
-    args, _, quantized = _weights_arguments(call, "embeddings", None)
+    if len(table.shape) != 2:
+        raise Unsupported(f"an embeddings table of shape {list(table.shape)}")
+    args, _, quantized = _weights_arguments(call, "embeddings", None, tuple(table.shape))
     suffix = "_i8" if quantized else "_f32"
     vocabulary, dim = table.shape
     call.emit(f"kw_embedding{suffix}({call.source()}, {call.output}, {size(call.inputs[0])}, {dim}, {vocabulary}, "
@@ -261,8 +273,9 @@ def batch_norm(call: Call) -> Shape:
     shape = call.inputs[0]
     if not _on_last_axis(call):
         raise Unsupported(f"axis={call.config.get('axis')} (the last axis only)")
-    arrays = [(call.weight(role, required=False) or None) for role in ("gamma", "beta")]
-    mean, variance = call.weight("moving_mean"), call.weight("moving_variance")
+    channels = (shape[-1],)
+    arrays = [call.weight(role, required=False, shape=channels) for role in ("gamma", "beta")]
+    mean, variance = call.weight("moving_mean", shape=channels), call.weight("moving_variance", shape=channels)
     gamma, beta = (a.array if a else "NULL" for a in arrays)
     call.emit(f"kw_batch_norm({call.source()}, {call.output}, {size(shape)}, {shape[-1]}, {gamma}, {beta}, {mean.array}, "
               f"{variance.array}, {_float(call.config.get('epsilon', 1e-3))});", "batch_norm")
@@ -274,7 +287,7 @@ def layer_norm(call: Call) -> Shape:
     shape = call.inputs[0]
     if not _on_last_axis(call) or call.config.get("rms_scaling"):
         raise Unsupported(f"axis={call.config.get('axis')}" if not _on_last_axis(call) else "rms_scaling=True")
-    gamma, beta = (call.weight(role, required=False) for role in ("gamma", "beta"))
+    gamma, beta = (call.weight(role, required=False, shape=(shape[-1],)) for role in ("gamma", "beta"))
     call.emit(f"kw_layer_norm({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, "
               f"{gamma.array if gamma else 'NULL'}, {beta.array if beta else 'NULL'}, "
               f"{_float(call.config.get('epsilon', 1e-3))});", "layer_norm")
@@ -288,7 +301,7 @@ def normalization(call: Call) -> Shape:
         raise Unsupported("invert=True")
     mean, variance = call.weight("mean"), call.weight("variance")
     channels = size(mean.shape)
-    if channels not in (1, shape[-1]):
+    if channels not in (1, shape[-1]) or size(variance.shape) != channels:
         raise Unsupported(f"statistics of shape {list(mean.shape)} (one per last-axis channel only)")
     call.emit(f"kw_normalize({call.source()}, {call.output}, {size(shape)}, {channels}, {mean.array}, {variance.array});",
               "normalize")
@@ -494,12 +507,12 @@ def repeat_vector(call: Call) -> Shape:
 _RNN_CELLS = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 
 
-def _find(call: Call, role: str, under: str = "", required: bool = True):
+def _find(call: Call, role: str, under: str = "", required: bool = True, shape: tuple[int, ...] | None = None):
     """The weight whose path below the layer starts with ``under`` and ends with ``role``."""
     found = [path for path in call.weights if path.startswith(under) and path.rsplit("/", 1)[-1] == role]
     if len(found) > 1:
         raise Unsupported(f"several weights '{role}' under '{under}'")
-    return call.weight(found[0], required) if found else call.weight(f"{under}{role}", required)
+    return call.weight(found[0] if found else f"{under}{role}", required, shape)
 
 
 def _code(call: Call, name: Any) -> int:
@@ -519,13 +532,12 @@ def _recurrent(call: Call, class_name: str, config: dict, under: str, source: st
         raise Unsupported(f"a {class_name} inside")
     T, I = call.inputs[0]
     U, gates = int(config["units"]), _RNN_CELLS[class_name]
-    kernel, recurrent = _find(call, "kernel", under), _find(call, "recurrent_kernel", under)
-    bias = _find(call, "bias", under, required=False)
+    reset_after = class_name == "GRU" and config.get("reset_after", True)
+    kernel = _find(call, "kernel", under, shape=(I, gates * U))
+    recurrent = _find(call, "recurrent_kernel", under, shape=(U, gates * U))
+    bias = _find(call, "bias", under, required=False, shape=(2, gates * U) if reset_after else (gates * U,))
     act = _code(call, config.get("activation", "tanh"))
     rec = _code(call, config.get("recurrent_activation", "sigmoid")) if class_name != "SimpleRNN" else 0
-    reset_after = class_name == "GRU" and config.get("reset_after", True)
-    if reset_after and bias is not None and bias.shape != (2, gates * U):
-        raise Unsupported(f"a GRU bias of shape {list(bias.shape)}")
     first = len(call.temporaries)
     g, gh, state = (f"T{first}", f"T{first + 1}", f"T{first + 2}")
     call.temporaries += [gates * U, gates * U, 3 * U]  # state: h, c (LSTM) or r * h (GRU without reset_after)
