@@ -18,8 +18,8 @@ from .errors import (ConverterError, DamagedInput, InputInvalid, InputNotFound, 
                      VerificationFailed)
 
 _LAZY = {
-    "export": "api", "extract": "api", "inspect": "api", "read": "api", "FORMATS": "formats", "diff": "diff",
-    "load_into": "load", "report": "report", "Layer": "tensors", "ModelWeights": "tensors", "Quantization": "tensors",
+    "export": "api", "extract": "api", "inspect": "api", "read": "api", "FORMATS": "formats", "diff": "compare",
+    "load_into": "load", "report": "html_report", "Layer": "tensors", "ModelWeights": "tensors", "Quantization": "tensors",
     "Source": "tensors", "Tensor": "tensors", "FileCheck": "verification", "Report": "verification",
     "verify": "verification",
 }

@@ -218,12 +218,9 @@ class _Bounds:
                                         f"{self.quantize}: {listed}",
                                         hint="Lower --min-snr, or use a wider type (float16, bfloat16 or no --quantize).")
         if self.max_bytes is not None:
-            c = registry.get("c")
-            total = sum(c.flash_bytes(t, align) for t in tensors)
+            per_layer = registry.get("c").flash_by_layer(((t.layer, t.nbytes) for t in tensors), align)
+            total = sum(per_layer.values())
             if total > self.max_bytes:
-                per_layer: dict[str, int] = {}
-                for tensor in tensors:
-                    per_layer[tensor.layer] = per_layer.get(tensor.layer, 0) + c.flash_bytes(tensor, align)
                 largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]
                 raise OverBudget(
                     f"the weights need {total:,} bytes as C arrays ({align}-byte alignment included), "

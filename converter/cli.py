@@ -472,7 +472,7 @@ def run_load(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     """Exit 0 when the two sides are equal within the tolerance, 1 when they differ, like diff(1)."""
-    from .diff import diff
+    from .compare import diff
 
     result = diff(args.a, args.b, atol=args.atol, rtol=args.rtol, reader=args.reader)
     if args.json:
@@ -509,7 +509,7 @@ def render_diff(result, show_all: bool = False) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .report import report
+    from .html_report import report
 
     _say(args, f"reading {args.source} ...")
     written = report(args.source, args.output, model=args.model, against=args.against, reader=args.reader,
@@ -582,7 +582,7 @@ def _layer_rows(layers: list[dict], tensors: dict[int, list[dict]]) -> list[tupl
             weights = ", ".join(f"{_printable(t['role'])} {_shape(t['shape'])}" for t in mine)
             rows.append((str(layer["index"]), _printable(layer["name"]), layer["class"], _clipped(weights, 60),
                          f"{sum(_count(t['shape']) for t in mine):,}", f"{sum(t['nbytes'] for t in mine):,}",
-                         f"{sum(_aligned(t['nbytes'], c_format.DEFAULT_ALIGN) for t in mine):,}"))
+                         f"{sum(_flash(mine).values()):,}"))
     return rows
 
 
@@ -590,11 +590,14 @@ def _clipped(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+def _flash(entries: list[dict], align: int = c_format.DEFAULT_ALIGN) -> dict[str, int]:
+    """The C arrays' bytes per layer, alignment included, of manifest tensor entries."""
+    return c_format.flash_by_layer(((t["layer"], t["nbytes"]) for t in entries), align)
+
+
 def flash_line(info: dict, align: int = c_format.DEFAULT_ALIGN) -> str:
     """The C arrays' flash footprint, alignment included, and the largest layers."""
-    per_layer: dict[str, int] = {}
-    for t in info["tensors"]:
-        per_layer[t["layer"]] = per_layer.get(t["layer"], 0) + _aligned(t["nbytes"], align)
+    per_layer = _flash(info["tensors"], align)
     largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]
     return (f"C arrays: {sum(per_layer.values()):,} bytes of flash ({align}-byte alignment); largest layers: "
             + ", ".join(f"{_printable(name)} {size:,}" for name, size in largest))
@@ -602,19 +605,13 @@ def flash_line(info: dict, align: int = c_format.DEFAULT_ALIGN) -> str:
 
 def render_budget(info: dict, align: int, max_bytes: int) -> str:
     """Each layer's C arrays against ``--max-bytes``, largest first."""
-    per_layer: dict[str, int] = {}
-    for t in info["tensors"]:
-        per_layer[t["layer"]] = per_layer.get(t["layer"], 0) + _aligned(t["nbytes"], align)
+    per_layer = _flash(info["tensors"], align)
     total = sum(per_layer.values())
     width = max([len(_printable(name)) for name in per_layer] + [5])
     lines = [f"Flash budget: {total:,} of {max_bytes:,} bytes ({total / max_bytes:.0%}), {max_bytes - total:,} left"]
     lines += [f"  {_printable(name):<{width}}  {size:>12,} bytes  {size / max_bytes:>5.1%}"
               for name, size in sorted(per_layer.items(), key=lambda item: -item[1])]
     return "\n".join(lines)
-
-
-def _aligned(nbytes: int, align: int) -> int:
-    return -(-nbytes // align) * align
 
 
 def render_quantization(info: dict, min_snr: float | None = None) -> str:

@@ -43,16 +43,22 @@ def load_into(model: Any, source: str | os.PathLike) -> None:
     _assign(model, current, wanted)
 
 
+def export_file(folder: Path, manifest: dict) -> Path:
+    """The file of an export the weights are read from: safetensors first, then npz, Parquet, C (the ``.c``, or
+    the header of a header-only export)."""
+    listed = {}
+    for entry in manifest["files"]:  # for C, the .c is listed after the .h and wins
+        listed[entry["format"]] = folder / entry["path"]
+    for name in _PREFERRED:
+        if name in listed:
+            return listed[name]
+    raise InputInvalid(f"{folder}: the export lists no file to read weights from")
+
+
 def _file_and_manifest(path: Path) -> tuple[Path, dict | None]:
     if path.is_dir():
         manifest = manifests.load(path)
-        by_format = {entry["format"]: path / entry["path"] for entry in manifest["files"]
-                     if not entry["path"].endswith(".h") or entry["format"] != "c"}
-        headers = {entry["format"]: path / entry["path"] for entry in manifest["files"]}
-        for name in _PREFERRED:
-            if name in by_format or name in headers:
-                return by_format.get(name, headers[name]), manifest
-        raise InputInvalid(f"{path}: the export lists no file to read weights from")
+        return export_file(path, manifest), manifest
     if not path.is_file():
         raise InputNotFound(f"no such file or folder: {path}")
     if path.suffix.lower() not in registry.EXTENSIONS:
@@ -91,7 +97,13 @@ def _keras_arrays(arrays: dict[str, np.ndarray], layout: str, current, file_name
     if layout == "keras":
         return {t.name: arrays.get(t.name) for t in current.tensors} | _extra(arrays, {t.name for t in current.tensors})
     stored = layouts.apply(current.tensors, layout, current)  # what this model's export would hold, by name
-    shapes = {t.name: t.shape for t in current.tensors}
+    result = undo_layout(stored, arrays, {t.name: t.shape for t in current.tensors})
+    return result | _extra(arrays, {t.name for t in stored})
+
+
+def undo_layout(stored, arrays: dict[str, np.ndarray], keras_shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Keras name -> Keras-layout array, from the arrays a layout stored (``stored``: their records, with the
+    steps in ``transform``); None where one is missing, a ``_Misfit`` where one has the wrong shape."""
     result: dict[str, Any] = {}
     for tensor in stored:
         key = tensor.keras_name or tensor.name
@@ -107,7 +119,7 @@ def _keras_arrays(arrays: dict[str, np.ndarray], layout: str, current, file_name
             result[key] = _Misfit(f"{key}: {tensor.name} has shape {list(value.shape)}, the model's needs "
                                   f"{list(tensor.shape)}")
             continue
-        undone = _undo(tensor, np.asarray(value), shapes.get(key))
+        undone = _undo(tensor, np.asarray(value), keras_shapes.get(key))
         if second_bias:  # an LSTM's or SimpleRNN's two biases, summed into Keras's one
             result[key] = None if result.get(key) is None else result[key] + undone
         elif tensor.transform.startswith("row:"):  # a GRU's two bias rows, stacked back
@@ -118,8 +130,7 @@ def _keras_arrays(arrays: dict[str, np.ndarray], layout: str, current, file_name
     for key, value in result.items():
         if isinstance(value, list) and not any(isinstance(v, _Misfit) for v in value):
             result[key] = None if any(v is None for v in value) else np.stack(value)
-    expected = {t.name for t in stored}
-    return result | _extra(arrays, expected)
+    return result
 
 
 class _Misfit:
@@ -178,10 +189,17 @@ def _assign(model: Any, current, wanted: dict[str, Any]) -> None:
         raise InputInvalid("the weights do not fit the model, which is left unchanged: " + "; ".join(problems[:10])
                            + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""),
                            hint="Load an export of this model (the same layers), or fix the names listed.")
-    seen, position = set(), 0
+    for variable, value in zip(model_variables(model), values, strict=True):
+        variable.assign(value)
+
+
+def model_variables(model: Any) -> list:
+    """The model's variables in the order the Keras reader gives its tensors: each top-level layer's weights,
+    a variable shared by several layers once."""
+    seen, variables = set(), []
     for layer in model.layers:
         for variable in layer.weights:
             if id(variable) not in seen:
                 seen.add(id(variable))
-                variable.assign(values[position])
-                position += 1
+                variables.append(variable)
+    return variables

@@ -113,3 +113,17 @@ def test_a_very_long_layer_name_exports_to_every_format_and_verifies(tmp_path, k
     assert converter.verify(tmp_path).ok
     assert converter.read(tmp_path / "long.npz")["n" * 200_000 + "/kernel"].shape == (2, 1)
     assert all(len(key) < 300 for t in manifest["tensors"] for fmt, key in t["keys"].items() if fmt in ("npz", "c"))
+
+
+def test_every_public_name_is_what_it_says_whatever_was_imported_first():
+    """The package loads its names on first use; a submodule named like a function would shadow it once
+    imported (converter.diff the module instead of the function): none is."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(converter.__path__):
+        if module.name != "__main__":  # that one runs the command line
+            importlib.import_module(f"converter.{module.name}")
+    for name in converter.__all__:
+        assert not type(getattr(converter, name)).__name__ == "module", name
+    assert callable(converter.diff) and callable(converter.report) and callable(converter.load_into)

@@ -12,7 +12,7 @@ import collections
 import functools
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -66,16 +66,17 @@ def files(stem: str, *, header_only: bool = False, **_: object) -> list[str]:
     return [base + ".h"] if header_only else [base + ".h", base + ".c"]
 
 
-def flash_bytes(tensor: Tensor, align: int = DEFAULT_ALIGN) -> int:
-    """The bytes a tensor's array takes in the firmware: its bytes rounded up to the alignment (an empty
-    tensor has no array).
+def flash_by_layer(tensors: Iterable[tuple[str, int]], align: int = DEFAULT_ALIGN) -> dict[str, int]:
+    """The bytes each layer's arrays take in the firmware, from (layer, tensor bytes) pairs: every array is
+    rounded up to the alignment (an empty tensor has no array); layers in first-seen order.
 
-    >>> import numpy as np
-    >>> flash_bytes(Tensor("d/bias", "d", "bias", 0, True, np.zeros(5, np.float32))), flash_bytes(
-    ...     Tensor("d/bias", "d", "bias", 0, True, np.zeros(5, np.float32)), align=4)
-    (32, 20)
+    >>> flash_by_layer([("d", 20), ("d", 4), ("e", 0)]), flash_by_layer([("d", 20), ("d", 4)], align=4)
+    ({'d': 48, 'e': 0}, {'d': 24})
     """
-    return -(-tensor.nbytes // align) * align
+    layers: dict[str, int] = {}
+    for layer, nbytes in tensors:
+        layers[layer] = layers.get(layer, 0) + -(-nbytes // align) * align
+    return layers
 
 
 def scale_indexing(shape: Sequence[int], axes: Sequence[int] | None) -> tuple[int, int]:

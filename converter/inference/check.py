@@ -88,15 +88,11 @@ def _no_reference(source: Any, what: str, error: Exception):
 
 def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: set[str]) -> None:
     """Give the Keras model the export's dequantized values of its quantized tensors (variables in model order)."""
-    names = [t.name for t in tensors]
-    seen, position = set(), 0
-    for layer in model.layers:
-        for variable in layer.weights:
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                if names[position] in quantized:
-                    variable.assign(dequantized[names[position]].astype(np.dtype(variable.dtype)))
-                position += 1
+    from ..load import model_variables
+
+    for tensor, variable in zip(tensors, model_variables(model), strict=True):
+        if tensor.name in quantized:
+            variable.assign(dequantized[tensor.name].astype(np.dtype(variable.dtype)))
 
 
 def _inputs(model: Any, manifest: dict) -> list[np.ndarray]:

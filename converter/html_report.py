@@ -147,7 +147,7 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
         _error_histograms(tensors, source, model, reader)
     differences = None
     if against is not None:
-        from .diff import diff
+        from .compare import diff
 
         differences = diff(source, against, reader=reader)
     page = render(title, summary, layers, tensors, bytes_per_layer, differences)
@@ -176,14 +176,11 @@ def _gather(source: Any, reader: str):
         tensors = [tensor_stats(t.name, t.layer, t.array) for t in weights.tensors]
         return _title(info), _summary(info), info["layers"], tensors, None
     from .api import read
-    from .load import _PREFERRED
+    from .formats import c
+    from .load import export_file
 
     info = manifests.load(folder)
-    files = {entry["format"]: folder / entry["path"] for entry in info["files"]}
-    chosen = next(files[name] for name in _PREFERRED if name in files) if files else None
-    if chosen is not None and chosen.suffix == ".h" and (chosen.with_suffix(".c")).is_file():
-        chosen = chosen.with_suffix(".c")
-    arrays = read(chosen) if chosen else {}
+    arrays = read(export_file(folder, info))
     entries = {t["name"]: t for t in info["tensors"]}
     tensors = []
     for name, array in arrays.items():
@@ -192,10 +189,8 @@ def _gather(source: Any, reader: str):
         tensors.append(stats)
     bytes_per_layer = None
     if "c" in info["options"]:
-        align = info["options"]["c"].get("align", 16)
-        bytes_per_layer = {}
-        for t in info["tensors"]:
-            bytes_per_layer[t["layer"]] = bytes_per_layer.get(t["layer"], 0) + -(-t["nbytes"] // align) * align
+        bytes_per_layer = c.flash_by_layer(((t["layer"], t["nbytes"]) for t in info["tensors"]),
+                                           info["options"]["c"].get("align", c.DEFAULT_ALIGN))
     return _title(info), _summary(info), info["layers"], tensors, bytes_per_layer
 
 
@@ -204,15 +199,12 @@ def _error_histograms(tensors: list[Stats], source: Any, model: Any, reader: str
     from .api import read
     from .readers import read_model
 
+    from . import manifest as manifests
+    from .load import export_file
+
     folder = Path(source)
     originals = {t.name: t.array for t in read_model(model, reader).tensors}
-    from . import manifest as manifests
-
-    info = manifests.load(folder)
-    files = [folder / e["path"] for e in info["files"] if not e["path"].endswith(".h")]
-    if not files:
-        return
-    back = read(files[0], dequantize=True)
+    back = read(export_file(folder, manifests.load(folder)), dequantize=True)
     for stats in tensors:
         if stats.quantization and stats.name in originals and stats.name in back:
             error = np.asarray(back[stats.name], np.float64) - np.asarray(originals[stats.name], np.float64)

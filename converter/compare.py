@@ -1,4 +1,4 @@
-"""``keras-weights diff A B``: what changed between two models or exports, tensor by tensor.
+"""``keras-weights diff A B`` (``converter.diff``): what changed between two models or exports, tensor by tensor.
 
 Each side is a model (file or ``keras.Model``) or an export folder. Tensors are matched by their Keras name;
 what is left is matched by position when the shapes agree (a renamed layer). Exports in another layout, or
@@ -99,16 +99,11 @@ def _tensors(source: Any, reader: str, notes: list[str]) -> dict[str, np.ndarray
 def _export_tensors(folder: Path, notes: list[str]) -> dict[str, np.ndarray]:
     from . import manifest as manifests
     from .api import read
-    from .load import _PREFERRED
+    from .load import export_file, undo_layout
 
     manifest = manifests.load(folder)
-    files = {entry["format"]: folder / entry["path"] for entry in manifest["files"] if not entry["path"].endswith(".h")}
-    files |= {entry["format"]: folder / entry["path"] for entry in manifest["files"] if entry["format"] not in files}
-    chosen = next((files[name] for name in _PREFERRED if name in files), None)
-    if chosen is None:
-        raise InputInvalid(f"{folder}: the export lists no file to read weights from")
     quantized = bool(manifest["options"].get("quantize"))
-    arrays = read(chosen, dequantize=quantized)
+    arrays = read(export_file(folder, manifest), dequantize=quantized)
     layout = manifest["options"]["layout"]
     if quantized:
         notes.append(f"{folder.name}: {manifest['options']['quantize']} export, compared as the values it stands for "
@@ -116,44 +111,25 @@ def _export_tensors(folder: Path, notes: list[str]) -> dict[str, np.ndarray]:
     if layout == "keras":
         return arrays
     notes.append(f"{folder.name}: layout {layout}, compared in the Keras layout (every recorded step undone)")
-    return _keras_layout(arrays, manifest)
+    stored = [_record(entry, arrays) for entry in manifest["tensors"] if entry["name"] in arrays
+              and not entry["name"].endswith(":scale")]
+    configs = {layer["name"]: layer["config"] for layer in manifest["layers"]}
+    shapes = {t.keras_name: _depthwise_shape(t, configs) for t in stored if "depthwise" in t.transform}
+    return {name: value for name, value in undo_layout(stored, arrays, shapes).items() if value is not None}
 
 
-def _keras_layout(arrays: dict[str, np.ndarray], manifest: dict) -> dict[str, np.ndarray]:
-    """The stored tensors of a layout back in the Keras layout, by Keras name (the manifest's steps undone)."""
-    from .load import _undo
+def _record(entry: dict, arrays: dict[str, np.ndarray]):
     from .tensors import Tensor
 
-    configs = {layer["name"]: layer["config"] for layer in manifest["layers"]}
-    result: dict[str, Any] = {}
-    for entry in manifest["tensors"]:
-        if entry["name"] not in arrays or entry["name"].endswith(":scale"):
-            continue
-        transform = entry["transform"]
-        keras_name = entry.get("keras_name") or entry["name"]
-        second_bias = entry["name"].split(".")[-1].startswith("bias_hh") and transform == "zeros"
-        if transform in ("ones", "count") or (transform == "zeros" and not second_bias):
-            continue
-        record = Tensor(entry["name"], entry["layer"], entry["role"], entry["layer_index"], entry["trainable"],
-                        arrays[entry["name"]], transform=transform, keras_name=entry.get("keras_name"))
-        value = _undo(record, np.asarray(arrays[entry["name"]]), _depthwise_shape(entry, arrays, configs))
-        if second_bias:
-            result[keras_name] = result.get(keras_name, 0) + value
-        elif transform.startswith("row:"):
-            rows = result.setdefault(keras_name, [None, None])
-            rows[int(transform.split("+")[0].split(":")[1])] = value
-        else:
-            result[keras_name] = value
-    return {name: np.stack(value) if isinstance(value, list) else value for name, value in result.items()}
+    return Tensor(entry["name"], entry["layer"], entry["role"], entry["layer_index"], entry["trainable"],
+                  arrays[entry["name"]], transform=entry["transform"], keras_name=entry.get("keras_name"))
 
 
-def _depthwise_shape(entry: dict, arrays: dict, configs: dict) -> tuple[int, ...] | None:
+def _depthwise_shape(record, configs: dict) -> tuple[int, ...]:
     """The Keras shape of a depthwise kernel stored for torch: (k..., in, multiplier), the multiplier from the
     layer's recorded configuration."""
-    if "depthwise" not in entry["transform"]:
-        return None
-    stored = arrays[entry["name"]].shape
-    multiplier = int(configs.get(entry["layer"], {}).get("depth_multiplier", 1))
+    stored = record.shape
+    multiplier = int(configs.get(record.layer, {}).get("depth_multiplier", 1))
     return (*stored[2:], stored[0] // multiplier, multiplier)
 
 
