@@ -428,3 +428,15 @@ def test_weights_that_disagree_with_the_configuration_are_refused_not_read_out_o
                                                      r"\[10, 1\], its configuration needs \[10, 50\]"):
         converter.export(crafted, tmp_path / "out", formats=["c"], reader="h5", options={"c": {"inference": True}})
     assert not (tmp_path / "out").exists()
+
+
+def test_a_configuration_nested_deeper_than_any_model_is_a_clear_error():
+    from converter.inference import graph
+
+    layer = {"class_name": "Dense", "config": {"name": "d", "units": 1}}
+    for depth in range(5000):  # Sequential inside Sequential, far beyond Python's recursion limit
+        layer = {"class_name": "Sequential", "config": {"name": f"s{depth}", "layers": [layer]}}
+    top = {"class_name": "Sequential", "config": {"name": "top", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 1], "name": "x"}}, layer]}}
+    with pytest.raises(converter.InputInvalid, match="cannot follow the model's graph"):
+        graph.from_config(top)

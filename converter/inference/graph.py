@@ -53,7 +53,7 @@ def from_config(serialized: dict) -> Graph:
     builder = _Builder()
     try:
         inputs, outputs = builder.model(serialized, prefix="", given=None)
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a configuration we cannot follow
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError) as error:  # one we cannot follow
         raise InputInvalid(f"cannot follow the model's graph in its configuration: {type(error).__name__}: "
                            f"{str(error)[:200]}",
                            hint="Export without --c-inference or --layout torch; the weights need no graph.") from None
