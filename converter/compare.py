@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputInvalid, UsageError
+from .errors import UsageError
 
 
 @dataclass

@@ -76,3 +76,20 @@ def assert_bit_identical(actual: np.ndarray, expected: np.ndarray) -> None:
     assert actual.dtype.name == expected.dtype.name
     assert actual.shape == expected.shape
     assert canonical(actual).tobytes() == canonical(expected).tobytes()
+
+
+def with_edited_config(source: Path, target: Path, edit) -> Path:
+    """A copy of the ``.keras`` archive ``source`` whose ``config.json`` ``edit(config)`` changed in place: a
+    crafted file, weights untouched."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            new.writestr(info, data)
+    return target

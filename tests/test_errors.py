@@ -1,13 +1,11 @@
 """Every public function reports bad input with a ConverterError subclass; exit codes come from the classes."""
-import json
 import shutil
-import zipfile
 
 import pytest
 
 import converter
 from converter.cli import main
-from conftest import GOLDEN, SEED_KERAS
+from conftest import GOLDEN, SEED_KERAS, with_edited_config
 
 
 @pytest.mark.parametrize("name", ["seed_mlp.npz", "seed_mlp.safetensors", "seed_mlp.parquet", "seed_mlp.c"])
@@ -47,15 +45,8 @@ def test_a_deeply_nested_manifest_is_input_invalid(tmp_path, capsys):
                                   {"class_name": "Lambda", "config": {"function": 7, "name": ["x"]}},
                                   {"class_name": 5, "config": None}])
 def test_junk_in_config_json_is_a_clear_error_not_a_crash(tmp_path, capsys, junk):
-    crafted = tmp_path / "junk.keras"
-    with zipfile.ZipFile(SEED_KERAS) as old, zipfile.ZipFile(crafted, "w") as new:
-        for info in old.infolist():
-            data = old.read(info)
-            if info.filename == "config.json":
-                config = json.loads(data)
-                config["config"]["layers"].insert(1, junk)
-                data = json.dumps(config).encode()
-            new.writestr(info, data)
+    crafted = with_edited_config(SEED_KERAS, tmp_path / "junk.keras",
+                                 lambda config: config["config"]["layers"].insert(1, junk))
     code = main(["export", str(crafted), "-o", str(tmp_path / "out"), "--reader", "keras"])
     err = capsys.readouterr().err
     assert code in (4, 5) and "internal error" not in err and "Traceback" not in err, err

@@ -412,18 +412,10 @@ def test_inference_with_another_layout_is_a_usage_error_before_any_work(tmp_path
 def test_weights_that_disagree_with_the_configuration_are_refused_not_read_out_of_bounds(tmp_path):
     """A crafted file: its config says Dense(units=50), its kernel holds (10, 1). The generated loops would read
     beyond the array; the export refuses, naming the layer and both shapes."""
-    import json
-    import zipfile
+    from conftest import with_edited_config
 
-    crafted = tmp_path / "crafted.keras"
-    with zipfile.ZipFile(SEED_KERAS) as source, zipfile.ZipFile(crafted, "w") as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename == "config.json":
-                config = json.loads(data)
-                config["config"]["layers"][-1]["config"]["units"] = 50
-                data = json.dumps(config).encode()
-            target.writestr(item, data)
+    crafted = with_edited_config(SEED_KERAS, tmp_path / "crafted.keras",
+                                 lambda config: config["config"]["layers"][-1]["config"].update(units=50))
     with pytest.raises(converter.InputInvalid, match=r"layer 'dense_2' \(Dense\): its weight 'kernel' has shape "
                                                      r"\[10, 1\], its configuration needs \[10, 50\]"):
         converter.export(crafted, tmp_path / "out", formats=["c"], reader="h5", options={"c": {"inference": True}})
