@@ -23,6 +23,9 @@ def start_probe_worker(child: Path = PROBE_CHILD) -> subprocess.Popen:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    # pyarrow's default allocator (mimalloc) keeps freed pages for reuse: ~10 MB while writing Parquet, which a
+    # short-lived command never reuses (measured with benchmarks/stages.py); the system allocator hands them back
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     early = start_probe_worker() if arguments and arguments[0] in _READS_MODELS else None
     if early is not None:
         from .readers import probe

@@ -47,3 +47,52 @@ def test_freed_arena_memory_goes_back_to_the_kernel_only_when_released():
     kept = [run("keep")[0] for _ in range(2)]
     assert all(flag == "True" for _, flag in released)
     assert min(dropped for dropped, _ in released) > max(kept) + 10
+
+
+BUILD = r"""
+import sys
+from converter.readers import keras as keras_reader
+keras = keras_reader.import_keras()
+keras.utils.set_random_seed(0)
+keras.Sequential([keras.Input((1800,)), *(keras.layers.Dense(1800) for _ in range(3))]).save(sys.argv[1])
+"""
+
+KERAS_CHILD = r"""
+import gc, json, sys
+from converter.readers import keras as keras_reader, read_model
+
+def resident():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) * 1024
+
+keras = keras_reader.import_keras()  # as the CLI does, before TensorFlow is loaded
+start = resident()
+weights = read_model(sys.argv[1], reader="keras")
+size = sum(t.nbytes for t in weights.tensors)
+held = resident() - start
+arrays = [t.array for t in weights.tensors]
+del weights
+gc.collect()
+after = resident() - start - sum(a.nbytes for a in arrays)
+model = keras.saving.load_model(sys.argv[1], compile=False)
+same = [a.tobytes() for a in arrays] == [w.tobytes() for w in model.get_weights()]
+model.layers[0].kernel.assign(model.layers[0].kernel * 0)
+print(json.dumps({"held": held / size, "after": after / size, "same": same}))
+"""
+
+
+def test_the_keras_reader_holds_one_copy_of_the_weights_and_nothing_more(tmp_path):
+    """After reading a 39 MB model with Keras, the process holds the weights once: the arrays share the variables'
+    buffers, and TensorFlow's allocator keeps none of the buffers the load freed (oneDNN's caching allocator,
+    on by default, kept them). Measured: 1.0x held, 0.0x beyond the arrays once the model is gone; before,
+    with get_weights() copies and oneDNN's allocator, 2.8x and 1.8x."""
+    import json
+
+    model = tmp_path / "m.keras"
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", BUILD, str(model)], capture_output=True, check=True, env=env)
+    out = subprocess.run([sys.executable, "-c", KERAS_CHILD, str(model)], capture_output=True, text=True, check=True,
+                         env=env)
+    figures = json.loads(out.stdout.splitlines()[-1])
+    assert figures["same"]
+    assert figures["held"] < 1.3 and figures["after"] < 0.3, figures

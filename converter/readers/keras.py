@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import memory
 from ..errors import DamagedInput, InputInvalid, UnsafeInput
 from ..naming import unique
@@ -77,6 +79,10 @@ def import_keras():
     """Import Keras on the TensorFlow backend, quietly (costs ~5 s the first time)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # oneDNN's CPU allocator keeps every buffer TensorFlow ever freed for itself: loading a model left ~0.7x the
+    # weights in it, out of reach of the writers (measured in benchmarks/stages.py). Reading weights uses none of
+    # oneDNN's kernels.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     with native_stderr_silenced():
         import keras
     return keras
@@ -192,10 +198,11 @@ def extract(model: Any, source: Source) -> ModelWeights:
     for index, layer in enumerate(model.layers):
         owners = _variable_owners(layer)
         mine = []
-        for variable, value in zip(layer.weights, layer.get_weights(), strict=True):
+        for variable in layer.weights:  # what layer.get_weights() returns, value for value, without its copies
             if id(variable) in seen:  # shared with an earlier layer: exported once
                 continue
             seen.add(id(variable))
+            value = snapshot(variable)
             path, owner = owners.get(id(variable), (f"{layer.name}/{_short_name(variable)}", layer))
             mine.append(Tensor(unique(path, used), layer.name, _short_name(variable), index, bool(variable.trainable),
                                value, owner_class=type(owner).__name__))
@@ -206,6 +213,23 @@ def extract(model: Any, source: Source) -> ModelWeights:
         inputs=_shapes(lambda: model.inputs), outputs=_shapes(lambda: model.outputs),
         layers=tuple(layers), tensors=tuple(tensors), source=source, config=_serialized(model),
     )
+
+
+def snapshot(variable: Any) -> np.ndarray:
+    """``variable.numpy()``, the value ``get_weights()`` returns, as a read-only array that shares the variable's
+    buffer where the backend allows: no second copy of the weights while the model is alive.
+
+    A TensorFlow variable read as a tensor shares its buffer, and numpy views a tensor's buffer; when the
+    variable is later assigned, TensorFlow copies on write, so the array stays the value it was read as.
+    Anything else (another dtype or shape than the variable's, a backend without the read) takes
+    ``variable.numpy()``.
+    """
+    value = variable.value
+    read = getattr(value, "read_value", None)
+    array = np.asarray(read() if callable(read) else value)
+    if array.dtype.name != str(variable.dtype) or array.shape != tuple(variable.shape):
+        return variable.numpy()
+    return array
 
 
 def _serialized(model: Any) -> dict | None:
