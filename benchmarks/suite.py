@@ -24,7 +24,9 @@ Each size is a seeded MLP of four Dense layers saved as .keras (and its weight b
      quantizing adds (issue 14: at most 50% at 100M parameters).
 
 Then the seed model (fixtures/seed_mlp.keras): `inspect` and `export` with `--reader h5` against
-`--reader keras`. The targets of issue 6 are checked at the end. Absolute times on a shared machine are
+`--reader keras`; then the figures as a user meets them (benchmarks/user_view.py, issue 18: a 32M-parameter
+stack, best of two whole processes, the C stage alone against `xxd -i`, memory above the seed model's export;
+`--no-user-view` leaves them out). The targets of issues 6 and 18 are checked at the end. Absolute times on a shared machine are
 noise; the ratios, measured in one run, are the figures to quote.
 """
 from __future__ import annotations
@@ -251,10 +253,13 @@ def targets(rows: list[dict], seed: dict) -> list[tuple[str, bool, str]]:
 
 
 def main() -> int:
+    import user_view  # noqa: PLC0415 -- it imports this module for its helpers
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1e3,1e6,1e7,1e8", help="parameter counts; the first is the memory baseline")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each whole-process measurement (median)")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
+    parser.add_argument("--no-user-view", action="store_true", help="leave out benchmarks/user_view.py's figures")
     args = parser.parse_args()
     if not shutil.which("xxd"):
         parser.error("xxd is needed (apt install xxd)")
@@ -266,6 +271,7 @@ def main() -> int:
             rows.append(run_size(size, Path(folder), args.repeat))
     print("seed model readers", file=sys.stderr, flush=True)
     seed = seed_readers(max(args.repeat, 5))
+    user = None if args.no_user_view else user_view.run()
     print(f"keras-weights benchmark suite: {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"median of {args.repeat} runs\n")
     print(ratio_table(rows))
@@ -279,13 +285,15 @@ def main() -> int:
     print("seed model, whole processes, median of", max(args.repeat, 5))
     for name, s in seed.items():
         print(f"  {name:<8} --reader h5 {s['h5_s']:.3f} s   --reader keras {s['keras_s']:.3f} s   {s['ratio']:.1f}x")
-    checks = targets(rows, seed)
+    if user:
+        print("\nas a user meets it (benchmarks/user_view.py)\n" + user_view.table(user))
+    checks = targets(rows, seed) + (user_view.checks(user) if user else [])
     print("\ntargets")
     for text, ok, figures in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {text}: {figures}")
     if args.json:
         args.json.write_text(json.dumps({"cores": os.cpu_count(), "python": platform.python_version(),
-                                         "repeat": args.repeat, "sizes": rows, "seed": seed,
+                                         "repeat": args.repeat, "sizes": rows, "seed": seed, "user_view": user,
                                          "targets": [{"target": t, "pass": ok, "figures": f} for t, ok, f in checks]},
                                         indent=2) + "\n")
     return 0 if all(ok for _, ok, _ in checks) else 1
