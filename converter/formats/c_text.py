@@ -24,6 +24,7 @@ Every float32 value gets a fixed-width literal that reads back bit-identical:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -89,11 +90,16 @@ def _words(strings: Iterable[str]) -> np.ndarray:
     return np.array([int.from_bytes(s.encode(), "little") for s in strings], np.uint32)
 
 
-# A float32 literal is 16 bytes: sign, d.dddddddd, e, exponent sign, two digits, f; built from 4 words.
-_W0 = _words(f"{s}{d // 10}.{d % 10}" for s in " -" for d in range(100))
-_W1 = _words(f"{i:04d}" for i in range(10000))
-_W2 = _words(f"{i:03d}e" for i in range(1000))
-_W3 = _words(f"{'-' if k < 0 else '+'}{abs(k):02d}f" for k in range(-60, 61))
+@functools.cache
+def _literal_words() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A float32 literal is 16 bytes: sign, d.dddddddd, e, exponent sign, two digits, f; built from 4 words
+    looked up in these tables (made on first use: ~3 ms that a command writing no C does not pay)."""
+    return (_words(f"{s}{d // 10}.{d % 10}" for s in " -" for d in range(100)),
+            _words(f"{i:04d}" for i in range(10000)),
+            _words(f"{i:03d}e" for i in range(1000)),
+            _words(f"{'-' if k < 0 else '+'}{abs(k):02d}f" for k in range(-60, 61)))
+
+
 POW10 = 10.0 ** np.arange(-60, 61, dtype=np.float64)  # POW10[k + 60] == 10**k
 # Per biased binary exponent: floor(log10) of the binade's smallest value, the next power of ten (the
 # binade holds at most one), and the scale that turns a value into nine digits for either case.
@@ -131,11 +137,12 @@ def float32_tokens(values: np.ndarray) -> np.ndarray:
         raise AssertionError("float32 literal does not round-trip")  # cannot happen; guards the arithmetic
     thousands = digits // 1000  # two divisions instead of four: the rest by multiply and subtract
     leading = thousands // 10000
+    w0, w1, w2, w3 = _literal_words()
     words = np.empty((bits.size, 4), np.uint32)
-    words[:, 0] = _W0[(bits >> 31).view(np.int32) * 100 + leading]
-    words[:, 1] = _W1[thousands - leading * 10000]
-    words[:, 2] = _W2[digits - thousands * 1000]
-    words[:, 3] = _W3[exponent + 60]
+    words[:, 0] = w0[(bits >> 31).view(np.int32) * 100 + leading]
+    words[:, 1] = w1[thousands - leading * 10000]
+    words[:, 2] = w2[digits - thousands * 1000]
+    words[:, 3] = w3[exponent + 60]
     return words.view(np.uint8)
 
 

@@ -11,6 +11,7 @@ reader to report with context); death by a signal means the file crashes the HDF
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -49,13 +50,18 @@ def size_bomb(dataset: h5py.Dataset) -> bool:
     return declared > SPARSE_FLOOR and declared > MAX_EXPANSION * dataset.id.get_storage_size()
 
 
-def _open_source(path: str, kind: str):
-    if kind != "keras":
-        return path
+@functools.cache
+def _window():
+    """``window.py`` (and zipfile, which it imports), loaded by path once: the serving worker loads it before
+    its first fork, so no child pays the ~5 ms."""
     spec = importlib.util.spec_from_file_location("window", Path(__file__).with_name("window.py"))
     window = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(window)
-    return window.open_member(path, "model.weights.h5")
+    return window
+
+
+def _open_source(path: str, kind: str):
+    return _window().open_member(path, "model.weights.h5") if kind == "keras" else path
 
 
 def main(argv: list[str]) -> int:
@@ -74,6 +80,7 @@ def serve(requests, replies) -> None:
     A crash or a hang stays in the child; the parent that sent the request kills this whole process group
     when it stops waiting. The loop ends when the requests end (the parent closed the pipe or died).
     """
+    _window()
     for line in requests:
         path, kind = json.loads(line)
         child = os.fork()
