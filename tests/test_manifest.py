@@ -104,3 +104,14 @@ def test_the_manifest_records_the_prefix_the_c_identifiers_really_have_and_names
     assert manifest["options"]["c"]["prefix"] == "seed_mlp"
     assert manifest["tensors"][0]["keys"]["c"].startswith("seed_mlp_")
     assert manifest["producer"]["keras-weights"] == converter.__version__ and "converter" not in manifest["producer"]
+
+
+def test_producer_versions_are_the_installed_ones():
+    """Read from the dist-info folders' names (no importlib.metadata import at start-up): the same versions."""
+    from importlib import metadata
+
+    from converter import manifest
+
+    expected = {name: metadata.version(name) for name in manifest._PRODUCER_PACKAGES}
+    assert {name: version for name, version in manifest.producer().items() if name != "keras-weights"} == expected
+    assert manifest._installed_versions()["numpy"] == metadata.version("numpy")
