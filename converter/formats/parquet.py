@@ -85,7 +85,8 @@ def _may_lose_bits(tensor: Tensor, carrier: np.dtype) -> bool:
     return bool(tensor.non_finite[0]) or (tensor.array.dtype.itemsize == 8 and tensor.array.dtype != carrier)
 
 
-PART_VALUES = 1 << 18  # values per row at most: a larger tensor spans consecutive rows
+PART_VALUES = 1 << 17  # values per row at most: a larger tensor spans consecutive rows (files written with 1 << 18
+# read the same: rows carry their offset)
 _TEXT_COLUMNS = ("name", "layer", "role", "dtype")
 
 
@@ -105,7 +106,7 @@ def rows(tensor: Tensor, carrier: np.dtype) -> Iterator[dict]:
 
     >>> t = Tensor("d/k", "d", "k", 0, True, np.zeros(PART_VALUES + 1, np.float16))
     >>> [(row["offset"], len(row["values"]), row["values"].dtype.name) for row in rows(t, np.dtype(np.float32))]
-    [(0, 262144, 'float32'), (262144, 1, 'float32')]
+    [(0, 131072, 'float32'), (131072, 1, 'float32')]
     """
     flat = tensor.array.reshape(-1)
     for offset in range(0, max(flat.size, 1), PART_VALUES):
@@ -178,7 +179,9 @@ def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = No
     Measured on 1M-10M float32 weights: dictionary encoding of the values cost 5x the time and ~30x
     their size in memory, and snappy 7x the time for no smaller file (weights do not compress).
     pyarrow's writer holds ~17 bytes per value of a row group (list levels, pages), so a row group is
-    kept near ``PART_VALUES`` values whatever the model's size, and no copy of the model is built.
+    kept near ``PART_VALUES`` values whatever the model's size, and no copy of the model is built. Rows of
+    131,072 values instead of 262,144: the writer's peak ~8 MB instead of ~21 MB above the tensors, 7% slower
+    (32M float32 values, the system allocator).
     """
     carrier = values_type(tensors)
     file_schema = schema(carrier, info.manifest_json if info else "")
