@@ -6,7 +6,7 @@ on real exports (10M-parameter full export, default reader: 2.7x -> 1.8x the wei
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 
 
 def release_free_memory() -> bool:
@@ -17,8 +17,14 @@ def release_free_memory() -> bool:
     Harmless in any process; False where there is no glibc.
     """
     try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim
+        trim = _libc().malloc_trim
     except (OSError, AttributeError):
         return False
     trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
     return bool(trim(0))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library this process runs on (its symbols are the program's: no search for the file)."""
+    return ctypes.CDLL(None)
