@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +85,9 @@ def export_many(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike
     paths = expand(sources)
     targets = [Path(out_dir) / name for name in subfolders(paths)]
     workers = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
+    import multiprocessing  # here: ~4 ms of imports that every other command would pay at start-up
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
         return list(pool.map(_export_one, [str(p) for p in paths], [str(t) for t in targets], [options] * len(paths)))
