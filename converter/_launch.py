@@ -1,7 +1,9 @@
-"""The command line's entry point (``keras-weights``, ``python -m converter``): start the HDF5 probe's worker
-first, then import the rest. The worker is a Python that imports h5py (~0.1 s); started before our own imports
-(~0.15 s), its start-up runs beside them on another core instead of after them, for every command that may read
-a model file. Only the standard library is imported here.
+"""The command line's entry point (``keras-weights``, ``python -m converter``): make the HDF5 probe's worker
+first, then import the rest. The worker needs h5py (numpy with it, ~0.09 s to import) and so do we: the command
+line imports it once and forks the worker from itself then, before TensorFlow, any thread of ours or file of the
+user's is opened (a new Python importing h5py again was ready ~50 ms later than our own imports, and the first
+probe waited for it). Library users get a new Python as the worker (:func:`start_probe_worker`): their process
+may have threads and TensorFlow, which do not survive a fork. Only the standard library and h5py are imported here.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 PROBE_CHILD = Path(__file__).parent / "readers" / "h5walk.py"  # run by path, isolated (-I): it imports nothing of ours
 _READS_MODELS = frozenset({"inspect", "export", "report", "diff", "load", "verify"})
@@ -21,12 +24,74 @@ def start_probe_worker(child: Path = PROBE_CHILD) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, process_group=0)
 
 
+class ForkedWorker:
+    """A worker forked from this process, with the face of the :class:`subprocess.Popen` the probe uses."""
+
+    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self.pid, self.stdin, self.stdout, self.returncode = pid, stdin, stdout, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def fork_probe_worker(child: Path = PROBE_CHILD) -> ForkedWorker | subprocess.Popen:
+    """``child``'s ``serve`` loop in a fork of this process, leader of its own process group, with h5py imported.
+
+    Call it while this process has one thread (at start-up): a fork copies only the calling thread. Without
+    h5py here, a new Python (:func:`start_probe_worker`) serves instead.
+    """
+    try:
+        import h5py  # noqa: F401 -- imported for the fork (and for our own reading later)
+    except ImportError:
+        return start_probe_worker(child)
+    requests, requests_in = os.pipe()
+    replies_out, replies = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        _serve_in_child(child, requests, replies)
+    os.setpgid(pid, pid)  # here too, so that a kill of the group right after the fork cannot miss the child
+    os.close(requests)
+    os.close(replies)
+    return ForkedWorker(pid, os.fdopen(requests_in, "wb"), os.fdopen(replies_out, "rb"))
+
+
+def _serve_in_child(child: Path, requests: int, replies: int) -> None:
+    """The forked worker: its own process group, requests on fd 0, replies on fd 1, nothing else open; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(requests, 0)
+        os.dup2(replies, 1)
+        os.dup2(devnull, 2)
+        os.closerange(3, 1 << 16)
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("h5walk", child)
+        walker = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(walker)
+        with open(0, closefd=False) as incoming, open(1, "w", closefd=False) as outgoing:
+            walker.serve(incoming, outgoing)
+        code = 0
+    finally:
+        os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     # pyarrow's default allocator (mimalloc) keeps freed pages for reuse: ~10 MB while writing Parquet, which a
     # short-lived command never reuses (measured with benchmarks/stages.py); the system allocator hands them back
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    early = start_probe_worker() if arguments and arguments[0] in _READS_MODELS else None
+    early = fork_probe_worker() if arguments and arguments[0] in _READS_MODELS else None
     if early is not None:
         from .readers import probe
 

@@ -403,3 +403,44 @@ def test_one_prepared_worker_serves_probe_after_probe_even_after_a_crash(tmp_pat
     assert len(set(workers)) == 1
     with pytest.raises(converter.InputInvalid, match="crashed"):
         probe.check(crashing, "h5")
+
+
+FORKED_WORKER = r"""
+import os, sys
+from converter import _launch
+worker = _launch.fork_probe_worker()  # as the command line does, before anything else
+from converter import InputInvalid
+from converter.readers import probe
+probe.adopt(worker)
+verdicts = []
+for path in sys.argv[1:]:
+    try:
+        probe.check(__import__("pathlib").Path(path), "h5")
+        verdicts.append("ok")
+    except InputInvalid as error:
+        verdicts.append(str(error))
+with probe._WORKERS.lease() as leased:
+    same = leased.process is worker
+print(type(worker).__name__, os.getpgid(worker.pid) == worker.pid, same)
+print("\n".join(verdicts))
+worker.stdin.close()  # what the command's exit does: the worker's requests end, and so does the worker
+print("worker exit", worker.wait())
+"""
+
+
+def test_the_command_lines_forked_worker_probes_file_after_file_and_ends_with_the_command(tmp_path):
+    """The command line forks the probe's worker from itself once h5py is imported (no second Python to start):
+    the same isolation, a child per file, its own process group, the crash reported, gone when its requests end."""
+    data = bytearray(SEED_H5.read_bytes())
+    data[CRASHING_BYTE[0]] = CRASHING_BYTE[1]
+    crashing = tmp_path / "crashing.h5"
+    crashing.write_bytes(bytes(data))
+    result = subprocess.run([sys.executable, "-c", FORKED_WORKER, str(SEED_H5), str(crashing), str(SEED_H5)],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ForkedWorker True True", result.stderr[-2000:]
+    assert lines[1] == "ok" and "the HDF5 library crashed (SIGSEGV)" in lines[2] and lines[3] == "ok"
+    assert lines[4] == "worker exit 0"
+    cli = subprocess.run([sys.executable, "-m", "converter", "inspect", str(crashing), "--reader", "h5"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert cli.returncode == 4 and "crashing.h5 is corrupt: the HDF5 library crashed (SIGSEGV)" in cli.stderr

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .._launch import PROBE_CHILD, start_probe_worker
+from .._launch import PROBE_CHILD, ForkedWorker, start_probe_worker
 from ..errors import InputInvalid
 
 CHILD = PROBE_CHILD
@@ -42,7 +42,7 @@ def timeout_for(path: Path) -> float:
 class _Worker:
     """A ``h5walk.py --serve`` process, leader of its own process group (killing the group ends its children)."""
 
-    def __init__(self, process: subprocess.Popen | None = None) -> None:
+    def __init__(self, process: subprocess.Popen | ForkedWorker | None = None) -> None:
         self.owner = os.getpid()
         self.process = process or start_probe_worker(CHILD)
 
@@ -91,7 +91,7 @@ class _Workers:
                 worker.kill()
 
 
-    def adopt(self, process: subprocess.Popen) -> None:
+    def adopt(self, process: subprocess.Popen | ForkedWorker) -> None:
         """Take a worker started early (``_launch``) as this process's idle one."""
         with self._lock:
             self._idle.append(_Worker(process))
@@ -100,7 +100,7 @@ class _Workers:
 _WORKERS = _Workers()
 
 
-def adopt(process: subprocess.Popen) -> None:
+def adopt(process: subprocess.Popen | ForkedWorker) -> None:
     """Use ``process``, a worker the command line started before its imports, for the first probe."""
     _WORKERS.adopt(process)
 
