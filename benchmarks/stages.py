@@ -111,7 +111,9 @@ def main() -> int:
     parser.add_argument("--trace", action="store_true", help="also trace numpy's and Python's allocations (slower)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # as the command line sets it (converter/_launch.py)
+    from converter._launch import process_defaults
+
+    process_defaults()  # as the command line does
     if args.trace:
         tracemalloc.start()
     rows, weight_bytes = profile(args.model, args.reader)

@@ -86,11 +86,28 @@ def _serve_in_child(child: Path, requests: int, replies: int) -> None:
         os._exit(code)
 
 
+# Process-wide settings for a short-lived command, left to the user's choice when set, and never made by the library
+# (a program that exports and then trains keeps TensorFlow's and pyarrow's defaults). Measured with
+# benchmarks/stages.py and benchmarks/user_view.py:
+PROCESS_DEFAULTS = {
+    # oneDNN's CPU allocator keeps every buffer TensorFlow frees for itself: loading a model left ~0.7x the weights
+    # there, out of reach of the writers. Reading weights uses none of oneDNN's kernels.
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    # pyarrow's default allocator (mimalloc) keeps freed pages for reuse: ~10 MB while writing Parquet, which a
+    # command that ends next never reuses; the system allocator hands them back.
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+}
+
+
+def process_defaults() -> None:
+    """Set :data:`PROCESS_DEFAULTS` in the environment where the user has not (before TensorFlow or pyarrow loads)."""
+    for name, value in PROCESS_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    # pyarrow's default allocator (mimalloc) keeps freed pages for reuse: ~10 MB while writing Parquet, which a
-    # short-lived command never reuses (measured with benchmarks/stages.py); the system allocator hands them back
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    process_defaults()
     early = fork_probe_worker() if arguments and arguments[0] in _READS_MODELS else None
     if early is not None:
         from .readers import probe

@@ -65,7 +65,10 @@ def resident():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) * 1024
 
-keras = keras_reader.import_keras()  # as the CLI does, before TensorFlow is loaded
+from converter._launch import process_defaults
+
+process_defaults()  # as the command line does, before TensorFlow is loaded
+keras = keras_reader.import_keras()
 start = resident()
 weights = read_model(sys.argv[1], reader="keras")
 size = sum(t.nbytes for t in weights.tensors)
@@ -97,3 +100,18 @@ def test_the_keras_reader_holds_one_copy_of_the_weights_and_nothing_more(tmp_pat
     figures = json.loads(out.stdout.splitlines()[-1])
     assert figures["same"]
     assert figures["held"] < 1.3 and figures["after"] < 0.3, figures
+
+
+def test_process_wide_defaults_are_the_command_lines_and_yield_to_the_users():
+    """The command line turns oneDNN's caching allocator off and gives pyarrow the system allocator unless the user
+    chose otherwise; the library itself changes neither (a program may train with TensorFlow after exporting)."""
+    child = ("import os\nfrom converter.readers import keras\nkeras.import_keras()\n"
+             "library = os.environ.get('TF_ENABLE_ONEDNN_OPTS'), os.environ.get('ARROW_DEFAULT_MEMORY_POOL')\n"
+             "from converter._launch import process_defaults\nprocess_defaults()\n"
+             "print(library, os.environ['TF_ENABLE_ONEDNN_OPTS'], os.environ['ARROW_DEFAULT_MEMORY_POOL'])")
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    plain = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True, env=env)
+    chosen = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True,
+                            env={**env, "TF_ENABLE_ONEDNN_OPTS": "1"})
+    assert plain.stdout.split("\n")[-2] == "(None, None) 0 system"
+    assert chosen.stdout.split("\n")[-2] == "('1', None) 1 system"

@@ -76,10 +76,6 @@ def import_keras():
     """Import Keras on the TensorFlow backend, quietly (costs ~5 s the first time)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    # oneDNN's CPU allocator keeps every buffer TensorFlow ever freed for itself: loading a model left ~0.7x the
-    # weights in it, out of reach of the writers (measured in benchmarks/stages.py). Reading weights uses none of
-    # oneDNN's kernels.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     with native_stderr_silenced():
         import keras
     return keras
