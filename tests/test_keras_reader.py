@@ -126,3 +126,20 @@ def test_only_the_public_keras_api_is_used():
     private = re.compile(r"(from|import)\s+keras\.src|from\s+keras\s+import\s+src|[\"']keras\.src")
     sources = {path.name: path.read_text() for path in (FIXTURES.parent / "converter").rglob("*.py")}
     assert [name for name, text in sources.items() if private.search(text)] == []
+
+
+def test_a_model_of_another_backend_is_extracted_as_get_weights_returns_it(tmp_path):
+    """The shared-buffer read is TensorFlow's; a PyTorch-backend model in memory takes variable.numpy()."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    child = ("import os\nos.environ['KERAS_BACKEND'] = 'torch'\nimport keras, converter\n"
+             "keras.utils.set_random_seed(0)\n"
+             "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization()])\n"
+             "tensors = converter.extract(model)\n"
+             "print(keras.backend.backend(), [t.array.tobytes() for t in tensors] == [w.tobytes() for w in model.get_weights()],"
+             " len(tensors))\n")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(FIXTURES.parent), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.split() == ["torch", "True", "6"], out.stderr[-2000:]

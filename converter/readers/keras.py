@@ -214,12 +214,13 @@ def snapshot(variable: Any) -> np.ndarray:
 
     A TensorFlow variable read as a tensor shares its buffer, and numpy views a tensor's buffer; when the
     variable is later assigned, TensorFlow copies on write, so the array stays the value it was read as.
-    Anything else (another dtype or shape than the variable's, a backend without the read) takes
-    ``variable.numpy()``.
+    Other backends (a model built with JAX or PyTorch and passed in memory), and a read whose dtype or shape is
+    not the variable's, take ``variable.numpy()``.
     """
-    value = variable.value
-    read = getattr(value, "read_value", None)
-    array = np.asarray(read() if callable(read) else value)
+    read = getattr(variable.value, "read_value", None)  # a TensorFlow variable's
+    if not callable(read):
+        return variable.numpy()
+    array = np.asarray(read())
     if array.dtype.name != str(variable.dtype) or array.shape != tuple(variable.shape):
         return variable.numpy()
     return array
