@@ -71,6 +71,20 @@ def _pair(value: Any, rank: int = 2) -> tuple[int, ...]:
     return (int(value),) * rank
 
 
+def _sides_2d(value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras's 2-D padding or cropping, ``((top, bottom), (left, right))``, from any of its three spellings.
+
+    >>> _sides_2d(1), _sides_2d((1, 2)), _sides_2d(((1, 2), (3, 4)))
+    (((1, 1), (1, 1)), ((1, 1), (2, 2)), ((1, 2), (3, 4)))
+    """
+    if isinstance(value, int):
+        return (value, value), (value, value)
+    if isinstance(value[0], int):
+        return (value[0], value[0]), (value[1], value[1])
+    (top, bottom), (left, right) = value
+    return (top, bottom), (left, right)
+
+
 def _channels_last(call: Call) -> None:
     if call.config.get("data_format", "channels_last") not in (None, "channels_last"):
         raise Unsupported(f"data_format={call.config['data_format']!r} (channels_last only)")
@@ -459,13 +473,7 @@ def concatenate(call: Call) -> Shape:
 def zero_padding(call: Call) -> Shape:
     _channels_last(call)
     H, W, C = call.inputs[0]
-    padding = call.config.get("padding", 1)
-    if isinstance(padding, int):
-        (top, bottom), (left, right) = (padding, padding), (padding, padding)
-    elif isinstance(padding[0], int):
-        (top, bottom), (left, right) = (padding[0], padding[0]), (padding[1], padding[1])
-    else:
-        (top, bottom), (left, right) = padding
+    (top, bottom), (left, right) = _sides_2d(call.config.get("padding", 1))
     OH, OW = H + top + bottom, W + left + right
     call.emit(f"kw_zero_pad2d({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {top}, {left});", "zero_pad2d")
     return OH, OW, C
@@ -652,12 +660,7 @@ def cropping(call: Call) -> Shape:
         (left, right), (top, bottom) = _pair(crop), (0, 0)
     else:
         H, W, C = shape
-        if isinstance(crop, int):
-            (top, bottom), (left, right) = (crop, crop), (crop, crop)
-        elif isinstance(crop[0], int):
-            (top, bottom), (left, right) = (crop[0], crop[0]), (crop[1], crop[1])
-        else:
-            (top, bottom), (left, right) = crop
+        (top, bottom), (left, right) = _sides_2d(crop)
     OH, OW = H - top - bottom, W - left - right
     call.emit(f"for (size_t h = 0; h < {OH}; ++h)\n        kw_concat_part({call.source()} + ((h + {top}) * {W} + {left}) * {C}, "
               f"{call.output} + h * {OW * C}, 1, {OW * C}, {OW * C}, 0);", "concat")
