@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import functools
 import json
 import os
 import platform
@@ -105,10 +106,11 @@ def measure(command: list[str], stdout: Path | None = None, fresh: tuple[Path, .
     return elapsed, usage.ru_maxrss * 1024
 
 
+@functools.cache
 def environment() -> dict[str, str]:
     """The measured processes' environment: this checkout's code, compiled as an installed copy is (pip compiles
     a package's modules when it installs it; PYTHONDONTWRITEBYTECODE would make every process compile the
-    modules edited since the last run again, ~15 ms of a cold start)."""
+    modules edited since the last run again, ~15 ms of a cold start). Compiled once per run of the suite."""
     compileall.compile_dir(ROOT / "converter", quiet=1)
     environ = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     return {**environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}

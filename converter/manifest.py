@@ -68,10 +68,11 @@ def producer() -> dict:
     return {"keras-weights": __version__, **{name: installed.get(name) or _version(name) for name in _PRODUCER_PACKAGES}}
 
 
+@cache
 def _installed_versions() -> dict[str, str]:
     """Versions from the names of installed packages' ``<name>-<version>.dist-info`` folders (the wheel
-    layout), first on ``sys.path`` first: a directory listing, where ``importlib.metadata`` costs ~25 ms of
-    imports and parsing on every command that builds a manifest.
+    layout), first on ``sys.path`` first: one directory listing per process, where ``importlib.metadata``
+    costs ~25 ms of imports and parsing on every command that builds a manifest.
 
     >>> import numpy
     >>> _installed_versions()["numpy"] == numpy.__version__
