@@ -58,7 +58,10 @@ def fork_probe_worker(child: Path = PROBE_CHILD) -> ForkedWorker | subprocess.Po
     pid = os.fork()
     if pid == 0:
         _serve_in_child(child, requests, replies)
-    os.setpgid(pid, pid)  # here too, so that a kill of the group right after the fork cannot miss the child
+    try:  # here too, so that a kill of the group right after the fork cannot miss the child
+        os.setpgid(pid, pid)
+    except ProcessLookupError:  # the child has already ended (it could not serve): the probe says so
+        pass
     os.close(requests)
     os.close(replies)
     return ForkedWorker(pid, os.fdopen(requests_in, "wb"), os.fdopen(replies_out, "rb"))

@@ -290,6 +290,19 @@ def test_a_probe_that_hangs_is_stopped_and_reported(tmp_path, monkeypatch):
         probe.check(SEED_H5, "h5", timeout=1)
 
 
+def test_a_probe_worker_that_ends_without_answering_does_not_pass_the_file(tmp_path, monkeypatch):
+    """A worker that cannot serve (here: it exits at once, as one whose h5py fails to import would) parsed nothing:
+    the file is refused, not read unchecked."""
+    from converter.readers import probe
+
+    quitter = tmp_path / "quitter.py"
+    quitter.write_text("raise SystemExit(1)\n")
+    monkeypatch.setattr(probe, "CHILD", quitter)
+    monkeypatch.setattr(probe, "_WORKERS", probe._Workers())
+    with pytest.raises(converter.InputInvalid, match=r"seed_mlp.h5: its HDF5 data could not be checked"):
+        probe.check(SEED_H5, "h5", timeout=30)
+
+
 def test_output_inside_the_input_is_refused(tmp_path, load_model):
     load_model(SEED_KERAS).export(tmp_path / "sm", verbose=False)
     with pytest.raises(converter.OutputError, match="is the input or inside it"):

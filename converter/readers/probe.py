@@ -30,6 +30,7 @@ from ..errors import InputInvalid
 CHILD = PROBE_CHILD
 
 
+NO_ANSWER = 1000                 # the worker exited without parsing the file (no child status is this)
 MIN_TIMEOUT = 60.0               # seconds: far beyond what parsing any real model's structure takes
 SECONDS_PER_BYTE = 1 / 20e6      # and time to decompress chunked data at 20 MB/s, well below zlib's speed
 
@@ -51,12 +52,19 @@ class _Worker:
         self.process.stdin.flush()
 
     def answer(self, timeout: float) -> int | None:
-        """The child's exit status, or None if there is none within ``timeout`` seconds (or the worker died)."""
+        """The child's exit status, or None if there is none within ``timeout`` seconds.
+
+        A worker that ended without answering gives its own status: minus the signal that killed it (reported as a
+        crash), or :data:`NO_ANSWER` if it exited (it could not serve: the file was not parsed, so it is not passed).
+        """
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
         if not ready:
             return None
         line = self.process.stdout.readline()
-        return int(line) if line.strip() else self.process.wait()  # the worker itself died (killed from outside)
+        if line.strip():
+            return int(line)
+        status = self.process.wait()
+        return status if status < 0 else NO_ANSWER
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -125,6 +133,10 @@ def started(path: Path, kind: str, timeout: float | None = None) -> Iterator[Cal
                 raise InputInvalid(f"{path.name}: reading its HDF5 data did not finish in {limit:.0f} s",
                                    hint="The file is damaged or built to hang the reader; do not use it.")
             answered = True
+            if code == NO_ANSWER:
+                raise InputInvalid(f"{path.name}: its HDF5 data could not be checked (the probe's worker ended without an "
+                                   "answer)", hint="Run the command again; if it keeps failing, check that h5py imports "
+                                   "(python -c 'import h5py').")
             if code < 0:
                 name = signal.Signals(-code).name
                 raise InputInvalid(f"{path.name} is corrupt: the HDF5 library crashed ({name}) while reading it",
