@@ -14,8 +14,8 @@ from typing import Any
 
 from ._version import __version__
 from .errors import (ConverterError, DamagedInput, InputInvalid, InputNotFound, NonFiniteValues, OutputError,
-                     OverBudget, QuantizationError, SomeModelsFailed, UnsafeInput, UnsupportedDType, UsageError,
-                     VerificationFailed)
+                     ManifestInvalid, OverBudget, QuantizationError, SomeModelsFailed, UnsafeInput, UnsupportedDType,
+                     UsageError, VerificationFailed)
 
 _LAZY = {
     "export": "api", "extract": "api", "inspect": "api", "read": "api", "FORMATS": "formats", "diff": "compare",
@@ -28,7 +28,7 @@ __all__ = [
     "__version__", "extract", "export", "read", "verify", "inspect", "load_into", "diff", "report", "Tensor", "Layer",
     "ModelWeights", "Source", "Report", "FileCheck", "FORMATS", "ConverterError", "UsageError", "InputNotFound",
     "InputInvalid", "UnsupportedDType", "NonFiniteValues", "DamagedInput", "UnsafeInput", "OutputError",
-    "VerificationFailed", "SomeModelsFailed", "QuantizationError", "OverBudget", "Quantization",
+    "VerificationFailed", "ManifestInvalid", "SomeModelsFailed", "QuantizationError", "OverBudget", "Quantization",
 ]
 
 

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
@@ -39,8 +39,10 @@ def remove_stale(folder: Path) -> list[str]:
     for entry in Path(folder).glob(f"{TEMP_PREFIX}*"):
         pid = entry.name[len(TEMP_PREFIX):].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-            removed.append(entry.name)
+            with contextlib.suppress(OSError):  # a link is removed itself, never followed into what it names
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            if not os.path.lexists(entry):  # said only of what is really gone
+                removed.append(entry.name)
     return removed
 
 
@@ -92,6 +94,51 @@ def publish(staging: Path, names: list[str], folder: Path, replace: list[str] | 
         for name in moved:
             os.rename(aside / name, folder / name)
         raise
+
+
+def write_file(target: Path, write: Callable[[Path], object], force: bool = False) -> Path:
+    """Write one output file as an export writes its files: ``write(path)`` fills a file in a private staging
+    folder beside ``target`` (a fresh name no planted link can redirect), which is then published without
+    replacing an existing file or link unless ``force``. The folder must exist; nothing is left on failure.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_file(folder / "a.txt", lambda path: path.write_text("hello")).read_text()
+    'hello'
+    >>> write_file(folder / "a.txt", lambda path: path.write_text("again"))
+    Traceback (most recent call last):
+    ...
+    converter.errors.OutputError: a.txt already exists in ...
+    """
+    from .errors import OutputError
+
+    target = check_new_file(target, force)
+    try:
+        with staging_folder(target.parent) as staging:
+            write(staging / target.name)
+            publish(staging, [target.name], target.parent, [target.name] if force else None)
+    except FileExistsError as error:
+        raise OutputError(f"{target.name} {error.strerror} in {target.parent}",
+                          hint="Pass --force to overwrite it.") from None
+    except OSError as error:
+        raise OutputError(f"cannot write {target}: {error.strerror or error}", hint="Choose a writable folder.") from None
+    return target
+
+
+def check_new_file(target: Path, force: bool = False) -> Path:
+    """Refuse (``OutputError``, exit 6) an output file whose folder is missing, that is a folder, or that exists
+    (a dangling link included) without ``force``: checked before any work, and again when publishing."""
+    from .errors import OutputError
+
+    target = Path(target)
+    if not target.parent.is_dir():
+        raise OutputError(f"the output folder {target.parent} does not exist or is not a folder",
+                          hint="Create it first, or write elsewhere.")
+    if target.is_dir() and not target.is_symlink():
+        raise OutputError(f"{target} is a folder, not a file", hint="Choose a file name.")
+    if os.path.lexists(target) and not force:
+        raise OutputError(f"{target.name} already exists in {target.parent}", hint="Pass --force to overwrite it.")
+    return target
 
 
 def _place(source: Path, destination: Path) -> None:

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import api, batch, dtypes, formats, layouts, quantize, readers, verification
+from . import api, atomic, batch, dtypes, formats, layouts, quantize, readers, verification
 from .formats import c as c_format
 from ._version import __version__
 from .errors import ConverterError, InputInvalid, QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
@@ -28,7 +28,7 @@ EXIT_CODES = """exit codes:
   4   input invalid (not a Keras model, damaged file, unsupported dtype; a quantization or size bound not met)
   5   refused as unsafe (loading would run code from the file)
   6   cannot write output (exists without --force, folder not writable)
-  7   verification failed (a file or tensor differs from the manifest)
+  7   verification failed (a file or tensor differs from the manifest, or the manifest is not ours)
   8   several models exported, and at least one failed (the others were exported)
   70  internal error (a bug: rerun with --debug and report it)
   130 interrupted"""
@@ -438,34 +438,18 @@ def _print_report(report: verification.Report) -> None:
 
 def run_load(args: argparse.Namespace) -> int:
     """Load the model with Keras (safe mode), set its weights from the export, save it under a new name."""
-    from .errors import OutputError
     from .load import load_into
-    from .readers.keras import import_keras
+    from .readers import open_keras_model
 
     target = Path(args.output)
     if not (target.name.endswith(".keras") or target.name.endswith(".weights.h5")):
         raise UsageError(f"the new model must be a .keras or .weights.h5 file. Received: -o {args.output}")
-    if target.exists() and not args.force:
-        raise OutputError(f"{target.name} already exists in {target.parent}", hint="Pass --force to overwrite it.")
+    atomic.check_new_file(target, args.force)  # before the model is read
     _say(args, f"reading {args.model} ...")
-    keras = import_keras()
-    try:
-        model = keras.saving.load_model(args.model, compile=False, safe_mode=True)
-    except Exception as error:
-        raise InputInvalid(f"Keras cannot load {Path(args.model).name}: {type(error).__name__}: "
-                           f"{' '.join(str(error).split())[:300]}",
-                           hint="load needs a model Keras 3 can load, to put the weights in.") from None
+    model = open_keras_model(args.model)
     load_into(model, args.export)
-    staging = target.with_name(f".{target.name}.partial{target.suffix}")
-    try:
-        if target.name.endswith(".weights.h5"):
-            staging = target.with_name(f".{target.stem}.partial.weights.h5")
-            model.save_weights(staging)
-        else:
-            model.save(staging)
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
+    save = model.save_weights if target.name.endswith(".weights.h5") else model.save
+    atomic.write_file(target, save, args.force)
     print(f"wrote {target} with the weights of {args.export}")
     return 0
 

@@ -100,6 +100,14 @@ class VerificationFailed(ConverterError):
     default_hint = "Export again; the listed files were changed or damaged after export."
 
 
+class ManifestInvalid(VerificationFailed):
+    """A manifest that is not what keras-weights writes: against its schema, or a value no export can hold (an
+    unknown option, a file list that does not match the format, a transform that cannot be undone)."""
+
+    code = "manifest_invalid"
+    default_hint = "Export again with keras-weights; the manifest was edited or comes from another tool."
+
+
 class SomeModelsFailed(ConverterError):
     """Several models were exported and at least one failed (the others were exported)."""
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OutputError
+from . import atomic
 
 BLOCK = 1 << 20
 BINS = 40
@@ -140,8 +140,7 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
         from .errors import UsageError
 
         raise UsageError(f"the report is an .html file. Received: -o {output}")
-    if output.exists() and not force:
-        raise OutputError(f"{output.name} already exists in {output.parent.resolve()}", hint="Pass --force to overwrite.")
+    atomic.check_new_file(output, force)  # before any work
     title, summary, layers, tensors, bytes_per_layer = _gather(source, reader)
     if model is not None:
         _error_histograms(tensors, source, model, reader)
@@ -151,16 +150,7 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
 
         differences = diff(source, against, reader=reader)
     page = render(title, summary, layers, tensors, bytes_per_layer, differences)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")
-    try:  # the page appears whole, or not at all
-        partial.write_text(page, "utf-8")
-        os.replace(partial, output)
-    except OSError as error:
-        raise OutputError(f"cannot write {output}: {error.strerror or error}") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return output
+    return atomic.write_file(output, lambda path: path.write_text(page, "utf-8"), force)  # whole, or not at all
 
 
 def _gather(source: Any, reader: str):

@@ -15,9 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import formats
+from . import formats, layouts
 from ._version import __version__
-from .errors import InputInvalid, InputNotFound
+from .errors import ConverterError, InputNotFound, ManifestInvalid
 from .tensors import ExportInfo, Layer, ModelWeights, Quantization, Source, Tensor
 
 SCHEMA_ID = "keras-weights/manifest"
@@ -149,28 +149,90 @@ def schema() -> dict:
 
 
 def validate(manifest: dict, where: str = "manifest") -> None:
-    """Raise :class:`InputInvalid` unless ``manifest`` matches the schema."""
+    """Raise :class:`ManifestInvalid` unless ``manifest`` matches the schema and holds only values an export can
+    have (:func:`consistency_problems`): a foreign manifest's values reach generated C text and file reads."""
     import jsonschema
 
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(manifest))
     if error is not None:
         location = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise InputInvalid(f"{where} does not match the keras-weights manifest schema at {location}: {error.message}",
-                           hint="Export again with keras-weights; the manifest was edited or comes from another tool.")
+        raise ManifestInvalid(f"{where} does not match the keras-weights manifest schema at {location}: "
+                              f"{_shown(error.message)}")
+    problems = consistency_problems(manifest)
+    if problems:
+        raise ManifestInvalid(f"{where} holds values no keras-weights export has: " + "; ".join(problems[:5])
+                              + (f"; and {len(problems) - 5} more" if len(problems) > 5 else ""))
+
+
+def _shown(text: str, limit: int = 300) -> str:
+    """A message about a foreign value, on one line, escaped and bounded."""
+    text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def consistency_problems(manifest: Mapping) -> list[str]:
+    """What a schema-valid manifest holds that no export writes: every recorded format's options are known and of
+    their type and range, its files are the ones that format writes for one stem, every tensor has a key in it,
+    and every transform is made of steps that can be undone.
+
+    >>> consistency_problems(json.loads(open("fixtures/golden/manifest.json").read()))
+    []
+    """
+    problems = []
+    options = manifest["options"]
+    for name in (key for key in options if key not in ("layout", "quantize")):
+        if name not in formats.FORMATS:
+            problems.append(f"options for an unknown format {_shown(name, 40)!r}")
+    written = list(dict.fromkeys(entry["format"] for entry in manifest["files"]))
+    for name in written:
+        problems += _format_problems(manifest, name)
+    if "inference" in manifest and not options.get("c", {}).get("inference"):
+        problems.append("an inference block without C output written with the inference option")
+    for entry in manifest["tensors"]:
+        missing = [name for name in written if not isinstance(entry["keys"].get(name), str)]
+        if missing:
+            problems.append(f"tensor {_shown(entry['name'], 80)!r} has no key in {', '.join(missing)}")
+        problem = layouts.transform_problem(entry["transform"])
+        if problem:
+            problems.append(f"tensor {_shown(entry['name'], 80)!r}: transform {problem}")
+    return problems
+
+
+def _format_problems(manifest: Mapping, name: str) -> list[str]:
+    """One written format's recorded options and file names against what its writer accepts and writes."""
+    recorded = manifest["options"].get(name)
+    if not isinstance(recorded, dict):
+        return [f"{name} files listed without the {name} options that wrote them"]
+    try:
+        chosen = formats.options(name, recorded)
+    except ConverterError as error:
+        return [f"{name} options: {_shown(str(error))}"]
+    listed = [entry["path"] for entry in manifest["files"] if entry["format"] == name]
+    module = formats.get(name)
+    stem = listed[0][:-len(module.EXTENSIONS[0])] if listed[0].endswith(module.EXTENSIONS[0]) else None
+    expected = module.files(stem, **chosen) if stem else None
+    if listed != expected:
+        return [f"{name} files {listed} are not the files {name} writes" + (f" ({expected})" if expected else "")]
+    return []
 
 
 def load(folder: Path) -> dict:
-    """Read and validate ``folder/manifest.json``."""
+    """Read and validate ``folder/manifest.json`` (:func:`validate`)."""
     path = Path(folder) / FILE_NAME
     if not path.is_file():
         raise InputNotFound(f"no {FILE_NAME} in {folder}", hint="Pass the folder that `keras-weights export` wrote.")
+    if path.stat().st_size > MAX_BYTES:
+        raise ManifestInvalid(f"{path} holds {path.stat().st_size:,} bytes, more than a manifest of {MAX_BYTES:,}")
     try:
         manifest = json.loads(path.read_text("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        raise InputInvalid(f"{path} is not valid JSON: {type(error).__name__}: {str(error)[:200]}",
-                           hint="Export again; the manifest is damaged.") from None
+        raise ManifestInvalid(f"{path} is not valid JSON: {type(error).__name__}: {_shown(str(error), 200)}",
+                              hint="Export again; the manifest is damaged.") from None
     validate(manifest, str(path))
     return manifest
+
+
+MAX_BYTES = 2**30  # a manifest of a million tensors takes ~600 MB; beyond, it is not one of ours
 
 
 def export_info(manifest: Mapping) -> ExportInfo:

@@ -72,10 +72,11 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
     """
     folder = Path(folder)
     manifest = manifests.load(folder)
-    checks = []
+    checks, held = [], {}
     for name in dict.fromkeys(entry["format"] for entry in manifest["files"]):
         entries = [entry for entry in manifest["files"] if entry["format"] == name]
-        checks += _check_format(folder, name, entries, manifest, compile, cc, cflags)
+        found, held[name] = _check_format(folder, name, entries, manifest, compile, cc, cflags)
+        checks += found
     checks += _unlisted_outputs(folder, manifest)
     if any("quantization" in t for t in manifest["tensors"]):
         checks.append(_check_quantization(manifest))
@@ -85,7 +86,7 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
         from .inference.check import predict_problems
 
         label = os.fspath(predict) if isinstance(predict, (str, os.PathLike)) else f"keras.Model {predict.name!r}"
-        problems, detail = predict_problems(folder, manifest, predict, cc)
+        problems, detail = predict_problems(manifest, held.get("c", {}), predict, cc)
         checks.append(FileCheck(label, "predict", problems=problems, detail=detail))
     return Report(str(folder), checks)
 
@@ -177,15 +178,16 @@ def _stored_size(path: Path) -> int:
 
 
 def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str,
-                  cflags: Sequence[str]) -> list[FileCheck]:
-    """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it."""
+                  cflags: Sequence[str]) -> tuple[list[FileCheck], dict[str, np.ndarray]]:
+    """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it; return the
+    checks and the arrays read back by key (what a build regenerates the C text from)."""
     checks = [FileCheck(entry["path"], name) for entry in entries]
     declared = sum(t["nbytes"] for t in manifest["tensors"] if name in t["keys"])
     held = sum(_stored_size(folder / e["path"]) for e in entries if (folder / e["path"]).is_file())
     if declared > DECLARED_PER_FILE_BYTE * held + 2**20:  # a crafted manifest must not make us allocate for it
         checks[0].problems.append(f"the manifest declares {declared:,} bytes of tensors, more than {name} files of "
                                   f"{held:,} bytes can hold; not read")
-        return checks
+        return checks, {}
     found: dict[str, tuple[np.ndarray, FileCheck]] = {}
     for check, entry in zip(checks, entries, strict=True):
         found.update({key: (array, check) for key, array in _read_checked(folder, entry, check).items()})
@@ -199,13 +201,14 @@ def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, 
             check.problems.append(f"{key}: not in the manifest")
     module = registry.get(name) if name in registry.FORMATS else None
     paths = [folder / e["path"] for e in entries]
+    arrays = {key: array for key, (array, _) in found.items()}
     if hasattr(module, "text_problems") and all(c.ok for c in checks):
-        checks[0].problems += module.text_problems(paths, manifest, {key: array for key, (array, _) in found.items()})
+        checks[0].problems += module.text_problems(paths, manifest, arrays)
     if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
-        checks[0].problems += module.compile_problems(paths, manifest, cc, cflags)
+        checks[0].problems += module.compile_problems(manifest, arrays, cc, cflags)
         for check in checks:
             check.compiled_with = cc
-    return checks
+    return checks, (arrays if all(c.ok for c in checks) else {})
 
 
 def _read_checked(folder: Path, entry: dict, check: FileCheck) -> dict[str, np.ndarray]:

@@ -41,7 +41,7 @@ def expected_bytes(load_model, model_path) -> bytes:
 def build_and_dump(out, manifest, compiler: str, standard: str, extra_sources=(), harness_suffix=".c") -> bytes:
     header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
     prefix = c.prefix_for(header[:-2], manifest["options"]["c"]["prefix"])
-    (out / f"harness{harness_suffix}").write_text(HARNESS.format(header=header, macro=prefix.upper(), prefix=prefix))
+    (out / f"harness{harness_suffix}").write_text(HARNESS.format(header=f"\"{header}\"", macro=prefix.upper(), prefix=prefix))
     objects = []
     for source in [f["path"] for f in manifest["files"] if f["path"].endswith(".c")]:
         run(["gcc", "-std=c99", *WARNINGS, "-c", source, "-o", f"{source}.o"], out)  # the weights are C
@@ -97,7 +97,7 @@ def test_two_translation_units_include_the_header_and_link(tmp_path, load_model)
 
 def test_header_survives_arduino_style_min_max_abs_macros(tmp_path, load_model):
     manifest = export_c(SEED_KERAS, tmp_path)
-    harness = HARNESS.format(header="seed_mlp.h", macro="SEED_MLP", prefix="seed_mlp")
+    harness = HARNESS.format(header="\"seed_mlp.h\"", macro="SEED_MLP", prefix="seed_mlp")
     arduino = "#define min(a,b) ((a)<(b)?(a):(b))\n#define max(a,b) ((a)>(b)?(a):(b))\n#define abs(x) ((x)>0?(x):-(x))\n"
     (tmp_path / "harness.cpp").write_text(arduino + harness)
     run(["gcc", "-std=c99", *WARNINGS, "-c", "seed_mlp.c", "-o", "seed_mlp.o"], tmp_path)
@@ -179,9 +179,8 @@ def test_verify_compile_catches_a_changed_literal(tmp_path):
 
 def test_compile_problems_reports_what_the_compiler_said(tmp_path):
     manifest = export_c(SEED_KERAS, tmp_path)
-    header = tmp_path / "seed_mlp.h"
-    header.write_text(header.read_text().replace("#define SEED_MLP_ALIGNMENT 16", "#define SEED_MLP_ALIGNMENT 3"))
-    problems = c.compile_problems([header, tmp_path / "seed_mlp.c"], manifest)
+    arrays = c.read(tmp_path / "seed_mlp.c")
+    problems = c.compile_problems(manifest, arrays, cflags=["-DSEED_MLP_ALIGNMENT=3"])  # not a power of two
     assert len(problems) == 1 and problems[0].startswith("cc failed on the exported files:") and "align" in problems[0]
 
 

@@ -35,9 +35,9 @@ def test_verification_failure_is_raised_by_the_report_and_gives_exit_7(tmp_path,
     assert main(["verify", str(tmp_path / "out")]) == converter.VerificationFailed.exit_code == 7
 
 
-def test_a_deeply_nested_manifest_is_input_invalid(tmp_path, capsys):
+def test_a_deeply_nested_manifest_is_an_invalid_manifest(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
-    assert main(["verify", str(tmp_path)]) == 4
+    assert main(["verify", str(tmp_path)]) == converter.ManifestInvalid.exit_code == 7
     assert "internal error" not in capsys.readouterr().err
 
 

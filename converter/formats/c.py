@@ -9,10 +9,12 @@ into one header as ``static const`` definitions. The text is streamed tensor by 
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -472,7 +474,7 @@ def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefi
 
 def text_problems(paths: Sequence[Path], manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> list[str]:
     """Whether the files are exactly the text :func:`write` writes for the values they hold and the options the
-    manifest records: anything else (code added, lines changed) is not ours and must never be compiled."""
+    manifest records: anything else (code added, lines changed) is not ours."""
     from ..manifest import export_info, tensor_records
 
     header = next(p for p in paths if p.suffix == ".h")
@@ -482,10 +484,37 @@ def text_problems(paths: Sequence[Path], manifest: Mapping, arrays: Mapping[str,
             "it will not be compiled" for p in paths if atomic.read_sha256(p) != expected.get(p.name)]
 
 
-def compile_problems(paths: Sequence[Path], manifest: Mapping, cc: str = "cc", cflags: Sequence[str] = ()) -> list[str]:
-    """Build the written files with ``cc`` (run on the host, or compile-only with a cross compiler) and compare
-    every array's bytes with the manifest (see ``c_build``)."""
+@contextlib.contextmanager
+def regenerated(manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> Iterator[list[Path]]:
+    """The export's C files written again by :func:`write`, from the values read back (``arrays``, by C key) and the
+    manifest's validated options, into a fresh private folder (mode 0700, removed afterwards): what ``verify
+    --compile`` and ``--predict`` build. The export folder itself never reaches a compiler, so nothing in it (a
+    header named like a system header, a file changed after it was checked) can take part in a build.
+
+    >>> import json
+    >>> from converter.formats import c_parse
+    >>> manifest = json.loads(open("fixtures/golden/manifest.json").read())
+    >>> with regenerated(manifest, c_parse.read("fixtures/golden/seed_mlp.c")) as paths:
+    ...     [p.name for p in paths], paths[0].read_bytes() == open("fixtures/golden/seed_mlp.h", "rb").read()
+    (['seed_mlp.h', 'seed_mlp.c'], True)
+    """
+    from ..manifest import export_info, tensor_records
+
+    names = [entry["path"] for entry in manifest["files"] if entry["format"] == "c"]
+    header = next(name for name in names if name.endswith(".h"))
+    with tempfile.TemporaryDirectory(prefix="keras-weights-c-") as work:
+        write(tensor_records(manifest, "c", arrays), Path(work) / header, info=export_info(manifest),
+              **manifest["options"]["c"])
+        yield [Path(work) / name for name in names]
+
+
+def compile_problems(manifest: Mapping, arrays: Mapping[str, np.ndarray], cc: str = "cc",
+                     cflags: Sequence[str] = ()) -> list[str]:
+    """Build the export's C text, regenerated from the values read back (:func:`regenerated`), with ``cc`` (run on
+    the host, or compile-only with a cross compiler) and compare every array's bytes with the manifest
+    (see ``c_build``)."""
     from . import c_build
 
-    header = next(p for p in paths if p.suffix == ".h")
-    return c_build.problems(paths, manifest, manifest["options"]["c"]["prefix"] or prefix_for(header.stem), cc, cflags)
+    with regenerated(manifest, arrays) as paths:
+        prefix = manifest["options"]["c"].get("prefix") or prefix_for(paths[0].stem)  # manifests before 0.3: ""
+        return c_build.problems(paths, manifest, prefix, cc, cflags)

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import UsageError
 
 HARNESS = """#include <stdio.h>
-#include "{header}"
+#include {header}
 int main(void) {{
     size_t i;
     for (i = 0; i < {macro}_TENSOR_COUNT; ++i) {{
@@ -84,9 +84,9 @@ def _message(error: subprocess.CalledProcessError) -> str:
 
 def _run_harness(header: Path, sources: list[Path], prefix: str, cc: str, cflags: list[str], work: Path) -> bytes:
     harness, program = work / "harness.c", work / "harness"
-    harness.write_text(HARNESS.format(header=header.name, macro=prefix.upper(), prefix=prefix))
-    command = [cc, "-std=c99", "-O1", *cflags, "-I", str(header.parent), str(harness), *map(str, sources), "-o",
-               str(program), "-lm"]  # a --c-inference export's forward pass uses expf, tanhf...
+    harness.write_text(HARNESS.format(header=include_line(header), macro=prefix.upper(), prefix=prefix))
+    command = [cc, "-std=c99", "-O1", *cflags, str(harness), *map(_argument, sources), "-o", str(program),
+               "-lm"]  # a --c-inference export's forward pass uses expf, tanhf...
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=TIMEOUT)
     return subprocess.run([str(program)], check=True, capture_output=True, timeout=TIMEOUT).stdout
 
@@ -109,15 +109,34 @@ def _object_sections(header: Path, sources: list[Path], prefix: str, cc: str, cf
     tensor table, so that an optimizing compiler keeps the static arrays)."""
     units = sources or [work / "header_only.c"]
     if not sources:
-        units[0].write_text(f'#include "{header.name}"\nconst void *keras_weights_table(void);\n'
+        units[0].write_text(f'#include {include_line(header)}\nconst void *keras_weights_table(void);\n'
                             f'const void *keras_weights_table(void) {{ return {prefix}_tensors; }}\n')
     objects = []
     for unit in units:
         target = work / f"{unit.stem}.o"
-        subprocess.run([cc, "-std=c99", *cflags, "-fdata-sections", "-I", str(header.parent), "-c", str(unit), "-o",
-                        str(target)], check=True, capture_output=True, text=True, timeout=TIMEOUT)
+        subprocess.run([cc, "-std=c99", *cflags, "-fdata-sections", "-c", _argument(unit), "-o", str(target)],
+                       check=True, capture_output=True, text=True, timeout=TIMEOUT)
         objects.append(target)
     return objects
+
+
+def include_line(header: Path) -> str:
+    """``"/abs/path/x.h"``: the header included by its absolute path, so that no folder goes on the include path
+    (``-I``) and a file beside the program cannot stand in for a system header.
+
+    >>> include_line(Path("/tmp/work/seed_mlp.h"))
+    '"/tmp/work/seed_mlp.h"'
+    """
+    text = str(Path(header).resolve())
+    if any(char in text for char in '"\\\n') or not text.isprintable():
+        raise UsageError(f"cannot build in {text!r}: its path holds a quote, backslash or control character",
+                         hint="Set TMPDIR to a plain folder.")
+    return f'"{text}"'
+
+
+def _argument(path: Path) -> str:
+    """A file as a compiler argument that cannot read as an option (an absolute path starts with /)."""
+    return str(Path(path).resolve())
 
 
 def binutil_for(cc: str, tool: str) -> str:

@@ -15,13 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
+from ..errors import InputInvalid, UnsafeInput
+from ..formats import c, c_build
+
 SAMPLES = 8
 TOLERANCE = 1e-4  # max abs difference allowed: TOLERANCE x (1 + max |y|)
 
 _MAIN = """#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "{header}"
+#include {header}
 int main(void) {{
     static float input[{m}_INPUT_SIZE], output[{m}_OUTPUT_SIZE];
     char *raw = malloc({m}_ARENA_BYTES + 16);
@@ -37,34 +41,35 @@ int main(void) {{
 """
 
 
-def predict_problems(folder: Path, manifest: dict, source: Any, cc: str = "cc") -> tuple[list[str], str]:
-    """(problems, what was compared) for the export in ``folder`` against the model ``source``."""
-    from .. import api
+def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any, cc: str = "cc"
+                     ) -> tuple[list[str], str]:
+    """(problems, what was compared) for an export, from its C arrays as verified (``arrays``, by C key), against
+    the model ``source``. The program is built from the C text regenerated from those values
+    (``formats.c.regenerated``), never from the export folder's files."""
     from ..readers import read_model
-    from ..readers.keras import import_keras
 
     if "inference" not in manifest:
         return ["the export has no forward pass (export it with -f c --c-inference)"], "nothing compared"
-    keras = import_keras()
+    from ..readers import open_keras_model
+
     try:
         with warnings.catch_warnings():  # Keras's advice on how a legacy file was written is not ours to print
             warnings.simplefilter("ignore")
-            model = source if hasattr(source, "predict") else keras.saving.load_model(source, compile=False,
-                                                                                        safe_mode=True)
-    except Exception as error:  # Keras raises many types for files it cannot rebuild
+            model = open_keras_model(source)  # the checks every command applies to a model file
+    except (InputInvalid, UnsafeInput) as error:
         raise _no_reference(source, "load", error) from None
-    files = [folder / f["path"] for f in manifest["files"] if f["format"] == "c"]
-    header = next(p for p in files if p.suffix == ".h")
+    if not arrays:
+        return ["the C files were not verified, so their forward pass is not built"], "nothing compared"
     if manifest["options"].get("quantize"):
         quantized = {t["name"] for t in manifest["tensors"] if "quantization" in t}
-        _hold(model, api.read(header if len(files) == 1 else next(p for p in files if p.suffix == ".c"),
-                              dequantize=True), read_model(model).tensors, quantized)
+        _hold(model, _dequantized(manifest, arrays), read_model(model).tensors, quantized)
     inputs = _inputs(model, manifest)
     try:
         expected = _keras_outputs(model, inputs)
     except Exception as error:
         raise _no_reference(source, "run", error) from None
-    got = _run(files, header, manifest["options"]["c"]["prefix"], inputs, cc)
+    with c.regenerated(manifest, arrays) as files:
+        got = _run(files, manifest["options"]["c"]["prefix"], inputs, cc)
     if got.shape != expected.shape:
         return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs"
     error = float(np.max(np.abs(got.astype(np.float64) - expected))) if expected.size else 0.0
@@ -77,13 +82,29 @@ def predict_problems(folder: Path, manifest: dict, source: Any, cc: str = "cc") 
 
 
 def _no_reference(source: Any, what: str, error: Exception):
-    from ..errors import InputInvalid
-
+    if isinstance(error, UnsafeInput):  # refused as unsafe: said as such, exit 5
+        return error
     name = getattr(source, "name", None) or Path(source).name
     message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())[:300]  # Keras colours its messages
     return InputInvalid(f"Keras cannot {what} {name}, so --predict has no reference to compare with: "
                         f"{type(error).__name__}: {message}",
                         hint="--predict needs a model Keras 3 can run; verify the export without it.")
+
+
+def _dequantized(manifest: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Tensor name -> the float32 values a quantized export's tensors stand for (``q * scale``, or the cast)."""
+    from .. import quantize
+    from ..manifest import quantization_of
+
+    by_name = {t["name"]: arrays[t["keys"]["c"]] for t in manifest["tensors"]}
+    values = {}
+    for entry in manifest["tensors"]:
+        q = quantization_of(entry)
+        if q is not None:
+            stored = by_name[entry["name"]]
+            values[entry["name"]] = quantize.dequantize(stored, by_name[q.scale], q.axis) if q.scale else \
+                dtypes.restore(stored, entry["dtype"]).astype(np.float32)
+    return values
 
 
 def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: set[str]) -> None:
@@ -127,21 +148,22 @@ def _keras_outputs(model: Any, inputs: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(y, np.float64).reshape(SAMPLES, -1) for y in outputs], axis=1)
 
 
-def _run(files: list[Path], header: Path, prefix: str, inputs: list[np.ndarray], cc: str) -> np.ndarray:
-    from ..formats.c_build import CompilerUnusable
-
+def _run(files: list[Path], prefix: str, inputs: list[np.ndarray], cc: str) -> np.ndarray:
+    """The outputs of the program built from ``files`` (regenerated C) on ``inputs``; no folder on the include
+    path, every file by its absolute path."""
+    header = next(p for p in files if p.suffix == ".h")
     with tempfile.TemporaryDirectory(prefix="keras-weights-predict-") as work:
         main = Path(work) / "main.c"
-        main.write_text(_MAIN.format(header=header.name, m=prefix.upper(), prefix=prefix))
+        main.write_text(_MAIN.format(header=c_build.include_line(header), m=prefix.upper(), prefix=prefix))
         binary = Path(work) / "predict"
-        sources = [str(p) for p in files if p.suffix == ".c"]
+        sources = [str(p.resolve()) for p in files if p.suffix == ".c"]
         try:
-            built = subprocess.run([cc, "-std=c99", "-O2", "-I", str(header.parent), str(main), *sources, "-o",
-                                    str(binary), "-lm"], capture_output=True, text=True)
+            built = subprocess.run([cc, "-std=c99", "-O2", str(main), *sources, "-o", str(binary), "-lm"],
+                                   capture_output=True, text=True, timeout=c_build.TIMEOUT)
         except FileNotFoundError:
-            raise CompilerUnusable(f"compiler {cc!r} not found", hint="Install it, or pass --cc.") from None
+            raise c_build.CompilerUnusable(f"compiler {cc!r} not found", hint="Install it, or pass --cc.") from None
         if built.returncode != 0:
-            raise CompilerUnusable(f"{cc} cannot build the forward pass: {built.stderr.strip()[-2000:]}")
+            raise c_build.CompilerUnusable(f"{cc} cannot build the forward pass: {built.stderr.strip()[-2000:]}")
         flat = np.concatenate([x.reshape(SAMPLES, -1) for x in inputs], axis=1).astype("<f4")
         ran = subprocess.run([str(binary)], input=flat.tobytes(), capture_output=True, timeout=600)
         if ran.returncode != 0:

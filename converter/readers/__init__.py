@@ -65,15 +65,39 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False, allo
         return replace(weights, source=replace(weights.source, sha256=digest.result()))
 
 
-def _read_checked(path: Path, kind: str, chain: tuple[str, ...], options: ReadOptions) -> ModelWeights:
-    """Probe and check HDF5 data (while the first reader prepares), then read along ``chain``."""
+def open_keras_model(source: Any, trust_code: bool = False, allow_sparse: bool = False) -> Any:
+    """A ``keras.Model`` loaded from a model file (safe mode, not compiled) through the same checks as
+    :func:`read_model` (the path, the archive's bounds, the HDF5 probe in a child, what Keras refuses as unsafe):
+    the one way every command that needs the model itself (``load``, ``verify --predict``) opens it. An in-memory
+    model is returned as it is.
+
+    >>> open_keras_model("fixtures/seed_mlp.keras").name
+    'seed_mlp'
+    """
+    if is_model(source):
+        return source
+    kind, path = inputs.identify(source)
+    if kind not in keras_reader.KINDS:
+        raise UsageError(f"Keras 3 cannot load {_KIND_NAMES[kind]} as a model: {path}",
+                         hint="Pass the .keras or .h5 file the model was saved as.")
+    _check(path, kind, ReadOptions(trust_code, allow_sparse), keras_reader)
+    return keras_reader.load(path, kind, trust_code)
+
+
+def _check(path: Path, kind: str, options: ReadOptions, first: Reader) -> None:
+    """Probe and check HDF5 data while the first reader prepares (imports what it needs)."""
     if kind in inputs.HOLDS_HDF5:
         with probe.started(path, kind) as verdict:  # a crash or hang of the HDF5 library happens there
-            READERS[chain[0]].prepare()  # importing Keras takes ~4 s on one core while the probe runs on another
+            first.prepare()  # importing Keras takes ~4 s on one core while the probe runs on another
             verdict()
         hdf5.check_safe(path, kind, options.allow_sparse)  # what Keras refuses as unsafe is refused for every reader, never a fallback
     else:
-        READERS[chain[0]].prepare()
+        first.prepare()
+
+
+def _read_checked(path: Path, kind: str, chain: tuple[str, ...], options: ReadOptions) -> ModelWeights:
+    """Probe and check the input, then read along ``chain``."""
+    _check(path, kind, options, READERS[chain[0]])
     base = Source(path.name, kind, None, chain[0], **(hdf5.provenance(path, kind) if kind in inputs.HOLDS_HDF5 else {}))
     return _read_along(path, kind, chain, base, options)
 
