@@ -338,6 +338,7 @@ def read(path: str | os.PathLike, *, dequantize: bool = False) -> dict[str, np.n
     if not path.is_file():
         raise InputNotFound(f"no such file: {path}")
     module = registry.by_extension(path.suffix)
+    recorded = _recorded_tensors(path)  # a foreign manifest's bounds are checked before the file is read
     try:
         arrays = module.read(path)
     except ConverterError:
@@ -346,7 +347,6 @@ def read(path: str | os.PathLike, *, dequantize: bool = False) -> dict[str, np.n
         raise InputInvalid(f"cannot read {path.name} as {_format_name(module)}: {type(error).__name__}: "
                            f"{' '.join(str(error).split())[:300]}",
                            hint="The file is damaged or not written by keras-weights; export again.") from None
-    recorded = _recorded_tensors(path)
     if dequantize and not recorded:
         raise UsageError(f"dequantize needs the manifest.json of the export beside {path.name}",
                          hint="Read the file from its export folder, or without dequantize.")
@@ -367,10 +367,21 @@ def _dequantized(arrays: dict[str, np.ndarray], entries: list[dict]) -> dict[str
         if q is None:
             result[name] = arrays[name]
         elif q.scale is not None:
-            result[name] = quantization.dequantize(arrays[name], arrays[q.scale], q.axis)
+            result[name] = quantization.dequantize(arrays[name], _scale_of(name, arrays, q), q.axis)
         else:
             result[name] = arrays[name].astype(np.float32)
     return result
+
+
+def _scale_of(name: str, arrays: dict[str, np.ndarray], q) -> np.ndarray:
+    """The scale tensor of an int8 tensor, checked against what its manifest entry says (a foreign manifest's)."""
+    stored, scale = arrays[name], arrays.get(q.scale)
+    if scale is None or (q.axis is not None and any(a >= stored.ndim for a in q.axis)) \
+            or scale.size != int(np.prod(quantization.scale_shape(stored.shape, q.axis))):
+        raise InputInvalid(f"tensor {name}: its quantization entry (scale {q.scale}, axes {q.axis}) does not fit the "
+                           f"stored array {list(stored.shape)}",
+                           hint="The manifest was edited or is damaged; run `keras-weights verify` on the export.")
+    return scale
 
 
 def _format_name(module: object) -> str:
@@ -378,15 +389,18 @@ def _format_name(module: object) -> str:
 
 
 def _recorded_tensors(path: Path) -> list[tuple[str, dict]]:
-    """(key in this file's format, manifest tensor entry) in model order, from the manifest beside the file."""
-    beside = path.parent / manifests.FILE_NAME
-    if not beside.is_file():
+    """(key in this file's format, manifest tensor entry) in model order, from the export's manifest beside the file
+    (validated, and its declared sizes bounded by what the file holds); [] when no keras-weights manifest lists it."""
+    manifest = manifests.beside(path)
+    if manifest is None:
         return []
-    try:
-        manifest = json.loads(beside.read_text("utf-8"))
-        entry = next((f for f in manifest["files"] if f["path"] == path.name), None)
-        if entry is None:
-            return []
-        return [(t["keys"][entry["format"]], t) for t in manifest["tensors"] if entry["format"] in t["keys"]]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # not our manifest: the arrays as stored
-        return []
+    entry = next(f for f in manifest["files"] if f["path"] == path.name)
+    recorded = [(t["keys"][entry["format"]], t) for t in manifest["tensors"] if entry["format"] in t["keys"]]
+    listed = [path.parent / f["path"] for f in manifest["files"] if f["format"] == entry["format"]]
+    declared = sum(t["nbytes"] for _, t in recorded)
+    held = sum(atomic.stored_size(p) for p in listed if p.is_file())
+    if not registry.declared_fits(declared, held):
+        raise InputInvalid(f"{path.name}: its manifest declares {declared:,} bytes of tensors, more than {entry['format']} "
+                           f"files of {held:,} bytes can hold; not read",
+                           hint="The export was edited or comes from another tool; export again.")
+    return recorded

@@ -260,6 +260,13 @@ def read_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def stored_size(path: Path) -> int:
+    """Bytes a file really holds: its size, or the disk blocks it has if fewer (a sparse file's holes are not data,
+    and reading them would still cost memory)."""
+    status = Path(path).stat()
+    return min(status.st_size, max(status.st_blocks * 512, 4096))
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())

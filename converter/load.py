@@ -6,7 +6,6 @@ model is left unchanged.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import formats as registry, manifest as manifests
-from .errors import InputInvalid, InputNotFound
+from .errors import InputInvalid, InputNotFound, VerificationFailed
 
 _PREFERRED = ("safetensors", "npz", "parquet", "c")  # the file read from an export folder
 
@@ -36,6 +35,8 @@ def load_into(model: Any, source: str | os.PathLike) -> None:
 
     path = Path(source)
     file, manifest = _file_and_manifest(path)
+    if manifest is not None:
+        _verify(file, manifest)
     arrays = _read(file, manifest)
     current = read_model(model)  # names, shapes and dtypes in model order, the variables' own order
     layout = manifest["options"]["layout"] if manifest else _guess_layout(arrays, current)
@@ -67,14 +68,22 @@ def _file_and_manifest(path: Path) -> tuple[Path, dict | None]:
         raise UsageError(f"{path.name} is not an export: load takes an export folder, a file an export wrote "
                          "(.npz, .safetensors, .parquet, .c, .h) or a PyTorch state dict (.safetensors)",
                          hint="For a Keras weights file, use the model's own load_weights.")
-    beside = path.parent / manifests.FILE_NAME
-    try:
-        manifest = json.loads(beside.read_text("utf-8")) if beside.is_file() else None
-        if manifest is not None and not any(entry.get("path") == path.name for entry in manifest.get("files", [])):
-            manifest = None
-    except (OSError, ValueError):
-        manifest = None
-    return path, manifest
+    return path, manifests.beside(path)
+
+
+def _verify(file: Path, manifest: dict) -> None:
+    """What ``verify`` checks of the file the weights come from (its sha256, every tensor's bytes, shape and dtype,
+    the quantization entries), before any weight is set: a changed bit or a relabelled dtype is exit 7."""
+    from .verification import verify
+
+    chosen = next(entry["format"] for entry in manifest["files"] if entry["path"] == file.name)
+    report = verify(file.parent)
+    problems = [f"{check.path}: {problem}" for check in report.files if check.format in (chosen, "quantization")
+                for problem in check.problems]
+    if problems:
+        raise VerificationFailed(f"{file.parent}: the export does not hold what its manifest says, so nothing was "
+                                 "loaded: " + "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                                                         if len(problems) > 5 else ""))
 
 
 def _read(file: Path, manifest: dict | None) -> dict[str, np.ndarray]:

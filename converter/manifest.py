@@ -232,6 +232,25 @@ def load(folder: Path) -> dict:
     return manifest
 
 
+def beside(path: Path) -> dict | None:
+    """The validated manifest of the export that lists the file ``path``, from ``manifest.json`` beside it; None when
+    there is none, it is not a keras-weights manifest, or it does not list the file. A keras-weights manifest that is
+    invalid is :class:`ManifestInvalid`: a reader must not take names or dtypes from it.
+
+    >>> beside(Path("fixtures/golden/seed_mlp.npz"))["model"]["name"], beside(Path("fixtures/seed_mlp.keras"))
+    ('seed_mlp', None)
+    """
+    path = Path(path)
+    candidate = path.parent / FILE_NAME
+    if not candidate.is_file():
+        return None
+    with open(candidate, "rb") as handle:
+        if b'"keras-weights/manifest"' not in handle.read(MAX_BYTES):  # another tool's manifest.json: not ours to judge
+            return None
+    manifest = load(path.parent)
+    return manifest if any(entry["path"] == path.name for entry in manifest["files"]) else None
+
+
 MAX_BYTES = 2**30  # a manifest of a million tensors takes ~600 MB; beyond, it is not one of ours
 
 

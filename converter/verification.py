@@ -13,7 +13,7 @@ import numpy as np
 
 from . import atomic, dtypes, layouts, manifest as manifests, quantize, readers
 from . import formats as registry
-from .errors import VerificationFailed
+from .errors import ConverterError, VerificationFailed
 from .tensors import canonical, sha256_of
 
 
@@ -167,24 +167,14 @@ def _check_quantization(manifest: dict) -> FileCheck:
     return check
 
 
-DECLARED_PER_FILE_BYTE = 8  # tensor bytes a file byte can hold at most (Parquet packs 8 booleans in a byte)
-
-
-def _stored_size(path: Path) -> int:
-    """Bytes a file really holds: its size, or the disk blocks it has if fewer (a sparse file's holes are not
-    data, and reading them would still cost memory)."""
-    status = path.stat()
-    return min(status.st_size, max(status.st_blocks * 512, 4096))
-
-
 def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, compile: bool, cc: str,
                   cflags: Sequence[str]) -> tuple[list[FileCheck], dict[str, np.ndarray]]:
     """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it; return the
     checks and the arrays read back by key (what a build regenerates the C text from)."""
     checks = [FileCheck(entry["path"], name) for entry in entries]
     declared = sum(t["nbytes"] for t in manifest["tensors"] if name in t["keys"])
-    held = sum(_stored_size(folder / e["path"]) for e in entries if (folder / e["path"]).is_file())
-    if declared > DECLARED_PER_FILE_BYTE * held + 2**20:  # a crafted manifest must not make us allocate for it
+    held = sum(atomic.stored_size(folder / e["path"]) for e in entries if (folder / e["path"]).is_file())
+    if not registry.declared_fits(declared, held):  # a crafted manifest must not make us allocate for it
         checks[0].problems.append(f"the manifest declares {declared:,} bytes of tensors, more than {name} files of "
                                   f"{held:,} bytes can hold; not read")
         return checks, {}
@@ -203,7 +193,10 @@ def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, 
     paths = [folder / e["path"] for e in entries]
     arrays = {key: array for key, (array, _) in found.items()}
     if hasattr(module, "text_problems") and all(c.ok for c in checks):
-        checks[0].problems += module.text_problems(paths, manifest, arrays)
+        try:
+            checks[0].problems += module.text_problems(paths, manifest, arrays)
+        except ConverterError as error:  # what the manifest records cannot be written again: not an export of ours
+            checks[0].problems.append(f"the manifest's options and graph do not regenerate this text: {error}")
     if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
         checks[0].problems += module.compile_problems(manifest, arrays, cc, cflags)
         for check in checks:

@@ -185,3 +185,67 @@ def test_a_leftover_that_is_a_link_is_removed_itself_and_what_it_names_is_kept(t
     (folder / f"{atomic.TEMP_PREFIX}999999999-x").symlink_to(outside)
     assert atomic.remove_stale(folder) == [f"{atomic.TEMP_PREFIX}999999999-x"]
     assert list(folder.iterdir()) == [] and (outside / "keep").is_dir()
+
+
+# -- point 5: load checks what it loads; read is bounded and exact -----------------------------------------------
+def test_load_refuses_a_flipped_bit_or_a_relabelled_dtype_naming_the_tensor(tmp_path, capsys):
+    folder = tmp_path / "out"
+    converter.export(SEED_KERAS, folder, formats=["npz", "safetensors"])
+    data = bytearray((folder / "seed_mlp.safetensors").read_bytes())
+    data[-1] ^= 1  # the last byte of the data: dense_2/kernel (safetensors stores tensors sorted by name)
+    (folder / "seed_mlp.safetensors").write_bytes(bytes(data))
+    rewrite_manifest(folder)  # the file's hash updated, as a forger would; the tensor's hash is not
+    assert main(["load", str(folder), str(SEED_KERAS), "-o", str(tmp_path / "new.keras")]) == 7
+    assert "seed_mlp.safetensors: dense_2/kernel: bytes differ from the manifest's sha256" in capsys.readouterr().err
+    assert not (tmp_path / "new.keras").exists()
+    relabelled = tmp_path / "relabelled"
+    converter.export(SEED_KERAS, relabelled, formats=["npz"])
+    rewrite_manifest(relabelled, lambda m: m["tensors"][0].update(dtype="int32"))
+    assert main(["load", str(relabelled / "seed_mlp.npz"), str(SEED_KERAS), "-o", str(tmp_path / "new.keras")]) == 7
+    assert "float32[4, 20] but the manifest says int32[4, 20]" in capsys.readouterr().err
+
+
+def test_read_applies_the_declared_size_bound_before_reading(tmp_path):
+    folder = tmp_path / "out"
+    converter.export(SEED_KERAS, folder, formats=["npz"])
+    rewrite_manifest(folder, lambda m: m["tensors"][0].update(nbytes=2**40))
+    with pytest.raises(converter.InputInvalid, match="declares 1,099,511,628,740 bytes of tensors, more than npz files of 2,846 bytes can hold"):
+        converter.read(folder / "seed_mlp.npz")
+
+
+def parquet_with(folder, change):
+    """The export's Parquet file with its rows changed by ``change(rows)`` (a list of dicts), metadata kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = folder / "seed_mlp.parquet"
+    table = pq.read_table(path)
+    rows = table.to_pylist()
+    change(rows)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), path)
+    rewrite_manifest(folder)
+
+
+@pytest.mark.parametrize("change, said", [
+    (lambda rows: rows[0].update(values=rows[0]["values"][:40]), "its rows hold 40 of its 80 values"),
+    (lambda rows: rows.append(dict(rows[1])), "its rows hold the same values twice"),
+    (lambda rows: rows[0].update(offset=10**12), "does not fit its float32 array of 80"),
+    (lambda rows: rows[0].update(shape=[2**20, 2**20]), "more than the file can hold"),
+])
+def test_parquet_rows_that_do_not_cover_every_value_exactly_once_are_refused(tmp_path, capsys, change, said):
+    folder = tmp_path / "out"
+    converter.export(SEED_KERAS, folder, formats=["parquet"])
+    parquet_with(folder, change)
+    with pytest.raises(converter.InputInvalid, match=said):
+        converter.read(folder / "seed_mlp.parquet")
+    assert main(["diff", str(SEED_KERAS), str(folder)]) == 4  # never "equal" over uninitialised memory
+    assert said in capsys.readouterr().err
+
+
+def test_a_quantization_entry_whose_scale_is_missing_is_a_clear_error_for_diff(tmp_path, capsys):
+    folder = tmp_path / "out"
+    converter.export(SEED_KERAS, folder, formats=["npz"], quantize="int8")
+    rewrite_manifest(folder, lambda m: m["tensors"][0]["quantization"].update(scale="dense/nothing"))
+    assert main(["diff", str(SEED_KERAS), str(folder)]) == 4
+    err = capsys.readouterr().err
+    assert "tensor dense/kernel: its quantization entry" in err and "internal error" not in err

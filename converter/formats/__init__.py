@@ -20,9 +20,9 @@ from typing import Any
 
 from ..errors import UsageError
 from . import c, npz, parquet, safetensors
-from .base import Format, Option
+from .base import Format, Option, declared_fits
 
-__all__ = ["FORMATS", "EXTENSIONS", "Format", "Option", "get", "parse", "options", "by_extension"]
+__all__ = ["FORMATS", "EXTENSIONS", "Format", "Option", "get", "parse", "options", "by_extension", "declared_fits"]
 
 
 FORMATS: dict[str, Format] = {"npz": npz, "safetensors": safetensors, "parquet": parquet, "c": c}

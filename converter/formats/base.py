@@ -43,3 +43,16 @@ class Format(Protocol):
 
     def read(self, path: Path) -> dict[str, np.ndarray]:
         """``{key: array}`` for every tensor held in that file."""
+
+
+DECLARED_PER_FILE_BYTE = 8  # tensor bytes a file byte can hold at most (Parquet packs 8 booleans in a byte)
+
+
+def declared_fits(declared: int, held: int) -> bool:
+    """Whether files holding ``held`` bytes can hold ``declared`` bytes of tensors: a foreign manifest or header must
+    not make a reader allocate far beyond what the files hold.
+
+    >>> declared_fits(1000, 200), declared_fits(2**40, 14_000)
+    (True, False)
+    """
+    return declared <= DECLARED_PER_FILE_BYTE * held + 2**20

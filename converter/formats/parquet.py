@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import atomic, dtypes
 from ..tensors import ExportInfo, Tensor
-from .base import Option
+from .base import DECLARED_PER_FILE_BYTE, Option
 
 class _OnFirstUse:
     """A module imported the first time it is used: pyarrow takes ~30 ms to import, and a command that writes no
@@ -205,10 +205,16 @@ def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = No
 
 
 def read(path: Path) -> dict[str, np.ndarray]:
-    """Read every tensor back, one row group at a time, into an array of its recorded dtype and shape."""
+    """Read every tensor back, one row group at a time, into an array of its recorded dtype and shape.
+
+    A file is foreign input: the shapes its rows declare may not add up to more than the file can hold, and every
+    tensor's rows must cover each of its values exactly once (no value is left as uninitialised memory).
+    """
     arrays: dict[str, np.ndarray] = {}
+    covered: dict[str, list[tuple[int, int]]] = {}
     columns = ["name", "dtype", "shape", "offset", "payload_index", "payload_bits"]
     handle = pq.ParquetFile(path)
+    budget = [DECLARED_PER_FILE_BYTE * atomic.stored_size(path) + 2**20]  # bytes the declared shapes may take
     for group in range(handle.num_row_groups):
         data = handle.read_row_group(group, columns=[*columns, "values"])
         values = data.column("values").combine_chunks()
@@ -216,12 +222,43 @@ def read(path: Path) -> dict[str, np.ndarray]:
         fields = zip(*(data.column(c).to_pylist() for c in columns), bounds[:-1], bounds[1:], strict=True)
         for name, dtype, shape, offset, index, bits, start, end in fields:
             numpy_dtype = dtypes.by_name(dtype).numpy
-            target = arrays.setdefault(name, np.empty(shape, numpy_dtype)).reshape(-1)
+            if name not in arrays:
+                arrays[name] = _allocated(name, shape, numpy_dtype, budget)
+            target = arrays[name].reshape(-1)
+            if target.dtype != numpy_dtype or not 0 <= offset <= target.size - (end - start):
+                raise ValueError(f"tensor {name!r}: a row of {end - start} {dtype} values at offset {offset} does not "
+                                 f"fit its {target.dtype.name} array of {target.size}")
+            covered.setdefault(name, []).append((offset, int(end - start)))
             with np.errstate(invalid="ignore", over="ignore"):  # such values come from payload_bits below
                 target[offset:offset + end - start] = flat[start:end].astype(numpy_dtype)
             if index:
                 target.view(f"<u{numpy_dtype.itemsize}")[index] = bits
+    for name, array in arrays.items():
+        _check_covered(name, covered[name], array.size)
     return arrays
+
+
+def _allocated(name: str, shape: object, dtype: np.dtype, budget: list[int]) -> np.ndarray:
+    """An empty array for a tensor's declared shape, within what is left of the file's byte budget."""
+    if not isinstance(shape, list) or any(not isinstance(n, int) or n < 0 for n in shape):
+        raise ValueError(f"tensor {name!r}: shape {str(shape)[:80]} is not a list of sizes")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    budget[0] -= nbytes
+    if budget[0] < 0:
+        raise ValueError(f"tensor {name!r} declares {nbytes:,} bytes: its rows declare more than the file can hold")
+    return np.empty(shape, dtype)
+
+
+def _check_covered(name: str, rows: list[tuple[int, int]], size: int) -> None:
+    """Every value of the tensor in exactly one row: the rows, sorted by offset, follow each other from 0 to size."""
+    at = 0
+    for offset, length in sorted(rows):
+        if offset != at:
+            what = "hold the same values twice" if offset < at else f"leave values {at} to {offset - 1} out"
+            raise ValueError(f"tensor {name!r}: its rows {what}")
+        at += length
+    if at != size:
+        raise ValueError(f"tensor {name!r}: its rows hold {at} of its {size} values")
 
 
 def _numpy(array: pa.Array) -> np.ndarray:

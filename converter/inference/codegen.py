@@ -75,7 +75,11 @@ def parse_input_shapes(text: str) -> list[Shape]:
         if not re.fullmatch(r"[1-9]\d*(x[1-9]\d*)*", part):
             raise UsageError(f"input shape {part!r} is not dimensions joined by x (50x1, 28x28x1). Received: "
                              f"input_shape={text!r}")
-        shapes.append(tuple(int(d) for d in part.split("x")))
+        shape = tuple(int(d) for d in part.split("x"))
+        if any(d > 2**31 - 1 for d in shape) or 4 * size(shape) > MAX_BYTES:
+            raise UsageError(f"input shape {part!r} holds more than {MAX_BYTES:,} bytes of floats (a 32-bit size_t). "
+                             f"Received: input_shape={text[:100]!r}")
+        shapes.append(shape)
     return shapes
 
 
@@ -93,11 +97,15 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         if node.class_name == "InputLayer":
             declared = node.config.get("batch_shape") or node.config.get("batch_input_shape") or [None]
             shape = given.get(node.name) or _input_shape(node)
-            if shape is None:
+            if shape is not None and not _fits(shape):
+                problems.append(f"input '{node.name}' has the dimensions {_shape_text(declared)}: each from 1, "
+                                f"{_bound_text()}")
+                shape = (1,)
+            elif shape is None:
                 problems.append(f"input '{node.name}' has dimensions the model leaves unknown {_shape_text(declared)}: "
                                 "give them with --c-input-shape (options c.input_shape)")
                 shape = (1,)
-            elif len(shape) != len(declared) - 1 or any(d is not None and d != n for d, n in zip(declared[1:], shape)):
+            elif not isinstance(declared, (list, tuple)) or len(shape) != len(declared) - 1 or any(d is not None and d != n for d, n in zip(declared[1:], shape)):
                 problems.append(f"input '{node.name}' is {_shape_text(declared)} without the batch axis, not "
                                 f"{_shape_text(shape)} as --c-input-shape says")
             values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
@@ -123,6 +131,14 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         except Unsupported as why:
             problems.append(f"layer '{node.name}' ({node.class_name}): {why}")
             continue
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as error:
+            problems.append(f"layer '{node.name}' ({node.class_name}): its configuration cannot be read "
+                            f"({type(error).__name__}: {_escaped(str(error))})")
+            continue
+        if not _fits(shape) or not all(0 < n and 4 * n <= MAX_BYTES for n in call.temporaries):
+            problems.append(f"layer '{node.name}' ({node.class_name}): its output would be {_shape_text(shape)}: "
+                            f"every dimension from 1, {_bound_text()}")
+            continue
         for value in sources:
             value.storage.last = len(steps)
         if call.alias:
@@ -140,7 +156,30 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     for value in outputs:
         value.storage.last = len(steps)  # read by the final copies
     arena = _place([s for step in steps for s in (step.output, *step.temporaries)])
+    output_size = sum(size(v.shape) for v in outputs)
+    for what, floats in (("the arena", arena), ("the inputs", input_offset), ("the outputs", output_size)):
+        if 4 * floats > MAX_BYTES:
+            raise InputInvalid(f"--c-inference cannot generate code for this model: {what} would take {4 * floats:,} "
+                               f"bytes, more than {MAX_BYTES:,} (what a 32-bit size_t and C's int hold)",
+                               hint="Give smaller inputs with --c-input-shape, or export the weights alone.")
     return _program(graph, steps, outputs, input_offset, arena, prefix)
+
+
+MAX_BYTES = 2**31 - 1  # every buffer, the arena and every index fit a 32-bit target's size_t and C's int
+
+
+def _fits(shape: Shape) -> bool:
+    """Every dimension from 1, the whole within :data:`MAX_BYTES` as floats."""
+    return all(isinstance(n, int) and n >= 1 for n in shape) and 4 * size(shape) <= MAX_BYTES
+
+
+def _bound_text() -> str:
+    return f"at most {MAX_BYTES:,} bytes of floats (a 32-bit size_t)"
+
+
+def _escaped(text: str) -> str:
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def shapes_of(graph: Graph, model) -> dict[str, Shape]:
@@ -172,14 +211,18 @@ def input_shapes(graph: Graph, given: str = "") -> list[Shape]:
 
 
 def _input_shape(node) -> Shape | None:
+    """One sample's shape as the InputLayer declares it; None where a dimension is unknown. A dimension that is
+    not a whole number (a crafted configuration) is kept as 0, which :func:`_fits` refuses."""
     batch = node.config.get("batch_shape") or node.config.get("batch_input_shape")
-    if not batch or any(d is None for d in batch[1:]):
+    if not isinstance(batch, (list, tuple)) or not batch or any(d is None for d in batch[1:]):
         return None
-    return tuple(int(d) for d in batch[1:])
+    return tuple(d if isinstance(d, int) and not isinstance(d, bool) else 0 for d in batch[1:])
 
 
 def _shape_text(shape: Any) -> str:
-    dims = ["None" if d is None else str(d) for d in (shape or [])]
+    if not isinstance(shape, (list, tuple)):
+        return _escaped(repr(shape))
+    dims = ["None" if d is None else _escaped(str(d))[:20] for d in shape]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 

@@ -198,5 +198,47 @@ def to_json(graph: Graph) -> dict:
 
 
 def from_json(data: dict) -> Graph:
-    return Graph([Node(n["name"], n["class"], n["config"], [(i[0], int(i[1])) for i in n["inputs"]]) for n in data["nodes"]],
-                 list(data["inputs"]), [(o[0], int(o[1])) for o in data["outputs"]])
+    """The graph :func:`to_json` wrote (a manifest's, so foreign: every part's type is checked).
+
+    >>> from_json({"inputs": ["x"], "outputs": [["x", 0]], "nodes": [{"name": "x", "class": "InputLayer", "config": {},
+    ...            "inputs": []}]}).outputs
+    [('x', 0)]
+    >>> from_json({"inputs": ["x"], "outputs": [["x", "0"]], "nodes": []})
+    Traceback (most recent call last):
+    ...
+    converter.errors.InputInvalid: the recorded graph of the forward pass is not one keras-weights writes: ...
+    """
+    try:
+        nodes = [Node(_text(n["name"]), _text(n["class"]), _mapping(n["config"]), [_ref(i) for i in n["inputs"]])
+                 for n in data["nodes"]]
+        graph = Graph(nodes, [_text(name) for name in data["inputs"]], [_ref(o) for o in data["outputs"]])
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputInvalid(f"the recorded graph of the forward pass is not one keras-weights writes: "
+                           f"{type(error).__name__}: {str(error)[:200]}",
+                           hint="Export again; the manifest was edited.") from None
+    names = [n.name for n in graph.nodes]
+    known = set(names)
+    if len(known) != len(names) or any(ref[0] not in known for n in graph.nodes for ref in n.inputs) \
+            or any(name not in known for name in graph.inputs) or any(ref[0] not in known for ref in graph.outputs):
+        raise InputInvalid("the recorded graph of the forward pass is not one keras-weights writes: a node named twice, "
+                           "or an input or output that names no node", hint="Export again; the manifest was edited.")
+    return graph
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a string")
+    return value
+
+
+def _mapping(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError("a configuration that is not an object")
+    return value
+
+
+def _ref(value: Any) -> tuple[str, int]:
+    if not isinstance(value, list) or len(value) != 2 or isinstance(value[1], bool) or not isinstance(value[1], int) \
+            or not 0 <= value[1] < 1024:
+        raise ValueError(f"{str(value)[:60]} is not a [node, output index] pair")
+    return _text(value[0]), value[1]

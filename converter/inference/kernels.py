@@ -217,8 +217,9 @@ static void kw_embedding{s}(const float *x, float *y, size_t n, size_t dim, size
                           const float *unused) {{
     (void)unused;
     for (size_t i = 0; i < n; ++i) {{
-        long id = (long)x[i];
-        if (id < 0 || (size_t)id >= vocabulary) id = 0;  /* Keras gives zeros-like garbage; stay in bounds */
+        /* an id outside the table (or NaN) reads row 0, as Keras gives garbage there; compared as a float first,
+         * since converting a float outside long's range is undefined */
+        const size_t id = (x[i] >= 0.0f && x[i] < (float)vocabulary) ? (size_t)x[i] : 0;
         for (size_t d = 0; d < dim; ++d) y[i * dim + d] = {scaled_embedding};
     }}
 }}

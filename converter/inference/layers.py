@@ -41,6 +41,34 @@ class Call:
             raise Unsupported(f"its weight '{role}' has shape {list(found.shape)}, its configuration needs {list(shape)}")
         return found
 
+    def integer(self, key: str, default: Any = None, low: int = 1) -> int:
+        """A whole-number field of the configuration, from ``low`` to :data:`MAX_DIM`, or Unsupported naming it."""
+        return _whole(key, self.config.get(key, default) if default is not None else self._required(key), low)
+
+    def integers(self, key: str, rank: int, default: Any = None, low: int = 1) -> tuple[int, ...]:
+        """A field that holds one whole number per spatial axis (or one for all of them), each checked."""
+        value = self.config.get(key, default) if default is not None else self._required(key)
+        if isinstance(value, (list, tuple)):
+            if len(value) != rank:
+                raise Unsupported(f"{key}={_shown(value)}: {rank} numbers needed")
+            return tuple(_whole(key, v, low, value) for v in value)
+        return (_whole(key, value, low),) * rank
+
+    def number(self, key: str, default: float, positive: bool = False) -> float:
+        """A float field: finite (and above zero when ``positive``), or Unsupported naming it."""
+        value = self.config.get(key, default)
+        if value is None:
+            value = default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (positive and value <= 0) or abs(value) > 3.4e38:
+            raise Unsupported(f"{key}={_shown(value)}: a finite float32 number{' above 0' if positive else ''} needed")
+        return float(value)
+
+    def _required(self, key: str) -> Any:
+        if key not in self.config:
+            raise Unsupported(f"its configuration has no {key!r}")
+        return self.config[key]
+
     def emit(self, text: str, *needs: str) -> None:
         self.statements.append(text)
         self.kernels.update(needs)
@@ -64,25 +92,47 @@ def size(shape: Shape) -> int:
     return math.prod(shape)
 
 
+MAX_DIM = 2**24  # a configuration's sizes, strides, paddings...: far beyond any real layer's, small enough for C's int
+
+
+def _whole(key: str, value: Any, low: int, whole_value: Any = None) -> int:
+    """``value`` as a whole number from ``low`` to :data:`MAX_DIM` (bools and floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_DIM:
+        raise Unsupported(f"{key}={_shown(value if whole_value is None else whole_value)}: whole numbers from {low} to "
+                          f"{MAX_DIM:,} needed")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A configuration value in a message: its repr, escaped and bounded."""
+    text = repr(value).encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 # -- helpers ------------------------------------------------------------------------------------------------
-def _pair(value: Any, rank: int = 2) -> tuple[int, ...]:
-    if isinstance(value, (list, tuple)):
-        return tuple(int(v) for v in value)
-    return (int(value),) * rank
+def _sides(call: Call, key: str, rank: int) -> tuple[tuple[int, int], ...]:
+    """Keras's padding or cropping, ``((before, after), ...)`` per spatial axis, from any of its spellings (one
+    number, one per axis, or a pair per axis), each a whole number from 0.
 
-
-def _sides_2d(value: Any) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Keras's 2-D padding or cropping, ``((top, bottom), (left, right))``, from any of its three spellings.
-
-    >>> _sides_2d(1), _sides_2d((1, 2)), _sides_2d(((1, 2), (3, 4)))
-    (((1, 1), (1, 1)), ((1, 1), (2, 2)), ((1, 2), (3, 4)))
+    >>> from converter.inference.graph import Node
+    >>> side = lambda value, rank=2: _sides(Call(Node("p", "ZeroPadding2D", {"padding": value}), [], [], {}), "padding", rank)
+    >>> side(1), side((1, 2)), side(((1, 2), (3, 4))), side((1, 2), 1)
+    (((1, 1), (1, 1)), ((1, 1), (2, 2)), ((1, 2), (3, 4)), ((1, 2),))
     """
-    if isinstance(value, int):
-        return (value, value), (value, value)
-    if isinstance(value[0], int):
-        return (value[0], value[0]), (value[1], value[1])
-    (top, bottom), (left, right) = value
-    return (top, bottom), (left, right)
+    value = call.config.get(key, 1)
+    if rank == 1 and isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return ((_whole(key, value[0], 0, value), _whole(key, value[1], 0, value)),)  # Cropping1D: (left, right)
+    if not isinstance(value, (list, tuple)):
+        return ((_whole(key, value, 0),) * 2,) * rank
+    if len(value) != rank:
+        raise Unsupported(f"{key}={_shown(value)}: {rank} entries needed")
+    sides = []
+    for side in value:
+        pair = side if isinstance(side, (list, tuple)) else (side, side)
+        if len(pair) != 2:
+            raise Unsupported(f"{key}={_shown(value)}: pairs of (before, after) needed")
+        sides.append((_whole(key, pair[0], 0, value), _whole(key, pair[1], 0, value)))
+    return tuple(sides)
 
 
 def _channels_last(call: Call) -> None:
@@ -113,6 +163,8 @@ def activation(call: Call, name: Any, buffer: str, shape: Shape, a: float = 0.0)
         a = 0.2  # keras.activations.leaky_relu's default negative slope
     if name == "elu" and not a:
         a = 1.0
+    if not math.isfinite(a):
+        raise Unsupported(f"activation parameter {a!r}: a finite number needed")
     code = -1 if name == kernels.SOFTMAX else kernels.ACTIVATION_CODES[name]
     call.emit(f"kw_activate({buffer}, {size(shape)}, {shape[-1] if shape else 1}, {code}, {_float(a)});  /* {name} */",
               "activate:" + name)
@@ -137,7 +189,7 @@ def _weights_arguments(call: Call, kernel_role: str, bias_role: str | None, kern
 @kind("Dense")
 def dense(call: Call) -> Shape:
     shape = call.inputs[0]
-    units = int(call.config["units"])
+    units = call.integer("units")
     kernel = call.weight("kernel")
     if kernel.transposed:
         raise Unsupported("a transposed kernel (--layout dense_out_in); export with --layout keras")
@@ -157,9 +209,10 @@ def _spatial(call: Call, rank: int) -> tuple[Shape, tuple[int, ...], tuple[int, 
     shape = call.inputs[0]
     if len(shape) != rank + 1:
         raise Unsupported(f"input of rank {len(shape) + 1} (batch included)")
-    k = _pair(call.config.get("kernel_size", call.config.get("pool_size", 1)), rank)
-    strides = _pair(call.config.get("strides") or k, rank)
-    dilation = _pair(call.config.get("dilation_rate", 1), rank)
+    window = "kernel_size" if "kernel_size" in call.config else "pool_size"
+    k = call.integers(window, rank, 1)
+    strides = call.integers("strides", rank, list(k)) if call.config.get("strides") is not None else k
+    dilation = call.integers("dilation_rate", rank, 1)
     if rank == 1:
         return (1, *shape), (1, *k), (1, *strides), (1, *dilation), call.config.get("padding", "valid")
     return shape, k, strides, dilation, call.config.get("padding", "valid")
@@ -182,10 +235,10 @@ def _conv_geometry(call: Call, rank: int):
 @kind("Conv1D", "Conv2D", "Convolution1D", "Convolution2D")
 def conv(call: Call) -> Shape:
     rank = 1 if call.node.class_name.endswith("1D") else 2
-    if int(call.config.get("groups", 1)) != 1:
+    if call.integer("groups", 1) != 1:
         raise Unsupported(f"groups={call.config['groups']}")
     (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
-    filters = int(call.config["filters"])
+    filters = call.integer("filters")
     window = (KW,) if rank == 1 else (KH, KW)
     args, bias, quantized = _weights_arguments(call, "kernel", "bias", (*window, C, filters), filters)
     suffix = "_i8" if quantized else "_f32"
@@ -204,7 +257,7 @@ def conv(call: Call) -> Shape:
 def depthwise(call: Call) -> Shape:
     rank = 1 if call.node.class_name.endswith("1D") else 2
     (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
-    multiplier = int(call.config.get("depth_multiplier", 1))
+    multiplier = call.integer("depth_multiplier", 1)
     role = "kernel" if "kernel" in call.weights else "depthwise_kernel"
     window = (KW,) if rank == 1 else (KH, KW)
     args, bias, quantized = _weights_arguments(call, role, "bias", (*window, C, multiplier), C * multiplier)
@@ -218,7 +271,7 @@ def depthwise(call: Call) -> Shape:
 def separable(call: Call) -> Shape:
     rank = 1 if call.node.class_name.endswith("1D") else 2
     (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
-    multiplier, filters = int(call.config.get("depth_multiplier", 1)), int(call.config["filters"])
+    multiplier, filters = call.integer("depth_multiplier", 1), call.integer("filters")
     window = (KW,) if rank == 1 else (KH, KW)
     depth_args, _, depth_quantized = _weights_arguments(call, "depthwise_kernel", None, (*window, C, multiplier))
     point_args, bias, point_quantized = _weights_arguments(call, "pointwise_kernel", "bias",
@@ -251,7 +304,7 @@ def conv_transpose(call: Call) -> Shape:
     (OH, PT), (OW, PL) = sizes
     if rank == 1:
         OH, PT = 1, 0
-    filters = int(call.config["filters"])
+    filters = call.integer("filters")
     window = (KW,) if rank == 1 else (KH, KW)
     args, bias, quantized = _weights_arguments(call, "kernel", "bias", (*window, filters, C), filters)
     suffix = "_i8" if quantized else "_f32"
@@ -292,7 +345,7 @@ def batch_norm(call: Call) -> Shape:
     mean, variance = call.weight("moving_mean", shape=channels), call.weight("moving_variance", shape=channels)
     gamma, beta = (a.array if a else "NULL" for a in arrays)
     call.emit(f"kw_batch_norm({call.source()}, {call.output}, {size(shape)}, {shape[-1]}, {gamma}, {beta}, {mean.array}, "
-              f"{variance.array}, {_float(call.config.get('epsilon', 1e-3))});", "batch_norm")
+              f"{variance.array}, {_float(call.number('epsilon', 1e-3, positive=True))});", "batch_norm")
     return shape
 
 
@@ -304,7 +357,7 @@ def layer_norm(call: Call) -> Shape:
     gamma, beta = (call.weight(role, required=False, shape=(shape[-1],)) for role in ("gamma", "beta"))
     call.emit(f"kw_layer_norm({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, "
               f"{gamma.array if gamma else 'NULL'}, {beta.array if beta else 'NULL'}, "
-              f"{_float(call.config.get('epsilon', 1e-3))});", "layer_norm")
+              f"{_float(call.number('epsilon', 1e-3, positive=True))});", "layer_norm")
     return shape
 
 
@@ -324,9 +377,9 @@ def normalization(call: Call) -> Shape:
 
 @kind("Rescaling")
 def rescaling(call: Call) -> Shape:
-    scale, offset = call.config.get("scale", 1.0), call.config.get("offset", 0.0)
-    if not all(isinstance(v, (int, float)) for v in (scale, offset)):
+    if any(isinstance(call.config.get(key), (list, tuple, dict)) for key in ("scale", "offset")):
         raise Unsupported("a scale or offset per channel")
+    scale, offset = call.number("scale", 1.0), call.number("offset", 0.0)
     shape = call.inputs[0]
     call.emit(f"for (size_t i = 0; i < {size(shape)}; ++i) {call.output}[i] = {call.source()}[i] * {_float(scale)} + "
               f"{_float(offset)};")
@@ -356,10 +409,20 @@ def flatten(call: Call) -> Shape:
 
 @kind("Reshape")
 def reshape(call: Call) -> Shape:
-    target = [int(v) for v in call.config["target_shape"]]
+    value = call.config.get("target_shape")
+    if not isinstance(value, (list, tuple)) or not value:
+        raise Unsupported(f"target_shape={_shown(value)}: a list of dimensions needed")
+    target = [_whole("target_shape", v, -1, value) for v in value]
+    if 0 in target or target.count(-1) > 1:
+        raise Unsupported(f"target_shape={_shown(value)}: dimensions from 1, and -1 at most once")
     if -1 in target:
         known = size(tuple(v for v in target if v != -1))
+        if size(call.inputs[0]) % known:
+            raise Unsupported(f"target_shape={_shown(value)} cannot hold the {size(call.inputs[0])} values of its input")
         target[target.index(-1)] = size(call.inputs[0]) // known
+    if size(tuple(target)) != size(call.inputs[0]):
+        raise Unsupported(f"target_shape={_shown(value)} holds {size(tuple(target))} values, its input "
+                          f"{size(call.inputs[0])}")
     call.alias = True
     return tuple(target)
 
@@ -381,16 +444,18 @@ def activation_layer(call: Call) -> Shape:
 @kind("ReLU")
 def relu_layer(call: Call) -> Shape:
     shape = _copied(call)
-    max_value = call.config.get("max_value")
-    call.emit(f"kw_relu({call.output}, {size(shape)}, {_float(-1.0 if max_value is None else max_value)}, "
-              f"{_float(call.config.get('negative_slope', 0.0))}, {_float(call.config.get('threshold', 0.0))});", "relu")
+    max_value = -1.0 if call.config.get("max_value") is None else call.number("max_value", -1.0)
+    if max_value < 0 and call.config.get("max_value") is not None:
+        raise Unsupported(f"max_value={call.config['max_value']!r}: not below 0")
+    call.emit(f"kw_relu({call.output}, {size(shape)}, {_float(max_value)}, "
+              f"{_float(call.number('negative_slope', 0.0))}, {_float(call.number('threshold', 0.0))});", "relu")
     return shape
 
 
 @kind("LeakyReLU")
 def leaky_relu_layer(call: Call) -> Shape:
     shape = _copied(call)
-    slope = call.config.get("negative_slope", call.config.get("alpha", 0.3))
+    slope = call.number("negative_slope" if "negative_slope" in call.config else "alpha", 0.3)
     call.emit(f"kw_relu({call.output}, {size(shape)}, -1.0f, {_float(slope)}, 0.0f);", "relu")
     return shape
 
@@ -398,7 +463,7 @@ def leaky_relu_layer(call: Call) -> Shape:
 @kind("ELU")
 def elu_layer(call: Call) -> Shape:
     shape = _copied(call)
-    activation(call, "elu", call.output, shape, float(call.config.get("alpha", 1.0)))
+    activation(call, "elu", call.output, shape, call.number("alpha", 1.0))
     return shape
 
 
@@ -454,7 +519,7 @@ def merge(call: Call) -> Shape:
 def concatenate(call: Call) -> Shape:
     shapes = call.inputs
     rank = len(shapes[0])
-    axis = int(call.config.get("axis", -1))
+    axis = call.integer("axis", -1, low=-rank)
     axis = axis + rank if axis < 0 else axis - 1  # Keras counts the batch axis in a positive axis
     if not 0 <= axis < rank or any(len(s) != rank or s[:axis] != shapes[0][:axis] or s[axis + 1:] != shapes[0][axis + 1:]
                                    for s in shapes):
@@ -473,7 +538,7 @@ def concatenate(call: Call) -> Shape:
 def zero_padding(call: Call) -> Shape:
     _channels_last(call)
     H, W, C = call.inputs[0]
-    (top, bottom), (left, right) = _sides_2d(call.config.get("padding", 1))
+    (top, bottom), (left, right) = _sides(call, "padding", 2)
     OH, OW = H + top + bottom, W + left + right
     call.emit(f"kw_zero_pad2d({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {top}, {left});", "zero_pad2d")
     return OH, OW, C
@@ -485,7 +550,7 @@ def upsampling(call: Call) -> Shape:
     if call.config.get("interpolation", "nearest") != "nearest":
         raise Unsupported(f"interpolation={call.config['interpolation']!r}")
     H, W, C = call.inputs[0]
-    fh, fw = _pair(call.config.get("size", 2))
+    fh, fw = call.integers("size", 2, 2)
     call.emit(f"kw_upsample2d({call.source()}, {call.output}, {H}, {W}, {C}, {fh}, {fw});", "upsample2d")
     return H * fh, W * fw, C
 
@@ -493,9 +558,11 @@ def upsampling(call: Call) -> Shape:
 @kind("Permute")
 def permute(call: Call) -> Shape:
     shape = call.inputs[0]
-    dims = [int(d) - 1 for d in call.config["dims"]]
     if len(shape) not in (2, 3):
         raise Unsupported(f"rank {len(shape) + 1}")
+    dims = [d - 1 for d in call.integers("dims", len(shape))]
+    if sorted(dims) != list(range(len(shape))):
+        raise Unsupported(f"dims={_shown(call.config['dims'])}: an order of the axes 1..{len(shape)} needed")
     full = (1, *shape) if len(shape) == 2 else shape
     order = [0] + [d + 1 for d in dims] if len(shape) == 2 else dims
     call.emit(f"kw_permute3({call.source()}, {call.output}, {full[0]}, {full[1]}, {full[2]}, {order[0]}, {order[1]}, "
@@ -505,7 +572,9 @@ def permute(call: Call) -> Shape:
 
 @kind("RepeatVector")
 def repeat_vector(call: Call) -> Shape:
-    n = int(call.config["n"])
+    n = call.integer("n")
+    if len(call.inputs[0]) != 1:
+        raise Unsupported(f"input of rank {len(call.inputs[0]) + 1}")
     (length,) = call.inputs[0]
     call.emit(f"kw_repeat({call.source()}, {call.output}, {n}, {length});", "repeat")
     return n, length
@@ -539,7 +608,7 @@ def _recurrent(call: Call, class_name: str, config: dict, under: str, source: st
     if class_name not in _RNN_CELLS:
         raise Unsupported(f"a {class_name} inside")
     T, I = call.inputs[0]
-    U, gates = int(config["units"]), _RNN_CELLS[class_name]
+    U, gates = _whole("units", config.get("units"), 1), _RNN_CELLS[class_name]
     reset_after = class_name == "GRU" and config.get("reset_after", True)
     kernel = _find(call, "kernel", under, shape=(I, gates * U))
     recurrent = _find(call, "recurrent_kernel", under, shape=(U, gates * U))
@@ -610,7 +679,7 @@ def bidirectional(call: Call) -> Shape:
     T = call.inputs[0][0]
     sequences = bool(forward["config"].get("return_sequences"))
     steps = T if sequences else 1
-    units = int(forward["config"]["units"])
+    units = _whole("units", forward["config"].get("units"), 1)
     parts = []
     for direction, layer in (("forward_", forward), ("backward_", backward)):
         index = len(call.temporaries)
@@ -654,13 +723,12 @@ def time_distributed(call: Call) -> Shape:
 def cropping(call: Call) -> Shape:
     _channels_last(call)
     shape = call.inputs[0]
-    crop = call.config.get("cropping", 1)
     if call.node.class_name == "Cropping1D":
         (W, C), H = shape, 1
-        (left, right), (top, bottom) = _pair(crop), (0, 0)
+        ((left, right),), (top, bottom) = _sides(call, "cropping", 1), (0, 0)
     else:
         H, W, C = shape
-        (top, bottom), (left, right) = _sides_2d(crop)
+        (top, bottom), (left, right) = _sides(call, "cropping", 2)
     OH, OW = H - top - bottom, W - left - right
     call.emit(f"for (size_t h = 0; h < {OH}; ++h)\n        kw_concat_part({call.source()} + ((h + {top}) * {W} + {left}) * {C}, "
               f"{call.output} + h * {OW * C}, 1, {OW * C}, {OW * C}, 0);", "concat")
