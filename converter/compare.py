@@ -12,6 +12,7 @@ bits); ``atol``/``rtol`` loosen it to ``|a - b| <= atol + rtol * |b|``.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,8 +51,10 @@ class Diff:
         return all(t.status == "equal" for t in self.tensors)
 
     def to_json(self) -> dict:
+        """The comparison as JSON values: a figure too large for a float (a difference that overflowed) is the
+        string ``"inf"``, so the document stays valid JSON."""
         return {"a": self.a, "b": self.b, "equal": self.equal, "notes": self.notes,
-                "tensors": [asdict(t) for t in self.tensors]}
+                "tensors": [{k: _json_number(v) for k, v in asdict(t).items()} for t in self.tensors]}
 
 
 def diff(a: Any, b: Any, *, atol: float = 0.0, rtol: float = 0.0, reader: str = "auto") -> Diff:
@@ -60,27 +63,27 @@ def diff(a: Any, b: Any, *, atol: float = 0.0, rtol: float = 0.0, reader: str = 
         raise UsageError(f"atol and rtol must be finite and not negative. Received: atol={atol}, rtol={rtol}")
     notes: list[str] = []
     left, right = _tensors(a, reader, notes), _tensors(b, reader, notes)
-    result = []
-    unmatched_left = [name for name in left if name not in right]
-    unmatched_right = [name for name in right if name not in left]
-    for name, array in left.items():
-        if name in right:
-            result.append(_compare(name, array, right[name], atol, rtol))
-    positions = {name: i for i, name in enumerate(right)}
-    for name in list(unmatched_left):  # renamed: the same position and shape on the other side
-        position = list(left).index(name)
-        partner = next((other for other in unmatched_right if positions[other] == position
-                        and right[other].shape == left[name].shape), None)
-        if partner is not None:
+    result = [_compare(name, array, right[name], atol, rtol) for name, array in left.items() if name in right]
+    unmatched_left = {i: name for i, name in enumerate(left) if name not in right}
+    unmatched_right = {i: name for i, name in enumerate(right) if name not in left}
+    for position, name in list(unmatched_left.items()):  # renamed: the same position and shape on the other side
+        partner = unmatched_right.get(position)
+        if partner is not None and right[partner].shape == left[name].shape:
             compared = _compare(name, left[name], right[partner], atol, rtol)
             compared.status, compared.other_name = "renamed", partner
             result.append(compared)
-            unmatched_left.remove(name)
-            unmatched_right.remove(partner)
-    result += [TensorDiff(name, "removed", shape=list(left[name].shape), dtype=left[name].dtype.name) for name in unmatched_left]
+            del unmatched_left[position], unmatched_right[position]
+    result += [TensorDiff(name, "removed", shape=list(left[name].shape), dtype=left[name].dtype.name)
+               for name in unmatched_left.values()]
     result += [TensorDiff(name, "added", other_shape=list(right[name].shape), other_dtype=right[name].dtype.name)
-               for name in unmatched_right]
+               for name in unmatched_right.values()]
     return Diff(_label(a), _label(b), result, list(dict.fromkeys(notes)))
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
+    return value
 
 
 def _label(source: Any) -> str:
@@ -133,6 +136,9 @@ def _depthwise_shape(record, configs: dict) -> tuple[int, ...]:
     return (*stored[2:], stored[0] // multiplier, multiplier)
 
 
+BLOCK = 1 << 20  # values compared at a time: the float64 copies of a block, never of a whole tensor
+
+
 def _compare(name: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> TensorDiff:
     base = TensorDiff(name, "equal", shape=list(a.shape), other_shape=list(b.shape), dtype=a.dtype.name,
                       other_dtype=b.dtype.name)
@@ -145,24 +151,57 @@ def _compare(name: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) 
             return base  # float values of both are still compared below, to show how far they moved
     if a.size == 0:
         return base
-    same_bits = a.dtype == b.dtype and a.tobytes() == b.tobytes()
-    if same_bits:
-        base.max_abs = base.max_rel = base.changed = 0.0
-        return base
-    x, y = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
-    both_nan = np.isnan(x) & np.isnan(y)
-    finite = np.isfinite(x) & np.isfinite(y)
-    difference = np.abs(x - y)
-    base.max_abs = float(difference[finite].max()) if finite.any() else 0.0
-    scale = np.maximum(np.abs(x), np.abs(y))  # relative to the larger: 0 where both are 0
-    moved = finite & (scale > 0)
-    base.max_rel = float((difference[moved] / scale[moved]).max()) if moved.any() else 0.0
-    if atol == 0 and rtol == 0 and a.dtype == b.dtype:
-        unequal = a.reshape(-1).view(np.uint8).reshape(a.size, -1) != b.reshape(-1).view(np.uint8).reshape(b.size, -1)
-        unequal = unequal.any(axis=1)
-    else:
-        unequal = ~(both_nan | (finite & (difference <= atol + rtol * np.abs(y))) | ((x == y) & ~finite))
-    base.changed = float(unequal.mean())
-    if unequal.any() and base.status == "equal":
+    exact_integers = a.dtype == b.dtype and a.dtype.kind in "iu"
+    figures = _Figures()
+    for start in range(0, a.size, BLOCK):
+        x, y = a.reshape(-1)[start:start + BLOCK], b.reshape(-1)[start:start + BLOCK]
+        (_integer_block if exact_integers else _float_block)(x, y, atol, rtol, figures)
+    base.max_abs, base.max_rel, base.changed = figures.max_abs, figures.max_rel, figures.unequal / a.size
+    if figures.unequal and base.status == "equal":
         base.status = "changed"
     return base
+
+
+class _Figures:
+    """What the blocks of one tensor found: the largest differences and how many values are not equal."""
+
+    def __init__(self) -> None:
+        self.max_abs, self.max_rel, self.unequal = 0.0, 0.0, 0
+
+    def add(self, difference: np.ndarray, scale: np.ndarray, unequal: int) -> None:
+        if difference.size:
+            self.max_abs = max(self.max_abs, float(difference.max()))
+        moved = scale > 0
+        if moved.any():
+            self.max_rel = max(self.max_rel, float((difference[moved] / scale[moved]).max()))
+        self.unequal += unequal
+
+
+def _integer_block(x: np.ndarray, y: np.ndarray, atol: float, rtol: float, figures: _Figures) -> None:
+    """Integers as integers: |x - y| exactly (as uint64, whatever the sign), so 2**62 and 2**62 + 1 differ."""
+    high, low = np.maximum(x, y), np.minimum(x, y)
+    exact = high.astype(np.uint64) - low.astype(np.uint64)  # modulo 2**64: exact, since 0 <= high - low < 2**64
+    difference = exact.astype(np.float64)
+    unequal = exact != 0
+    if atol or rtol:
+        unequal &= ~(difference <= atol + rtol * np.abs(y.astype(np.float64)))
+    figures.add(difference, np.maximum(np.abs(x.astype(np.float64)), np.abs(y.astype(np.float64))),
+                int(np.count_nonzero(unequal)))
+
+
+def _float_block(x: np.ndarray, y: np.ndarray, atol: float, rtol: float, figures: _Figures) -> None:
+    """Floats: bit for bit without a tolerance (NaN equals NaN with the same bits), else |x - y| <= atol + rtol |y|."""
+    if atol == 0 and rtol == 0 and x.dtype == y.dtype:
+        width = x.dtype.itemsize
+        unequal = (x.view(np.uint8).reshape(-1, width) != y.view(np.uint8).reshape(-1, width)).any(axis=1)
+    else:
+        unequal = None
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 can overflow to inf: reported as such
+        u, v = x.astype(np.float64), y.astype(np.float64)
+        finite = np.isfinite(u) & np.isfinite(v)
+        difference = np.abs(u - v)
+        if unequal is None:
+            close = finite & (difference <= atol + rtol * np.abs(v))
+            unequal = ~(close | (np.isnan(u) & np.isnan(v)) | ((u == v) & ~finite))
+        scale = np.where(finite, np.maximum(np.abs(u), np.abs(v)), 0.0)
+    figures.add(difference[finite], scale[finite], int(np.count_nonzero(unequal)))

@@ -55,7 +55,20 @@ def apply(model: ModelWeights, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
     if problems:
         raise InputInvalid("--layout torch cannot map this model exactly: " + "; ".join(dict.fromkeys(problems)),
                            hint="Use --layout keras for these weights; torch modules cannot compute what these layers do.")
+    _refuse_clashes(out)
     return tuple(out)
+
+
+def _refuse_clashes(stored: Sequence[Tensor]) -> None:
+    """Two Keras tensors whose torch names are one (a layer named ``inner.d`` beside layer ``d`` inside ``inner``):
+    refused naming both, since a state dict holds one tensor per name."""
+    first: dict[str, Tensor] = {}
+    for tensor in stored:
+        other = first.setdefault(tensor.name, tensor)
+        if other is not tensor:
+            raise InputInvalid(f"--layout torch maps two tensors to the name {tensor.name!r}: {other.keras_name!r} and "
+                               f"{tensor.keras_name!r}",
+                               hint="Rename one of the layers in Keras, or use --layout keras (names with '/').")
 
 
 class _Unmappable(Exception):

@@ -3,6 +3,7 @@ trusts them. Each test builds its crafted input here and fails without the fix i
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 import converter
@@ -249,3 +250,85 @@ def test_a_quantization_entry_whose_scale_is_missing_is_a_clear_error_for_diff(t
     assert main(["diff", str(SEED_KERAS), str(folder)]) == 4
     err = capsys.readouterr().err
     assert "tensor dense/kernel: its quantization entry" in err and "internal error" not in err
+
+
+# -- point 7: name clashes are refused, not written --------------------------------------------------------------
+def test_two_tensors_with_one_torch_name_are_refused_naming_both(tmp_path, keras_module, capsys):
+    keras = keras_module
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")], name="inner")
+    x = keras.Input((3,), name="x")
+    model = keras.Model(x, keras.layers.Concatenate()([inner(x), keras.layers.Dense(2, name="inner.d")(x)]), name="m")
+    model.save(tmp_path / "clash.keras")
+    assert main(["export", str(tmp_path / "clash.keras"), "-o", str(tmp_path / "out"), "--layout", "torch"]) == 4
+    err = capsys.readouterr().err
+    assert "maps two tensors to the name 'inner.d.weight': 'inner/d/kernel' and 'inner.d/kernel'" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tensor_named_like_a_generated_kernel_or_macro_gets_another_identifier(tmp_path, keras_module):
+    """A layer named kw_dense_f32 would define the forward pass's own kernel; one named input, its INPUT_SIZE."""
+    keras = keras_module
+    x = keras.Input((4,), name="x")
+    y = keras.layers.Dense(3, name="input")(keras.layers.Dense(3, name="kw_dense_f32")(x))
+    keras.Model(x, y, name="m").save(tmp_path / "m.keras")
+    manifest = converter.export(tmp_path / "m.keras", tmp_path / "out", formats=["c"], options={"c": {"inference": True}})
+    assert [t["keys"]["c"] for t in manifest["tensors"]] == ["m_t_kw_dense_f32_kernel", "m_t_kw_dense_f32_bias",
+                                                             "m_input_kernel", "m_input_bias"]
+    if shutil.which("gcc"):
+        assert main(["verify", str(tmp_path / "out"), "--compile", "--predict", str(tmp_path / "m.keras")]) == 0
+
+
+# -- point 8: diff in bounded memory and exact --------------------------------------------------------------------
+def test_two_small_exports_declaring_huge_tensors_cost_no_memory(tmp_path):
+    import subprocess
+    import sys
+
+    sides = []
+    for side in ("a", "b"):
+        folder = tmp_path / side
+        converter.export(SEED_KERAS, folder, formats=["parquet"])
+        parquet_with(folder, lambda rows: rows[0].update(shape=[2**28]))  # 1 GiB of float32 declared
+        sides.append(str(folder))
+    assert sum(p.stat().st_size for p in (tmp_path / "a").iterdir()) < 20_000
+    # The command in a process of its own, which reports its peak (VmHWM: the new program's, not its parent's).
+    script = ("import re, sys\nfrom converter.cli import main\ncode = main(sys.argv[1:])\n"
+              "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\nsys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script, "diff", *sides], capture_output=True, text=True)
+    assert result.returncode == 4 and "more than the file can hold" in result.stderr, result.stderr
+    assert int(result.stdout.split()[-1]) < 400 * 1024  # ~110 MB of libraries (pyarrow, numpy); never the 1 GiB
+
+
+def test_integers_are_compared_as_integers():
+    from converter.compare import _compare
+
+    a, b = np.array([2**62, 7], np.int64), np.array([2**62 + 1, 7], np.int64)
+    assert _compare("t", a, b, 0.5, 0).status == "changed"
+    assert _compare("t", a, b, 0.0, 0).changed == 0.5
+    assert _compare("t", a, a.copy(), 0.0, 0).status == "equal"
+    extremes = np.array([np.iinfo(np.int64).min], np.int64), np.array([np.iinfo(np.int64).max], np.int64)
+    assert _compare("t", *extremes, 0, 0).max_abs == 2.0**64  # the whole range, no wrap to 1
+    unsigned = np.array([2**64 - 1], np.uint64), np.array([2**64 - 2], np.uint64)
+    assert _compare("t", *unsigned, 0.5, 0).status == "changed"
+
+
+def test_json_stays_valid_with_a_difference_that_overflows(tmp_path, capsys, monkeypatch):
+    from converter import compare
+
+    sides = {"a": {"t": np.array([1.7e308], np.float64)}, "b": {"t": np.array([-1.7e308], np.float64)}}
+    monkeypatch.setattr(compare, "_tensors", lambda source, reader, notes: sides[source])
+    result = compare.diff("a", "b")
+    text = json.dumps(result.to_json(), allow_nan=False)
+    assert json.loads(text)["tensors"][0]["max_abs"] == "inf"
+
+
+def test_renamed_tensors_are_matched_by_position_for_many_tensors(monkeypatch):
+    """20,000 renamed against 20,000: matched one to one (the matching was quadratic: minutes here)."""
+    from converter import compare
+
+    n = 20_000
+    left = {f"a{i}": np.full(1, i, np.float32) for i in range(n)}
+    right = {f"b{i}": np.full(1, i, np.float32) for i in range(n)}
+    monkeypatch.setattr(compare, "_tensors", lambda source, reader, notes: left if source == "a" else right)
+    result = compare.diff("a", "b")
+    assert len(result.tensors) == n and all(t.status == "renamed" and t.other_name == "b" + t.name[1:]
+                                            for t in result.tensors)

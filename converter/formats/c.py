@@ -133,14 +133,25 @@ def validate(options: Mapping[str, object]) -> None:
             raise UsageError("--c-input-shape is for --c-inference", hint="Add --c-inference, or drop --c-input-shape.")
 
 
-def _reserved(prefix: str) -> list[str]:
-    return [f"{prefix}_{name}" for name in ("tensors", "layers", "tensor", "layer", "tensor_t", "layer_t", "predict")]
+# Names the generated text defines beside the arrays: tables, types, the forward pass and its trace, and the
+# identifiers whose shape macros would be the forward pass's (p_input -> P_INPUT_SIZE); its kernels are p_kw_*.
+_RESERVED = ("tensors", "layers", "tensor", "layer", "tensor_t", "layer_t", "predict", "trace_print", "input",
+             "output", "arena")
+_NAMESPACES = ("kw_",)
 
 
 def keys(tensors: Sequence[Tensor], stem: str, *, prefix: str = "", **_: object) -> dict[str, str]:
-    """The C identifier of each tensor's array: unique, stable, valid C and C++."""
+    """The C identifier of each tensor's array: unique, stable, valid C and C++, never a name the generated code
+    defines (a tensor named ``kw_dense_f32`` or ``input`` gets ``p_t_kw_dense_f32``, ``p_input_2``).
+
+    >>> from converter.tensors import Tensor
+    >>> import numpy as np
+    >>> keys([Tensor(n, "l", "r", 0, True, np.zeros(1, np.float32)) for n in ("kw_dense_f32", "input")], "m")
+    {'kw_dense_f32': 'm_t_kw_dense_f32', 'input': 'm_input_2'}
+    """
     chosen = prefix_for(stem, prefix)
-    return c_text.unique_identifiers([t.name for t in tensors], chosen, _reserved(chosen))
+    return c_text.unique_identifiers([t.name for t in tensors], chosen, [f"{chosen}_{n}" for n in _RESERVED],
+                                     _NAMESPACES)
 
 
 def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None, prefix: str = "",

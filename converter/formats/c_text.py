@@ -58,10 +58,21 @@ def identifier(text: str) -> str:
 MAX_IDENTIFIER = 200  # characters of a name kept in its identifier (C99 guarantees 63 significant ones)
 
 
-def unique_identifiers(names: Sequence[str], prefix: str, reserved: Iterable[str] = ()) -> dict[str, str]:
-    """``prefix_<identifier>`` for each name, made unique (case-insensitively) by ``_2``, ``_3``..."""
+def unique_identifiers(names: Sequence[str], prefix: str, reserved: Iterable[str] = (),
+                       namespaces: Sequence[str] = ()) -> dict[str, str]:
+    """``prefix_<identifier>`` for each name, made unique (case-insensitively) by ``_2``, ``_3``...; a fragment that
+    falls in one of the generated code's ``namespaces`` (``kw_``: its kernels) is moved out of it with ``t_``.
+
+    >>> unique_identifiers(["dense/kernel", "kw_dense_f32", "predict"], "p", ["p_predict"], ["kw_"])
+    {'dense/kernel': 'p_dense_kernel', 'kw_dense_f32': 'p_t_kw_dense_f32', 'predict': 'p_predict_2'}
+    """
     taken = {r.lower() for r in reserved}  # identifiers are lower case: unique regardless of case
-    return {name: unique(f"{prefix}_{identifier(name)[:MAX_IDENTIFIER] or 'tensor'}", taken, start=2) for name in names}
+
+    def fragment(name: str) -> str:
+        text = identifier(name)[:MAX_IDENTIFIER] or "tensor"
+        return "t_" + text if text.startswith(tuple(namespaces)) else text
+
+    return {name: unique(f"{prefix}_{fragment(name)}", taken, start=2) for name in names}
 
 
 def comment_text(text: str) -> str:
