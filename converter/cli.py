@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -227,12 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_stderr()
     in_main = threading.current_thread() is threading.main_thread()
     previous = (signal.signal(signal.SIGTERM, _terminate), signal.getsignal(signal.SIGINT)) if in_main else None
+    _escape_unencodable_output()
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # numpy's RuntimeWarnings (overflow, invalid values) are never the user's
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return COMMANDS[args.command](args)
     except ConverterError as error:
         return _report(error, args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _show("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -243,6 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous[0])
             signal.signal(signal.SIGINT, previous[1])
+
+
+def _escape_unencodable_output() -> None:
+    """Names and paths that the terminal's encoding cannot show (an undecodable byte of a file name) are printed
+    escaped, as on stderr, instead of ending the command."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -261,7 +273,11 @@ def _log_to_stderr() -> None:
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is logged (it may be replaced after set-up)."""
+    """Writes to whatever ``sys.stderr`` is when a record is logged (it may be replaced after set-up), with the
+    invisible characters of names escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(_printable(line) for line in super().format(record).split("\n"))
 
     @property
     def stream(self):
@@ -284,7 +300,7 @@ def _report(error: Exception, args: argparse.Namespace) -> int:
         print(json.dumps({"error": {"code": code, "exit_code": exit_code, "message": message, "hint": hint,
                                     "outputs": outputs}}, sort_keys=True))
     else:
-        print(f"keras-weights: error: {message}\n  hint: {hint}" + (f"\n  outputs: {outputs}" if outputs else ""),
+        _show(f"keras-weights: error: {message}\n  hint: {hint}" + (f"\n  outputs: {outputs}" if outputs else ""),
               file=sys.stderr)
     return exit_code
 
@@ -292,7 +308,7 @@ def _report(error: Exception, args: argparse.Namespace) -> int:
 def _say(args: argparse.Namespace, text: str) -> None:
     """One line of feedback on a terminal before a step that takes seconds (loading Keras, compiling)."""
     if sys.stderr.isatty() and not getattr(args, "quiet", False) and not args.json:
-        print(f"keras-weights: {text}", file=sys.stderr, flush=True)
+        _show(f"keras-weights: {text}", file=sys.stderr, flush=True)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -302,9 +318,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False))
         return 0
-    print(render_table(info, args.view))
+    _show(render_table(info, args.view))
     if args.quantize:
-        print("\n" + render_quantization(info))
+        _show("\n" + render_quantization(info))
     return 0
 
 
@@ -320,7 +336,7 @@ def run_export(args: argparse.Namespace) -> int:
         manifest = api.export(args.model[0], args.output, progress=bar, **options)
     except QuantizationError as error:
         if getattr(error, "manifest", None) and not args.json:  # the table that shows which tensors fall short
-            print(render_quantization(error.manifest, args.min_snr), file=sys.stderr)
+            _show(render_quantization(error.manifest, args.min_snr), file=sys.stderr)
         raise
     finally:
         if bar:
@@ -332,23 +348,23 @@ def run_export(args: argparse.Namespace) -> int:
         print(json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False))
         return 0
     model = manifest["model"]
-    print(f"exported {model['tensors']} tensors ({model['parameters']:,} parameters) of "
+    _show(f"exported {model['tensors']} tensors ({model['parameters']:,} parameters) of "
           f"{manifest['source']['file'] or model['name']} to {os.path.join(args.output, '')}")
     for entry in manifest["files"]:
-        print(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
+        _show(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
     size = os.path.getsize(os.path.join(args.output, "manifest.json"))
-    print(f"  {'manifest.json':<40} {size:>14,} bytes  run `keras-weights verify {args.output}` to check")
+    _show(f"  {'manifest.json':<40} {size:>14,} bytes  run `keras-weights verify {args.output}` to check")
     if "c" in manifest["options"]:
-        print(flash_line(manifest, manifest["options"]["c"]["align"]))
+        _show(flash_line(manifest, manifest["options"]["c"]["align"]))
     if "inference" in manifest:
         figures, prefix = manifest["inference"], manifest["options"]["c"]["prefix"]
-        print(f"forward pass: {prefix}_predict, {figures['input_size']:,} floats in, {figures['output_size']:,} out, "
+        _show(f"forward pass: {prefix}_predict, {figures['input_size']:,} floats in, {figures['output_size']:,} out, "
               f"arena {figures['arena_bytes']:,} bytes; `keras-weights verify {args.output} --predict MODEL` runs it "
               "against Keras")
     if args.max_bytes:
-        print(render_budget(manifest, manifest["options"].get("c", {}).get("align", c_format.DEFAULT_ALIGN), args.max_bytes))
+        _show(render_budget(manifest, manifest["options"].get("c", {}).get("align", c_format.DEFAULT_ALIGN), args.max_bytes))
     if args.quantize:
-        print("\n" + render_quantization(manifest, args.min_snr))
+        _show("\n" + render_quantization(manifest, args.min_snr))
     return 0
 
 
@@ -397,8 +413,8 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
         for o in outcomes:
             detail = (f"{o.tensors} tensors, {o.parameters:,} parameters, {o.reader} reader -> {o.folder}" if o.ok
                       else o.message)
-            print(f"{'OK  ' if o.ok else 'FAIL'} {o.source:<{width}}  {detail}")
-        print(f"{len(outcomes) - len(failed)} of {len(outcomes)} models exported" + (f", {len(failed)} failed" if failed else ""))
+            _show(f"{'OK  ' if o.ok else 'FAIL'} {o.source:<{width}}  {detail}")
+        _show(f"{len(outcomes) - len(failed)} of {len(outcomes)} models exported" + (f", {len(failed)} failed" if failed else ""))
     return SomeModelsFailed.exit_code if failed else 0
 
 
@@ -430,10 +446,10 @@ def _print_report(report: verification.Report) -> None:
         status = "OK  " if check.ok else "FAIL"
         held = check.detail or (f"{check.tensors} tensors" if check.tensors else "declarations")
         compiled = f", compiled with {check.compiled_with}" if check.compiled_with else ""
-        print(f"{status} {check.path:<40} {check.format:<12} {held}{compiled}")
+        _show(f"{status} {check.path:<40} {check.format:<12} {held}{compiled}")
         for problem in check.problems:
-            print(f"       {problem}")
-    print(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
+            _show(f"       {problem}")
+    _show(f"{'verified' if report.ok else 'verification FAILED for'} {report.folder}")
 
 
 def run_load(args: argparse.Namespace) -> int:
@@ -450,7 +466,7 @@ def run_load(args: argparse.Namespace) -> int:
     load_into(model, args.export)
     save = model.save_weights if target.name.endswith(".weights.h5") else model.save
     atomic.write_file(target, save, args.force)
-    print(f"wrote {target} with the weights of {args.export}")
+    _show(f"wrote {target} with the weights of {args.export}")
     return 0
 
 
@@ -462,7 +478,7 @@ def run_diff(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True, indent=2, allow_nan=False))
         return 0 if result.equal else 1
-    print(render_diff(result, args.all))
+    _show(render_diff(result, args.all))
     return 0 if result.equal else 1
 
 
@@ -498,7 +514,7 @@ def run_report(args: argparse.Namespace) -> int:
     _say(args, f"reading {args.source} ...")
     written = report(args.source, args.output, model=args.model, against=args.against, reader=args.reader,
                      force=args.force)
-    print(f"wrote {written} ({written.stat().st_size:,} bytes)")
+    _show(f"wrote {written} ({written.stat().st_size:,} bytes)")
     return 0
 
 
@@ -640,8 +656,19 @@ def render_quantization(info: dict, min_snr: float | None = None) -> str:
 
 
 def _printable(text: str) -> str:
-    """A name on one line: control characters escaped (a layer name may hold a newline)."""
-    return "".join(repr(c)[1:-1] if not c.isprintable() else c for c in text)
+    r"""A name on one line: control characters, bidi overrides and other invisible characters escaped (a layer name
+    may hold a newline, an ESC sequence or U+202E, which reverses what follows on a terminal).
+
+    >>> _printable("a\nb\x1b[2Jc\u202ed")
+    'a\\nb\\x1b[2Jc\\u202ed'
+    """
+    return "".join(repr(c)[1:-1] if not c.isprintable() else c for c in str(text))
+
+
+def _show(text: object = "", file=None, flush: bool = False) -> None:
+    """``print`` for everything the command line says: each line with its invisible characters escaped
+    (:func:`_printable`), whatever part of it came from a model or an export folder."""
+    print("\n".join(_printable(line) for line in str(text).split("\n")), file=file, flush=flush)
 
 
 def _shape(shape: list[int]) -> str:

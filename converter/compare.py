@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import InputInvalid, UsageError
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _tensors(source: Any, reader: str, notes: list[str]) -> dict[str, np.ndarray
 def _export_tensors(folder: Path, notes: list[str]) -> dict[str, np.ndarray]:
     from . import manifest as manifests
     from .api import read
-    from .load import export_file, undo_layout
+    from .load import Misfit, export_file, undo_layout
 
     manifest = manifests.load(folder)
     quantized = bool(manifest["options"].get("quantize"))
@@ -118,7 +118,12 @@ def _export_tensors(folder: Path, notes: list[str]) -> dict[str, np.ndarray]:
               and not entry["name"].endswith(":scale")]
     configs = {layer["name"]: layer["config"] for layer in manifest["layers"]}
     shapes = {t.keras_name: _depthwise_shape(t, configs) for t in stored if "depthwise" in t.transform}
-    return {name: value for name, value in undo_layout(stored, arrays, shapes).items() if value is not None}
+    undone = undo_layout(stored, arrays, shapes)
+    misfits = [value.problem for value in undone.values() if isinstance(value, Misfit)]
+    if misfits:
+        raise InputInvalid(f"{folder.name}: its arrays do not fit what its manifest records: {'; '.join(misfits[:3])}",
+                           hint="Run `keras-weights verify` on the export; it was edited or is damaged.")
+    return {name: value for name, value in undone.items() if value is not None}
 
 
 def _record(entry: dict, arrays: dict[str, np.ndarray]):

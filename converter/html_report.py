@@ -85,15 +85,26 @@ def tensor_stats(name: str, layer: str, array: np.ndarray) -> Stats:
             finite = block[np.isfinite(block)] / scale
             total += float(finite.sum())
             squares += float(np.dot(finite, finite))
-            if low != high:
+            if _binnable(low / scale, high / scale):
                 counts += np.histogram(finite, BINS, (low / scale, high / scale))[0]
         mean = total / count
         stats.minimum, stats.maximum = low, high
         stats.mean, stats.std = mean * scale, math.sqrt(max(squares / count - mean * mean, 0.0)) * scale
         stats.range_bits = math.log2(scale / smallest) if smallest < math.inf and scale > 0 else 0.0
-        stats.histogram, stats.edges = (counts.tolist() if low != high else [count]), (low, high)
+        stats.histogram = counts.tolist() if _binnable(low / scale, high / scale) else [count]
+        stats.edges = (low, high)
     stats.anomalies = _anomalies(stats)
     return stats
+
+
+def _binnable(low: float, high: float) -> bool:
+    """Whether :data:`BINS` bins fit between ``low`` and ``high`` (two adjacent floats have no room for them: one
+    bar then shows every value).
+
+    >>> _binnable(0.0, 1.0), _binnable(1.0, float(np.nextafter(1.0, 2.0)))
+    (True, False)
+    """
+    return low < high and bool(np.all(np.diff(np.linspace(low, high, BINS + 1)) > 0))
 
 
 def _blocks(flat: np.ndarray):
@@ -103,9 +114,9 @@ def _blocks(flat: np.ndarray):
 
 def _histogram(values: np.ndarray, low: float, high: float) -> tuple[list[int], tuple[float, float]]:
     """A histogram of finite float64 values (small arrays: the error of a quantized tensor)."""
-    if low == high:
-        return [int(values.size)], (low, high)
     scale = max(abs(low), abs(high))
+    if not _binnable(low / scale if scale else 0.0, high / scale if scale else 0.0):
+        return [int(values.size)], (low, high)
     return np.histogram(values / scale, BINS, (low / scale, high / scale))[0].tolist(), (low, high)
 
 
@@ -238,24 +249,49 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border-bottom:1px solid #ddd;
 td.n{text-align:right;font-variant-numeric:tabular-nums}.flag{color:#b00020}section.tensor{margin:1em 0;
 padding:.5em 1em;border:1px solid #ddd;border-radius:4px}svg{background:#fafafa}h3{margin:.2em 0;font-size:1em}
 code{word-break:break-all}details>summary{cursor:pointer}
+.ctrl{background:#fde68a;color:#7c2d12;font-family:monospace;border-radius:2px;padding:0 1px}
 """
 
 
+def _text(value: object) -> str:
+    r"""Text from the model or export as HTML: escaped, with every invisible character (control characters, bidi
+    overrides such as U+202E, which would reverse what follows) shown as its code in a marked span.
+
+    >>> _text("a<b\u202ec")
+    'a&lt;b<span class="ctrl" title="invisible character">\\u202e</span>c'
+    """
+    return "".join(html.escape(c) if c.isprintable() else
+                   f'<span class="ctrl" title="invisible character">{html.escape(repr(c)[1:-1])}</span>'
+                   for c in str(value))
+
+
+def _attribute(value: object) -> str:
+    """Text for a quoted HTML attribute: escaped, invisible characters written as their codes."""
+    return html.escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value)), quote=True)
+
+
+MAX_SECTIONS = 1000     # tensors drawn with their histogram; the rest in one table of figures
+MAX_ROWS = 20_000       # rows of any table: beyond, the page says how many were left out
+MAX_ANOMALIES = 1000
+
+
 def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, differences) -> str:
-    """The HTML page (a pure function of what it is given)."""
-    e = html.escape
+    """The HTML page (a pure function of what it is given), bounded in size whatever the model's size."""
+    e = _text
     script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     csp = (f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; img-src 'none'; "
            "connect-src 'none'; form-action 'none'; base-uri 'none'")
     parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-             f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">'
+             f'<meta http-equiv="Content-Security-Policy" content="{_attribute(csp)}">'
              f"<title>{e(title)} - keras-weights report</title><style>{_STYLE}</style></head><body>",
              f"<h1>{e(title)}</h1>", "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary)
              + "</table>"]
     flagged = [t for t in tensors if t.anomalies]
     parts.append(f"<h2>Anomalies ({len(flagged)})</h2>")
-    listed = "<ul>" + "".join(f'<li class="flag"><a href="#{_anchor(t.name)}">{e(t.name)}</a>: '
-                              f"{e('; '.join(t.anomalies))}</li>" for t in flagged) + "</ul>"
+    drawn = {id(t) for t in tensors[:MAX_SECTIONS]}
+    listed = "<ul>" + "".join(f'<li class="flag">' + (f'<a href="#{_anchor(t.name)}">{e(t.name)}</a>' if id(t) in drawn
+                                                       else e(t.name)) + f": {e('; '.join(t.anomalies))}</li>"
+                              for t in flagged[:MAX_ANOMALIES]) + "</ul>" + _left_out(len(flagged), MAX_ANOMALIES)
     parts.append((listed if len(flagged) <= 20 else f"<details><summary>{len(flagged)} tensors</summary>{listed}</details>")
                  if flagged
                  else "<p>None found: no non-finite values, all-zero or constant tensors, exploding ranges or "
@@ -266,13 +302,33 @@ def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, d
     parts.append(f"<h2>Layers</h2><details{opened}><summary>" + f"{len(layers)} layers</summary><table><tr><th>#</th>"
                  "<th>Layer</th><th>Class</th><th>Tensors</th></tr>" + "".join(
                      f"<tr><td class=n>{layer['index']}</td><td>{e(layer['name'])}</td><td>{e(layer['class'])}</td>"
-                     f"<td>{e(', '.join(layer['tensors']))}</td></tr>" for layer in layers) + "</table></details>")
+                     f"<td>{e(', '.join(layer['tensors'][:20]))}</td></tr>" for layer in layers[:MAX_ROWS]) + "</table>"
+                 + _left_out(len(layers), MAX_ROWS) + "</details>")
     if bytes_per_layer:
         parts.append("<h2>C arrays: bytes per layer</h2>" + _bars(bytes_per_layer))
     parts.append('<h2>Tensors</h2><p><label>Filter by name <input id="filter" type="search"></label></p>')
-    parts += [_tensor_section(t) for t in tensors]
+    parts += [_tensor_section(t) for t in tensors[:MAX_SECTIONS]]
+    if len(tensors) > MAX_SECTIONS:
+        parts.append(_figures_table(tensors[MAX_SECTIONS:MAX_SECTIONS + MAX_ROWS]) + _left_out(
+            len(tensors) - MAX_SECTIONS, MAX_ROWS))
     parts.append(f"<script>{_SCRIPT}</script></body></html>\n")
     return "".join(parts)
+
+
+def _left_out(total: int, shown: int) -> str:
+    return (f'<p class="flag">{total - shown:,} more not shown: the page stays bounded. `keras-weights inspect --json` '
+            "lists every tensor.</p>") if total > shown else ""
+
+
+def _figures_table(tensors: list[Stats]) -> str:
+    """Tensors beyond the first :data:`MAX_SECTIONS`: their figures in one table row each, no histogram."""
+    e = _text
+    rows = "".join(f"<tr><td><code>{e(t.name)}</code></td><td>{e(t.shape)}</td><td>{e(t.dtype)}</td>"
+                   f"<td class=n>{_number(t.minimum)}</td><td class=n>{_number(t.maximum)}</td>"
+                   f"<td class=n>{_number(t.mean)}</td><td class=n>{_number(t.std)}</td>"
+                   f"<td class=flag>{e('; '.join(t.anomalies))}</td></tr>" for t in tensors)
+    return (f"<h3>{len(tensors):,} more tensors, figures only</h3><table><tr><th>Tensor</th><th>Shape</th><th>Dtype</th>"
+            f"<th>Min</th><th>Max</th><th>Mean</th><th>Std</th><th>Anomalies</th></tr>{rows}</table>")
 
 
 def _anchor(name: str) -> str:
@@ -284,7 +340,7 @@ def _number(value: float | None) -> str:
 
 
 def _tensor_section(t: Stats) -> str:
-    e = html.escape
+    e = _text
     rows = [("shape", "(" + ", ".join(map(str, t.shape)) + ("," if len(t.shape) == 1 else "") + ")"), ("dtype", t.dtype), ("min", _number(t.minimum)),
             ("max", _number(t.maximum)), ("mean", _number(t.mean)), ("std", _number(t.std)),
             ("zeros", f"{t.zeros:.1%}"), ("NaN / Inf", f"{t.nan} / {t.inf}"),
@@ -299,7 +355,7 @@ def _tensor_section(t: Stats) -> str:
     charts = _svg(t.histogram, t.edges, "values")
     if t.error_histogram:
         charts += _svg(t.error_histogram, t.error_edges, "error of the values read back")
-    return (f'<section class="tensor" id="{_anchor(t.name)}" data-name="{e(t.name)}"><h3><code>{e(t.name)}</code> '
+    return (f'<section class="tensor" id="{_anchor(t.name)}" data-name="{_attribute(t.name)}"><h3><code>{e(t.name)}</code> '
             f"<small>layer {e(t.layer)}</small></h3>{flags}{table}{charts}</section>")
 
 
@@ -320,14 +376,14 @@ def _svg(counts: list[int], edges: tuple[float, float], label: str, width: int =
 
 def _bars(values: dict[str, int], width: int = 500) -> str:
     top = max(values.values()) or 1
-    rows = "".join(f"<tr><td>{html.escape(name)}</td><td class=n>{size:,}</td><td><svg width=\"{width}\" height=\"12\">"
+    rows = "".join(f"<tr><td>{_text(name)}</td><td class=n>{size:,}</td><td><svg width=\"{width}\" height=\"12\">"
                    f'<rect width="{max(size / top * width, 1):.1f}" height="12" fill="#3b6ea5"/></svg></td></tr>'
-                   for name, size in sorted(values.items(), key=lambda item: -item[1]))
+                   for name, size in sorted(values.items(), key=lambda item: -item[1])[:MAX_ROWS])
     return f"<table>{rows}</table>"
 
 
 def _diff_section(result) -> str:
-    e = html.escape
+    e = _text
     rows = "".join(f"<tr><td><code>{e(t.name)}</code></td><td>{e(t.status)}</td><td class=n>{_number(t.max_abs)}</td>"
                    f"<td class=n>{_number(t.max_rel)}</td><td class=n>"
                    f"{'-' if t.changed is None else f'{t.changed:.1%}'}</td></tr>" for t in result.tensors

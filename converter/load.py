@@ -112,7 +112,7 @@ def _keras_arrays(arrays: dict[str, np.ndarray], layout: str, current, file_name
 
 def undo_layout(stored, arrays: dict[str, np.ndarray], keras_shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     """Keras name -> Keras-layout array, from the arrays a layout stored (``stored``: their records, with the
-    steps in ``transform``); None where one is missing, a ``_Misfit`` where one has the wrong shape."""
+    steps in ``transform``); None where one is missing, a ``Misfit`` where one has the wrong shape."""
     result: dict[str, Any] = {}
     for tensor in stored:
         key = tensor.keras_name or tensor.name
@@ -125,10 +125,15 @@ def undo_layout(stored, arrays: dict[str, np.ndarray], keras_shapes: dict[str, t
                 result.setdefault(key, None)
             continue
         if tuple(value.shape) != tensor.shape:  # cannot be undone: reported in the stored names and shapes
-            result[key] = _Misfit(f"{key}: {tensor.name} has shape {list(value.shape)}, the model's needs "
+            result[key] = Misfit(f"{key}: {tensor.name} has shape {list(value.shape)}, the model's needs "
                                   f"{list(tensor.shape)}")
             continue
-        undone = _undo(tensor, np.asarray(value), keras_shapes.get(key))
+        try:
+            undone = _undo(tensor, np.asarray(value), keras_shapes.get(key))
+        except (ValueError, IndexError, TypeError) as error:  # a recorded transform that does not fit the array
+            result[key] = Misfit(f"{key}: the recorded transform {tensor.transform!r} cannot be undone on "
+                                  f"{tensor.name} of shape {list(value.shape)} ({type(error).__name__})")
+            continue
         if second_bias:  # an LSTM's or SimpleRNN's two biases, summed into Keras's one
             result[key] = None if result.get(key) is None else result[key] + undone
         elif tensor.transform.startswith("row:"):  # a GRU's two bias rows, stacked back
@@ -137,12 +142,12 @@ def undo_layout(stored, arrays: dict[str, np.ndarray], keras_shapes: dict[str, t
         else:
             result[key] = undone
     for key, value in result.items():
-        if isinstance(value, list) and not any(isinstance(v, _Misfit) for v in value):
+        if isinstance(value, list) and not any(isinstance(v, Misfit) for v in value):
             result[key] = None if any(v is None for v in value) else np.stack(value)
     return result
 
 
-class _Misfit:
+class Misfit:
     """A stored tensor whose shape does not fit: the problem, said in the stored names."""
 
     def __init__(self, problem: str) -> None:
@@ -185,7 +190,7 @@ def _assign(model: Any, current, wanted: dict[str, Any]) -> None:
     values = []
     for tensor in current.tensors:
         value = wanted.get(tensor.name)
-        if isinstance(value, _Misfit):
+        if isinstance(value, Misfit):
             problems.append(value.problem)
         elif value is None:
             problems.append(f"{tensor.name}: missing")

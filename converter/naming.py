@@ -53,3 +53,25 @@ def _safe(name: str, suffix: str) -> str:
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
         key = key.encode()[:MAX_KEY_BYTES - 13].decode("utf-8", "ignore") + "_" + digest
     return key
+
+
+def encodable(value):
+    r"""``value`` (a string, or lists and dicts of them) with every character UTF-8 cannot encode (a lone surrogate: a
+    crafted name, an undecodable byte of a file name) written as its escape, so that every output can hold it.
+
+    >>> encodable("ok"), encodable({"name": "a\udcff", "n": [1, "\ud800"]})
+    ('ok', {'name': 'a\\udcff', 'n': [1, '\\ud800']})
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [encodable(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(encodable(v) for v in value)
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    return value

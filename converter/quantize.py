@@ -199,6 +199,10 @@ def _int8(tensor: Tensor, axes: tuple[int, ...] | None, taken: set[str]) -> list
             "int8 cannot hold them", hint="Fix the model, or export it without --quantize int8 (exact, NaN included).")
     w = tensor.array
     scale = _int8_scales(w, axes)
+    if not np.isfinite(scale).all():
+        raise QuantizationError(
+            f"tensor {tensor.name} holds values up to {float(np.abs(w).max()):g}: their int8 scale (max / 127) is beyond "
+            "float32's largest value", hint="Export it without --quantize int8 (exact), or fix the model.")
     q = np.empty(w.shape, np.int8)
     error = _Error()
     scale_b = scale.reshape(broadcast_shape(w.shape, axes))
@@ -225,7 +229,8 @@ def _int8_scales(w: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
             peak[rows] = block_peak
         else:
             np.maximum(peak, block_peak, out=peak)
-    scale = (peak / 127).astype(np.float32)
+    with np.errstate(over="ignore"):  # a scale beyond float32 is refused by the caller, by name
+        scale = (peak / 127).astype(np.float32)
     scale[peak == 0] = 1
     scale[(peak > 0) & (scale == 0)] = np.float32(np.finfo(np.float32).smallest_subnormal)
     return scale
@@ -267,21 +272,46 @@ def _cast(tensor: Tensor, scheme: str) -> Tensor:
 
 
 class _Error:
-    """The error of the values read back against the model's, accumulated block by block (float64)."""
+    """The error of the values read back against the model's, accumulated block by block (float64), in energies
+    that neither overflow nor underflow (a kernel of 1e-300s read back as zeros has an SNR of 0 dB, not none)."""
 
     def __init__(self) -> None:
-        self.count, self.max_abs, self.error_energy, self.signal_energy = 0, 0.0, 0.0, 0.0
+        self.count, self.max_abs = 0, 0.0
+        self.error, self.signal = _Energy(), _Energy()
 
     def add(self, original: np.ndarray, read_back: np.ndarray) -> None:
         difference = read_back.astype(np.float64) - original
         if difference.size:
             self.max_abs = max(self.max_abs, float(np.abs(difference).max()))
         self.count += difference.size
-        self.error_energy += float(np.dot(difference.reshape(-1), difference.reshape(-1)))
-        self.signal_energy += float(np.dot(original.reshape(-1), original.reshape(-1)))
+        self.error.add(difference.reshape(-1))
+        self.signal.add(np.asarray(original, np.float64).reshape(-1))
 
     def figures(self) -> tuple[float, float, float | None]:
-        """(max abs, RMSE, SNR in dB: None with no error or no signal)."""
-        rmse = math.sqrt(self.error_energy / self.count) if self.count else 0.0
-        defined = self.error_energy > 0 and self.signal_energy > 0
-        return self.max_abs, rmse, 10 * math.log10(self.signal_energy / self.error_energy) if defined else None
+        """(max abs, RMSE, SNR in dB: None with no error or no signal).
+
+        >>> error = _Error(); error.add(np.array([1e-300, -1e-300]), np.zeros(2)); error.figures()
+        (1e-300, 1e-300, 0.0)
+        """
+        rmse = self.error.scale * math.sqrt(self.error.sum / self.count) if self.count else 0.0
+        defined = self.error.sum > 0 and self.signal.sum > 0
+        snr = (10 * math.log10(self.signal.sum / self.error.sum) + 20 * math.log10(self.signal.scale / self.error.scale)
+               if defined else None)
+        return self.max_abs, rmse, snr
+
+
+class _Energy:
+    """A sum of squares kept as ``scale**2 * sum`` with ``scale`` the largest magnitude seen (as LAPACK's norms do)."""
+
+    def __init__(self) -> None:
+        self.scale, self.sum = 0.0, 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        peak = float(np.abs(values).max()) if values.size else 0.0
+        if peak == 0:
+            return
+        if peak > self.scale:
+            self.sum *= (self.scale / peak) ** 2
+            self.scale = peak
+        scaled = values / self.scale
+        self.sum += float(np.dot(scaled, scaled))

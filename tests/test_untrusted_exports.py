@@ -332,3 +332,203 @@ def test_renamed_tensors_are_matched_by_position_for_many_tensors(monkeypatch):
     result = compare.diff("a", "b")
     assert len(result.tensors) == n and all(t.status == "renamed" and t.other_name == "b" + t.name[1:]
                                             for t in result.tensors)
+
+
+# -- point 9: no exit 70 on any input ------------------------------------------------------------------------------
+def test_a_lone_surrogate_in_a_name_or_an_undecodable_file_name_is_written_escaped(tmp_path, capsys):
+    import os
+
+    from conftest import with_edited_config
+
+    def rename(config):
+        config["config"]["name"] = "model\udcff"
+        config["config"]["layers"][1]["config"]["name"] = "dense\ud800"
+
+    crafted = with_edited_config(SEED_KERAS, tmp_path / "crafted.keras", rename)
+    undecodable = os.fsencode(str(tmp_path)) + b"/m\xff.keras"
+    shutil.copy(crafted, undecodable)
+    for source in (str(crafted), os.fsdecode(undecodable)):
+        out = tmp_path / ("out" if source == str(crafted) else "out2")
+        assert main(["export", source, "-o", str(out), "--reader", "h5"]) == 0, capsys.readouterr().err
+        assert main(["verify", str(out)]) == 0
+        assert main(["inspect", source, "--reader", "h5"]) == 0
+        assert main(["report", source, "-o", str(out / "r.html"), "--reader", "h5"]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["model"]["name"] == "model\\udcff" and manifest["tensors"][0]["name"] == "dense\\ud800/kernel"
+    assert json.loads((tmp_path / "out2" / "manifest.json").read_text())["source"]["file"] == "m\\udcff.keras"
+    assert "internal error" not in capsys.readouterr().err
+
+
+def float64_model(keras, tmp_path, value):
+    x = keras.Input((2,), dtype="float64")
+    dense = keras.layers.Dense(2, dtype="float64", name="d")
+    model = keras.Model(x, dense(x), name="f64")
+    dense.kernel.assign(np.full((2, 2), value))
+    model.save(tmp_path / "f64.keras")
+    return tmp_path / "f64.keras"
+
+
+def test_int8_of_float64_extremes_is_refused_or_measured_never_an_internal_error(tmp_path, keras_module, capsys):
+    huge = float64_model(keras_module, tmp_path, 1e300)
+    assert main(["export", str(huge), "-o", str(tmp_path / "a"), "-f", "npz", "--quantize", "int8"]) == 4
+    err = capsys.readouterr().err
+    assert "tensor d/kernel holds values up to 1e+300: their int8 scale" in err and "Warning" not in err, err
+    tiny = float64_model(keras_module, tmp_path, 1e-300)  # stored as all zeros: all signal lost, 0 dB
+    assert main(["export", str(tiny), "-o", str(tmp_path / "b"), "-f", "npz", "--quantize", "int8",
+                 "--min-snr", "10"]) == 4
+    captured = capsys.readouterr()
+    assert "d/kernel (0.0 dB)" in captured.err and "Warning" not in captured.err, captured.err
+
+
+def test_a_report_of_a_float64_tensor_holding_two_adjacent_values(tmp_path, keras_module):
+    path = float64_model(keras_module, tmp_path, 1.0)
+    model = keras_module.saving.load_model(path)
+    model.get_layer("d").kernel.assign(np.array([[1.0, np.nextafter(1.0, 2.0)]] * 2))
+    model.save(path)
+    assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) == 0
+
+
+def test_a_malformed_manifest_beside_a_file_given_to_load_is_exit_7(tmp_path, capsys):
+    folder = tmp_path / "out"
+    shutil.copytree(GOLDEN, folder)
+    (folder / "manifest.json").write_text('{"schema": "keras-weights/manifest", "files": "x"}')
+    assert main(["load", str(folder / "seed_mlp.npz"), str(SEED_KERAS), "-o", str(tmp_path / "n.keras")]) == 7
+    assert "manifest schema" in capsys.readouterr().err
+
+
+def test_a_transform_that_does_not_fit_its_array_is_a_clear_error(tmp_path, capsys):
+    folder = tmp_path / "out"
+    converter.export(SEED_KERAS, folder, formats=["npz"], layout="torch")
+    rewrite_manifest(folder, lambda m: m["tensors"][0].update(transform="flatten:7,3+permute:1,0"))
+    assert main(["diff", str(SEED_KERAS), str(folder)]) == 4
+    err = capsys.readouterr().err
+    assert "cannot be undone on dense.weight" in err and "internal error" not in err, err
+
+
+# -- point 10: terminal and page hygiene ---------------------------------------------------------------------------
+HOSTILE_NAME = "d\x1b[2J\x07\u202eevil"
+
+
+def test_names_with_control_characters_are_escaped_on_the_terminal_and_marked_on_the_page(tmp_path, capsys):
+    from conftest import with_edited_config
+
+    def rename(config):
+        config["config"]["layers"][1]["config"]["name"] = HOSTILE_NAME
+
+    crafted = with_edited_config(SEED_KERAS, tmp_path / "crafted.keras", rename)
+    for argv in (["inspect", str(crafted), "--reader", "h5"], ["export", str(crafted), "-o", str(tmp_path / "out"),
+                                                                "--reader", "h5"],
+                 ["diff", str(SEED_KERAS), str(tmp_path / "out"), "--all"], ["verify", str(tmp_path / "out")]):
+        assert main(argv) in (0, 1), argv
+        captured = capsys.readouterr()
+        shown = captured.out + captured.err
+        assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown, argv
+        if argv[0] in ("inspect", "diff"):  # the name is there, escaped
+            assert "d\\x1b[2J\\x07\\u202eevil" in shown, shown
+    assert main(["report", str(tmp_path / "out"), "-o", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "\u202e" not in page and "\x1b" not in page and '<span class="ctrl" title="invisible character">\\u202e' in page
+
+
+def test_a_report_of_100000_tensors_stays_bounded():
+    from converter.html_report import MAX_ROWS, MAX_SECTIONS, Stats, render
+
+    tensors = [Stats(f"layer_{i}/kernel", f"layer_{i}", (3,), "float32", 3, 0.0, 1.0, 0.5, 0.1,
+                     histogram=[1] * 40, edges=(0.0, 1.0), anomalies=["all zero (a dead layer)"] if i % 2 else [])
+               for i in range(100_000)]
+    layers = [{"index": i, "name": f"layer_{i}", "class": "Dense", "tensors": [f"layer_{i}/kernel"]} for i in range(100_000)]
+    page = render("big", [("tensors", "100,000")], layers, tensors, None, None)
+    assert len(page) < 20_000_000  # a few MB: 1,000 histograms, the rest as rows of figures
+    assert page.count('<section class="tensor"') == MAX_SECTIONS
+    assert f"{100_000 - MAX_SECTIONS - MAX_ROWS:,} more not shown" in page
+
+
+# -- point 12: a mutation test over the manifest -----------------------------------------------------------------
+def leaves(value, path=()):
+    """Every (path, value) of a JSON document's leaves and containers."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value[:3]):  # the first items stand for the rest
+            yield from leaves(item, (*path, index))
+
+
+def replacements(value):
+    """Values of other kinds and ranges than ``value``: what a forger would try."""
+    if isinstance(value, bool):
+        return [not value, 1, "true", None]
+    if isinstance(value, int):
+        return [-1, 0, value + 1, 2**63, 1.5, "7", True, None]
+    if isinstance(value, float):
+        return [-value - 1.0, 1e308, 0.0, "x"]
+    if isinstance(value, str):
+        return ["", "-x", "../x", "a\x1b]0;t\x07b\u202e", "stdio.h", value + "_", 7, ["x"]]
+    if isinstance(value, list):
+        return [[], value + value[-1:] if value else [1], "x", {}]
+    if isinstance(value, dict):
+        return [{}, [], "x"]
+    return [0, "x"]
+
+
+def schema_valid_mutations(manifest, count, seed=0):
+    """``count`` edits of one value each that the schema accepts, taken from every part of the manifest in turn (its
+    options and file list as often as its long tensor list)."""
+    import itertools
+    import random
+
+    import jsonschema
+
+    from converter import manifest as manifests
+
+    validator = jsonschema.Draft202012Validator(manifests.schema())
+    candidates = [(path, new) for path, value in leaves(manifest) if path for new in replacements(value)]
+    random.Random(seed).shuffle(candidates)
+    sections: dict = {}
+    for path, new in candidates:
+        mutated = json.loads(json.dumps(manifest))
+        target = mutated
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = new
+        valid = sections.setdefault(path[0], [])
+        if len(valid) < count and validator.is_valid(mutated):
+            valid.append((path, mutated))
+    interleaved = [c for group in itertools.zip_longest(*sections.values()) for c in group if c is not None]
+    return interleaved[:count]
+
+
+@pytest.fixture(scope="module")
+def full_export(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("full") / "out"
+    converter.export(SEED_KERAS, folder, options={"c": {"inference": True}})
+    return folder
+
+
+def test_schema_valid_edits_of_the_manifest_never_crash_run_code_or_write_outside(full_export, tmp_path, capsys):
+    manifest = json.loads((full_export / "manifest.json").read_text())
+    mutations = schema_valid_mutations(manifest, 60)
+    assert len(mutations) == 60
+    outcomes = []
+    for number, (path, mutated) in enumerate(mutations):
+        folder = tmp_path / f"m{number}" / "out"
+        shutil.copytree(full_export, folder)
+        marker = tmp_path / "code-ran"
+        plant_system_headers(folder, marker)
+        (folder / "manifest.json").write_text(json.dumps(mutated))
+        before = sorted(p.name for p in folder.iterdir())
+        codes = [main(["verify", str(folder)])]
+        if shutil.which("gcc"):
+            codes.append(main(["verify", str(folder), "--compile"]))
+        codes += [main(["load", str(folder), str(SEED_KERAS), "-o", str(folder.parent / "new.keras")]),
+                  main(["diff", str(SEED_KERAS), str(folder)]),
+                  main(["report", str(folder), "-o", str(folder.parent / "r.html")])]
+        err = capsys.readouterr().err
+        assert 70 not in codes and "internal error" not in err, (path, codes, err[-2000:])
+        assert not marker.exists(), path
+        assert sorted(p.name for p in folder.iterdir()) == before, path
+        assert sorted(p.name for p in folder.parent.iterdir()) in (["out"], ["new.keras", "out"], ["out", "r.html"],
+                                                                   ["new.keras", "out", "r.html"]), path
+        outcomes.append(codes[0])
+    assert outcomes.count(0) < len(outcomes)  # most edits are found (some, such as a layer's input_shape, are free)

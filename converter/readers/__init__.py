@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DamagedInput, InputInvalid, UnsafeInput, UsageError
+from ..naming import encodable
 from ..tensors import ModelWeights, Source
 from . import archive, hdf5, inputs, probe, savedmodel
 from . import keras as keras_reader
@@ -53,7 +54,7 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False, allo
         raise UsageError(f"the {reader} reader does not read {_KIND_NAMES[kind]}",
                          hint=f"Use --reader auto (reader='auto'), which reads it with: {', '.join(AUTO[kind])}.")
     if path is None:
-        return READERS[chain[0]].read(source, kind, Source(None, kind, None, chain[0]), options)
+        return _encodable(READERS[chain[0]].read(source, kind, Source(None, kind, None, chain[0]), options))
     with ThreadPoolExecutor(2) as background:  # hashlib and zlib release the GIL: both overlap the reading
         digest = background.submit(inputs.sha256, path)
         intact = background.submit(archive.check_crc, path, archive.WEIGHTS) if kind == "keras" else None
@@ -62,7 +63,25 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False, allo
         finally:  # a member read in place skips zipfile's CRC check; a damaged member also explains a failure
             if intact:
                 intact.result()
-        return replace(weights, source=replace(weights.source, sha256=digest.result()))
+        return _encodable(replace(weights, source=replace(weights.source, sha256=digest.result())))
+
+
+def _encodable(weights: ModelWeights) -> ModelWeights:
+    """The records with every name, configuration string and the file name encodable as UTF-8 (``naming.encodable``):
+    a crafted model's lone surrogates reach no writer. Most models have none, and are returned as they are."""
+    text = (weights.name, weights.class_name, weights.source.file, weights.source.note,
+            *(t.name for t in weights.tensors), *(t.layer for t in weights.tensors), *(t.role for t in weights.tensors))
+    if all(s is None or encodable(s) is s for s in text) and encodable(weights.config) == weights.config \
+            and all(encodable(layer.config) == layer.config and encodable(layer.name) is layer.name
+                    for layer in weights.layers):
+        return weights
+    layers = tuple(replace(layer, name=encodable(layer.name), class_name=encodable(layer.class_name),
+                           config=encodable(layer.config), tensors=encodable(layer.tensors)) for layer in weights.layers)
+    tensors = tuple(replace(t, name=encodable(t.name), layer=encodable(t.layer), role=encodable(t.role),
+                            keras_name=encodable(t.keras_name)) for t in weights.tensors)
+    source = replace(weights.source, file=encodable(weights.source.file), note=encodable(weights.source.note))
+    return replace(weights, name=encodable(weights.name), class_name=encodable(weights.class_name), layers=layers,
+                   tensors=tensors, source=source, config=encodable(weights.config))
 
 
 def open_keras_model(source: Any, trust_code: bool = False, allow_sparse: bool = False) -> Any:
