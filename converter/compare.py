@@ -156,6 +156,9 @@ def _compare(name: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) 
             return base  # float values of both are still compared below, to show how far they moved
     if a.size == 0:
         return base
+    if a.dtype == b.dtype and a.nbytes <= BLOCK and a.tobytes() == b.tobytes():  # the common case, at once
+        base.max_abs = base.max_rel = base.changed = 0.0
+        return base
     exact_integers = a.dtype == b.dtype and a.dtype.kind in "iu"
     figures = _Figures()
     for start in range(0, a.size, BLOCK):

@@ -532,3 +532,15 @@ def test_schema_valid_edits_of_the_manifest_never_crash_run_code_or_write_outsid
                                                                    ["new.keras", "out", "r.html"]), path
         outcomes.append(codes[0])
     assert outcomes.count(0) < len(outcomes)  # most edits are found (some, such as a layer's input_shape, are free)
+
+
+def test_a_string_of_the_manifest_cannot_leave_its_comment_in_the_c_text(tmp_path, capsys):
+    """source_dtype is written into a C comment: only the known dtypes are accepted, and it is escaped anyway."""
+    from converter.formats import c_text
+
+    folder = tmp_path / "out"
+    converter.export(SEED_KERAS, folder, formats=["c"], quantize="int8")
+    rewrite_manifest(folder, lambda m: m["tensors"][0].update(source_dtype="float32 */ int evil; /*"))
+    assert main(["verify", str(folder), "--compile"]) == 7
+    assert "source_dtype" in capsys.readouterr().err
+    assert c_text.comment_text("a */ b /* c") == "a * / b / * c"

@@ -244,11 +244,11 @@ class _Unit:
         layout = self.info.layout if self.info else "keras"
         version = self.info.producer_version if self.info else __version__
         return (
-            f"/* {file_name}: weights of the Keras model \"{c_text.comment_text(name)}\" "
+            f"/* {c_text.comment_text(file_name)}: weights of the Keras model \"{c_text.comment_text(name)}\" "
             f"({c_text.comment_text(class_name)}) from {c_text.comment_text(source)},\n"
             f" * written by keras-weights {c_text.comment_text(version)}. Do not edit: export again instead.\n"
             f" * {len(self.tensors)} tensors, {sum(t.array.size for t in self.tensors)} parameters, "
-            f"{sum(t.nbytes for t in self.tensors)} bytes; layout {layout}.\n"
+            f"{sum(t.nbytes for t in self.tensors)} bytes; layout {c_text.comment_text(layout)}.\n"
             " *\n"
             " * Each array holds one tensor in C (row-major) order: memcpy from it gives exactly the bytes\n"
             " * get_weights() returned (little-endian). float16, bfloat16 and float8 tensors are stored as\n"
@@ -345,7 +345,7 @@ class _Unit:
         base = self.names[tensor.name].upper()
         dims = "".join(f"[{n}]" for n in tensor.shape) or "(scalar)"
         lines = [f"/* [{index}] {c_text.comment_text(tensor.name)}: layer {c_text.comment_text(tensor.layer)}, "
-                 f"role {c_text.comment_text(tensor.role)}, {tensor.dtype} {dims}"
+                 f"role {c_text.comment_text(tensor.role)}, {c_text.comment_text(tensor.dtype)} {dims}"
                  + (", transposed" if tensor.transform == "transpose" else "") + " */",
                  f"#define {base}_INDEX {index}", f"#define {base}_SIZE {tensor.array.size}",
                  f"#define {base}_BYTES {tensor.nbytes}", f"#define {base}_RANK {len(tensor.shape)}"]
@@ -355,11 +355,13 @@ class _Unit:
             count, stride = scale_indexing(tensor.shape, q.axis)
             scale = self.names[q.scale]
             axes = "one scale for the tensor" if not q.axis else f"channel axes {', '.join(map(str, q.axis))}"
-            lines[1:1] = [f"/* int8 ({q.scheme}, from {q.source_dtype}, {axes}): element n stands for\n"
+            lines[1:1] = [f"/* int8 ({c_text.comment_text(q.scheme)}, from {c_text.comment_text(q.source_dtype)}, {axes}): "
+                          "element n stands for\n"
                           f" * {self.names[tensor.name]}[n] * {scale}[(n / {base}_CHANNEL_STRIDE) % {base}_CHANNELS] */"]
             lines += [f"#define {base}_CHANNELS {count}", f"#define {base}_CHANNEL_STRIDE {stride}"]
         elif q is not None:
-            lines[1:1] = [f"/* {q.scheme} cast of the model's {q.source_dtype} values */"]
+            lines[1:1] = [f"/* {c_text.comment_text(q.scheme)} cast of the model's {c_text.comment_text(q.source_dtype)} "
+                          "values */"]
         return "\n".join(lines) + "\n"
 
     # -- definitions -------------------------------------------------------------------------

@@ -266,7 +266,7 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
         replacements["@OUT@"] = _pointer(_Value((), step.output))
         for index, temporary in enumerate(step.temporaries):
             replacements[f"T{index}"] = f"A + {temporary.offset}" if temporary.offset else "A"
-        body.append(f"    /* {comment_text(step.node.name)} ({step.node.class_name}): output {_shape_text(step.shape)} */")
+        body.append(f"    /* {comment_text(step.node.name)} ({comment_text(step.node.class_name)}): output {_shape_text(step.shape)} */")
         for statement in call.statements:
             text = re.sub(r"@IN\d+@|@OUT@|\bT\d+\b", lambda found: f"({replacements[found.group(0)]})", statement)
             body.append("    " + re.sub(r"\bkw_", f"{prefix}_kw_", text))
