@@ -243,10 +243,12 @@ def test_parquet_rows_that_do_not_cover_every_value_exactly_once_are_refused(tmp
     assert said in capsys.readouterr().err
 
 
-def test_a_quantization_entry_whose_scale_is_missing_is_a_clear_error_for_diff(tmp_path, capsys):
+@pytest.mark.parametrize("change", [lambda q: q.update(scale="dense/nothing"), lambda q: q.update(axis=5),
+                                    lambda q: q.update(axis=[0, 1])])
+def test_a_quantization_entry_that_does_not_fit_is_a_clear_error_for_diff(tmp_path, capsys, change):
     folder = tmp_path / "out"
     converter.export(SEED_KERAS, folder, formats=["npz"], quantize="int8")
-    rewrite_manifest(folder, lambda m: m["tensors"][0]["quantization"].update(scale="dense/nothing"))
+    rewrite_manifest(folder, lambda m: change(m["tensors"][0]["quantization"]))
     assert main(["diff", str(SEED_KERAS), str(folder)]) == 4
     err = capsys.readouterr().err
     assert "tensor dense/kernel: its quantization entry" in err and "internal error" not in err
