@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, dtypes, layouts, manifest as manifests, memory, quantize as quantization, readers
+from . import atomic, dtypes, exports, layouts, manifest as manifests, memory, quantize as quantization, readers
 from . import formats as registry  # `formats` is export()'s argument name
+from .inference import graph
 from .errors import (ConverterError, InputInvalid, InputNotFound, NonFiniteValues, OutputError, OverBudget,
                      QuantizationError, UsageError)
 from .tensors import ExportInfo, Tensor
@@ -173,8 +174,6 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
 def _inference(model: Any, tensors: Sequence[Tensor], stem: str, c_options: Mapping[str, Any]) -> dict:
     """The graph of the forward pass ``-f c --c-inference`` writes, and its figures; generating it here
     refuses an unsupported model before anything is written."""
-    from .inference import graph
-
     if model.config is None:
         raise InputInvalid(f"{model.source.file or model.name}: --c-inference needs the model's configuration "
                            "(its layers and how they connect), which this input does not hold",
@@ -337,70 +336,4 @@ def read(path: str | os.PathLike, *, dequantize: bool = False) -> dict[str, np.n
     path = Path(path)
     if not path.is_file():
         raise InputNotFound(f"no such file: {path}")
-    module = registry.by_extension(path.suffix)
-    recorded = _recorded_tensors(path)  # a foreign manifest's bounds are checked before the file is read
-    try:
-        arrays = module.read(path)
-    except ConverterError:
-        raise
-    except Exception as error:  # each format's library has its own errors for damaged files
-        raise InputInvalid(f"cannot read {path.name} as {_format_name(module)}: {type(error).__name__}: "
-                           f"{' '.join(str(error).split())[:300]}",
-                           hint="The file is damaged or not written by keras-weights; export again.") from None
-    if dequantize and not recorded:
-        raise UsageError(f"dequantize needs the manifest.json of the export beside {path.name}",
-                         hint="Read the file from its export folder, or without dequantize.")
-    if not recorded:
-        return arrays
-    named = {t["name"]: dtypes.restore(arrays[key], t["dtype"]) for key, t in recorded if key in arrays}
-    return _dequantized(named, [t for _, t in recorded]) if dequantize else named
-
-
-def _dequantized(arrays: dict[str, np.ndarray], entries: list[dict]) -> dict[str, np.ndarray]:
-    """The model's tensors as a quantized export holds them: float32 ``q * scale`` by the recorded axes."""
-    scales = {(t.get("quantization") or {}).get("scale") for t in entries} - {None}
-    result = {}
-    for entry in entries:
-        name, q = entry["name"], manifests.quantization_of(entry)
-        if name in scales or name not in arrays:
-            continue
-        if q is None:
-            result[name] = arrays[name]
-        elif q.scale is not None:
-            result[name] = quantization.dequantize(arrays[name], _scale_of(name, arrays, q), q.axis)
-        else:
-            result[name] = arrays[name].astype(np.float32)
-    return result
-
-
-def _scale_of(name: str, arrays: dict[str, np.ndarray], q) -> np.ndarray:
-    """The scale tensor of an int8 tensor, checked against what its manifest entry says (a foreign manifest's)."""
-    stored, scale = arrays[name], arrays.get(q.scale)
-    if scale is None or (q.axis is not None and any(a >= stored.ndim for a in q.axis)) \
-            or scale.size != int(np.prod(quantization.scale_shape(stored.shape, q.axis))):
-        raise InputInvalid(f"tensor {name}: its quantization entry (scale {q.scale}, axes {q.axis}) does not fit the "
-                           f"stored array {list(stored.shape)}",
-                           hint="The manifest was edited or is damaged; run `keras-weights verify` on the export.")
-    return scale
-
-
-def _format_name(module: object) -> str:
-    return next(name for name, candidate in registry.FORMATS.items() if candidate is module)
-
-
-def _recorded_tensors(path: Path) -> list[tuple[str, dict]]:
-    """(key in this file's format, manifest tensor entry) in model order, from the export's manifest beside the file
-    (validated, and its declared sizes bounded by what the file holds); [] when no keras-weights manifest lists it."""
-    manifest = manifests.beside(path)
-    if manifest is None:
-        return []
-    entry = next(f for f in manifest["files"] if f["path"] == path.name)
-    recorded = [(t["keys"][entry["format"]], t) for t in manifest["tensors"] if entry["format"] in t["keys"]]
-    listed = [path.parent / f["path"] for f in manifest["files"] if f["format"] == entry["format"]]
-    declared = sum(t["nbytes"] for _, t in recorded)
-    held = sum(atomic.stored_size(p) for p in listed if p.is_file())
-    if not registry.declared_fits(declared, held):
-        raise InputInvalid(f"{path.name}: its manifest declares {declared:,} bytes of tensors, more than {entry['format']} "
-                           f"files of {held:,} bytes can hold; not read",
-                           hint="The export was edited or comes from another tool; export again.")
-    return recorded
+    return exports.Export.open(path).arrays(dequantize)

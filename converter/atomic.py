@@ -25,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
+from .errors import OutputError
+
 TEMP_PREFIX = ".keras-weights-tmp-"
 
 
@@ -110,8 +112,6 @@ def write_file(target: Path, write: Callable[[Path], object], force: bool = Fals
     ...
     converter.errors.OutputError: a.txt already exists in ...
     """
-    from .errors import OutputError
-
     target = check_new_file(target, force)
     try:
         with staging_folder(target.parent) as staging:
@@ -128,8 +128,6 @@ def write_file(target: Path, write: Callable[[Path], object], force: bool = Fals
 def check_new_file(target: Path, force: bool = False) -> Path:
     """Refuse (``OutputError``, exit 6) an output file whose folder is missing, that is a folder, or that exists
     (a dangling link included) without ``force``: checked before any work, and again when publishing."""
-    from .errors import OutputError
-
     target = Path(target)
     if not target.parent.is_dir():
         raise OutputError(f"the output folder {target.parent} does not exist or is not a folder",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .api import export
 from .atomic import safe_file_name
 from .errors import ConverterError, InputNotFound
 from .naming import unique
@@ -98,8 +99,6 @@ def _quiet_worker() -> None:
 
 
 def _export_one(source: str, folder: str, options: dict) -> Outcome:
-    from .api import export
-
     try:
         manifest = export(source, folder, **options)
     except ConverterError as error:

@@ -17,6 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import api, atomic, batch, dtypes, formats, layouts, quantize, readers, verification
+from .compare import diff
+from .html_report import report
+from .load import load_into
+from .readers import open_keras_model
 from .formats import c as c_format
 from ._version import __version__
 from .errors import ConverterError, InputInvalid, QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
@@ -454,9 +458,6 @@ def _print_report(report: verification.Report) -> None:
 
 def run_load(args: argparse.Namespace) -> int:
     """Load the model with Keras (safe mode), set its weights from the export, save it under a new name."""
-    from .load import load_into
-    from .readers import open_keras_model
-
     target = Path(args.output)
     if not (target.name.endswith(".keras") or target.name.endswith(".weights.h5")):
         raise UsageError(f"the new model must be a .keras or .weights.h5 file. Received: -o {args.output}")
@@ -472,8 +473,6 @@ def run_load(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     """Exit 0 when the two sides are equal within the tolerance, 1 when they differ, like diff(1)."""
-    from .compare import diff
-
     result = diff(args.a, args.b, atol=args.atol, rtol=args.rtol, reader=args.reader)
     if args.json:
         print(json.dumps(result.to_json(), sort_keys=True, indent=2, allow_nan=False))
@@ -509,8 +508,6 @@ def render_diff(result, show_all: bool = False) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .html_report import report
-
     _say(args, f"reading {args.source} ...")
     written = report(args.source, args.output, model=args.model, against=args.against, reader=args.reader,
                      force=args.force)

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputInvalid, UsageError
+from .errors import UsageError
+from .exports import Export
+from .readers import read_model
 
 
 @dataclass
@@ -92,53 +94,9 @@ def _label(source: Any) -> str:
 
 def _tensors(source: Any, reader: str, notes: list[str]) -> dict[str, np.ndarray]:
     """Keras name -> the Keras-layout array a model holds, or an export stands for."""
-    from .readers import read_model
-
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() and (Path(source) / "manifest.json").is_file():
-        return _export_tensors(Path(source), notes)
+        return Export.open(source).keras_arrays(notes)
     return {t.name: t.array for t in read_model(source, reader).tensors}
-
-
-def _export_tensors(folder: Path, notes: list[str]) -> dict[str, np.ndarray]:
-    from . import manifest as manifests
-    from .api import read
-    from .load import Misfit, export_file, undo_layout
-
-    manifest = manifests.load(folder)
-    quantized = bool(manifest["options"].get("quantize"))
-    arrays = read(export_file(folder, manifest), dequantize=quantized)
-    layout = manifest["options"]["layout"]
-    if quantized:
-        notes.append(f"{folder.name}: {manifest['options']['quantize']} export, compared as the values it stands for "
-                     "(q * scale, or the cast)")
-    if layout == "keras":
-        return arrays
-    notes.append(f"{folder.name}: layout {layout}, compared in the Keras layout (every recorded step undone)")
-    stored = [_record(entry, arrays) for entry in manifest["tensors"] if entry["name"] in arrays
-              and not entry["name"].endswith(":scale")]
-    configs = {layer["name"]: layer["config"] for layer in manifest["layers"]}
-    shapes = {t.keras_name: _depthwise_shape(t, configs) for t in stored if "depthwise" in t.transform}
-    undone = undo_layout(stored, arrays, shapes)
-    misfits = [value.problem for value in undone.values() if isinstance(value, Misfit)]
-    if misfits:
-        raise InputInvalid(f"{folder.name}: its arrays do not fit what its manifest records: {'; '.join(misfits[:3])}",
-                           hint="Run `keras-weights verify` on the export; it was edited or is damaged.")
-    return {name: value for name, value in undone.items() if value is not None}
-
-
-def _record(entry: dict, arrays: dict[str, np.ndarray]):
-    from .tensors import Tensor
-
-    return Tensor(entry["name"], entry["layer"], entry["role"], entry["layer_index"], entry["trainable"],
-                  arrays[entry["name"]], transform=entry["transform"], keras_name=entry.get("keras_name"))
-
-
-def _depthwise_shape(record, configs: dict) -> tuple[int, ...]:
-    """The Keras shape of a depthwise kernel stored for torch: (k..., in, multiplier), the multiplier from the
-    layer's recorded configuration."""
-    stored = record.shape
-    multiplier = int(configs.get(record.layer, {}).get("depth_multiplier", 1))
-    return (*stored[2:], stored[0] // multiplier, multiplier)
 
 
 BLOCK = 1 << 20  # values compared at a time: the float64 copies of a block, never of a whole tensor

@@ -22,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic
+from . import atomic, manifest as manifests
+from .compare import diff
+from .errors import UsageError
+from .exports import Export
+from .formats import c
+from .readers import read_model
 
 BLOCK = 1 << 20
 BINS = 40
@@ -148,8 +153,6 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
     """
     output = Path(output)
     if output.suffix.lower() not in (".html", ".htm"):
-        from .errors import UsageError
-
         raise UsageError(f"the report is an .html file. Received: -o {output}")
     atomic.check_new_file(output, force)  # before any work
     title, summary, layers, tensors, bytes_per_layer = _gather(source, reader)
@@ -157,8 +160,6 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
         _error_histograms(tensors, source, model, reader)
     differences = None
     if against is not None:
-        from .compare import diff
-
         differences = diff(source, against, reader=reader)
     page = render(title, summary, layers, tensors, bytes_per_layer, differences)
     return atomic.write_file(output, lambda path: path.write_text(page, "utf-8"), force)  # whole, or not at all
@@ -166,9 +167,6 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
 
 def _gather(source: Any, reader: str):
     """(title, summary rows, layer rows, tensor stats, C bytes per layer or None)."""
-    from . import manifest as manifests
-    from .readers import read_model
-
     folder = Path(source) if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() \
         and (Path(source) / manifests.FILE_NAME).is_file() else None
     if folder is None:
@@ -176,12 +174,9 @@ def _gather(source: Any, reader: str):
         info = manifests.build(weights)
         tensors = [tensor_stats(t.name, t.layer, t.array) for t in weights.tensors]
         return _title(info), _summary(info), info["layers"], tensors, None
-    from .api import read
-    from .formats import c
-    from .load import export_file
-
-    info = manifests.load(folder)
-    arrays = read(export_file(folder, info))
+    export = Export.open(folder)
+    info = export.manifest
+    arrays = export.arrays()
     entries = {t["name"]: t for t in info["tensors"]}
     tensors = []
     for name, array in arrays.items():
@@ -197,15 +192,8 @@ def _gather(source: Any, reader: str):
 
 def _error_histograms(tensors: list[Stats], source: Any, model: Any, reader: str) -> None:
     """The histogram of (value read back - model's value) for each quantized tensor of an export."""
-    from .api import read
-    from .readers import read_model
-
-    from . import manifest as manifests
-    from .load import export_file
-
-    folder = Path(source)
     originals = {t.name: t.array for t in read_model(model, reader).tensors}
-    back = read(export_file(folder, manifests.load(folder)), dequantize=True)
+    back = Export.open(source).arrays(dequantize=True)
     for stats in tensors:
         if stats.quantization and stats.name in originals and stats.name in back:
             error = np.asarray(back[stats.name], np.float64) - np.asarray(originals[stats.name], np.float64)

@@ -16,8 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import re
-
+from . import torch_layout
 from .errors import UsageError
 from .tensors import Tensor
 
@@ -41,8 +40,6 @@ def apply(tensors: Sequence[Tensor], layout: str, model=None) -> tuple[Tensor, .
     if check(layout) == "keras":
         return tuple(tensors)
     if layout == "torch":
-        from . import torch_layout
-
         return torch_layout.apply(model, tensors)
     return tuple(_transposed(t) if _is_dense_kernel(t) else t for t in tensors)
 
@@ -54,31 +51,3 @@ def _is_dense_kernel(tensor: Tensor) -> bool:
 def _transposed(tensor: Tensor) -> Tensor:
     return dataclasses.replace(tensor, array=tensor.array.T, transform="transpose")
 
-
-# The steps a manifest's ``transform`` may hold (``+``-joined; torch_layout and this module write them, load and
-# diff undo them): the kind, and what its numbers must be.
-STEPS = {"none": None, "keras": None, "transpose": None, "depthwise": None, "ones": None, "zeros": None,
-         "count": None, "permute": "order", "gates": "order", "row": r"[01]", "flatten": r"[1-9]\d{0,9},[1-9]\d{0,9}"}
-
-
-def transform_problem(transform: str) -> str | None:
-    """What is wrong with a recorded ``transform`` (a foreign manifest's), or None when every step is one we write.
-
-    >>> transform_problem("flatten:9,4+permute:1,0"), transform_problem("gates:1,0,2+permute:1,0")
-    (None, None)
-    >>> transform_problem("permute:0,0"), transform_problem("explode:1")
-    ("step 'permute:0,0': its numbers are not an order of axes", "unknown step 'explode:1'")
-    """
-    for step in transform.split("+"):
-        kind, colon, numbers = step.partition(":")
-        if kind not in STEPS or bool(colon) != (STEPS[kind] is not None):
-            return f"unknown step {step!r}"
-        rule = STEPS[kind]
-        if rule == "order":
-            order = numbers.split(",")
-            if len(order) > 32 or sorted(order, key=lambda n: int(n) if n.isdigit() else -1) != \
-                    [str(i) for i in range(len(order))]:
-                return f"step {step!r}: its numbers are not an order of axes"
-        elif rule is not None and not re.fullmatch(rule, numbers):
-            return f"step {step!r}: numbers out of range"
-    return None

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import formats, layouts
+from . import formats, transforms
 from ._version import __version__
 from .errors import ConverterError, InputNotFound, ManifestInvalid
 from .tensors import ExportInfo, Layer, ModelWeights, Quantization, Source, Tensor
@@ -192,7 +192,7 @@ def consistency_problems(manifest: Mapping) -> list[str]:
         missing = [name for name in written if not isinstance(entry["keys"].get(name), str)]
         if missing:
             problems.append(f"tensor {_shown(entry['name'], 80)!r} has no key in {', '.join(missing)}")
-        problem = layouts.transform_problem(entry["transform"])
+        problem = transforms.problem(entry["transform"])
         if problem:
             problems.append(f"tensor {_shown(entry['name'], 80)!r}: transform {problem}")
     return problems

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
+from ._version import __version__
 
 
 SCAN_BLOCK = 1 << 20  # values per block when scanning a tensor for NaN and infinity
@@ -159,11 +160,7 @@ class ExportInfo:
     model: ModelWeights
     layout: str = "keras"
     manifest_json: str = ""
-    producer_version: str = field(default_factory=lambda: _version())
+    producer_version: str = __version__
     graph: dict | None = None  # the model's graph as JSON (inference.graph), for C code that runs the weights
 
 
-def _version() -> str:
-    from ._version import __version__
-
-    return __version__

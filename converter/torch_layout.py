@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InputInvalid
+from .inference import graph as graphs
+from .inference.codegen import shapes_of
 from .tensors import ModelWeights, Tensor
 
 _RNN = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
@@ -36,8 +38,6 @@ _KEEP_VALUES = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNois
 
 def apply(model: ModelWeights, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
     """The model's tensors as torch modules hold them, in model order."""
-    from .inference import graph as graphs
-
     if model.config is None:
         raise InputInvalid(f"{model.source.file or model.name}: --layout torch needs the model's configuration (layer "
                            "classes and options), which this input does not hold",
@@ -212,8 +212,6 @@ def _check_activations(kind: str, config: dict, owner: str, inside_bidirectional
 def _flattened_inputs(graph, model: ModelWeights) -> dict[str, tuple[int, int]]:
     """Dense layers that read a Flatten of a channels-last map (through layers that keep the values), with the
     map's positions and channels: torch flattens (C, H, W)."""
-    from .inference.codegen import shapes_of
-
     shapes = shapes_of(graph, model)
     by_name = {node.name: node for node in graph.nodes}
     found = {}

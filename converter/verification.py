@@ -14,6 +14,7 @@ import numpy as np
 from . import atomic, dtypes, layouts, manifest as manifests, quantize, readers
 from . import formats as registry
 from .errors import ConverterError, VerificationFailed
+from .predict import predict_problems
 from .tensors import canonical, sha256_of
 
 
@@ -83,8 +84,6 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
     if model is not None:
         checks.append(_check_source(model, reader, manifest))
     if predict is not None and all(check.ok for check in checks):
-        from .inference.check import predict_problems
-
         label = os.fspath(predict) if isinstance(predict, (str, os.PathLike)) else f"keras.Model {predict.name!r}"
         problems, detail = predict_problems(manifest, held.get("c", {}), predict, cc)
         checks.append(FileCheck(label, "predict", problems=problems, detail=detail))
@@ -193,12 +192,13 @@ def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, 
     paths = [folder / e["path"] for e in entries]
     arrays = {key: array for key, (array, _) in found.items()}
     if hasattr(module, "text_problems") and all(c.ok for c in checks):
+        records, info = manifests.tensor_records(manifest, name, arrays), manifests.export_info(manifest)
         try:
-            checks[0].problems += module.text_problems(paths, manifest, arrays)
+            checks[0].problems += module.text_problems(paths, manifest, records, info)
         except ConverterError as error:  # what the manifest records cannot be written again: not an export of ours
             checks[0].problems.append(f"the manifest's options and graph do not regenerate this text: {error}")
     if compile and hasattr(module, "compile_problems") and all(c.ok for c in checks):
-        checks[0].problems += module.compile_problems(manifest, arrays, cc, cflags)
+        checks[0].problems += module.compile_problems(manifest, records, info, cc, cflags)
         for check in checks:
             check.compiled_with = cc
     return checks, (arrays if all(c.ok for c in checks) else {})

@@ -179,8 +179,11 @@ def test_verify_compile_catches_a_changed_literal(tmp_path):
 
 def test_compile_problems_reports_what_the_compiler_said(tmp_path):
     manifest = export_c(SEED_KERAS, tmp_path)
-    arrays = c.read(tmp_path / "seed_mlp.c")
-    problems = c.compile_problems(manifest, arrays, cflags=["-DSEED_MLP_ALIGNMENT=3"])  # not a power of two
+    from converter import manifest as manifests
+
+    tensors = manifests.tensor_records(manifest, "c", c.read(tmp_path / "seed_mlp.c"))
+    problems = c.compile_problems(manifest, tensors, manifests.export_info(manifest),
+                                  cflags=["-DSEED_MLP_ALIGNMENT=3"])  # not a power of two
     assert len(problems) == 1 and problems[0].startswith("cc failed on the exported files:") and "align" in problems[0]
 
 

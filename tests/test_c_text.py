@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from converter import dtypes
-from converter.formats import c_text
+from converter import c_text
 
 C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float for goto if inline int long
 register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while _Bool
@@ -116,7 +116,7 @@ def test_the_fast_literal_parser_reads_back_every_float32_pattern():
 def test_small_integer_lines_by_table_are_the_generic_text_byte_for_byte(c_type):
     """The table path (int8 weights of quantized exports) writes exactly what the generic path writes:
     line lengths depend on the widest literal of each piece, so narrow and full-range pieces are both tried."""
-    from converter.formats import c_text
+    from converter import c_text
 
     dtype = np.dtype(c_type.replace("_t", ""))
     info = np.iinfo(dtype)

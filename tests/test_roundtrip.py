@@ -46,7 +46,7 @@ def test_verify_finds_a_changed_weight_by_its_tensor_checksum(tmp_path, format_n
     checksums can catch it, and verify must name the tensor."""
     import json
 
-    from converter.formats import c_text
+    from converter import c_text
 
     manifest = converter.export(SEED_KERAS, tmp_path, formats=[format_name])
     first = converter.extract(SEED_KERAS)[0]  # dense/kernel, the first array of every format

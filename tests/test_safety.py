@@ -111,6 +111,16 @@ def test_an_interrupted_export_leaves_earlier_outputs_and_no_temporaries(tmp_pat
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (its SigCgt mask in /proc), so that a test signals it only
+    once the command line is ready to unwind, however slowly it started."""
+    try:
+        mask = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(mask.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
 def test_sigterm_stops_the_cli_in_an_orderly_way(tmp_path):
     """A real CLI process told to stop while it loads the model: exit 130, "interrupted", no output."""
     import time
@@ -118,7 +128,9 @@ def test_sigterm_stops_the_cli_in_an_orderly_way(tmp_path):
     child = subprocess.Popen([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(tmp_path / "out"),
                               "--reader", "keras"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-    time.sleep(1.5)  # main() has installed its handler; Keras is being imported (~4 s)
+    deadline = time.monotonic() + 60  # until main() has installed its handler (SIGTERM caught); Keras loads ~4 s
+    while not catches_sigterm(child.pid) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.02)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err.decode()[-2000:]
@@ -420,8 +432,8 @@ def test_one_prepared_worker_serves_probe_after_probe_even_after_a_crash(tmp_pat
 
 FORKED_WORKER = r"""
 import os, sys
-from converter import _launch
-worker = _launch.fork_probe_worker()  # as the command line does, before anything else
+from converter import probe_worker
+worker = probe_worker.fork_probe_worker()  # as the command line does, before anything else
 from converter import InputInvalid
 from converter.readers import probe
 probe.adopt(worker)

@@ -538,7 +538,7 @@ def test_schema_valid_edits_of_the_manifest_never_crash_run_code_or_write_outsid
 
 def test_a_string_of_the_manifest_cannot_leave_its_comment_in_the_c_text(tmp_path, capsys):
     """source_dtype is written into a C comment: only the known dtypes are accepted, and it is escaped anyway."""
-    from converter.formats import c_text
+    from converter import c_text
 
     folder = tmp_path / "out"
     converter.export(SEED_KERAS, folder, formats=["c"], quantize="int8")

@@ -20,11 +20,12 @@ from typing import IO
 
 import numpy as np
 
-from .. import atomic, dtypes
+from .. import atomic, c_text, dtypes
 from .._version import __version__
-from ..errors import UsageError
+from ..errors import InputInvalid, UsageError
+from ..inference import codegen, graph
 from ..tensors import ExportInfo, Layer, Tensor
-from . import c_text
+from . import c_build
 from .base import Option
 from .c_parse import read  # noqa: F401  (the registry face: c.read)
 
@@ -126,9 +127,7 @@ def validate(options: Mapping[str, object]) -> None:
     if options.get("prefix"):
         prefix_for("", options["prefix"])
     if options.get("input_shape"):
-        from ..inference.codegen import parse_input_shapes
-
-        parse_input_shapes(options["input_shape"])
+        codegen.parse_input_shapes(options["input_shape"])
         if not options.get("inference"):
             raise UsageError("--c-input-shape is for --c-inference", hint="Add --c-inference, or drop --c-input-shape.")
 
@@ -462,12 +461,10 @@ _NOT_ON_AVR = ("/* The forward pass (not on AVR, whose PROGMEM arrays need pgm_r
 
 def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
     """Each tensor as the generated forward pass names it (C identifiers of its array and scale), by name."""
-    from ..inference.codegen import WeightRef
-
     refs = {}
     for tensor in tensors:
         q = tensor.quantization
-        refs[tensor.name] = WeightRef(names[tensor.name], names[q.scale] if q and q.scale else None, tensor.shape,
+        refs[tensor.name] = codegen.WeightRef(names[tensor.name], names[q.scale] if q and q.scale else None, tensor.shape,
                                       tensor.transform == "transpose", tensor.dtype)
     return refs
 
@@ -475,9 +472,6 @@ def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
 def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefix: str, info: ExportInfo | None,
                       input_shape: str = ""):
     """The forward pass for these arrays (``inference.codegen``), from the graph the export records."""
-    from ..errors import InputInvalid
-    from ..inference import codegen, graph
-
     if info is None or info.graph is None:
         raise InputInvalid("--c-inference needs the model's configuration (layers and how they connect), which this "
                            "input does not hold", hint="Export a model saved whole (model.save), not weights only.")
@@ -485,49 +479,44 @@ def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefi
                             codegen.parse_input_shapes(input_shape))
 
 
-def text_problems(paths: Sequence[Path], manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> list[str]:
-    """Whether the files are exactly the text :func:`write` writes for the values they hold and the options the
-    manifest records: anything else (code added, lines changed) is not ours."""
-    from ..manifest import export_info, tensor_records
-
+def text_problems(paths: Sequence[Path], manifest: Mapping, tensors: Sequence[Tensor], info: ExportInfo) -> list[str]:
+    """Whether the files are exactly the text :func:`write` writes for the values they hold (``tensors``, rebuilt
+    from the manifest with the arrays read back) and the options the manifest records: anything else (code added,
+    lines changed) is not ours."""
     header = next(p for p in paths if p.suffix == ".h")
-    options = dict(manifest["options"].get("c", {}))
-    expected = rendered_sha256(tensor_records(manifest, "c", arrays), header, info=export_info(manifest), **options)
+    expected = rendered_sha256(tensors, header, info=info, **manifest["options"].get("c", {}))
     return [f"{p.name}: not the text keras-weights writes for these values and options (edited or foreign C); "
             "it will not be compiled" for p in paths if atomic.read_sha256(p) != expected.get(p.name)]
 
 
 @contextlib.contextmanager
-def regenerated(manifest: Mapping, arrays: Mapping[str, np.ndarray]) -> Iterator[list[Path]]:
-    """The export's C files written again by :func:`write`, from the values read back (``arrays``, by C key) and the
+def regenerated(manifest: Mapping, tensors: Sequence[Tensor], info: ExportInfo) -> Iterator[list[Path]]:
+    """The export's C files written again by :func:`write`, from the values read back (``tensors``) and the
     manifest's validated options, into a fresh private folder (mode 0700, removed afterwards): what ``verify
     --compile`` and ``--predict`` build. The export folder itself never reaches a compiler, so nothing in it (a
     header named like a system header, a file changed after it was checked) can take part in a build.
 
     >>> import json
+    >>> from converter import manifest as manifests
     >>> from converter.formats import c_parse
     >>> manifest = json.loads(open("fixtures/golden/manifest.json").read())
-    >>> with regenerated(manifest, c_parse.read("fixtures/golden/seed_mlp.c")) as paths:
+    >>> tensors = manifests.tensor_records(manifest, "c", c_parse.read("fixtures/golden/seed_mlp.c"))
+    >>> with regenerated(manifest, tensors, manifests.export_info(manifest)) as paths:
     ...     [p.name for p in paths], paths[0].read_bytes() == open("fixtures/golden/seed_mlp.h", "rb").read()
     (['seed_mlp.h', 'seed_mlp.c'], True)
     """
-    from ..manifest import export_info, tensor_records
-
     names = [entry["path"] for entry in manifest["files"] if entry["format"] == "c"]
     header = next(name for name in names if name.endswith(".h"))
     with tempfile.TemporaryDirectory(prefix="keras-weights-c-") as work:
-        write(tensor_records(manifest, "c", arrays), Path(work) / header, info=export_info(manifest),
-              **manifest["options"]["c"])
+        write(tensors, Path(work) / header, info=info, **manifest["options"]["c"])
         yield [Path(work) / name for name in names]
 
 
-def compile_problems(manifest: Mapping, arrays: Mapping[str, np.ndarray], cc: str = "cc",
+def compile_problems(manifest: Mapping, tensors: Sequence[Tensor], info: ExportInfo, cc: str = "cc",
                      cflags: Sequence[str] = ()) -> list[str]:
     """Build the export's C text, regenerated from the values read back (:func:`regenerated`), with ``cc`` (run on
     the host, or compile-only with a cross compiler) and compare every array's bytes with the manifest
     (see ``c_build``)."""
-    from . import c_build
-
-    with regenerated(manifest, arrays) as paths:
+    with regenerated(manifest, tensors, info) as paths:
         prefix = manifest["options"]["c"].get("prefix") or prefix_for(paths[0].stem)  # manifests before 0.3: ""
         return c_build.problems(paths, manifest, prefix, cc, cflags)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import dtypes
-from .c_text import INT_MIN, POW10
+from ..c_text import INT_MIN, POW10
 
 _DEFINITION = re.compile(r"^\w+\(\w+\) (?:static )?const (\w+) (\w+)((?:\[\d+\])+) \w+ = \{$")
 _TABLE_ENTRY = re.compile(r'^  \{"(?:[^"\\]|\\.)*", (?:NULL /\* )?(\w+)(?: \*/)?, (\w+)_DTYPE_(\w+), (\d+), '

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..c_text import c_string, comment_text
 from ..errors import InputInvalid, UsageError
 from . import kernels
 from .graph import Graph
@@ -256,8 +257,6 @@ def _pointer(value: _Value) -> str:
 
 def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size: int, arena: int,
              prefix: str) -> Program:
-    from ..formats.c_text import c_string, comment_text
-
     m = prefix.upper()
     body, needed = [], set()
     for step in steps:

@@ -26,6 +26,8 @@ from ..errors import DamagedInput, InputInvalid, UnsafeInput
 from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive, describe
+from .describe import code_layers, layers_of_class
+from .hdf5 import model_config
 from .base import ReadOptions
 
 NAME = "keras"
@@ -153,9 +155,6 @@ def _load_error(path: Path, kind: str, error: Exception) -> Exception:
         return DamagedInput(f"{path.name} is damaged: {error}",
                             hint="The .keras file is damaged; save or download it again.")
     message = " ".join(str(error).split())[:400]
-    from .describe import code_layers
-    from .hdf5 import model_config
-
     layers = code_layers(model_config(path, kind))  # a Lambda holds code whatever Keras says (a lambda or a def)
     if layers or "safe_mode" in message or "arbitrary code execution" in message:
         shown = ", ".join(repr(n) for n in layers[:5]) + (f" and {len(layers) - 5} more" if len(layers) > 5 else "")
@@ -168,9 +167,6 @@ def _load_error(path: Path, kind: str, error: Exception) -> Exception:
         )
     unknown = re.search(r"Could not locate class '([^']+)'", str(error))
     if unknown:
-        from .describe import layers_of_class
-        from .hdf5 import model_config
-
         names = layers_of_class(model_config(path, kind), unknown.group(1))
         return InputInvalid(
             f"Keras could not rebuild the model in {path.name}: "
@@ -274,3 +270,15 @@ def _shapes(get: Any) -> Any:
         return {key: _shapes(lambda item=item: item) for key, item in sorted(structure.items())}
     shape = getattr(structure, "shape", None)
     return None if shape is None else [None if d is None else int(d) for d in shape]
+
+
+def model_variables(model: Any) -> list:
+    """The model's variables in the order the Keras reader gives its tensors: each top-level layer's weights,
+    a variable shared by several layers once."""
+    seen, variables = set(), []
+    for layer in model.layers:
+        for variable in layer.weights:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variables.append(variable)
+    return variables

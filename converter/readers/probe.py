@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .._launch import PROBE_CHILD, ForkedWorker, start_probe_worker
+from ..probe_worker import PROBE_CHILD, ForkedWorker, start_probe_worker
 from ..errors import InputInvalid
 
 CHILD = PROBE_CHILD

@@ -19,6 +19,7 @@ from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
 from .base import ReadOptions
+from .keras import import_keras, native_stderr_silenced
 
 NAME = "savedmodel"
 KINDS = frozenset({"savedmodel"})
@@ -29,8 +30,6 @@ _NOT_LAYERS = {"variables", "trainable_variables", "non_trainable_variables", "r
 
 def prepare() -> None:
     """Import TensorFlow (through Keras, quietly), which reads the checkpoint."""
-    from .keras import import_keras
-
     import_keras()
 
 
@@ -146,8 +145,6 @@ def _variables(graph: Any, node_id: int, seen: set[int]) -> list[tuple[str, str]
 
 
 def _checkpoint(prefix: Path) -> tuple[Any, Any]:
-    from .keras import import_keras, native_stderr_silenced
-
     import_keras()  # sets up TensorFlow quietly
     with native_stderr_silenced():
         import tensorflow as tf

@@ -35,8 +35,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..dtypes import DType
-from ..naming import unique
+from .dtypes import DType
+from .naming import unique
 
 LINE_WIDTH = 120
 

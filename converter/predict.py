@@ -15,9 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import InputInvalid, UnsafeInput
-from ..formats import c, c_build
+from . import dtypes, quantize
+from .errors import InputInvalid, UnsafeInput
+from .formats import c, c_build
+from .inference import graph as graphs
+from .inference.codegen import input_shapes
+from .manifest import export_info, quantization_of, tensor_records
+from .readers import open_keras_model, read_model
+from .readers.keras import model_variables
 
 SAMPLES = 8
 TOLERANCE = 1e-4  # max abs difference allowed: TOLERANCE x (1 + max |y|)
@@ -46,11 +51,9 @@ def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any,
     """(problems, what was compared) for an export, from its C arrays as verified (``arrays``, by C key), against
     the model ``source``. The program is built from the C text regenerated from those values
     (``formats.c.regenerated``), never from the export folder's files."""
-    from ..readers import read_model
 
     if "inference" not in manifest:
         return ["the export has no forward pass (export it with -f c --c-inference)"], "nothing compared"
-    from ..readers import open_keras_model
 
     try:
         with warnings.catch_warnings():  # Keras's advice on how a legacy file was written is not ours to print
@@ -68,7 +71,7 @@ def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any,
         expected = _keras_outputs(model, inputs)
     except Exception as error:
         raise _no_reference(source, "run", error) from None
-    with c.regenerated(manifest, arrays) as files:
+    with c.regenerated(manifest, tensor_records(manifest, "c", arrays), export_info(manifest)) as files:
         got = _run(files, manifest["options"]["c"]["prefix"], inputs, cc)
     if got.shape != expected.shape:
         return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs"
@@ -93,9 +96,6 @@ def _no_reference(source: Any, what: str, error: Exception):
 
 def _dequantized(manifest: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Tensor name -> the float32 values a quantized export's tensors stand for (``q * scale``, or the cast)."""
-    from .. import quantize
-    from ..manifest import quantization_of
-
     by_name = {t["name"]: arrays[t["keys"]["c"]] for t in manifest["tensors"]}
     values = {}
     for entry in manifest["tensors"]:
@@ -109,8 +109,6 @@ def _dequantized(manifest: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.
 
 def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: set[str]) -> None:
     """Give the Keras model the export's dequantized values of its quantized tensors (variables in model order)."""
-    from ..load import model_variables
-
     for tensor, variable in zip(tensors, model_variables(model), strict=True):
         if tensor.name in quantized:
             variable.assign(dequantized[tensor.name].astype(np.dtype(variable.dtype)))
@@ -118,9 +116,6 @@ def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: se
 
 def _inputs(model: Any, manifest: dict) -> list[np.ndarray]:
     """Seeded inputs: token ids below the vocabulary for inputs that feed an Embedding, normal floats otherwise."""
-    from . import graph as graphs
-
-    from .codegen import input_shapes
 
     graph = graphs.from_json(manifest["inference"]["graph"])
     shapes = input_shapes(graph, manifest["options"]["c"].get("input_shape", ""))

@@ -1,0 +1,180 @@
+"""An export opened for reading: one folder, or one file an export wrote, with its validated manifest. What
+``read``, ``load``, ``diff`` and ``report`` all read exports through (docs/safety.md: nothing in it is trusted).
+
+>>> export = Export.open("fixtures/golden")
+>>> export.file.name, export.layout, sorted(export.arrays())[:2]
+('seed_mlp.safetensors', 'keras', ['dense/bias', 'dense/kernel'])
+>>> Export.open("fixtures/golden/seed_mlp.npz").arrays()["dense/kernel"].shape
+(4, 20)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic, dtypes, formats as registry, manifest as manifests, quantize, transforms
+from .errors import ConverterError, InputInvalid, InputNotFound, UsageError
+from .tensors import Tensor
+
+PREFERRED = ("safetensors", "npz", "parquet", "c")  # the file the weights are read from, in an export folder
+
+
+@dataclass(frozen=True)
+class Export:
+    """The file the weights are read from and, when a keras-weights manifest lists it, that manifest (validated)."""
+
+    file: Path
+    manifest: dict | None
+
+    @classmethod
+    def open(cls, source: str | os.PathLike) -> Export:
+        """An export folder (its preferred file: safetensors, then npz, Parquet, C) or one file an export wrote."""
+        path = Path(source)
+        if path.is_dir():
+            manifest = manifests.load(path)
+            return cls(preferred_file(path, manifest), manifest)
+        if not path.is_file():
+            raise InputNotFound(f"no such file or folder: {path}")
+        if path.suffix.lower() not in registry.EXTENSIONS:
+            raise UsageError(f"{path.name} is not an export: an export folder, or a file an export wrote "
+                             "(.npz, .safetensors, .parquet, .c, .h) or a PyTorch state dict (.safetensors), is needed",
+                             hint="For a Keras weights file, use the model's own load_weights.")
+        return cls(path, manifests.beside(path))
+
+    @property
+    def folder(self) -> Path:
+        return self.file.parent
+
+    @property
+    def format(self) -> str:
+        return registry.EXTENSIONS[self.file.suffix.lower()]
+
+    @property
+    def layout(self) -> str | None:
+        return self.manifest["options"]["layout"] if self.manifest else None
+
+    @property
+    def quantized(self) -> str | None:
+        return self.manifest["options"].get("quantize") if self.manifest else None
+
+    def arrays(self, dequantize: bool = False) -> dict[str, np.ndarray]:
+        """``{name: array}`` as the file stores them: by tensor name and real dtype where the manifest lists the
+        file, else by the format's own keys. With ``dequantize``, each quantized tensor as the float32 values it
+        stands for (``q * scale``, or its cast), and no scale tensors."""
+        recorded = self._recorded()  # a foreign manifest's declared sizes are bounded before the file is read
+        if dequantize and not recorded:
+            raise UsageError(f"dequantize needs the manifest.json of the export beside {self.file.name}",
+                             hint="Read the file from its export folder, or without dequantize.")
+        stored = self._read_file()
+        if not recorded:
+            return stored
+        named = {t["name"]: dtypes.restore(stored[key], t["dtype"]) for key, t in recorded if key in stored}
+        return _dequantized(named, [t for _, t in recorded]) if dequantize else named
+
+    def keras_arrays(self, notes: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Keras name -> the Keras-layout float values the export stands for: dequantized, every recorded layout step
+        undone (a tensor whose step does not fit is :class:`InputInvalid`); ``notes`` says what was done."""
+        notes = [] if notes is None else notes
+        arrays = self.arrays(dequantize=bool(self.quantized))
+        if self.quantized:
+            notes.append(f"{self.folder.name}: {self.quantized} export, compared as the values it stands for "
+                         "(q * scale, or the cast)")
+        if self.layout in (None, "keras"):
+            return arrays
+        notes.append(f"{self.folder.name}: layout {self.layout}, compared in the Keras layout (every recorded step undone)")
+        stored = [_record(entry, arrays) for entry in self.manifest["tensors"] if entry["name"] in arrays
+                  and not entry["name"].endswith(quantize.SCALE_SUFFIX)]
+        configs = {layer["name"]: layer["config"] for layer in self.manifest["layers"]}
+        shapes = {t.keras_name: _depthwise_shape(t, configs) for t in stored if "depthwise" in t.transform}
+        undone = transforms.undo_layout(stored, arrays, shapes)
+        misfits = [value.problem for value in undone.values() if isinstance(value, transforms.Misfit)]
+        if misfits:
+            raise InputInvalid(f"{self.folder.name}: its arrays do not fit what its manifest records: "
+                               f"{'; '.join(misfits[:3])}",
+                               hint="Run `keras-weights verify` on the export; it was edited or is damaged.")
+        return {name: value for name, value in undone.items() if value is not None}
+
+    def _read_file(self) -> dict[str, np.ndarray]:
+        try:
+            return registry.by_extension(self.file.suffix).read(self.file)
+        except ConverterError:
+            raise
+        except Exception as error:  # each format's library has its own errors for damaged files
+            raise InputInvalid(f"cannot read {self.file.name} as {self.format}: {type(error).__name__}: "
+                               f"{' '.join(str(error).split())[:300]}",
+                               hint="The file is damaged or not written by keras-weights; export again.") from None
+
+    def _recorded(self) -> list[tuple[str, dict]]:
+        """(key in this file's format, manifest tensor entry) in model order; [] without a manifest. The tensors
+        declared may not take more than the format's files can hold."""
+        if self.manifest is None:
+            return []
+        entry = next(f for f in self.manifest["files"] if f["path"] == self.file.name)
+        recorded = [(t["keys"][entry["format"]], t) for t in self.manifest["tensors"] if entry["format"] in t["keys"]]
+        listed = [self.folder / f["path"] for f in self.manifest["files"] if f["format"] == entry["format"]]
+        declared = sum(t["nbytes"] for _, t in recorded)
+        held = sum(atomic.stored_size(p) for p in listed if p.is_file())
+        if not registry.declared_fits(declared, held):
+            raise InputInvalid(f"{self.file.name}: its manifest declares {declared:,} bytes of tensors, more than "
+                               f"{entry['format']} files of {held:,} bytes can hold; not read",
+                               hint="The export was edited or comes from another tool; export again.")
+        return recorded
+
+
+def preferred_file(folder: Path, manifest: dict) -> Path:
+    """The file of an export the weights are read from: safetensors first, then npz, Parquet, C (the ``.c``, or
+    the header of a header-only export)."""
+    listed = {}
+    for entry in manifest["files"]:  # for C, the .c is listed after the .h and wins
+        listed[entry["format"]] = Path(folder) / entry["path"]
+    for name in PREFERRED:
+        if name in listed:
+            return listed[name]
+    raise InputInvalid(f"{folder}: the export lists no file to read weights from")
+
+
+def _dequantized(arrays: dict[str, np.ndarray], entries: list[dict]) -> dict[str, np.ndarray]:
+    """The model's tensors as a quantized export holds them: float32 ``q * scale`` by the recorded axes."""
+    scales = {(t.get("quantization") or {}).get("scale") for t in entries} - {None}
+    result = {}
+    for entry in entries:
+        name, q = entry["name"], manifests.quantization_of(entry)
+        if name in scales or name not in arrays:
+            continue
+        if q is None:
+            result[name] = arrays[name]
+        elif q.scale is not None:
+            result[name] = quantize.dequantize(arrays[name], _scale_of(name, arrays, q), q.axis)
+        else:
+            result[name] = arrays[name].astype(np.float32)
+    return result
+
+
+def _scale_of(name: str, arrays: dict[str, np.ndarray], q) -> np.ndarray:
+    """The scale tensor of an int8 tensor, checked against what its manifest entry says (a foreign manifest's)."""
+    stored, scale = arrays[name], arrays.get(q.scale)
+    if scale is None or (q.axis is not None and any(a >= stored.ndim for a in q.axis)) \
+            or scale.size != int(np.prod(quantize.scale_shape(stored.shape, q.axis))):
+        raise InputInvalid(f"tensor {name}: its quantization entry (scale {q.scale}, axes {q.axis}) does not fit the "
+                           f"stored array {list(stored.shape)}",
+                           hint="The manifest was edited or is damaged; run `keras-weights verify` on the export.")
+    return scale
+
+
+def _record(entry: dict, arrays: dict[str, np.ndarray]) -> Tensor:
+    return Tensor(entry["name"], entry["layer"], entry["role"], entry["layer_index"], entry["trainable"],
+                  arrays[entry["name"]], transform=entry["transform"], keras_name=entry.get("keras_name"))
+
+
+def _depthwise_shape(record: Tensor, configs: dict) -> tuple[int, ...]:
+    """The Keras shape of a depthwise kernel stored for torch: (k..., in, multiplier), the multiplier from the
+    layer's recorded configuration."""
+    stored = record.shape
+    multiplier = configs.get(record.layer, {}).get("depth_multiplier", 1)
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1 or stored[0] % multiplier:
+        raise InputInvalid(f"{record.name}: the recorded depth_multiplier {multiplier!r} does not divide its "
+                           f"{stored[0]} channels", hint="Run `keras-weights verify` on the export.")
+    return (*stored[2:], stored[0] // multiplier, multiplier)
