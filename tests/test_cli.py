@@ -190,7 +190,7 @@ def test_a_stop_signal_after_the_export_is_complete_does_not_report_a_failure(tm
     import os
     import signal
 
-    from converter import cli
+    from converter.cli import commands as cli
 
     real = cli._ignore_stop_signals
 
@@ -238,10 +238,10 @@ def test_a_finished_progress_bar_does_not_look_empty_on_a_terminal_of_few_colour
 
     from rich.console import Console
 
-    from converter.cli import _ProgressBar
+    from converter.cli import ProgressBar
 
     screen = io.StringIO()
-    bar = _ProgressBar(Console(file=screen, force_terminal=True, color_system=colours, width=140))
+    bar = ProgressBar(Console(file=screen, force_terminal=True, color_system=colours, width=140))
     bar.started = time.monotonic() - 2  # shown after a second
     bar("npz", 3, 3, 4096, 4096)
     bar("c", 0, 3, 0, 4096)

@@ -1,0 +1,108 @@
+"""The command line: parse arguments (``parser``), run a command (``commands``), print results (``render``),
+map errors to exit codes (here)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Sequence
+
+from ..errors import ConverterError, UsageError
+from .commands import COMMANDS, ProgressBar  # noqa: F401  (ProgressBar: part of the face the tests drive)
+from .parser import build_parser
+from .render import printable, show
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of exiting (so tests can call it in-process)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse exits on --help and --version
+        return int(stop.code or 0)
+    except UsageError as error:  # reported like every other error, as JSON when --json was asked for
+        return _report(error, argparse.Namespace(debug=False, json="--json" in (argv if argv is not None else sys.argv)))
+    _log_to_stderr()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = (signal.signal(signal.SIGTERM, _terminate), signal.getsignal(signal.SIGINT)) if in_main else None
+    _escape_unencodable_output()
+    try:
+        with warnings.catch_warnings():  # numpy's RuntimeWarnings (overflow, invalid values) are never the user's
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return COMMANDS[args.command](args)
+    except ConverterError as error:
+        return _report(error, args)
+    except KeyboardInterrupt:
+        show("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:  # a bug: say so briefly, unless --debug asks for the traceback
+        return _report(error, args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
+
+
+def _escape_unencodable_output() -> None:
+    """Names and paths that the terminal's encoding cannot show (an undecodable byte of a file name) are printed
+    escaped, as on stderr, instead of ending the command."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and finished outputs stay intact."""
+    raise KeyboardInterrupt
+
+
+def _log_to_stderr() -> None:
+    """Library warnings (such as a reader fallback) as one line each on stderr."""
+    log = logging.getLogger("converter")
+    if not log.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("keras-weights: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is logged (it may be replaced after set-up), with the
+    invisible characters of names escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _report(error: Exception, args: argparse.Namespace) -> int:
+    known = isinstance(error, ConverterError)
+    code, exit_code = (error.code, error.exit_code) if known else ("internal_error", 70)
+    message = str(error) if known else f"internal error: {type(error).__name__}: {error}"
+    hint = error.hint if known else ConverterError.default_hint
+    if args.debug:
+        traceback.print_exception(error)
+    outputs = getattr(error, "outputs", None)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"code": code, "exit_code": exit_code, "message": message, "hint": hint,
+                                    "outputs": outputs}}, sort_keys=True))
+    else:
+        show(f"keras-weights: error: {message}\n  hint: {hint}" + (f"\n  outputs: {outputs}" if outputs else ""),
+              file=sys.stderr)
+    return exit_code
