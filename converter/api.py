@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, dtypes, exports, layouts, manifest as manifests, memory, quantize as quantization, readers
+from . import atomic, exports, layouts, manifest as manifests, memory, quantize as quantization, readers
 from . import formats as registry  # `formats` is export()'s argument name
-from .inference import graph
-from .errors import (ConverterError, InputInvalid, InputNotFound, NonFiniteValues, OutputError, OverBudget,
+from .errors import (ConverterError, InputNotFound, NonFiniteValues, OutputError, OverBudget,
                      QuantizationError, UsageError)
 from .tensors import ExportInfo, Tensor
 
@@ -115,9 +114,10 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
             progress: Callable[[str, int, int, int, int], None] | None) -> dict:
     chosen = _options(format_names, layout, options)
     bounds.check()
-    if chosen.get("c", {}).get("inference") and layout != "keras":
-        raise UsageError(f"--c-inference runs the arrays in Keras's layout, not --layout {layout}",
-                         hint="Drop --layout (or export the C forward pass and the other layout separately).")
+    for name in format_names:  # what a format refuses of the layout, before the model is read
+        module = registry.get(name)
+        if hasattr(module, "check_layout"):
+            module.check_layout(chosen[name], layout)
     if bounds.quantize:
         chosen["quantize"] = bounds.quantize
     folder = _output_folder(out_dir, stem)
@@ -134,17 +134,19 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     tensors = quantization.apply(layouts.apply(model.tensors, layout, model), bounds.quantize, model.layers)
     try:
-        bounds.enforce(tensors, chosen.get("c", {}).get("align", registry.get("c").DEFAULT_ALIGN))
+        bounds.enforce(tensors, chosen)
     except QuantizationError as error:  # the CLI shows the table of what fell short
         error.manifest = manifests.build(model, tensors, options={"layout": layout, "quantize": bounds.quantize})
         raise
-    inference = _inference(model, tensors, stem, chosen["c"]) if chosen.get("c", {}).get("inference") else None
+    prepared = _prepare(model, tensors, stem, format_names, chosen)  # refuses what a format cannot write, before any write
     _create(folder)
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
-    description = manifests.build(model, tensors, stem, chosen, inference)  # no file list yet
+    blocks = {key: value for block, _ in prepared.values() for key, value in block.items()}
+    description = manifests.build(model, tensors, stem, chosen, blocks.get("inference"))  # no file list yet
     info = ExportInfo(model, layout, json.dumps(description, sort_keys=True, allow_nan=False),
-                      graph=inference["graph"] if inference else None)
+                      graph=(blocks.get("inference") or {}).get("graph"),
+                      prepared={name: ready for name, (_, ready) in prepared.items()})
     files = []
     # All or nothing: every file is written into a staging folder and moved into place only when all
     # were written; the manifest comes last. A failure leaves earlier outputs untouched.
@@ -171,20 +173,15 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     return manifest
 
 
-def _inference(model: Any, tensors: Sequence[Tensor], stem: str, c_options: Mapping[str, Any]) -> dict:
-    """The graph of the forward pass ``-f c --c-inference`` writes, and its figures; generating it here
-    refuses an unsupported model before anything is written."""
-    if model.config is None:
-        raise InputInvalid(f"{model.source.file or model.name}: --c-inference needs the model's configuration "
-                           "(its layers and how they connect), which this input does not hold",
-                           hint="Export a model saved whole (model.save), or leave out --c-inference.")
-    graph_json = graph.to_json(graph.from_config(model.config))
-    c = registry.get("c")
-    names = c.keys(tensors, stem, prefix=c_options["prefix"])
-    program = c.inference_program(tensors, names, c_options["prefix"], ExportInfo(model, graph=graph_json),
-                                  c_options.get("input_shape", ""))
-    return {"graph": graph_json, "arena_bytes": program.arena_bytes, "input_size": program.input_size,
-            "output_size": program.output_size}
+def _prepare(model: Any, tensors: Sequence[Tensor], stem: str, format_names: list[str], chosen: dict) -> dict:
+    """Each format's ``prepare`` hook, where it has one: ``{format: (manifest blocks, what its writer takes)}``."""
+    prepared = {}
+    for name in format_names:
+        module = registry.get(name)
+        result = module.prepare(model, tensors, stem, chosen[name]) if hasattr(module, "prepare") else None
+        if result is not None:
+            prepared[name] = result
+    return prepared
 
 
 class _Bounds:
@@ -206,7 +203,7 @@ class _Bounds:
                                            or self.max_bytes < 1):
             raise UsageError(f"max_bytes must be a positive number of bytes. Received: max_bytes={self.max_bytes!r}")
 
-    def enforce(self, tensors: Sequence[Tensor], align: int) -> None:
+    def enforce(self, tensors: Sequence[Tensor], options: Mapping[str, Any]) -> None:
         """Refuse tensors below ``min_snr`` and C arrays above ``max_bytes``, naming what is over."""
         if self.min_snr is not None:
             low = [t for t in tensors if t.quantization and t.quantization.snr_db is not None
@@ -217,7 +214,8 @@ class _Bounds:
                                         f"{self.quantize}: {listed}",
                                         hint="Lower --min-snr, or use a wider type (float16, bfloat16 or no --quantize).")
         if self.max_bytes is not None:
-            per_layer = registry.get("c").flash_by_layer(((t.layer, t.nbytes) for t in tensors), align)
+            per_layer = registry.flash_by_layer(((t.layer, t.nbytes) for t in tensors), options)
+            align = registry.flash_alignment(options)
             total = sum(per_layer.values())
             if total > self.max_bytes:
                 largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]

@@ -19,7 +19,6 @@ from . import atomic, dtypes, formats as registry, manifest as manifests, quanti
 from .errors import ConverterError, InputInvalid, InputNotFound, UsageError
 from .tensors import Tensor
 
-PREFERRED = ("safetensors", "npz", "parquet", "c")  # the file the weights are read from, in an export folder
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def preferred_file(folder: Path, manifest: dict) -> Path:
     listed = {}
     for entry in manifest["files"]:  # for C, the .c is listed after the .h and wins
         listed[entry["format"]] = Path(folder) / entry["path"]
-    for name in PREFERRED:
+    for name in registry.READ_ORDER:
         if name in listed:
             return listed[name]
     raise InputInvalid(f"{folder}: the export lists no file to read weights from")

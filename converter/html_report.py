@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, manifest as manifests
+from . import atomic, formats, manifest as manifests
 from .compare import diff
 from .errors import UsageError
 from .exports import Export
-from .formats import c
 from .readers import read_model
 
 BLOCK = 1 << 20
@@ -183,10 +182,7 @@ def _gather(source: Any, reader: str):
         stats = tensor_stats(name, entries.get(name, {}).get("layer", ""), array)
         stats.quantization = entries.get(name, {}).get("quantization")
         tensors.append(stats)
-    bytes_per_layer = None
-    if "c" in info["options"]:
-        bytes_per_layer = c.flash_by_layer(((t["layer"], t["nbytes"]) for t in info["tensors"]),
-                                           info["options"]["c"].get("align", c.DEFAULT_ALIGN))
+    bytes_per_layer = formats.flash_of_export(info)
     return _title(info), _summary(info), info["layers"], tensors, bytes_per_layer
 
 

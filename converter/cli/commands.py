@@ -11,15 +11,14 @@ import threading
 import time
 from pathlib import Path
 
-from .. import api, atomic, batch, verification
+from .. import api, atomic, batch, formats, verification
 from ..compare import diff
+from ..errors import QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
 from ..html_report import report
 from ..load import load_into
 from ..readers import open_keras_model
-from ..formats import c as c_format
-from ..errors import QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
-from .render import check_json, print_report, show, flash_line, render_budget, render_diff, render_quantization, render_table
 from .parser import given_format_options
+from .render import check_json, print_report, render_budget, render_diff, render_quantization, render_table, show
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -71,15 +70,10 @@ def run_export(args: argparse.Namespace) -> int:
         show(f"  {entry['path']:<40} {entry['bytes']:>14,} bytes  {entry['format']}")
     size = os.path.getsize(os.path.join(args.output, "manifest.json"))
     show(f"  {'manifest.json':<40} {size:>14,} bytes  run `keras-weights verify {args.output}` to check")
-    if "c" in manifest["options"]:
-        show(flash_line(manifest, manifest["options"]["c"]["align"]))
-    if "inference" in manifest:
-        figures, prefix = manifest["inference"], manifest["options"]["c"]["prefix"]
-        show(f"forward pass: {prefix}_predict, {figures['input_size']:,} floats in, {figures['output_size']:,} out, "
-              f"arena {figures['arena_bytes']:,} bytes; `keras-weights verify {args.output} --predict MODEL` runs it "
-              "against Keras")
+    for line in formats.summary_lines(manifest, args.output):
+        show(line)
     if args.max_bytes:
-        show(render_budget(manifest, manifest["options"].get("c", {}).get("align", c_format.DEFAULT_ALIGN), args.max_bytes))
+        show(render_budget(manifest, args.max_bytes))
     if args.quantize:
         show("\n" + render_quantization(manifest, args.min_snr))
     return 0
@@ -102,7 +96,13 @@ class ProgressBar:
             if time.monotonic() - self.started < 1.0:
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+            )
 
             # Named colours, not rich's RGB defaults: on an 8/16-colour terminal those become grey, and a
             # finished bar looked like an empty one. The percentage says it without colour.

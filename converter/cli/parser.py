@@ -10,7 +10,6 @@ from .._version import __version__
 from ..errors import UsageError
 from .render import TABLE_ROWS
 
-
 EXIT_CODES = """exit codes:
   0   success
   1   diff: the two sides differ

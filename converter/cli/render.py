@@ -2,10 +2,8 @@
 invisible characters escaped."""
 from __future__ import annotations
 
-
 from .. import dtypes, verification
-from ..formats import c as c_format
-
+from .. import formats
 
 TABLE_ROWS = 60  # weight tensors up to which inspect shows one row each; above, one row per layer
 
@@ -36,7 +34,7 @@ def render_table(info: dict, view: str | None = None) -> str:
     trainable = sum(_count(t["shape"]) for t in info["tensors"] if t["trainable"])
     totals = (f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes\n"
               f"Trainable: {trainable:,} parameters; non-trainable: {model['parameters'] - trainable:,}\n"
-              + flash_line(info))
+              + formats.flash_line(info))
     if view == "layers":
         empty = sum(1 for layer in info["layers"] if not layer["tensors"])
         totals += (f"\nOne row per layer with weights ({len(rows)} of {len(info['layers'])} layers; {empty} without)"
@@ -67,7 +65,7 @@ def _layer_rows(layers: list[dict], tensors: dict[int, list[dict]]) -> list[tupl
             weights = ", ".join(f"{printable(t['role'])} {_shape(t['shape'])}" for t in mine)
             rows.append((str(layer["index"]), printable(layer["name"]), layer["class"], _clipped(weights, 60),
                          f"{sum(_count(t['shape']) for t in mine):,}", f"{sum(t['nbytes'] for t in mine):,}",
-                         f"{sum(_flash(mine).values()):,}"))
+                         f"{sum(formats.flash_by_layer((t['layer'], t['nbytes']) for t in mine).values()):,}"))
     return rows
 
 
@@ -75,22 +73,9 @@ def _clipped(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def _flash(entries: list[dict], align: int = c_format.DEFAULT_ALIGN) -> dict[str, int]:
-    """The C arrays' bytes per layer, alignment included, of manifest tensor entries."""
-    return c_format.flash_by_layer(((t["layer"], t["nbytes"]) for t in entries), align)
-
-
-def flash_line(info: dict, align: int = c_format.DEFAULT_ALIGN) -> str:
-    """The C arrays' flash footprint, alignment included, and the largest layers."""
-    per_layer = _flash(info["tensors"], align)
-    largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]
-    return (f"C arrays: {sum(per_layer.values()):,} bytes of flash ({align}-byte alignment); largest layers: "
-            + ", ".join(f"{printable(name)} {size:,}" for name, size in largest))
-
-
-def render_budget(info: dict, align: int, max_bytes: int) -> str:
+def render_budget(info: dict, max_bytes: int) -> str:
     """Each layer's C arrays against ``--max-bytes``, largest first."""
-    per_layer = _flash(info["tensors"], align)
+    per_layer = formats.flash_by_layer(((t["layer"], t["nbytes"]) for t in info["tensors"]), info["options"])
     total = sum(per_layer.values())
     width = max([len(printable(name)) for name in per_layer] + [5])
     lines = [f"Flash budget: {total:,} of {max_bytes:,} bytes ({total / max_bytes:.0%}), {max_bytes - total:,} left"]

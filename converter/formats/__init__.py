@@ -15,17 +15,19 @@ True
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import UsageError
 from . import c, npz, parquet, safetensors
 from .base import Format, Option, declared_fits
 
-__all__ = ["FORMATS", "EXTENSIONS", "Format", "Option", "get", "parse", "options", "by_extension", "declared_fits"]
+__all__ = ["FORMATS", "EXTENSIONS", "Format", "Option", "get", "parse", "options", "by_extension", "declared_fits",
+           "flash_alignment", "flash_by_layer", "flash_line", "flash_of_export", "summary_lines"]
 
 
 FORMATS: dict[str, Format] = {"npz": npz, "safetensors": safetensors, "parquet": parquet, "c": c}
+READ_ORDER = ("safetensors", "npz", "parquet", "c")  # the file an export's weights are read back from, first found
 EXTENSIONS: dict[str, str] = {ext: name for name, module in FORMATS.items() for ext in module.EXTENSIONS}
 
 
@@ -92,6 +94,38 @@ def _check(format_name: str, option: Option, value: Any) -> None:
     if option.choices and value not in option.choices:
         raise UsageError(f"{format_name} option {option.name} must be one of {', '.join(option.choices)}. "
                          f"Received: {option.name}={value!r}")
+
+
+def flash_alignment(options: Mapping[str, Any]) -> int:
+    """The alignment of the C arrays under an export's options (a manifest's ``options``): C's own, or its default."""
+    return int((options.get("c") or {}).get("align", c.DEFAULT_ALIGN))
+
+
+def flash_by_layer(entries: Iterable[tuple[str, int]], options: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """The flash the C arrays of (layer, tensor bytes) pairs take per layer, alignment included, under ``options``.
+
+    >>> flash_by_layer([("d", 20), ("d", 4)]), flash_by_layer([("d", 20), ("d", 4)], {"c": {"align": 4}})
+    ({'d': 48}, {'d': 24})
+    """
+    return c.flash_by_layer(entries, flash_alignment(options or {}))
+
+
+def flash_line(manifest: Mapping[str, Any]) -> str:
+    """One line: the C arrays' flash footprint under the manifest's options, and the largest layers."""
+    return c.flash_line(manifest["tensors"], flash_alignment(manifest["options"]))
+
+
+def flash_of_export(manifest: Mapping[str, Any]) -> dict[str, int] | None:
+    """The flash per layer of an export's C arrays, or None when it wrote none."""
+    if not any(entry["format"] == "c" for entry in manifest["files"]):
+        return None
+    return flash_by_layer(((t["layer"], t["nbytes"]) for t in manifest["tensors"]), manifest["options"])
+
+
+def summary_lines(manifest: Mapping[str, Any], folder: str) -> list[str]:
+    """What each written format adds to the export's summary (C: its flash, its forward pass), from its hook."""
+    written = dict.fromkeys(entry["format"] for entry in manifest["files"])
+    return [line for name in written if hasattr(get(name), "summary_lines") for line in get(name).summary_lines(manifest, folder)]
 
 
 def by_extension(suffix: str) -> Format:

@@ -82,6 +82,31 @@ def flash_by_layer(tensors: Iterable[tuple[str, int]], align: int = DEFAULT_ALIG
     return layers
 
 
+def flash_line(entries: Iterable[Mapping], align: int = DEFAULT_ALIGN) -> str:
+    """The C arrays' flash footprint of manifest tensor entries, alignment included, and the largest layers.
+
+    >>> flash_line([{"layer": "d", "nbytes": 20}, {"layer": "e", "nbytes": 4}])
+    'C arrays: 48 bytes of flash (16-byte alignment); largest layers: d 32, e 16'
+    """
+    per_layer = flash_by_layer(((t["layer"], t["nbytes"]) for t in entries), align)
+    largest = sorted(per_layer.items(), key=lambda item: -item[1])[:3]
+    return (f"C arrays: {sum(per_layer.values()):,} bytes of flash ({align}-byte alignment); largest layers: "
+            + ", ".join(f"{name} {size:,}" for name, size in largest))
+
+
+def summary_lines(manifest: Mapping, folder: str) -> list[str]:
+    """What the export's summary says of its C output: the flash the arrays take and, with ``--c-inference``, the
+    forward pass."""
+    options = manifest["options"]["c"]
+    lines = [flash_line(manifest["tensors"], int(options.get("align", DEFAULT_ALIGN)))]
+    if "inference" in manifest:
+        figures = manifest["inference"]
+        lines.append(f"forward pass: {options['prefix']}_predict, {figures['input_size']:,} floats in, "
+                     f"{figures['output_size']:,} out, arena {figures['arena_bytes']:,} bytes; "
+                     f"`keras-weights verify {folder} --predict MODEL` runs it against Keras")
+    return lines
+
+
 def scale_indexing(shape: Sequence[int], axes: Sequence[int] | None) -> tuple[int, int]:
     """(count, stride) of an int8 tensor's scales: element ``n`` (flat, C order) has scale
     ``(n / stride) % count``. The channel axes are contiguous (``quantize.channel_axes``).
@@ -196,7 +221,9 @@ class _Unit:
         self.names = keys(self.tensors, stem, prefix=prefix)
         self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
         self.scaled = any(t.quantization and t.quantization.scale for t in self.tensors)  # int8: scale fields
-        self.program = inference_program(self.tensors, self.names, prefix, info, input_shape) if inference else None
+        ready = info.prepared.get("c") if info else None  # generated once per export, by prepare()
+        self.program = (ready or inference_program(self.tensors, self.names, prefix, info, input_shape)) if inference \
+            else None
         self.progress: Callable[[Tensor], None] | None = None
 
     # -- header ------------------------------------------------------------------------------
@@ -457,6 +484,32 @@ class _Unit:
 # pgm_read_*: on AVR the arrays compile, the forward pass is left out.
 _NOT_ON_AVR = ("/* The forward pass (not on AVR, whose PROGMEM arrays need pgm_read_* to be read). */\n"
                "#if !defined(__AVR__)\n")
+
+
+def check_layout(options: Mapping[str, object], layout: str) -> None:
+    """Before the model is read: the forward pass runs the arrays in Keras's layout only."""
+    if options.get("inference") and layout != "keras":
+        raise UsageError(f"--c-inference runs the arrays in Keras's layout, not --layout {layout}",
+                         hint="Drop --layout (or export the C forward pass and the other layout separately).")
+
+
+def prepare(model, tensors: Sequence[Tensor], stem: str, options: Mapping[str, object]) -> tuple[dict, object] | None:
+    """What the C output computes before anything is written: with ``inference``, the forward pass (an unsupported
+    model is refused now, with nothing written), as (the manifest's ``inference`` block, the program for
+    :func:`write`); None without it."""
+    if not options.get("inference"):
+        return None
+    if model.config is None:
+        raise InputInvalid(f"{model.source.file or model.name}: --c-inference needs the model's configuration "
+                           "(its layers and how they connect), which this input does not hold",
+                           hint="Export a model saved whole (model.save), or leave out --c-inference.")
+    graph_json = graph.to_json(graph.from_config(model.config))
+    names = keys(tensors, stem, prefix=str(options["prefix"]))
+    program = inference_program(tensors, names, str(options["prefix"]), ExportInfo(model, graph=graph_json),
+                                str(options.get("input_shape", "")))
+    block = {"graph": graph_json, "arena_bytes": program.arena_bytes, "input_size": program.input_size,
+             "output_size": program.output_size}
+    return {"inference": block}, program
 
 
 def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:

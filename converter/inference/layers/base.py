@@ -1,0 +1,213 @@
+"""What every layer kind is built on: :class:`Call` (what a kind sees of one node: its configuration through typed,
+range-checked accessors, its input shapes and weights, where its C statements go), the :data:`KINDS` registry and
+the helpers several families share (windows, paddings, activations)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .. import kernels
+
+Shape = tuple[int, ...]
+
+
+class Unsupported(Exception):
+    """A layer, or an option of it, the generated code does not implement."""
+
+
+class Call:
+    """What a layer kind sees of one node: its configuration, input shapes and C buffers, its weights, and
+    where its statements go (filled in by ``codegen``)."""
+
+    def __init__(self, node, inputs: list[Shape], sources: list[str], weights: dict[str, Any]) -> None:
+        self.node, self.config, self.inputs, self.sources, self.weights = node, node.config, inputs, sources, weights
+        self.statements: list[str] = []
+        self.kernels: set[str] = set()
+        self.temporaries: list[int] = []   # extra arena buffers (floats) the calls need, named T0, T1...
+        self.alias = False                 # the output is the input's memory (Flatten, Reshape, Dropout...)
+        self.output = "Y"                  # replaced by the output buffer's expression
+
+    def weight(self, role: str, required: bool = True, shape: tuple[int, ...] | None = None):
+        """The weight ``role``; ``shape`` is what the layer's configuration makes the generated loops read, so a
+        file whose weights disagree with its configuration is refused instead of read out of bounds."""
+        found = self.weights.get(role)
+        if found is None and required:
+            raise Unsupported(f"its weight '{role}' is missing")
+        if found is not None and found.dtype != "float32" and not (found.dtype == "int8" and found.scale):
+            raise Unsupported(f"weights of dtype {found.dtype} (float32, or int8 from --quantize int8)")
+        if found is not None and shape is not None and tuple(found.shape) != tuple(shape):
+            raise Unsupported(f"its weight '{role}' has shape {list(found.shape)}, its configuration needs {list(shape)}")
+        return found
+
+    def integer(self, key: str, default: Any = None, low: int = 1) -> int:
+        """A whole-number field of the configuration, from ``low`` to :data:`MAX_DIM`, or Unsupported naming it."""
+        return whole(key, self.config.get(key, default) if default is not None else self._required(key), low)
+
+    def integers(self, key: str, rank: int, default: Any = None, low: int = 1) -> tuple[int, ...]:
+        """A field that holds one whole number per spatial axis (or one for all of them), each checked."""
+        value = self.config.get(key, default) if default is not None else self._required(key)
+        if isinstance(value, (list, tuple)):
+            if len(value) != rank:
+                raise Unsupported(f"{key}={shown(value)}: {rank} numbers needed")
+            return tuple(whole(key, v, low, value) for v in value)
+        return (whole(key, value, low),) * rank
+
+    def number(self, key: str, default: float, positive: bool = False) -> float:
+        """A float field: finite (and above zero when ``positive``), or Unsupported naming it."""
+        value = self.config.get(key, default)
+        if value is None:
+            value = default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (positive and value <= 0) or abs(value) > 3.4e38:
+            raise Unsupported(f"{key}={shown(value)}: a finite float32 number{' above 0' if positive else ''} needed")
+        return float(value)
+
+    def _required(self, key: str) -> Any:
+        if key not in self.config:
+            raise Unsupported(f"its configuration has no {key!r}")
+        return self.config[key]
+
+    def emit(self, text: str, *needs: str) -> None:
+        self.statements.append(text)
+        self.kernels.update(needs)
+
+    def source(self, index: int = 0) -> str:
+        return self.sources[index]
+
+
+KINDS: dict[str, Callable[[Call], Shape]] = {}
+
+
+def kind(*class_names: str):
+    def register(function: Callable[[Call], Shape]) -> Callable[[Call], Shape]:
+        for name in class_names:
+            KINDS[name] = function
+        return function
+    return register
+
+
+def size(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+MAX_DIM = 2**24  # a configuration's sizes, strides, paddings...: far beyond any real layer's, small enough for C's int
+
+
+def whole(key: str, value: Any, low: int, whole_value: Any = None) -> int:
+    """``value`` as a whole number from ``low`` to :data:`MAX_DIM` (bools and floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_DIM:
+        raise Unsupported(f"{key}={shown(value if whole_value is None else whole_value)}: whole numbers from {low} to "
+                          f"{MAX_DIM:,} needed")
+    return value
+
+
+def shown(value: Any) -> str:
+    """A configuration value in a message: its repr, escaped and bounded."""
+    text = repr(value).encode("ascii", "backslashreplace").decode("ascii")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def sides(call: Call, key: str, rank: int) -> tuple[tuple[int, int], ...]:
+    """Keras's padding or cropping, ``((before, after), ...)`` per spatial axis, from any of its spellings (one
+    number, one per axis, or a pair per axis), each a whole number from 0.
+
+    >>> from converter.inference.graph import Node
+    >>> side = lambda value, rank=2: sides(Call(Node("p", "ZeroPadding2D", {"padding": value}), [], [], {}), "padding", rank)
+    >>> side(1), side((1, 2)), side(((1, 2), (3, 4))), side((1, 2), 1)
+    (((1, 1), (1, 1)), ((1, 1), (2, 2)), ((1, 2), (3, 4)), ((1, 2),))
+    """
+    value = call.config.get(key, 1)
+    if rank == 1 and isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return ((whole(key, value[0], 0, value), whole(key, value[1], 0, value)),)  # Cropping1D: (left, right)
+    if not isinstance(value, (list, tuple)):
+        return ((whole(key, value, 0),) * 2,) * rank
+    if len(value) != rank:
+        raise Unsupported(f"{key}={shown(value)}: {rank} entries needed")
+    sides = []
+    for side in value:
+        pair = side if isinstance(side, (list, tuple)) else (side, side)
+        if len(pair) != 2:
+            raise Unsupported(f"{key}={shown(value)}: pairs of (before, after) needed")
+        sides.append((whole(key, pair[0], 0, value), whole(key, pair[1], 0, value)))
+    return tuple(sides)
+
+
+def channels_last(call: Call) -> None:
+    if call.config.get("data_format", "channels_last") not in (None, "channels_last"):
+        raise Unsupported(f"data_format={call.config['data_format']!r} (channels_last only)")
+
+
+def window(length: int, k: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
+    """(output length, padding before) of a convolution or pooling window, as Keras computes them."""
+    effective = (k - 1) * dilation + 1
+    if padding == "valid":
+        return (length - effective) // stride + 1, 0
+    if padding == "same":
+        out = -(-length // stride)
+        return out, max((out - 1) * stride + effective - length, 0) // 2
+    if padding == "causal":  # Conv1D: all the padding before
+        return (length - 1) // stride + 1, effective - 1
+    raise Unsupported(f"padding={padding!r}")
+
+
+def spatial(call: Call, rank: int) -> tuple[Shape, tuple[int, ...], tuple[int, ...], tuple[int, ...], str]:
+    """(input shape as [H][W][C], kernel size, strides, dilation, padding) for 1D (H = 1) or 2D layers."""
+    channels_last(call)
+    shape = call.inputs[0]
+    if len(shape) != rank + 1:
+        raise Unsupported(f"input of rank {len(shape) + 1} (batch included)")
+    window = "kernel_size" if "kernel_size" in call.config else "pool_size"
+    k = call.integers(window, rank, 1)
+    strides = call.integers("strides", rank, list(k)) if call.config.get("strides") is not None else k
+    dilation = call.integers("dilation_rate", rank, 1)
+    if rank == 1:
+        return (1, *shape), (1, *k), (1, *strides), (1, *dilation), call.config.get("padding", "valid")
+    return shape, k, strides, dilation, call.config.get("padding", "valid")
+
+
+def spatial_output(call: Call, rank: int, OH: int, OW: int, channels: int) -> Shape:
+    """The output shape of a 1D or 2D layer, its activation applied."""
+    out = (OW, channels) if rank == 1 else (OH, OW, channels)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
+def activation(call: Call, name: Any, buffer: str, shape: Shape, a: float = 0.0) -> None:
+    """In-place activation of a layer's output (nothing for linear)."""
+    if name in (None, "linear"):
+        return
+    if not isinstance(name, str) or (name not in kernels.ACTIVATIONS and name != kernels.SOFTMAX):
+        raise Unsupported(f"activation {name!r}")
+    if name == "leaky_relu" and not a:
+        a = 0.2  # keras.activations.leaky_relu's default negative slope
+    if name == "elu" and not a:
+        a = 1.0
+    if not math.isfinite(a):
+        raise Unsupported(f"activation parameter {a!r}: a finite number needed")
+    code = -1 if name == kernels.SOFTMAX else kernels.ACTIVATION_CODES[name]
+    call.emit(f"kw_activate({buffer}, {size(shape)}, {shape[-1] if shape else 1}, {code}, {c_float(a)});  /* {name} */",
+              "activate:" + name)
+
+
+def c_float(value: float) -> str:
+    text = repr(float(value))
+    return (text if ("." in text or "e" in text or "inf" in text or "nan" in text) else text + ".0") + "f"
+
+
+def weights_arguments(call: Call, kernel_role: str, bias_role: str | None, kernel_shape: tuple[int, ...],
+                       outputs: int | None = None) -> tuple[str, str, bool]:
+    """(kernel argument(s), bias argument, quantized) for a weighted kernel call, shapes checked."""
+    kernel = call.weight(kernel_role, shape=kernel_shape)
+    quantized = kernel.scale is not None
+    bias = call.weight(bias_role, required=False, shape=(outputs,)) if bias_role else None
+    args = f"{kernel.array}, {kernel.scale}" if quantized else kernel.array
+    return args, bias.array if bias else "NULL", quantized
+
+
+def copied(call: Call) -> Shape:
+    """Copy the input to the output, for layers that then work on it in place (the activation layers)."""
+    shape = call.inputs[0]
+    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    return shape

@@ -1,0 +1,107 @@
+"""Layers that move values without weights: pass-through, Flatten, Reshape, Permute, RepeatVector, padding,
+cropping and upsampling."""
+from __future__ import annotations
+
+from .base import Call, Shape, Unsupported, channels_last, kind, shown, sides, size, whole
+
+# -- layers without weights ---------------------------------------------------------------------------------
+IDENTITY = ("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+            "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RandomFlip", "RandomRotation", "RandomZoom",
+            "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomHeight", "RandomWidth",
+            "Identity")
+
+
+@kind(*IDENTITY)
+def identity(call: Call) -> Shape:
+    if call.node.class_name == "RandomCrop":
+        raise Unsupported("RandomCrop (crops at inference)")
+    call.alias = True
+    return call.inputs[0]
+
+
+@kind("Flatten")
+def flatten(call: Call) -> Shape:
+    call.alias = True
+    return (size(call.inputs[0]),)
+
+
+@kind("Reshape")
+def reshape(call: Call) -> Shape:
+    value = call.config.get("target_shape")
+    if not isinstance(value, (list, tuple)) or not value:
+        raise Unsupported(f"target_shape={shown(value)}: a list of dimensions needed")
+    target = [whole("target_shape", v, -1, value) for v in value]
+    if 0 in target or target.count(-1) > 1:
+        raise Unsupported(f"target_shape={shown(value)}: dimensions from 1, and -1 at most once")
+    if -1 in target:
+        known = size(tuple(v for v in target if v != -1))
+        if size(call.inputs[0]) % known:
+            raise Unsupported(f"target_shape={shown(value)} cannot hold the {size(call.inputs[0])} values of its input")
+        target[target.index(-1)] = size(call.inputs[0]) // known
+    if size(tuple(target)) != size(call.inputs[0]):
+        raise Unsupported(f"target_shape={shown(value)} holds {size(tuple(target))} values, its input "
+                          f"{size(call.inputs[0])}")
+    call.alias = True
+    return tuple(target)
+
+
+@kind("Permute")
+def permute(call: Call) -> Shape:
+    shape = call.inputs[0]
+    if len(shape) not in (2, 3):
+        raise Unsupported(f"rank {len(shape) + 1}")
+    dims = [d - 1 for d in call.integers("dims", len(shape))]
+    if sorted(dims) != list(range(len(shape))):
+        raise Unsupported(f"dims={shown(call.config['dims'])}: an order of the axes 1..{len(shape)} needed")
+    full = (1, *shape) if len(shape) == 2 else shape
+    order = [0] + [d + 1 for d in dims] if len(shape) == 2 else dims
+    call.emit(f"kw_permute3({call.source()}, {call.output}, {full[0]}, {full[1]}, {full[2]}, {order[0]}, {order[1]}, "
+              f"{order[2]});", "permute")
+    return tuple(shape[d] for d in dims)
+
+
+@kind("RepeatVector")
+def repeat_vector(call: Call) -> Shape:
+    n = call.integer("n")
+    if len(call.inputs[0]) != 1:
+        raise Unsupported(f"input of rank {len(call.inputs[0]) + 1}")
+    (length,) = call.inputs[0]
+    call.emit(f"kw_repeat({call.source()}, {call.output}, {n}, {length});", "repeat")
+    return n, length
+
+
+@kind("ZeroPadding2D")
+def zero_padding(call: Call) -> Shape:
+    channels_last(call)
+    H, W, C = call.inputs[0]
+    (top, bottom), (left, right) = sides(call, "padding", 2)
+    OH, OW = H + top + bottom, W + left + right
+    call.emit(f"kw_zero_pad2d({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {top}, {left});", "zero_pad2d")
+    return OH, OW, C
+
+
+@kind("UpSampling2D")
+def upsampling(call: Call) -> Shape:
+    channels_last(call)
+    if call.config.get("interpolation", "nearest") != "nearest":
+        raise Unsupported(f"interpolation={call.config['interpolation']!r}")
+    H, W, C = call.inputs[0]
+    fh, fw = call.integers("size", 2, 2)
+    call.emit(f"kw_upsample2d({call.source()}, {call.output}, {H}, {W}, {C}, {fh}, {fw});", "upsample2d")
+    return H * fh, W * fw, C
+
+
+@kind("Cropping1D", "Cropping2D")
+def cropping(call: Call) -> Shape:
+    channels_last(call)
+    shape = call.inputs[0]
+    if call.node.class_name == "Cropping1D":
+        (W, C), H = shape, 1
+        ((left, right),), (top, bottom) = sides(call, "cropping", 1), (0, 0)
+    else:
+        H, W, C = shape
+        (top, bottom), (left, right) = sides(call, "cropping", 2)
+    OH, OW = H - top - bottom, W - left - right
+    call.emit(f"for (size_t h = 0; h < {OH}; ++h)\n        kw_concat_part({call.source()} + ((h + {top}) * {W} + {left}) * {C}, "
+              f"{call.output} + h * {OW * C}, 1, {OW * C}, {OW * C}, 0);", "concat")
+    return (OW, C) if call.node.class_name == "Cropping1D" else (OH, OW, C)
