@@ -546,3 +546,14 @@ def test_a_string_of_the_manifest_cannot_leave_its_comment_in_the_c_text(tmp_pat
     assert main(["verify", str(folder), "--compile"]) == 7
     assert "source_dtype" in capsys.readouterr().err
     assert c_text.comment_text("a */ b /* c") == "a * / b / * c"
+
+
+@pytest.mark.parametrize("units", ["abc", 2**40, -1, 2.5])
+def test_a_recorded_graph_with_a_non_numeric_unit_count_is_exit_7(full_export, tmp_path, capsys, units):
+    """The forward pass is regenerated from the recorded graph: a value the generator refuses is a finding."""
+    folder = tmp_path / "out"
+    shutil.copytree(full_export, folder)
+    rewrite_manifest(folder, lambda m: m["inference"]["graph"]["nodes"][1]["config"].update(units=units))
+    assert main(["verify", str(folder)]) == 7
+    out = capsys.readouterr().out
+    assert "do not regenerate this text" in out and "units=" in out, out
