@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 import ml_dtypes
 import numpy as np
 
+from . import transforms
 from .errors import QuantizationError, UsageError
 from .naming import unique
 from .tensors import Layer, Quantization, Tensor
@@ -136,38 +137,21 @@ def _einsum_axes(tensor: Tensor, config: Mapping) -> tuple[int, ...] | None:
 
 
 def stored_channel_axes(tensor: Tensor, config: Mapping | None = None) -> tuple[int, ...] | None:
-    """:func:`channel_axes` of the stored array, after the layout's change (``--layout``): a transpose reverses
-    the axes, a permutation moves them, a depthwise kernel stored for torch has its channels on axis 0."""
-    keras = dataclasses.replace(tensor, array=np.empty(_keras_shape(tensor), np.float32)) if tensor.keras_name else tensor
-    axes = channel_axes(keras, config)
-    if axes is None or tensor.transform == "none":
-        return axes
-    if tensor.transform == "transpose":
-        return tuple(sorted(tensor.array.ndim - 1 - a for a in axes))
-    for step in tensor.transform.split("+"):
-        kind, _, numbers = step.partition(":")
-        if kind == "permute":
-            order = [int(n) for n in numbers.split(",")]
-            axes = tuple(sorted(order.index(a) for a in axes))
-        elif kind == "depthwise":
-            axes = (0,)
+    """:func:`channel_axes` of the stored array, after the layout's steps (``--layout``), each moving the axes as
+    ``transforms.Step.moved_axes`` says (a transpose reverses them, a permutation moves them, a depthwise kernel
+    stored for torch has its channels on axis 0)."""
+    steps = transforms.parse(tensor.transform)
+    if tensor.keras_name:  # renamed by the layout: the axes are the Keras array's
+        shape = tuple(tensor.array.shape)
+        for step in reversed(steps):
+            shape = step.shape_before(shape)
+        tensor = dataclasses.replace(tensor, array=np.empty(shape, np.float32))
+    axes = channel_axes(tensor, config)
+    for step in steps:
+        if axes is None:
+            break
+        axes = step.moved_axes(axes, len(tensor.array.shape))
     return axes
-
-
-def _keras_shape(tensor: Tensor) -> tuple[int, ...]:
-    """The shape the tensor has in Keras, before the layout's steps (only its rank and axes matter here)."""
-    shape = list(tensor.array.shape)
-    for step in reversed(tensor.transform.split("+")):
-        kind, _, numbers = step.partition(":")
-        if kind == "permute":
-            order = [int(n) for n in numbers.split(",")]
-            keras = [0] * len(order)
-            for stored_axis, keras_axis in enumerate(order):
-                keras[keras_axis] = shape[stored_axis]
-            shape = keras
-        elif kind == "depthwise":  # [in * m, 1, k...] came from (k..., in, m): m is not recorded, 1 stands for it
-            shape = [*shape[2:], shape[0], 1]
-    return tuple(shape)
 
 
 def scale_shape(shape: Sequence[int], axes: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -42,6 +42,34 @@ class Step:
     def __str__(self) -> str:
         return self.kind + (":" + ",".join(map(str, self.numbers)) if self.numbers else "")
 
+    def moved_axes(self, axes: tuple[int, ...], rank: int) -> tuple[int, ...]:
+        """Where axes of the array before this step are after it (quantization's channel axes, for instance).
+
+        >>> Step("permute", (2, 3, 1, 0)).moved_axes((3,), 4), Step("transpose").moved_axes((1,), 2)
+        ((1,), (0,))
+        """
+        if self.kind == "transpose":
+            return tuple(sorted(rank - 1 - a for a in axes))
+        if self.kind == "permute":
+            return tuple(sorted(self.numbers.index(a) for a in axes))
+        if self.kind == "depthwise":  # [in * m, 1, k...]: every output channel on axis 0
+            return (0,)
+        return axes
+
+    def shape_before(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape before this step, from the shape after it (a depthwise kernel's multiplier is not recorded:
+        1 stands for it, enough for its rank and axes)."""
+        if self.kind == "transpose":
+            return tuple(reversed(shape))
+        if self.kind == "permute":
+            before = [0] * len(self.numbers)
+            for after_axis, before_axis in enumerate(self.numbers):
+                before[before_axis] = shape[after_axis]
+            return tuple(before)
+        if self.kind == "depthwise":
+            return (*shape[2:], shape[0], 1)
+        return tuple(shape)
+
     def invert(self, value: np.ndarray, keras_shape: tuple[int, ...] | None = None) -> np.ndarray:
         """The array before this step, from the array after it (``keras_shape``: the Keras array's, for depthwise)."""
         if self.kind == "transpose":
