@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, formats, manifest as manifests
+from . import atomic, formats, layers, manifest as manifests
 from .compare import diff
 from .errors import UsageError
 from .exports import Export
@@ -32,8 +32,7 @@ BLOCK = 1 << 20
 BINS = 40
 EXPLODING = 1e4      # |w| above this in a weight is flagged
 TINY_VARIANCE = 1e-6  # BatchNorm moving variance below this is flagged
-_KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings", "weight",
-                           "weight_ih_l0", "weight_hh_l0"})
+_KERNEL_ROLES = layers.KERNEL_ROLES | layers.TORCH_KERNEL_ROLES  # a weight's anomalies (dead, constant)
 
 
 @dataclass

@@ -31,6 +31,7 @@ import ml_dtypes
 import numpy as np
 
 from . import transforms
+from .layers import KERNEL_ROLES
 from .errors import QuantizationError, UsageError
 from .naming import unique
 from .tensors import Layer, Quantization, Tensor
@@ -40,7 +41,6 @@ SCHEMES = {
     "float16": "float16",
     "bfloat16": "bfloat16",
 }
-KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
 KERAS1_KERNEL_ROLE = re.compile(r"[WU](_[a-z])?")  # Keras 1: W (kernel, embeddings), U (recurrent), W_i, U_f, ...
 SCALE_SUFFIX = ":scale"
 BLOCK = 1 << 20  # values per block: temporaries stay a few MB whatever the tensor's size

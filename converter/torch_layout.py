@@ -25,16 +25,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import layers
 from .errors import InputInvalid
 from .inference import graph as graphs
 from .inference.codegen import shapes_of
 from .tensors import ModelWeights, Tensor
-
-_RNN = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
-_CELLS = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
-_KEEP_VALUES = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-                "ActivityRegularization", "Activation", "ReLU", "LeakyReLU", "ELU", "Identity")
-
 
 def apply(model: ModelWeights, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
     """The model's tensors as torch modules hold them, in model order."""
@@ -93,7 +88,7 @@ def _map(tensor: Tensor, configs: dict, flattened: dict) -> list[Tensor]:
     path, role = _owner(tensor)
     cls = tensor.owner_class
     w = tensor.array
-    if cls in _CELLS:
+    if layers.spec(cls) is not None and layers.spec(cls).layer:
         return _recurrent(tensor, path, role, configs)
     config = configs.get(path, ("", {}))[1]
     if cls == "Dense" and role == "kernel":
@@ -156,7 +151,7 @@ def _normalization(tensor: Tensor, path: str, role: str, config: dict, batch: bo
 
 def _recurrent(tensor: Tensor, path: str, role: str, configs: dict) -> list[Tensor]:
     """A cell's tensors as torch's RNN parameters of the layer (or of the Bidirectional around it)."""
-    kind = _CELLS[tensor.owner_class]
+    kind = layers.spec(tensor.owner_class).layer
     layer_path, _, _ = path.rpartition("/")  # lstm/lstm_cell -> lstm
     suffix, owner = "_l0", layer_path
     parent, _, last = layer_path.rpartition("/")
@@ -169,7 +164,7 @@ def _recurrent(tensor: Tensor, path: str, role: str, configs: dict) -> list[Tens
     else:
         config = configs.get(layer_path, ("", {}))[1]
     _check_activations(kind, config, owner, inside_bidirectional=owner != layer_path)
-    gates = _RNN[kind]
+    gates = layers.gates(kind)
     order = (1, 0, 2) if kind == "GRU" else tuple(range(gates))
     reorder = "" if order == tuple(range(gates)) else "gates:" + ",".join(map(str, order))  # steps in the order done
 
@@ -219,7 +214,7 @@ def _flattened_inputs(graph, model: ModelWeights) -> dict[str, tuple[int, int]]:
         if node.class_name != "Dense" or len(node.inputs) != 1:
             continue
         source = by_name.get(node.inputs[0][0])
-        while source is not None and source.class_name in _KEEP_VALUES and source.inputs:
+        while source is not None and layers.keeps_positions(source.class_name) and source.inputs:
             source = by_name.get(source.inputs[0][0])
         if source is None or source.class_name != "Flatten" or not source.inputs:
             continue

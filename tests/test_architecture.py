@@ -38,3 +38,19 @@ def own_imports_inside_functions() -> list[str]:
 
 def test_no_import_of_the_package_hides_inside_a_function():
     assert own_imports_inside_functions() == []
+
+
+def test_the_layer_registry_is_the_one_table_of_what_it_knows():
+    """Recurrent gate counts, cells and pass-through layers are asked of converter.layers, never tabled again."""
+    from converter import layers
+    from converter.inference.layers import KINDS
+
+    assert set(layers.identity_classes()) <= set(KINDS)
+    assert {name: layers.gates(name) for name in ("SimpleRNN", "LSTM", "GRU", "LSTMCell")} == \
+        {"SimpleRNN": 1, "LSTM": 4, "GRU": 3, "LSTMCell": 4}
+    for path in PACKAGE.rglob("*.py"):
+        if "layers" in path.relative_to(PACKAGE).parts[:1]:
+            continue
+        text = path.read_text()
+        for table in ('"LSTM": 4', '"SpatialDropout1D", "SpatialDropout2D"', '"kernel", "recurrent_kernel", "depthwise_kernel"'):
+            assert table not in text, (path, table)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import layers as registry
 from .. import kernels
 from .base import KINDS, Call, Shape, Unsupported, kind, size, whole
 
 # -- recurrent layers ---------------------------------------------------------------------------------------
-_RNN_CELLS = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 
 
 def _find(call: Call, role: str, under: str = "", required: bool = True, shape: tuple[int, ...] | None = None):
@@ -31,10 +31,11 @@ def _recurrent(call: Call, class_name: str, config: dict, under: str, source: st
     for option in ("return_state", "stateful"):
         if config.get(option):
             raise Unsupported(f"{option}=True")
-    if class_name not in _RNN_CELLS:
+    spec = registry.spec(class_name)
+    if spec is None or not spec.gates or spec.layer:
         raise Unsupported(f"a {class_name} inside")
     T, I = call.inputs[0]
-    U, gates = whole("units", config.get("units"), 1), _RNN_CELLS[class_name]
+    U, gates = whole("units", config.get("units"), 1), spec.gates
     reset_after = class_name == "GRU" and config.get("reset_after", True)
     kernel = _find(call, "kernel", under, shape=(I, gates * U))
     recurrent = _find(call, "recurrent_kernel", under, shape=(U, gates * U))

@@ -2,16 +2,11 @@
 cropping and upsampling."""
 from __future__ import annotations
 
+from ... import layers as registry
 from .base import Call, Shape, Unsupported, channels_last, kind, shown, sides, size, whole
 
 # -- layers without weights ---------------------------------------------------------------------------------
-IDENTITY = ("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-            "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RandomFlip", "RandomRotation", "RandomZoom",
-            "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomHeight", "RandomWidth",
-            "Identity")
-
-
-@kind(*IDENTITY)
+@kind(*registry.identity_classes())
 def identity(call: Call) -> Shape:
     if call.node.class_name == "RandomCrop":
         raise Unsupported("RandomCrop (crops at inference)")

@@ -1,0 +1,15 @@
+"""The record the layer registry keeps per Keras layer class."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One Keras layer class, as far as the registry knows it."""
+
+    class_name: str
+    gates: int = 0               # recurrent: gate blocks stacked on the kernel's last axis (LSTM 4, GRU 3)
+    layer: str | None = None     # a recurrent cell: the layer class it belongs to (LSTMCell -> LSTM)
+    identity: bool = False       # its output is its input at inference (Dropout, noise, augmentation)
+    elementwise: bool = False    # every value stays where it was (an activation): a flattened map keeps its order
