@@ -31,6 +31,7 @@ import ml_dtypes
 import numpy as np
 
 from . import transforms
+from . import layers
 from .layers import KERNEL_ROLES
 from .errors import QuantizationError, UsageError
 from .naming import unique
@@ -47,12 +48,6 @@ BLOCK = 1 << 20  # values per block: temporaries stay a few MB whatever the tens
 
 # Classes whose kernels have their output channels on the last axis (Keras layout): Dense, convolutions,
 # recurrent cells (all gates of a unit side by side), Embedding (a row's values are the output features).
-_LAST_AXIS = frozenset({
-    "Dense", "Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D",
-    "SeparableConv1D", "SeparableConv2D", "LocallyConnected1D", "LocallyConnected2D",
-    "SimpleRNN", "SimpleRNNCell", "GRU", "GRUCell", "LSTM", "LSTMCell", "CuDNNGRU", "CuDNNLSTM",
-    "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "ConvLSTMCell", "Embedding",
-})
 _FLOAT_TARGETS = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 
 
@@ -101,21 +96,19 @@ def channel_axes(tensor: Tensor, config: Mapping | None = None) -> tuple[int, ..
     (1, 2)
     """
     config = config or {}
-    rank, cls, role = tensor.array.ndim, tensor.owner_class, tensor.role
-    if role == "depthwise_kernel" or cls.startswith("DepthwiseConv"):  # (k..., input channels, depth multiplier):
-        # each (channel, multiplier) pair is an output channel of its own
+    rank, role = tensor.array.ndim, tensor.role
+    spec = layers.spec(tensor.owner_class)
+    where = "depthwise" if role == "depthwise_kernel" else "last" if role == "pointwise_kernel" else \
+        spec.channels if spec else None
+    if where == "depthwise":  # (k..., input channels, depth multiplier): each pair is an output channel of its own
         return (rank - 2, rank - 1)
-    if role == "pointwise_kernel":
-        return (rank - 1,)
-    if cls.endswith("Transpose") or cls.startswith("Deconvolution"):  # (k..., filters, input channels)
+    if where == "transposed":  # (k..., filters, input channels)
         return (rank - 2,)
-    if cls == "EinsumDense":
+    if where == "einsum":
         return _einsum_axes(tensor, config)
-    if cls.startswith("Convolution") and config.get("dim_ordering") == "th":  # Keras 1, Theano order
+    if where == "keras1" and config.get("dim_ordering") == "th":  # Keras 1, Theano order
         return (0,)
-    if cls in _LAST_AXIS:
-        return (rank - 1,)
-    return None
+    return (rank - 1,) if where in ("last", "keras1") else None
 
 
 def _einsum_axes(tensor: Tensor, config: Mapping) -> tuple[int, ...] | None:

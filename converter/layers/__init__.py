@@ -2,23 +2,24 @@
 class name from one module per layer family (``recurrent``, ``passthrough``...). Every other module asks here
 instead of keeping its own table of class names.
 
-This is the registry's first part (issue 24): recurrent gate counts and cells, and which layers pass their values
-through. Weight roles, quantization axes, the PyTorch mapping and the C emitters move in next, family by family.
+This is the registry's first part (issue 24): where kernels' output channels are (int8), recurrent gate counts and
+cells, and which layers pass their values through. Weight roles, the PyTorch mapping and the C emitters move in
+next, family by family.
 
 >>> spec("LSTM").gates, spec("GRUCell").gates, spec("Dropout").identity, spec("ReLU").identity
 (4, 3, True, False)
->>> spec("Dense") is None, keeps_positions("ReLU"), keeps_positions("Flatten")
-(True, True, False)
+>>> spec("Dense").channels, spec("MyLayer") is None, keeps_positions("ReLU"), keeps_positions("Flatten")
+('last', True, True, False)
 """
 from __future__ import annotations
 
-from . import passthrough, recurrent
+from . import conv, dense, passthrough, recurrent
 from .spec import Spec
 
 # Roles of the weights int8 quantizes (kernels), in Keras's names; the report also knows torch's for them.
 KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
 TORCH_KERNEL_ROLES = frozenset({"weight", "weight_ih_l0", "weight_hh_l0"})
-FAMILIES = (passthrough, recurrent)
+FAMILIES = (dense, conv, recurrent, passthrough)
 
 
 SPECS: dict[str, Spec] = {}
