@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from . import torch_layout
+from . import layers, torch_layout
 from .errors import UsageError
 from .tensors import Tensor
 
@@ -45,7 +45,8 @@ def apply(tensors: Sequence[Tensor], layout: str, model=None) -> tuple[Tensor, .
 
 
 def _is_dense_kernel(tensor: Tensor) -> bool:
-    return tensor.owner_class == "Dense" and tensor.role == "kernel" and len(tensor.shape) == 2
+    spec = layers.spec(tensor.owner_class)
+    return bool(spec and spec.out_in) and tensor.role == "kernel" and len(tensor.shape) == 2
 
 
 def _transposed(tensor: Tensor) -> Tensor:
