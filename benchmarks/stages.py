@@ -92,7 +92,7 @@ def profile(model: Path, reader: str) -> tuple[list[dict], int]:
     keras_reader.extract = stages.wrap("extract (get_weights)", keras_reader.extract)
     hdf5.read = stages.wrap("read (direct)", hdf5.read)
     inputs.identify = stages.wrap("check input", inputs.identify)
-    api.summarize = stages.wrap("checksums + NaN/Inf scan", api.summarize)  # both run here, side by side
+    api.hash_and_scan = stages.wrap("checksums + NaN/Inf scan", api.hash_and_scan)  # both run here, side by side
     manifest.build = stages.wrap("manifest", manifest.build)
     for name, module in formats.FORMATS.items():
         module.write = stages.wrap(f"write {name}", module.write)

@@ -33,7 +33,7 @@ def report_non_finite(tensors: Sequence[Tensor], fail: bool = False, where: str 
         raise NonFiniteValues(f"{len(found)} tensors of {where} hold NaN or infinite values: {names}")
 
 
-def summarize(tensors: Sequence[Tensor]) -> None:
+def hash_and_scan(tensors: Sequence[Tensor]) -> None:
     """Compute every tensor's sha256 and NaN/Inf counts ahead of use, on two threads: hashlib and numpy
     release the GIL, so checksumming and scanning run side by side (both are cached on the tensor)."""
     if sum(t.nbytes for t in tensors) < 2**20:
@@ -65,9 +65,9 @@ def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allo
     >>> [t["dtype"] for t in inspect("fixtures/seed_mlp.keras", quantize="int8")["tensors"]][:3]
     ['int8', 'float32', 'float32']
     """
-    quantization.check(quantize)
+    quantization.validate_scheme(quantize)
     model = readers.read_model(source, reader, trust_code, allow_sparse)
-    summarize(model.tensors)
+    hash_and_scan(model.tensors)
     tensors = quantization.apply(model.tensors, quantize, model.layers)
     return manifests.build(model, tensors, options={"layout": "keras", **({"quantize": quantize} if quantize else {})})
 
@@ -130,7 +130,7 @@ def _export(source: Any, out_dir: Path, format_names: list[str], force: bool, st
     outputs = [*(n for group in names.values() for n in group), manifests.FILE_NAME]
     _refuse_overwrite(folder, outputs, force)  # before the model is read: a refusal costs no load
     model = readers.read_model(source, reader, trust_code, allow_sparse)
-    summarize(model.tensors)
+    hash_and_scan(model.tensors)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     tensors = quantization.apply(layouts.apply(model.tensors, layout, model), bounds.quantize, model.layers)
     try:
@@ -192,7 +192,7 @@ class _Bounds:
 
     def check(self) -> None:
         """The arguments themselves, before the model is read."""
-        quantization.check(self.quantize)
+        quantization.validate_scheme(self.quantize)
         if self.min_snr is not None:
             if not isinstance(self.min_snr, (int, float)) or isinstance(self.min_snr, bool) or not np.isfinite(self.min_snr):
                 raise UsageError(f"min_snr must be a number of dB. Received: min_snr={self.min_snr!r}")
@@ -258,7 +258,7 @@ def _options(format_names: list[str], layout: str, given: Mapping[str, Mapping[s
     if stray:
         raise UsageError(f"options given for formats that are not written: {', '.join(stray)}",
                          hint=f"Add them to the formats, or drop their options. Formats: {', '.join(format_names)}.")
-    return {"layout": layouts.check(layout), **{name: registry.options(name, given.get(name)) for name in format_names}}
+    return {"layout": layouts.validate_name(layout), **{name: registry.options(name, given.get(name)) for name in format_names}}
 
 
 def _output_folder(out_dir: str | os.PathLike, stem: str | None) -> Path:

@@ -27,7 +27,7 @@ LAYOUTS = {
 }
 
 
-def check(layout: str) -> str:
+def validate_name(layout: str) -> str:
     """Validate a layout name."""
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}. Received: layout={layout}", hint=f"Choose from: {', '.join(LAYOUTS)}.")
@@ -37,7 +37,7 @@ def check(layout: str) -> str:
 def apply(tensors: Sequence[Tensor], layout: str, model=None) -> tuple[Tensor, ...]:
     """The records as they are stored under ``layout`` (new records; the input is not changed). ``torch``
     needs the model (its configuration), see ``torch_layout``."""
-    if check(layout) == "keras":
+    if validate_name(layout) == "keras":
         return tuple(tensors)
     if layout == "torch":
         return torch_layout.apply(model, tensors)

@@ -51,7 +51,7 @@ BLOCK = 1 << 20  # values per block: temporaries stay a few MB whatever the tens
 _FLOAT_TARGETS = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 
 
-def check(scheme: str | None) -> str | None:
+def validate_scheme(scheme: str | None) -> str | None:
     """Validate a ``--quantize`` value (None: no quantization)."""
     if scheme is not None and scheme not in SCHEMES:
         raise UsageError(f"unknown quantization {scheme!r}", hint=f"Choose from: {', '.join(SCHEMES)}.")
@@ -61,7 +61,7 @@ def check(scheme: str | None) -> str | None:
 def apply(tensors: Sequence[Tensor], scheme: str | None, layers: Sequence[Layer] = ()) -> tuple[Tensor, ...]:
     """The records as stored under ``scheme``: each quantized tensor keeps its name and position, an int8 one
     followed by its scale tensor. ``layers`` (the model's) give the configurations some rules need."""
-    if check(scheme) is None:
+    if validate_scheme(scheme) is None:
         return tuple(tensors)
     configs = {layer.index: layer.config for layer in layers}
     taken = {t.name for t in tensors}

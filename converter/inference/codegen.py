@@ -14,7 +14,7 @@ from ..c_text import c_string, comment_text
 from ..errors import InputInvalid, UsageError
 from . import kernels
 from .graph import Graph
-from .layers import KINDS, Call, Shape, Unsupported, size
+from .layers import EMITTERS, Call, Shape, Unsupported, size
 
 ALIGN_FLOATS = 4  # 16 bytes: every arena buffer starts aligned for vector loads
 
@@ -112,7 +112,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
             input_offset += size(shape)
             continue
-        kind = KINDS.get(node.class_name)
+        kind = EMITTERS.get(node.class_name)
         if kind is None:
             problems.append(f"layer '{node.name}' ({node.class_name}): not supported")
             continue
@@ -190,12 +190,12 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
     for node in graph.nodes:
         if node.class_name == "InputLayer":
             shape = _input_shape(node)
-        elif node.class_name in KINDS and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
+        elif node.class_name in EMITTERS and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
             layer = node.name.split("@")[0] + "/"
             call = Call(node, [shapes[ref[0]] for ref in node.inputs], ["@IN@"] * len(node.inputs),
                         {name[len(layer):]: ref for name, ref in refs.items() if name.startswith(layer)})
             try:
-                shape = KINDS[node.class_name](call)
+                shape = EMITTERS[node.class_name](call)
             except (Unsupported, KeyError, ValueError, TypeError):
                 shape = None
         else:

@@ -8,7 +8,7 @@ files, Lambda layers, weights-only files.
 Legacy HDF5 (``model.save("x.h5")`` and ``save_weights``) is followed through its ``layer_names`` and
 ``weight_names`` attributes, in the order they list; names differ by era (``convolution2d_1_W:0``,
 ``dense_1/kernel:0``, ``model/dense/kernel``) and are mapped to the Keras 3 layer chain. Keras 3
-archives are read by ``keras3_layout``.
+archives are read by ``keras3_groups``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ..errors import ConverterError, InputInvalid
 from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import archive as archive_checks
-from . import describe, h5check, keras3_layout
+from . import describe, h5check, keras3_groups
 from .base import ReadOptions
 
 NAME = "h5"
@@ -39,7 +39,7 @@ DESCRIPTION = "the direct HDF5 reader"
 
 def prepare() -> None:
     """Nothing to prepare: h5py is imported with this module."""
-RNN_CELLS = {**keras3_layout.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
+RNN_CELLS = {**keras3_groups.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
 
 
 def read(path: Path, kind: str, source: Source, options: ReadOptions = ReadOptions()) -> ModelWeights:
@@ -51,7 +51,7 @@ def read(path: Path, kind: str, source: Source, options: ReadOptions = ReadOptio
         if kind == "keras":
             with zipfile.ZipFile(path) as archive:
                 config = json.loads(archive.read("config.json"))
-            return keras3_layout.read(handle, config, path.name, source)
+            return keras3_groups.read(handle, config, path.name, source)
         return _read_hdf5(handle, path.name, source)
 
 
@@ -111,7 +111,7 @@ def _read_hdf5(handle: h5py.File, file_name: str, source: Source) -> ModelWeight
     if "layer_names" in root.attrs or "layer_names0" in root.attrs:
         return _read_legacy(handle, root, file_name, source)
     if "layers" in handle or "vars" in handle:
-        return keras3_layout.read(handle, None, file_name, source)
+        return keras3_groups.read(handle, None, file_name, source)
     raise InputInvalid(f"{file_name} is an HDF5 file but holds no Keras weights (no layer_names, no layers group)",
                        hint="Pass a file written by Keras model.save() or save_weights().")
 
@@ -154,7 +154,7 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
     parts, (owner_class, owner_config) = _keras3_chain(parts, class_name, layer_config)
     name = unique(f"{layer_name}/{'/'.join(parts)}", used)
     trainable = describe.trainable(parts[-1], layer_config)
-    array = keras3_layout.dataset_array(group[weight_name])
+    array = keras3_groups.dataset_array(group[weight_name])
     read.add(group[weight_name].name)
     if array.dtype.kind == "V" and array.dtype.itemsize == 2 and "bfloat16" in (_policy(owner_config),
                                                                                  _policy(layer_config)):
@@ -168,7 +168,7 @@ def _refuse_unread(root: h5py.Group, read: set[str], file_name: str) -> None:
     unread: list[str] = []
     root.visititems(lambda name, item: unread.append(item.name) if isinstance(item, h5py.Dataset)
                     and item.name not in read and not item.name.startswith("/optimizer_weights/") else None)
-    keras3_layout.refuse_unread(unread, file_name, "are not listed by any layer's weight_names")
+    keras3_groups.refuse_unread(unread, file_name, "are not listed by any layer's weight_names")
 
 
 def _policy(config: dict) -> str | None:
@@ -198,10 +198,10 @@ def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list
     ``bidirectional_1/forward_lstm_1/kernel:0`` for ``.../forward_lstm_1/lstm_cell/kernel``.
     """
     if class_name in RNN_CELLS and len(parts) == 1:
-        parts = [keras3_layout.snake_case(RNN_CELLS[class_name]), parts[0]]
+        parts = [keras3_groups.snake_case(RNN_CELLS[class_name]), parts[0]]
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
     if inner and class_name == "Bidirectional" and len(parts) == 2 and inner.get("class_name") in RNN_CELLS:
-        parts = [parts[0], keras3_layout.snake_case(RNN_CELLS[inner["class_name"]]), parts[1]]
+        parts = [parts[0], keras3_groups.snake_case(RNN_CELLS[inner["class_name"]]), parts[1]]
     elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
         parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
     return parts, _owner(parts[:-1], class_name, config)
@@ -217,8 +217,8 @@ def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
             continue
         attribute = ("cell" if class_name in RNN_CELLS else "forward_layer" if name.startswith("forward_")
                      else "backward_layer" if name.startswith("backward_") else
-                     keras3_layout.MHA_ATTRIBUTES.get(name, "layer"))
-        class_name, config, _ = keras3_layout.child_identity(class_name, config, attribute)
+                     keras3_groups.MHA_ATTRIBUTES.get(name, "layer"))
+        class_name, config, _ = keras3_groups.child_identity(class_name, config, attribute)
     return class_name, config
 
 

@@ -1,5 +1,5 @@
 """Each supported layer kind: the shape it gives (one sample, channels last, no batch axis) and the C calls that
-compute it, one module per layer family. A kind is a function ``(call: Call) -> Shape`` registered in :data:`KINDS`
+compute it, one module per layer family. A kind is a function ``(call: Call) -> Shape`` registered in :data:`EMITTERS`
 by class name (``@kind(...)``); importing this package registers every family.
 """
 from __future__ import annotations
@@ -15,6 +15,6 @@ from . import (  # noqa: F401  (they register)
     recurrent,
     reshape,
 )
-from .base import KINDS, Call, Shape, Unsupported, size
+from .base import EMITTERS, Call, Shape, Unsupported, size
 
-__all__ = ["KINDS", "Call", "Shape", "Unsupported", "size"]
+__all__ = ["EMITTERS", "Call", "Shape", "Unsupported", "size"]

@@ -1,5 +1,5 @@
 """What every layer kind is built on: :class:`Call` (what a kind sees of one node: its configuration through typed,
-range-checked accessors, its input shapes and weights, where its C statements go), the :data:`KINDS` registry and
+range-checked accessors, its input shapes and weights, where its C statements go), the :data:`EMITTERS` registry (class name -> the function that emits its C) and
 the helpers several families share (windows, paddings, activations)."""
 from __future__ import annotations
 
@@ -76,13 +76,13 @@ class Call:
         return self.sources[index]
 
 
-KINDS: dict[str, Callable[[Call], Shape]] = {}
+EMITTERS: dict[str, Callable[[Call], Shape]] = {}
 
 
 def kind(*class_names: str):
     def register(function: Callable[[Call], Shape]) -> Callable[[Call], Shape]:
         for name in class_names:
-            KINDS[name] = function
+            EMITTERS[name] = function
         return function
     return register
 

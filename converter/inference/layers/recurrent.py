@@ -5,7 +5,7 @@ from typing import Any
 
 from ... import layers as registry
 from .. import kernels
-from .base import KINDS, Call, Shape, Unsupported, kind, size, whole
+from .base import EMITTERS, Call, Shape, Unsupported, kind, size, whole
 
 # -- recurrent layers ---------------------------------------------------------------------------------------
 
@@ -128,7 +128,7 @@ def bidirectional(call: Call) -> Shape:
 @kind("TimeDistributed")
 def time_distributed(call: Call) -> Shape:
     inner = call.config["layer"]
-    kind_of = KINDS.get(inner["class_name"])
+    kind_of = EMITTERS.get(inner["class_name"])
     if kind_of is None or inner["class_name"] in ("Bidirectional", "TimeDistributed"):
         raise Unsupported(f"a {inner['class_name']} inside")
     name = inner["config"].get("name", "")
