@@ -18,8 +18,8 @@ import numpy as np
 from . import dtypes, quantize
 from .errors import InputInvalid, UnsafeInput
 from .formats import c, c_build
-from .inference import graph as graphs
-from .inference.codegen import input_shapes
+from .cgen import graph as graphs
+from .cgen.codegen import input_shapes
 from .manifest import export_info, quantization_of, tensor_records
 from .readers import open_keras_model, read_model
 from .readers.keras import model_variables

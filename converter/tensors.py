@@ -161,7 +161,7 @@ class ExportInfo:
     layout: str = "keras"
     manifest_json: str = ""
     producer_version: str = __version__
-    graph: dict | None = None  # the model's graph as JSON (inference.graph), for C code that runs the weights
+    graph: dict | None = None  # the model's graph as JSON (cgen.graph), for C code that runs the weights
     prepared: dict = field(default_factory=dict)  # per format, what its prepare hook computed (C: the forward pass)
 
 

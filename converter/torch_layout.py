@@ -27,8 +27,8 @@ import numpy as np
 
 from . import layers
 from .errors import InputInvalid
-from .inference import graph as graphs
-from .inference.codegen import shapes_of
+from .cgen import graph as graphs
+from .cgen.codegen import shapes_of
 from .tensors import ModelWeights, Tensor
 
 def apply(model: ModelWeights, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:

@@ -394,7 +394,7 @@ def test_verify_compile_links_the_forward_pass_with_the_math_library(tmp_path):
 
 
 def test_a_configuration_that_cannot_be_followed_is_a_clear_error():
-    from converter.inference import graph
+    from converter.cgen import graph
 
     broken = {"class_name": "Functional", "config": {"layers": [{"class_name": "Dense", "config": {"name": "d"},
                                                                  "inbound_nodes": [[["nowhere", 0, 0, {}]]]}],
@@ -423,7 +423,7 @@ def test_weights_that_disagree_with_the_configuration_are_refused_not_read_out_o
 
 
 def test_a_configuration_nested_deeper_than_any_model_is_a_clear_error():
-    from converter.inference import graph
+    from converter.cgen import graph
 
     layer = {"class_name": "Dense", "config": {"name": "d", "units": 1}}
     for depth in range(5000):  # Sequential inside Sequential, far beyond Python's recursion limit

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import atomic
 from ..errors import InputInvalid, UsageError
-from ..inference import codegen, graph
+from ..cgen import codegen, graph
 from ..tensors import ExportInfo, Tensor
 from . import c_build
 from .base import Option

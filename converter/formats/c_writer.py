@@ -13,7 +13,7 @@ import numpy as np
 from .. import atomic, c_text, dtypes
 from .._version import __version__
 from ..errors import InputInvalid
-from ..inference import codegen, graph
+from ..cgen import codegen, graph
 from ..tensors import ExportInfo, Layer, Tensor
 from .c_names import keys, scale_indexing
 
@@ -305,7 +305,7 @@ def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
 
 def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefix: str, info: ExportInfo | None,
                       input_shape: str = ""):
-    """The forward pass for these arrays (``inference.codegen``), from the graph the export records."""
+    """The forward pass for these arrays (``cgen.codegen``), from the graph the export records."""
     if info is None or info.graph is None:
         raise InputInvalid("--c-inference needs the model's configuration (layers and how they connect), which this "
                            "input does not hold", hint="Export a model saved whole (model.save), not weights only.")

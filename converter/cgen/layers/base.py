@@ -113,7 +113,7 @@ def sides(call: Call, key: str, rank: int) -> tuple[tuple[int, int], ...]:
     """Keras's padding or cropping, ``((before, after), ...)`` per spatial axis, from any of its spellings (one
     number, one per axis, or a pair per axis), each a whole number from 0.
 
-    >>> from converter.inference.graph import Node
+    >>> from converter.cgen.graph import Node
     >>> side = lambda value, rank=2: sides(Call(Node("p", "ZeroPadding2D", {"padding": value}), [], [], {}), "padding", rank)
     >>> side(1), side((1, 2)), side(((1, 2), (3, 4))), side((1, 2), 1)
     (((1, 1), (1, 1)), ((1, 1), (2, 2)), ((1, 2), (3, 4)), ((1, 2),))
