@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from . import layers, torch_layout
+from . import layers, torch_layout, transforms
 from .errors import UsageError
 from .tensors import Tensor
 
@@ -50,5 +50,5 @@ def _is_dense_kernel(tensor: Tensor) -> bool:
 
 
 def _transposed(tensor: Tensor) -> Tensor:
-    return dataclasses.replace(tensor, array=tensor.array.T, transform="transpose")
+    return dataclasses.replace(tensor, array=tensor.array.T, transform=transforms.join([transforms.Step("transpose")]))
 

@@ -25,11 +25,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import layers
+from . import layers, transforms
 from .errors import InputInvalid
 from .cgen import graph as graphs
 from .cgen.codegen import shapes_of
 from .tensors import ModelWeights, Tensor
+from .transforms import Step
 
 def apply(model: ModelWeights, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
     """The model's tensors as torch modules hold them, in model order."""
@@ -80,8 +81,14 @@ def _torch(path: str, parameter: str) -> str:
     return ".".join([*path.split("/"), parameter])
 
 
-def _with(tensor: Tensor, name: str, array: np.ndarray, transform: str) -> Tensor:
-    return dataclasses.replace(tensor, name=name, array=array, transform=transform, keras_name=tensor.name)
+def _with(tensor: Tensor, name: str, array: np.ndarray, *steps: Step) -> Tensor:
+    """The record as torch stores it, with the steps that made it from the Keras array (``transforms``)."""
+    return dataclasses.replace(tensor, name=name, array=array, transform=transforms.join(list(steps)),
+                               keras_name=tensor.name)
+
+
+def _permute(order) -> Step:
+    return Step("permute", tuple(int(axis) for axis in order))
 
 
 def _map(tensor: Tensor, configs: dict, flattened: dict) -> list[Tensor]:
@@ -97,37 +104,38 @@ def _map(tensor: Tensor, configs: dict, flattened: dict) -> list[Tensor]:
             if positions * channels != w.shape[0]:  # the configuration and the weights disagree (a crafted file)
                 raise _Unmappable(f"layer '{path}' (Dense): {w.shape[0]} inputs, its Flatten gives {positions * channels}")
             rows = w.reshape(positions, channels, -1).transpose(1, 0, 2).reshape(w.shape)
-            return [_with(tensor, _torch(path, "weight"), rows.T, f"flatten:{positions},{channels}+permute:1,0")]
-        return [_with(tensor, _torch(path, "weight"), w.T, "permute:1,0")]
+            return [_with(tensor, _torch(path, "weight"), rows.T, Step("flatten", (positions, channels)),
+                          _permute((1, 0)))]
+        return [_with(tensor, _torch(path, "weight"), w.T, _permute((1, 0)))]
     if cls in ("Conv1D", "Conv2D", "Conv3D") and role == "kernel":
         if int(config.get("groups", 1)) != 1:
             raise _Unmappable(f"layer '{path}' ({cls}): groups={config['groups']}")
         order = (w.ndim - 1, w.ndim - 2, *range(w.ndim - 2))
-        return [_with(tensor, _torch(path, "weight"), w.transpose(order), "permute:" + ",".join(map(str, order)))]
+        return [_with(tensor, _torch(path, "weight"), w.transpose(order), _permute(order))]
     if cls in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose") and role == "kernel":
         order = (w.ndim - 1, w.ndim - 2, *range(w.ndim - 2))  # (k..., out, in) -> (in, out, k...)
-        return [_with(tensor, _torch(path, "weight"), w.transpose(order), "permute:" + ",".join(map(str, order)))]
+        return [_with(tensor, _torch(path, "weight"), w.transpose(order), _permute(order))]
     if (cls.startswith("DepthwiseConv") and role == "kernel") or role == "depthwise_kernel":
         rank = w.ndim - 2
         channels = w.reshape(*w.shape[:rank], -1)  # (k..., in * m): output channel c * m + mm
         stored = channels.transpose(rank, *range(rank))[:, None]
         name = _torch(path, "depthwise.weight" if role == "depthwise_kernel" else "weight")
-        return [_with(tensor, name, stored, "depthwise")]
+        return [_with(tensor, name, stored, Step("depthwise"))]
     if role == "pointwise_kernel":
         order = (w.ndim - 1, w.ndim - 2, *range(w.ndim - 2))
-        return [_with(tensor, _torch(path, "pointwise.weight"), w.transpose(order), "permute:" + ",".join(map(str, order)))]
+        return [_with(tensor, _torch(path, "pointwise.weight"), w.transpose(order), _permute(order))]
     if role == "bias" and cls.startswith("SeparableConv"):
-        return [_with(tensor, _torch(path, "pointwise.bias"), w, "none")]
+        return [_with(tensor, _torch(path, "pointwise.bias"), w)]
     if cls == "BatchNormalization":
         return _normalization(tensor, path, role, config, batch=True)
     if cls == "LayerNormalization":
         return _normalization(tensor, path, role, config, batch=False)
     if cls == "Embedding" and role == "embeddings":
-        return [_with(tensor, _torch(path, "weight"), w, "none")]
+        return [_with(tensor, _torch(path, "weight"), w)]
     if role == "bias" and cls in ("Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
                                   "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D"):
-        return [_with(tensor, _torch(path, "bias"), w, "none")]
-    return [_with(tensor, _torch(path, role), w, "keras")]  # no torch counterpart: kept as Keras holds it
+        return [_with(tensor, _torch(path, "bias"), w)]
+    return [_with(tensor, _torch(path, role), w, Step("keras"))]  # no torch counterpart: kept as Keras holds it
 
 
 _NORM = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
@@ -135,17 +143,17 @@ _NORM = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "movi
 
 def _normalization(tensor: Tensor, path: str, role: str, config: dict, batch: bool) -> list[Tensor]:
     w = tensor.array
-    stored = [_with(tensor, _torch(path, _NORM.get(role, role)), w, "none")]
+    stored = [_with(tensor, _torch(path, _NORM.get(role, role)), w)]
     # Keras keeps gamma, beta, moving_mean, moving_variance in that order; what torch has besides is added
     # after the last of them the layer holds, so that the module's state_dict is complete.
     if role == "moving_variance" or (not batch and role == ("beta" if config.get("center", True) else "gamma")):
         if not config.get("scale", True):
-            stored.insert(0, _with(tensor, _torch(path, "weight"), np.ones(w.shape, w.dtype), "ones"))
+            stored.insert(0, _with(tensor, _torch(path, "weight"), np.ones(w.shape, w.dtype), Step("ones")))
         if not config.get("center", True):
             stored.insert(1 if not config.get("scale", True) else 0,
-                          _with(tensor, _torch(path, "bias"), np.zeros(w.shape, w.dtype), "zeros"))
+                          _with(tensor, _torch(path, "bias"), np.zeros(w.shape, w.dtype), Step("zeros")))
         if batch:
-            stored.append(_with(tensor, _torch(path, "num_batches_tracked"), np.array(0, np.int64), "count"))
+            stored.append(_with(tensor, _torch(path, "num_batches_tracked"), np.array(0, np.int64), Step("count")))
     return stored
 
 
@@ -166,7 +174,7 @@ def _recurrent(tensor: Tensor, path: str, role: str, configs: dict) -> list[Tens
     _check_activations(kind, config, owner, inside_bidirectional=owner != layer_path)
     gates = layers.gates(kind)
     order = (1, 0, 2) if kind == "GRU" else tuple(range(gates))
-    reorder = "" if order == tuple(range(gates)) else "gates:" + ",".join(map(str, order))  # steps in the order done
+    reorder = [] if order == tuple(range(gates)) else [Step("gates", order)]  # steps in the order done
 
     def blocks(array: np.ndarray, axis: int) -> np.ndarray:
         if array.shape[axis] % gates:
@@ -178,15 +186,15 @@ def _recurrent(tensor: Tensor, path: str, role: str, configs: dict) -> list[Tens
     name = lambda parameter: _torch(owner, parameter + suffix)  # noqa: E731
     if role in ("kernel", "recurrent_kernel"):
         parameter = "weight_ih" if role == "kernel" else "weight_hh"
-        return [_with(tensor, name(parameter), blocks(w, 1).T, "+".join(filter(None, [reorder, "permute:1,0"])))]
+        return [_with(tensor, name(parameter), blocks(w, 1).T, *reorder, _permute((1, 0)))]
     if role != "bias":
         raise _Unmappable(f"layer '{owner}' ({kind}): a weight '{role}' torch does not have")
     if kind == "GRU":
         if w.ndim != 2:
             raise _Unmappable(f"layer '{owner}' (GRU): reset_after=False (torch's GRU resets after the product)")
-        return [_with(tensor, name("bias_ih"), blocks(w[0], 0), "+".join(filter(None, ["row:0", reorder]))),
-                _with(tensor, name("bias_hh"), blocks(w[1], 0), "+".join(filter(None, ["row:1", reorder])))]
-    return [_with(tensor, name("bias_ih"), w, "none"), _with(tensor, name("bias_hh"), np.zeros_like(w), "zeros")]
+        return [_with(tensor, name("bias_ih"), blocks(w[0], 0), Step("row", (0,)), *reorder),
+                _with(tensor, name("bias_hh"), blocks(w[1], 0), Step("row", (1,)), *reorder)]
+    return [_with(tensor, name("bias_ih"), w), _with(tensor, name("bias_hh"), np.zeros_like(w), Step("zeros"))]
 
 
 def _check_activations(kind: str, config: dict, owner: str, inside_bidirectional: bool) -> None:
