@@ -78,7 +78,7 @@ class Stages:
 def profile(model: Path, reader: str) -> tuple[list[dict], int]:
     """Export ``model`` to every format and verify it, stage by stage; also return the weight bytes."""
     import converter
-    from converter import api, formats, manifest
+    from converter import formats, manifest, pipeline
     from converter.readers import hdf5, inputs
     from converter.readers import keras as keras_reader
 
@@ -92,7 +92,7 @@ def profile(model: Path, reader: str) -> tuple[list[dict], int]:
     keras_reader.extract = stages.wrap("extract (get_weights)", keras_reader.extract)
     hdf5.read = stages.wrap("read (direct)", hdf5.read)
     inputs.identify = stages.wrap("check input", inputs.identify)
-    api.hash_and_scan = stages.wrap("checksums + NaN/Inf scan", api.hash_and_scan)  # both run here, side by side
+    pipeline.hash_and_scan = stages.wrap("checksums + NaN/Inf scan", pipeline.hash_and_scan)  # both run here, side by side
     manifest.build = stages.wrap("manifest", manifest.build)
     for name, module in formats.FORMATS.items():
         module.write = stages.wrap(f"write {name}", module.write)
