@@ -186,8 +186,9 @@ def consistency_problems(manifest: Mapping) -> list[str]:
     written = list(dict.fromkeys(entry["format"] for entry in manifest["files"]))
     for name in written:
         problems += _format_problems(manifest, name)
-    if "inference" in manifest and not options.get("c", {}).get("inference"):
-        problems.append("an inference block without C output written with the inference option")
+    claimed = {block for name in written for block in getattr(formats.get(name), "MANIFEST_BLOCKS", ())}
+    problems += [f"a {block!r} block that no written format records" for block in manifest
+                 if block not in _CORE_BLOCKS and block not in claimed]
     for entry in manifest["tensors"]:
         missing = [name for name in written if not isinstance(entry["keys"].get(name), str)]
         if missing:
@@ -196,6 +197,10 @@ def consistency_problems(manifest: Mapping) -> list[str]:
         if problem:
             problems.append(f"tensor {_shown(entry['name'], 80)!r}: transform {problem}")
     return problems
+
+
+_CORE_BLOCKS = frozenset({"schema", "schema_version", "source", "producer", "model", "options", "layers", "tensors",
+                          "files"})
 
 
 def _format_problems(manifest: Mapping, name: str) -> list[str]:
@@ -213,7 +218,7 @@ def _format_problems(manifest: Mapping, name: str) -> list[str]:
     expected = module.files(stem, **chosen) if stem else None
     if listed != expected:
         return [f"{name} files {listed} are not the files {name} writes" + (f" ({expected})" if expected else "")]
-    return []
+    return module.manifest_problems(manifest, chosen) if hasattr(module, "manifest_problems") else []
 
 
 def load(folder: Path) -> dict:

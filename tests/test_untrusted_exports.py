@@ -557,3 +557,14 @@ def test_a_recorded_graph_with_a_non_numeric_unit_count_is_exit_7(full_export, t
     assert main(["verify", str(folder)]) == 7
     out = capsys.readouterr().out
     assert "do not regenerate this text" in out and "units=" in out, out
+
+
+@pytest.mark.parametrize("change", [lambda m: m.pop("inference"), lambda m: m["options"]["c"].pop("inference"),
+                                    lambda m: m.update(extra={"x": 1})])
+def test_a_manifest_block_no_written_format_records_is_exit_7(full_export, tmp_path, capsys, change):
+    folder = tmp_path / "out"
+    shutil.copytree(full_export, folder)
+    rewrite_manifest(folder, change)
+    assert main(["verify", str(folder)]) == 7
+    err = capsys.readouterr().err
+    assert "holds values no keras-weights export has" in err or "manifest schema" in err, err

@@ -118,6 +118,17 @@ def rendered_sha256(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo |
     return emit(unit, Path(path), lambda _: atomic.HashedOutput(Path(os.devnull), text=True))
 
 
+MANIFEST_BLOCKS = ("inference",)  # what prepare() adds to the manifest
+
+
+def manifest_problems(manifest: Mapping, options: Mapping[str, object]) -> list[str]:
+    """What a (foreign) manifest says of the C output that an export of it cannot hold: the forward pass's block
+    exactly when the inference option is on."""
+    if bool(options.get("inference")) != ("inference" in manifest):
+        return ["the inference block and the C option that writes it disagree"]
+    return []
+
+
 def check_layout(options: Mapping[str, object], layout: str) -> None:
     """Before the model is read: the forward pass runs the arrays in Keras's layout only."""
     if options.get("inference") and layout != "keras":
