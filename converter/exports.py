@@ -71,7 +71,7 @@ class Export:
         if not recorded:
             return stored
         named = {t["name"]: dtypes.restore(stored[key], t["dtype"]) for key, t in recorded if key in stored}
-        return _dequantized(named, [t for _, t in recorded]) if dequantize else named
+        return dequantized(named, [t for _, t in recorded]) if dequantize else named
 
     def keras_arrays(self, notes: list[str] | None = None) -> dict[str, np.ndarray]:
         """Keras name -> the Keras-layout float values the export stands for: dequantized, every recorded layout step
@@ -111,16 +111,24 @@ class Export:
         declared may not take more than the format's files can hold."""
         if self.manifest is None:
             return []
-        entry = next(f for f in self.manifest["files"] if f["path"] == self.file.name)
-        recorded = [(t["keys"][entry["format"]], t) for t in self.manifest["tensors"] if entry["format"] in t["keys"]]
-        listed = [self.folder / f["path"] for f in self.manifest["files"] if f["format"] == entry["format"]]
-        declared = sum(t["nbytes"] for _, t in recorded)
-        held = sum(atomic.stored_size(p) for p in listed if p.is_file())
-        if not registry.declared_fits(declared, held):
-            raise InputInvalid(f"{self.file.name}: its manifest declares {declared:,} bytes of tensors, more than "
-                               f"{entry['format']} files of {held:,} bytes can hold; not read",
+        name = next(f["format"] for f in self.manifest["files"] if f["path"] == self.file.name)
+        overflow = declared_overflow(self.folder, self.manifest, name)
+        if overflow:
+            raise InputInvalid(f"{self.file.name}: {overflow}",
                                hint="The export was edited or comes from another tool; export again.")
-        return recorded
+        return [(t["keys"][name], t) for t in self.manifest["tensors"] if name in t["keys"]]
+
+
+def declared_overflow(folder: Path, manifest: dict, format_name: str) -> str | None:
+    """Why the tensors a (foreign) manifest declares for one format cannot be in its files, or None when they can:
+    checked before any of them is read, so that no reader allocates far beyond what the files hold."""
+    declared = sum(t["nbytes"] for t in manifest["tensors"] if format_name in t["keys"])
+    paths = [Path(folder) / f["path"] for f in manifest["files"] if f["format"] == format_name]
+    held = sum(atomic.stored_size(p) for p in paths if p.is_file())
+    if registry.declared_fits(declared, held):
+        return None
+    return (f"the manifest declares {declared:,} bytes of tensors, more than {format_name} files of {held:,} bytes can "
+            "hold; not read")
 
 
 def preferred_file(folder: Path, manifest: dict) -> Path:
@@ -135,7 +143,7 @@ def preferred_file(folder: Path, manifest: dict) -> Path:
     raise InputInvalid(f"{folder}: the export lists no file to read weights from")
 
 
-def _dequantized(arrays: dict[str, np.ndarray], entries: list[dict]) -> dict[str, np.ndarray]:
+def dequantized(arrays: dict[str, np.ndarray], entries: list[dict]) -> dict[str, np.ndarray]:
     """The model's tensors as a quantized export holds them: float32 ``q * scale`` by the recorded axes."""
     scales = {(t.get("quantization") or {}).get("scale") for t in entries} - {None}
     result = {}

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes, quantize
+from . import dtypes, exports
 from .errors import InputInvalid, UnsafeInput
 from .formats import c, c_build
 from .cgen import graph as graphs
 from .cgen.codegen import input_shapes
-from .manifest import export_info, quantization_of, tensor_records
+from .manifest import export_info, tensor_records
 from .readers import open_keras_model, read_model
 from .readers.keras import model_variables
 
@@ -95,16 +95,9 @@ def _no_reference(source: Any, what: str, error: Exception):
 
 
 def _dequantized(manifest: dict, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Tensor name -> the float32 values a quantized export's tensors stand for (``q * scale``, or the cast)."""
-    by_name = {t["name"]: arrays[t["keys"]["c"]] for t in manifest["tensors"]}
-    values = {}
-    for entry in manifest["tensors"]:
-        q = quantization_of(entry)
-        if q is not None:
-            stored = by_name[entry["name"]]
-            values[entry["name"]] = quantize.dequantize(stored, by_name[q.scale], q.axis) if q.scale else \
-                dtypes.restore(stored, entry["dtype"]).astype(np.float32)
-    return values
+    """Tensor name -> the float32 values a quantized export's tensors stand for, from its C arrays (by C key)."""
+    named = {t["name"]: dtypes.restore(arrays[t["keys"]["c"]], t["dtype"]) for t in manifest["tensors"]}
+    return exports.dequantized(named, manifest["tensors"])
 
 
 def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: set[str]) -> None:

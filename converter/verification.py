@@ -14,6 +14,7 @@ import numpy as np
 from . import atomic, dtypes, layouts, manifest as manifests, quantize, readers
 from . import formats as registry
 from .errors import ConverterError, VerificationFailed
+from .exports import declared_overflow
 from .predict import predict_problems
 from .tensors import canonical, sha256_of
 
@@ -171,11 +172,9 @@ def _check_format(folder: Path, name: str, entries: list[dict], manifest: dict, 
     """Check one format's files: each file's hash, then every tensor once, wherever the format keeps it; return the
     checks and the arrays read back by key (what a build regenerates the C text from)."""
     checks = [FileCheck(entry["path"], name) for entry in entries]
-    declared = sum(t["nbytes"] for t in manifest["tensors"] if name in t["keys"])
-    held = sum(atomic.stored_size(folder / e["path"]) for e in entries if (folder / e["path"]).is_file())
-    if not registry.declared_fits(declared, held):  # a crafted manifest must not make us allocate for it
-        checks[0].problems.append(f"the manifest declares {declared:,} bytes of tensors, more than {name} files of "
-                                  f"{held:,} bytes can hold; not read")
+    overflow = declared_overflow(folder, manifest, name)  # a crafted manifest must not make us allocate for it
+    if overflow:
+        checks[0].problems.append(overflow)
         return checks, {}
     found: dict[str, tuple[np.ndarray, FileCheck]] = {}
     for check, entry in zip(checks, entries, strict=True):
