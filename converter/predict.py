@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes, exports
+from . import dtypes, exports, layers
 from .errors import InputInvalid, UnsafeInput
 from .formats import c, c_build
 from .cgen import graph as graphs
@@ -125,7 +125,8 @@ def _inputs(model: Any, manifest: dict) -> list[np.ndarray]:
 
 def _embedding_vocabulary(graph, name: str) -> int | None:
     for node in graph.nodes:
-        if node.class_name == "Embedding" and any(source == name for source, _ in node.inputs):
+        spec = layers.spec(node.class_name)
+        if spec and spec.integer_input and any(source == name for source, _ in node.inputs):
             return int(node.config.get("input_dim", 10))
     return None
 

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from converter.errors import InputInvalid
-from converter.cgen import codegen, graph as graphs, layers
+from converter.cgen import codegen, graph as graphs
+from converter.layers import emit as layers
 
 pytestmark = pytest.mark.skipif(not shutil.which("gcc"), reason="gcc not installed (Debian package gcc)")
 

@@ -12,9 +12,10 @@ from typing import Any
 
 from ..c_text import c_string, comment_text
 from ..errors import InputInvalid, UsageError
-from . import kernels
+from .. import c_kernels as kernels
+from .. import layers
 from .graph import Graph
-from .layers import EMITTERS, Call, Shape, Unsupported, size
+from ..layers.emit import Call, Shape, Unsupported, size
 
 ALIGN_FLOATS = 4  # 16 bytes: every arena buffer starts aligned for vector loads
 
@@ -95,7 +96,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     problems: list[str] = []
     input_offset = 0
     for node in graph.nodes:
-        if node.class_name == "InputLayer":
+        if node.class_name == layers.INPUT:
             declared = node.config.get("batch_shape") or node.config.get("batch_input_shape") or [None]
             shape = given.get(node.name) or _input_shape(node)
             if shape is not None and not _fits(shape):
@@ -112,7 +113,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
             input_offset += size(shape)
             continue
-        kind = EMITTERS.get(node.class_name)
+        kind = _emitter(node.class_name)
         if kind is None:
             problems.append(f"layer '{node.name}' ({node.class_name}): not supported")
             continue
@@ -188,14 +189,14 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
     refs = {t.name: WeightRef(t.name, None, t.shape, False, "float32") for t in model.tensors}
     shapes: dict[str, Shape] = {}
     for node in graph.nodes:
-        if node.class_name == "InputLayer":
+        if node.class_name == layers.INPUT:
             shape = _input_shape(node)
-        elif node.class_name in EMITTERS and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
+        elif _emitter(node.class_name) and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
             layer = node.name.split("@")[0] + "/"
             call = Call(node, [shapes[ref[0]] for ref in node.inputs], ["@IN@"] * len(node.inputs),
                         {name[len(layer):]: ref for name, ref in refs.items() if name.startswith(layer)})
             try:
-                shape = EMITTERS[node.class_name](call)
+                shape = _emitter(node.class_name)(call)
             except (Unsupported, KeyError, ValueError, TypeError):
                 shape = None
         else:
@@ -203,6 +204,12 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
         if shape is not None:
             shapes[node.name] = shape
     return shapes
+
+
+def _emitter(class_name: str):
+    """The registry's C emitter of a layer class, or None where the forward pass cannot compute it."""
+    spec = layers.spec(class_name)
+    return spec.c if spec else None
 
 
 def input_shapes(graph: Graph, given: str = "") -> list[Shape]:

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import layers as registry
 from ..errors import InputInvalid
 
-MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 _DROPPED_KEYS = re.compile(r".*_(initializer|regularizer|constraint)$|^(module|registered_name|shared_object_id|"
                            r"build_config|compile_config|trainable|seed)$")
 
@@ -47,7 +47,7 @@ class Graph:
 
 def from_config(serialized: dict) -> Graph:
     """The graph of a serialized model (``{"class_name": ..., "config": {...}}``)."""
-    if not isinstance(serialized, dict) or serialized.get("class_name") not in MODEL_CLASSES:
+    if not isinstance(serialized, dict) or not registry.is_container(serialized.get("class_name")):
         raise InputInvalid("the model has no Sequential or functional configuration to generate code from",
                            hint="Export a model saved with its configuration (model.save), not a weights-only file.")
     builder = _Builder()
@@ -71,23 +71,23 @@ class _Builder:
         if isinstance(config, list):  # Keras 2.0-2.2 Sequential: the config is the list of layers
             config = {"layers": config}
         layers = list(config.get("layers") or [])
-        if serialized["class_name"] == "Sequential":
+        if serialized["class_name"] == registry.SEQUENTIAL:
             return self._sequential(layers, config, prefix, given)
         return self._functional(layers, config, prefix, given)
 
     def _sequential(self, layers: list, config: dict, prefix: str, given):
         current: list[tuple[str, int]] | None = given
         inputs: list[str] = []
-        starts_with_input = bool(layers) and layers[0].get("class_name") == "InputLayer"
+        starts_with_input = bool(layers) and layers[0].get("class_name") == registry.INPUT
         if current is None:
             shape = None if starts_with_input or not layers else _input_shape(layers[0].get("config", {}))
             if starts_with_input:
                 name = prefix + layers[0]["config"].get("name", "input")
-                self.nodes.append(Node(name, "InputLayer", _clean(layers[0]["config"])))
+                self.nodes.append(Node(name, registry.INPUT, _clean(layers[0]["config"])))
                 inputs, current, layers = [name], [(name, 0)], layers[1:]
             elif shape is not None:
                 name = prefix + (config.get("name") or "model") + "_input"
-                self.nodes.append(Node(name, "InputLayer", {"batch_shape": shape, "name": name}))
+                self.nodes.append(Node(name, registry.INPUT, {"batch_shape": shape, "name": name}))
                 inputs, current = [name], [(name, 0)]
             else:
                 raise InputInvalid("the Sequential model does not say its input shape",
@@ -104,12 +104,12 @@ class _Builder:
         input_refs = _refs(config.get("input_layers"))
         for layer in layers:
             name = layer.get("name") or layer.get("config", {}).get("name")
-            if layer.get("class_name") == "InputLayer":
+            if layer.get("class_name") == registry.INPUT:
                 if given is not None:
                     position = [r[0] for r in input_refs].index(name)
                     produced[name] = [given[position]]
                 else:
-                    node = Node(prefix + name, "InputLayer", _clean(layer["config"]))
+                    node = Node(prefix + name, registry.INPUT, _clean(layer["config"]))
                     self.nodes.append(node)
                     produced[name] = [(node.name, 0)]
                 continue
@@ -132,7 +132,7 @@ class _Builder:
         class_name = layer.get("class_name", "")
         config = layer.get("config") or {}
         name = config.get("name") or layer.get("name") or class_name.lower()
-        if class_name in MODEL_CLASSES:
+        if registry.is_container(class_name):
             _, outputs = self.model(layer, prefix + name + "/", feeds)
             return outputs
         node_name = prefix + name + (f"@{call_index}" if call_index else "")  # a shared layer called again

@@ -1,58 +1,93 @@
-"""The layer registry: what keras-weights knows of each Keras layer class, in one spec per class, registered by
-class name from one module per layer family (``recurrent``, ``passthrough``...). Every other module asks here
-instead of keeping its own table of class names.
-
-This is the registry's first part (issue 24): where kernels' output channels are (int8), recurrent gate counts and
-cells, and which layers pass their values through. Weight roles, the PyTorch mapping and the C emitters move in
-next, family by family.
+"""The layer registry: everything keras-weights knows of each Keras layer class, in one :class:`Spec` per class,
+registered by class name from one module per layer family. A family module holds the whole of its classes'
+knowledge: their weights' roles in creation order (the readers), where their kernels' output channels are (int8),
+what they mean (recurrent gates, pass-through, elementwise), their PyTorch mapping (``to_torch.Site`` -> tensors,
+with steps ``load`` inverts) and their C forward pass (``emit.Call`` -> output shape). Every other module asks here
+instead of keeping its own table of class names; supporting a layer is one module (docs/architecture.md).
 
 >>> spec("LSTM").gates, spec("GRUCell").gates, spec("Dropout").identity, spec("ReLU").identity
 (4, 3, True, False)
 >>> spec("Dense").channels, spec("MyLayer") is None, keeps_positions("ReLU"), keeps_positions("Flatten")
 ('last', True, True, False)
+>>> roles("Dense", {"use_bias": False}), roles("MyLayer", {}), spec("LSTM").cell
+(('kernel',), (), 'LSTMCell')
 """
 from __future__ import annotations
 
-from . import conv, dense, passthrough, recurrent
-from .spec import Spec
+from collections.abc import Mapping
+from typing import Any
+
+from . import (
+    activation,
+    attention,
+    conv,
+    dense,
+    embedding,
+    group_normalization,
+    merge,
+    models,
+    normalization,
+    passthrough,
+    pooling,
+    recurrent,
+    reshape,
+)
+from .emit import Call, Shape, Unsupported
+from .models import SEQUENTIAL
+from .passthrough import INPUT
+from .spec import BY_CLASS, Spec, find, register
+from .to_torch import Site, Unmappable
+
+__all__ = ["INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "gates",
+           "roles", "identity_classes", "keeps_positions", "is_container", "code_classes", "classes"]
+
+FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,
+            reshape, merge, passthrough, models)
 
 # Roles of the weights int8 quantizes (kernels), in Keras's names; the report also knows torch's for them.
 KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})
 TORCH_KERNEL_ROLES = frozenset({"weight", "weight_ih_l0", "weight_hh_l0"})
-FAMILIES = (dense, conv, recurrent, passthrough)
+
+spec = find
 
 
-SPECS: dict[str, Spec] = {}
+def classes() -> tuple[str, ...]:
+    """Every class the registry knows."""
+    return tuple(BY_CLASS)
 
 
-def register(*specs: Spec) -> None:
-    """Add a family's specs; a class registered twice is a bug in the registry."""
-    for item in specs:
-        if item.class_name in SPECS:
-            raise ValueError(f"layer class {item.class_name} registered twice")
-        SPECS[item.class_name] = item
-
-
-def spec(class_name: str) -> Spec | None:
-    """The spec of a Keras layer class, or None for a class the registry does not know."""
-    return SPECS.get(class_name)
+def roles(class_name: str, config: Mapping[str, Any]) -> tuple[str, ...]:
+    """A class's own weights' roles in creation order, as its configuration has them; () for an unknown class."""
+    found = find(class_name)
+    return found.roles_for(config) if found else ()
 
 
 def gates(class_name: str) -> int:
     """The gate blocks of a recurrent layer or cell class; 0 for anything else."""
-    found = SPECS.get(class_name)
+    found = find(class_name)
     return found.gates if found else 0
 
 
 def identity_classes() -> tuple[str, ...]:
     """Classes whose output is their input at inference."""
-    return tuple(name for name, item in SPECS.items() if item.identity)
+    return tuple(name for name, item in BY_CLASS.items() if item.identity)
 
 
 def keeps_positions(class_name: str) -> bool:
     """Whether every value of the layer's output stays where it was in its input (identity or elementwise)."""
-    found = SPECS.get(class_name)
+    found = find(class_name)
     return bool(found and (found.identity or found.elementwise))
+
+
+def is_container(class_name: str) -> bool:
+    """Whether the class is a model whose configuration lists layers (Sequential, Functional, Model)."""
+    found = find(class_name)
+    return bool(found and found.container)
+
+
+def code_classes() -> tuple[str, ...]:
+    """Classes whose configuration carries Python code (Lambda)."""
+    return tuple(name for name, item in BY_CLASS.items() if item.code)
 
 
 for _family in FAMILIES:

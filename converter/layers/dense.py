@@ -1,8 +1,48 @@
-"""Dense layers: their kernels' output channels."""
+"""Dense layers: Dense (the weighted sum over the last axis), EinsumDense, LocallyConnected."""
 from __future__ import annotations
 
+from .emit import Call, Shape, Unsupported, activation, size, weights_arguments
 from .spec import Spec
+from .to_torch import Site, Unmappable, permute
+from ..transforms import Step
 
-SPECS = (Spec("Dense", channels="last", out_in=True), Spec("EinsumDense", channels="einsum"),
-         Spec("LocallyConnected1D", channels="last"), Spec("LocallyConnected2D", channels="last"),
-         Spec("Embedding", channels="last"))
+KERNEL_BIAS = ("kernel", "bias")
+
+
+def dense_c(call: Call) -> Shape:
+    shape = call.inputs[0]
+    units = call.integer("units")
+    kernel = call.weight("kernel")
+    if kernel.transposed:
+        raise Unsupported("a transposed kernel (--layout dense_out_in); export with --layout keras")
+    args, bias, quantized = weights_arguments(call, "kernel", "bias", (shape[-1], units), units)
+    suffix = "_i8" if quantized else "_f32"
+    rows, width = size(shape[:-1]), shape[-1]
+    call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}, {bias});",
+              "dense" + suffix)
+    out = (*shape[:-1], units)
+    activation(call, call.config.get("activation"), call.output, out)
+    return out
+
+
+def dense_torch(site: Site) -> list:
+    """nn.Linear: the kernel transposed to (out, in); after a Flatten of a channels-last map, its input rows in
+    torch's channels-first order."""
+    w = site.array
+    if site.role == "bias":
+        return [site.store("bias", w)]
+    if site.role != "kernel":
+        return site.kept()
+    if site.path in site.flattened:
+        positions, channels = site.flattened[site.path]
+        if positions * channels != w.shape[0]:  # the configuration and the weights disagree (a crafted file)
+            raise Unmappable(f"layer '{site.path}' (Dense): {w.shape[0]} inputs, its Flatten gives {positions * channels}")
+        rows = w.reshape(positions, channels, -1).transpose(1, 0, 2).reshape(w.shape)
+        return [site.store("weight", rows.T, Step("flatten", (positions, channels)), permute((1, 0)))]
+    return [site.store("weight", w.T, permute((1, 0)))]
+
+
+SPECS = (Spec("Dense", roles=KERNEL_BIAS, channels="last", out_in=True, torch=dense_torch, c=dense_c),
+         Spec("EinsumDense", roles=KERNEL_BIAS, channels="einsum"),
+         Spec("LocallyConnected1D", roles=KERNEL_BIAS, channels="last"),
+         Spec("LocallyConnected2D", roles=KERNEL_BIAS, channels="last"))

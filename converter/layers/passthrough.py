@@ -1,13 +1,24 @@
-"""Layers whose output is their input at inference (dropout, noise, augmentation), and activations that keep every
-value where it was."""
+"""Layers whose output is their input at inference (the model's inputs, dropout, noise, augmentation): the C
+forward pass reads their input's memory."""
 from __future__ import annotations
 
+from .emit import Call, Shape, Unsupported
 from .spec import Spec
 
 _IDENTITY = ("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
              "GaussianDropout", "AlphaDropout", "ActivityRegularization", "RandomFlip", "RandomRotation", "RandomZoom",
-             "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "RandomHeight", "RandomWidth",
-             "Identity")
-_ELEMENTWISE = ("Activation", "ReLU", "LeakyReLU", "ELU")
+             "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomHeight", "RandomWidth", "Identity")
+INPUT = "InputLayer"  # where a model's inputs enter: the graph's sources
 
-SPECS = tuple(Spec(name, identity=True) for name in _IDENTITY) + tuple(Spec(name, elementwise=True) for name in _ELEMENTWISE)
+
+def identity_c(call: Call) -> Shape:
+    call.alias = True
+    return call.inputs[0]
+
+
+def random_crop_c(call: Call) -> Shape:
+    raise Unsupported("RandomCrop (crops at inference)")
+
+
+SPECS = (*(Spec(name, identity=True, c=identity_c) for name in _IDENTITY),
+         Spec("RandomCrop", identity=True, c=random_crop_c))

@@ -1,19 +1,66 @@
-"""The record the layer registry keeps per Keras layer class."""
+"""The record the layer registry keeps per Keras layer class: everything any part of keras-weights knows of it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+# Roles a configuration flag can switch off, and the flag (a Dense with use_bias=False has no bias).
+OPTIONAL = MappingProxyType({"bias": "use_bias", "gamma": "scale", "beta": "center"})
 
 
 @dataclass(frozen=True)
 class Spec:
-    """One Keras layer class, as far as the registry knows it."""
+    """One Keras layer class, as far as the registry knows it. Fields left at their defaults mean "nothing
+    special": no weights of its own, no PyTorch counterpart (its tensors are kept as Keras holds them), no C."""
 
     class_name: str
-    gates: int = 0               # recurrent: gate blocks stacked on the kernel's last axis (LSTM 4, GRU 3)
-    layer: str | None = None     # a recurrent cell: the layer class it belongs to (LSTMCell -> LSTM)
-    identity: bool = False       # its output is its input at inference (Dropout, noise, augmentation)
-    elementwise: bool = False    # every value stays where it was (an activation): a flattened map keeps its order
-    out_in: bool = False         # its kernel is an (in, out) matrix that --layout dense_out_in stores as [out][in]
-    channels: str | None = None  # where its kernels' output channels are, for int8 scales (see quantize.channel_axes):
-                                 # last, depthwise (the last two), transposed (the second last), einsum (from the
-                                 # equation or heads), keras1 (last, or first in Theano's dim_ordering)
+    # Weights: Keras 3 files do not name variables, so the order in which the class creates them names them.
+    roles: tuple[str, ...] = ()       # its own weights, in creation order (flags in OPTIONAL may drop some)
+    cell: str | None = None           # a recurrent layer: the class of the cell that holds its weights
+    children: tuple[str, ...] = ()    # sub-layers it creates, by attribute, in creation order
+    child_class: str | None = None    # the class of every sub-layer, where the class fixes it (attention: EinsumDense)
+    child_names: Mapping[str, str] = field(default_factory=dict)  # attribute -> the name Keras gives the sub-layer
+    wrapper: bool = False             # it wraps one layer given in its configuration (Bidirectional, TimeDistributed)
+    container: bool = False           # a model (Sequential, Functional): its layers are listed in its configuration
+    code: bool = False                # it carries Python code in its configuration (Lambda): never run
+    # Meaning, for the transforms.
+    gates: int = 0                    # recurrent: gate blocks stacked on the kernel's last axis (LSTM 4, GRU 3)
+    layer: str | None = None          # a recurrent cell: the layer class it belongs to (LSTMCell -> LSTM)
+    identity: bool = False            # its output is its input at inference (Dropout, noise, augmentation)
+    elementwise: bool = False         # every value stays where it was (an activation): a flattened map keeps its order
+    flattens: bool = False            # it flattens a channels-last map to one axis (torch flattens channels first)
+    integer_input: bool = False       # it reads token ids (Embedding): sample inputs for it are whole numbers
+    out_in: bool = False              # its kernel is an (in, out) matrix that --layout dense_out_in stores as [out][in]
+    channels: str | None = None       # where its kernels' output channels are, for int8 scales (quantize.channel_axes):
+                                      # last, depthwise (the last two), transposed (the second last), einsum (from the
+                                      # equation or heads), keras1 (last, or first in Theano's dim_ordering)
+    # What it becomes elsewhere.
+    torch: Callable[[Any], list] | None = None  # its tensors as torch.nn holds them (to_torch.Site -> Tensors)
+    c: Callable[[Any], tuple[int, ...]] | None = None  # the C forward pass: emits its calls, gives its output shape
+                                                        # (emit.Call -> Shape), float32 or int8 weights
+
+    def roles_for(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """Its weights' roles in creation order, without those its configuration switches off.
+
+        >>> Spec("Dense", roles=("kernel", "bias")).roles_for({"use_bias": False})
+        ('kernel',)
+        """
+        return tuple(role for role in self.roles if config.get(OPTIONAL.get(role, ""), True) is not False)
+
+
+BY_CLASS: dict[str, Spec] = {}  # filled by the package from its family modules (converter/layers/__init__.py)
+
+
+def register(*specs: Spec) -> None:
+    """Add a family's specs; a class registered twice is a bug in the registry."""
+    for item in specs:
+        if item.class_name in BY_CLASS:
+            raise ValueError(f"layer class {item.class_name} registered twice")
+        BY_CLASS[item.class_name] = item
+
+
+def find(class_name: str) -> Spec | None:
+    """The spec of a Keras layer class, or None for a class the registry does not know."""
+    return BY_CLASS.get(class_name) if isinstance(class_name, str) else None  # junk in a crafted config: unknown

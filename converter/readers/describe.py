@@ -5,6 +5,8 @@ import json
 import math
 from typing import Any
 
+from .. import layers as registry
+
 CONFIG_KEYS = (
     "activation", "recurrent_activation", "units", "filters", "kernel_size", "strides", "padding",
     "dilation_rate", "groups", "depth_multiplier", "data_format", "use_bias", "axis", "epsilon",
@@ -55,7 +57,7 @@ def code_layers(config: Any) -> list[str]:
     >>> code_layers({"config": {"layers": [{"class_name": "Lambda", "config": {"name": "double"}}]}})
     ['double']
     """
-    return layers_of_class(config, "Lambda")
+    return [name for found, name in _layer_configs(config) if found in registry.code_classes()]
 
 
 def _layer_configs(config: Any, depth: int = 0) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ import h5py
 import ml_dtypes
 import numpy as np
 
+from .. import layers as registry
 from ..errors import ConverterError, InputInvalid
 from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
@@ -39,9 +40,6 @@ DESCRIPTION = "the direct HDF5 reader"
 
 def prepare() -> None:
     """Nothing to prepare: h5py is imported with this module."""
-RNN_CELLS = {**keras3_groups.RNN_CELLS, "CuDNNLSTM": "LSTMCell", "CuDNNGRU": "GRUCell"}
-
-
 def read(path: Path, kind: str, source: Source, options: ReadOptions = ReadOptions()) -> ModelWeights:
     """Read every weight of a model or weights file without Keras (after :mod:`h5check`'s checks).
 
@@ -197,14 +195,21 @@ def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list
     Keras 2 stored ``lstm_1/kernel:0`` where Keras 3 has ``lstm_1/lstm_cell/kernel``, and
     ``bidirectional_1/forward_lstm_1/kernel:0`` for ``.../forward_lstm_1/lstm_cell/kernel``.
     """
-    if class_name in RNN_CELLS and len(parts) == 1:
-        parts = [keras3_groups.snake_case(RNN_CELLS[class_name]), parts[0]]
+    if _cell(class_name) and len(parts) == 1:
+        parts = [keras3_groups.snake_case(_cell(class_name)), parts[0]]
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
-    if inner and class_name == "Bidirectional" and len(parts) == 2 and inner.get("class_name") in RNN_CELLS:
-        parts = [parts[0], keras3_groups.snake_case(RNN_CELLS[inner["class_name"]]), parts[1]]
+    wrapper = registry.spec(class_name)
+    if inner and wrapper and wrapper.children and len(parts) == 2 and _cell(inner.get("class_name")):
+        parts = [parts[0], keras3_groups.snake_case(_cell(inner["class_name"])), parts[1]]
     elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
         parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
     return parts, _owner(parts[:-1], class_name, config)
+
+
+def _cell(class_name: str) -> str | None:
+    """The class of a recurrent layer's cell (Keras 3 keeps its weights there), or None for any other class."""
+    spec = registry.spec(class_name)
+    return spec.cell if spec else None
 
 
 def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
@@ -215,9 +220,9 @@ def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
         if name in by_name:
             class_name, config = by_name[name]
             continue
-        attribute = ("cell" if class_name in RNN_CELLS else "forward_layer" if name.startswith("forward_")
+        attribute = ("cell" if _cell(class_name) else "forward_layer" if name.startswith("forward_")
                      else "backward_layer" if name.startswith("backward_") else
-                     keras3_groups.MHA_ATTRIBUTES.get(name, "layer"))
+                     keras3_groups.child_attribute(class_name, name) or "layer")
         class_name, config, _ = keras3_groups.child_identity(class_name, config, attribute)
     return class_name, config
 

@@ -5,8 +5,8 @@ as ``layer.weights`` lists them), under groups named by class and counter (``lay
 layer name, and sub-layers under their attribute names (``cell``, ``forward_layer``, ``query_dense``).
 ``config.json`` gives the layer order, names, classes and configs; the ``name`` attribute Keras writes on
 each ``vars`` group gives sub-layer names. Variables have no names in the file, so roles come from the
-table below (the order in which each class creates its variables); a class not in the table gets roles
-``var_0``, ``var_1``, ... and the manifest says so.
+layer registry (``converter.layers``: the order in which each class creates its variables); a class it does not
+know gets roles ``var_0``, ``var_1``, ... and the manifest says so.
 """
 from __future__ import annotations
 
@@ -18,36 +18,11 @@ import h5py
 import ml_dtypes
 import numpy as np
 
-from ..naming import unique
+from .. import layers as registry
 from ..errors import InputInvalid
+from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
-
-_KERNEL_BIAS = ("kernel", "bias")
-ROLES: dict[str, tuple[str, ...]] = {
-    **{name: _KERNEL_BIAS for name in (
-        "Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
-        "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D", "LocallyConnected1D", "LocallyConnected2D")},
-    "SeparableConv1D": ("depthwise_kernel", "pointwise_kernel", "bias"),
-    "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel", "bias"),
-    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
-    "LayerNormalization": ("gamma", "beta"), "GroupNormalization": ("gamma", "beta"),
-    "RMSNormalization": ("scale",), "Embedding": ("embeddings",), "PReLU": ("alpha",),
-    "Normalization": ("mean", "variance", "count"),
-    "LSTMCell": ("kernel", "recurrent_kernel", "bias"), "GRUCell": ("kernel", "recurrent_kernel", "bias"),
-    "SimpleRNNCell": ("kernel", "recurrent_kernel", "bias"),
-    "ConvLSTMCell": ("kernel", "recurrent_kernel", "bias"),
-}
-_OPTIONAL = {"bias": "use_bias", "gamma": "scale", "beta": "center"}  # roles a config flag can switch off
-RNN_CELLS = {"LSTM": "LSTMCell", "GRU": "GRUCell", "SimpleRNN": "SimpleRNNCell", "ConvLSTM1D": "ConvLSTMCell",
-             "ConvLSTM2D": "ConvLSTMCell", "ConvLSTM3D": "ConvLSTMCell"}
-# Sub-layers in the order the layer creates them (its weights list them in this order).
-CHILD_ORDER = {"MultiHeadAttention": ("query_dense", "key_dense", "value_dense", "output_dense"),
-               "Bidirectional": ("forward_layer", "backward_layer")}
-_MHA_NAMES = {"query_dense": "query", "key_dense": "key", "value_dense": "value", "output_dense": "attention_output"}
-MHA_ATTRIBUTES = {name: attribute for attribute, name in _MHA_NAMES.items()}
-_CONTAINERS = ("Sequential", "Functional", "Model")
-
 
 class Store:
     """The groups of a Keras 3 weights file by their Keras 3 path, whichever Keras wrote them, and which of its
@@ -157,7 +132,7 @@ def _layer_entries(handle: Store, path: str, class_name: str, config: dict) -> I
     counters: dict[str, int] = {}
     for entry in config.get("layers", []):
         entry_class = entry.get("class_name", "")
-        if class_name == "Sequential" and entry_class == "InputLayer":
+        if class_name == registry.SEQUENTIAL and entry_class == registry.INPUT:
             continue  # a Sequential's layers list has no InputLayer
         group = _counted(snake_case(entry_class), counters)
         layer_config = entry.get("config", {})
@@ -209,7 +184,8 @@ def _children(handle: Store, path: str, class_name: str, config: dict, notes: li
     if "layers" in handle.children(path):  # a container without configuration (a Sequential inside a custom layer)
         yield from _entries_from_groups(handle, path, notes)
     present = [name for name in handle.children(path) if name not in ("vars", "layers")]
-    order = CHILD_ORDER.get(class_name)
+    spec = registry.spec(class_name)
+    order = spec.children if spec and spec.children else None
     if order is None and len(present) > 1:
         notes.append(f"order of the sub-layers of {class_name or 'an unknown layer class'} taken from the file")
     for attribute in [n for n in (order or ()) if n in present] + sorted(n for n in present if n not in (order or ())):
@@ -221,22 +197,30 @@ def _children(handle: Store, path: str, class_name: str, config: dict, notes: li
 
 def child_identity(parent: str, config: dict, attribute: str) -> tuple[str, dict, str]:
     """Class, config and fallback name of a sub-layer, from its parent's class and config."""
+    spec = registry.spec(parent)
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else {}
     if attribute == "cell":  # every recurrent cell creates kernel, recurrent_kernel, bias
-        cell = RNN_CELLS.get(parent, "LSTMCell")
-        return cell, config, snake_case(cell) if parent in RNN_CELLS else attribute
+        cell = spec.cell if spec and spec.cell else DEFAULT_CELL
+        return cell, config, snake_case(cell) if spec and spec.cell else attribute
     if attribute in ("forward_layer", "backward_layer", "layer") and inner:
         inner_config = config.get("backward_layer") if attribute == "backward_layer" and config.get("backward_layer") else inner
         name = inner_config.get("config", {}).get("name", attribute)
         prefix = {"forward_layer": "forward_", "backward_layer": "backward_"}.get(attribute, "")
         return inner_config.get("class_name", ""), inner_config.get("config", {}), prefix + name
-    if parent == "MultiHeadAttention" and attribute in _MHA_NAMES:
-        return "EinsumDense", {"use_bias": config.get("use_bias", True)}, _MHA_NAMES[attribute]
+    if spec and spec.child_class and attribute in spec.child_names:
+        return spec.child_class, {"use_bias": config.get("use_bias", True)}, spec.child_names[attribute]
     return "", {}, attribute
 
 
+def child_attribute(parent: str, name: str) -> str | None:
+    """The attribute under which ``parent`` keeps a sub-layer Keras names ``name`` (attention's ``query`` ->
+    ``query_dense``), where the class fixes it."""
+    spec = registry.spec(parent)
+    return next((attribute for attribute, given in spec.child_names.items() if given == name), None) if spec else None
+
+
 def _roles(class_name: str, config: dict, count: int, notes: list[str]) -> list[str]:
-    roles = [r for r in ROLES.get(class_name, ()) if config.get(_OPTIONAL.get(r, ""), True) is not False]
+    roles = list(registry.roles(class_name, config))
     if len(roles) == count:
         return roles
     if not config and roles[count:] == ["bias"]:  # no config to ask: a missing last bias is use_bias=False
@@ -287,5 +271,7 @@ def _natural(text: str) -> tuple:
     return match.group(1), int(match.group(2) or -1)
 
 
-_CLASS_BY_SNAKE = {snake_case(c): c for c in [*ROLES, *RNN_CELLS, "Bidirectional", "TimeDistributed",
-                                              "MultiHeadAttention", "Sequential", "Functional"]}
+DEFAULT_CELL = "LSTMCell"  # a ``cell`` group under a class the registry does not know: read as an LSTM's
+# The classes a group's name can tell: those with weights of their own, a cell, sub-layers, or layers inside.
+_CLASS_BY_SNAKE = {snake_case(name): name for name in registry.classes()
+                   if (spec := registry.spec(name)).roles or spec.cell or spec.children or spec.container}

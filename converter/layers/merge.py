@@ -1,11 +1,11 @@
 """Merging layers: Add, Subtract, Multiply, Concatenate."""
 from __future__ import annotations
 
-from .base import Call, Shape, Unsupported, kind, size
+from .emit import Call, Shape, Unsupported, size
+from .spec import Spec
 
 
-@kind("Add", "Subtract", "Multiply")
-def merge(call: Call) -> Shape:
+def merge_c(call: Call) -> Shape:
     shapes = call.inputs
     if any(s != shapes[0] for s in shapes):
         raise Unsupported(f"inputs of different shapes {[list(s) for s in shapes]} (broadcasting)")
@@ -17,8 +17,7 @@ def merge(call: Call) -> Shape:
     return shapes[0]
 
 
-@kind("Concatenate")
-def concatenate(call: Call) -> Shape:
+def concatenate_c(call: Call) -> Shape:
     shapes = call.inputs
     rank = len(shapes[0])
     axis = call.integer("axis", -1, low=-rank)
@@ -34,3 +33,7 @@ def concatenate(call: Call) -> Shape:
                   "concat")
         at += size(s[axis:])
     return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
+
+
+SPECS = (Spec("Add", c=merge_c), Spec("Subtract", c=merge_c), Spec("Multiply", c=merge_c),
+         Spec("Concatenate", c=concatenate_c))

@@ -1,7 +1,12 @@
-"""Normalizations: BatchNormalization, LayerNormalization, Normalization, Rescaling."""
+"""Normalizations: BatchNormalization, LayerNormalization, RMSNormalization, Normalization, Rescaling."""
 from __future__ import annotations
 
-from .base import Call, Shape, Unsupported, c_float, kind, size
+import numpy as np
+
+from .emit import Call, Shape, Unsupported, c_float, size
+from .spec import Spec
+from .to_torch import Site
+from ..transforms import Step
 
 
 def _on_last_axis(call: Call) -> bool:
@@ -11,8 +16,7 @@ def _on_last_axis(call: Call) -> bool:
     return axis in (-1, len(call.inputs[0]))
 
 
-@kind("BatchNormalization")
-def batch_norm(call: Call) -> Shape:
+def batch_norm_c(call: Call) -> Shape:
     shape = call.inputs[0]
     if not _on_last_axis(call):
         raise Unsupported(f"axis={call.config.get('axis')} (the last axis only)")
@@ -25,8 +29,7 @@ def batch_norm(call: Call) -> Shape:
     return shape
 
 
-@kind("LayerNormalization")
-def layer_norm(call: Call) -> Shape:
+def layer_norm_c(call: Call) -> Shape:
     shape = call.inputs[0]
     if not _on_last_axis(call) or call.config.get("rms_scaling"):
         raise Unsupported(f"axis={call.config.get('axis')}" if not _on_last_axis(call) else "rms_scaling=True")
@@ -37,8 +40,7 @@ def layer_norm(call: Call) -> Shape:
     return shape
 
 
-@kind("Normalization")
-def normalization(call: Call) -> Shape:
+def normalization_c(call: Call) -> Shape:
     shape = call.inputs[0]
     if call.config.get("invert"):
         raise Unsupported("invert=True")
@@ -51,8 +53,7 @@ def normalization(call: Call) -> Shape:
     return shape
 
 
-@kind("Rescaling")
-def rescaling(call: Call) -> Shape:
+def rescaling_c(call: Call) -> Shape:
     if any(isinstance(call.config.get(key), (list, tuple, dict)) for key in ("scale", "offset")):
         raise Unsupported("a scale or offset per channel")
     scale, offset = call.number("scale", 1.0), call.number("offset", 0.0)
@@ -60,3 +61,39 @@ def rescaling(call: Call) -> Shape:
     call.emit(f"for (size_t i = 0; i < {size(shape)}; ++i) {call.output}[i] = {call.source()}[i] * {c_float(scale)} + "
               f"{c_float(offset)};")
     return shape
+
+
+# -- PyTorch: nn.BatchNormNd and nn.LayerNorm ---------------------------------------------------------------
+TORCH_NAMES = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+
+
+def _normalization_torch(site: Site, batch: bool) -> list:
+    w, config = site.array, site.config
+    stored = [site.store(TORCH_NAMES.get(site.role, site.role), w)]
+    # Keras keeps gamma, beta, moving_mean, moving_variance in that order; what torch has besides is added
+    # after the last of them the layer holds, so that the module's state_dict is complete.
+    if site.role == "moving_variance" or (not batch and site.role == ("beta" if config.get("center", True) else "gamma")):
+        if not config.get("scale", True):
+            stored.insert(0, site.store("weight", np.ones(w.shape, w.dtype), Step("ones")))
+        if not config.get("center", True):
+            stored.insert(1 if not config.get("scale", True) else 0,
+                          site.store("bias", np.zeros(w.shape, w.dtype), Step("zeros")))
+        if batch:
+            stored.append(site.store("num_batches_tracked", np.array(0, np.int64), Step("count")))
+    return stored
+
+
+def batch_norm_torch(site: Site) -> list:
+    return _normalization_torch(site, batch=True)
+
+
+def layer_norm_torch(site: Site) -> list:
+    return _normalization_torch(site, batch=False)
+
+
+SPECS = (Spec("BatchNormalization", roles=("gamma", "beta", "moving_mean", "moving_variance"), torch=batch_norm_torch,
+              c=batch_norm_c),
+         Spec("LayerNormalization", roles=("gamma", "beta"), torch=layer_norm_torch, c=layer_norm_c),
+         Spec("RMSNormalization", roles=("scale",)),
+         Spec("Normalization", roles=("mean", "variance", "count"), c=normalization_c),
+         Spec("Rescaling", c=rescaling_c))

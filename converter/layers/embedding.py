@@ -1,11 +1,12 @@
 """Embedding: a table looked up by token id."""
 from __future__ import annotations
 
-from .base import Call, Shape, Unsupported, kind, size, weights_arguments
+from .emit import Call, Shape, Unsupported, size, weights_arguments
+from .spec import Spec
+from .to_torch import Site
 
 
-@kind("Embedding")
-def embedding(call: Call) -> Shape:
+def embedding_c(call: Call) -> Shape:
     if call.config.get("mask_zero"):
         raise Unsupported("mask_zero=True (masking)")
     table = call.weight("embeddings")
@@ -17,3 +18,12 @@ def embedding(call: Call) -> Shape:
     call.emit(f"kw_embedding{suffix}({call.source()}, {call.output}, {size(call.inputs[0])}, {dim}, {vocabulary}, "
               f"{args}, NULL);", "embedding" + suffix)
     return (*call.inputs[0], dim)
+
+
+def embedding_torch(site: Site) -> list:
+    """nn.Embedding: the same (vocabulary, dim) table."""
+    return [site.store("weight", site.array)] if site.role == "embeddings" else site.kept()
+
+
+SPECS = (Spec("Embedding", roles=("embeddings",), channels="last", integer_input=True, torch=embedding_torch,
+              c=embedding_c),)

@@ -1,27 +1,17 @@
-"""Layers that move values without weights: pass-through, Flatten, Reshape, Permute, RepeatVector, padding,
-cropping and upsampling."""
+"""Layers that move values without weights: Flatten, Reshape, Permute, RepeatVector, padding, cropping and
+upsampling."""
 from __future__ import annotations
 
-from ... import layers as registry
-from .base import Call, Shape, Unsupported, channels_last, kind, shown, sides, size, whole
-
-# -- layers without weights ---------------------------------------------------------------------------------
-@kind(*registry.identity_classes())
-def identity(call: Call) -> Shape:
-    if call.node.class_name == "RandomCrop":
-        raise Unsupported("RandomCrop (crops at inference)")
-    call.alias = True
-    return call.inputs[0]
+from .emit import Call, Shape, Unsupported, channels_last, shown, sides, size, whole
+from .spec import Spec
 
 
-@kind("Flatten")
-def flatten(call: Call) -> Shape:
+def flatten_c(call: Call) -> Shape:
     call.alias = True
     return (size(call.inputs[0]),)
 
 
-@kind("Reshape")
-def reshape(call: Call) -> Shape:
+def reshape_c(call: Call) -> Shape:
     value = call.config.get("target_shape")
     if not isinstance(value, (list, tuple)) or not value:
         raise Unsupported(f"target_shape={shown(value)}: a list of dimensions needed")
@@ -40,8 +30,7 @@ def reshape(call: Call) -> Shape:
     return tuple(target)
 
 
-@kind("Permute")
-def permute(call: Call) -> Shape:
+def permute_c(call: Call) -> Shape:
     shape = call.inputs[0]
     if len(shape) not in (2, 3):
         raise Unsupported(f"rank {len(shape) + 1}")
@@ -55,8 +44,7 @@ def permute(call: Call) -> Shape:
     return tuple(shape[d] for d in dims)
 
 
-@kind("RepeatVector")
-def repeat_vector(call: Call) -> Shape:
+def repeat_vector_c(call: Call) -> Shape:
     n = call.integer("n")
     if len(call.inputs[0]) != 1:
         raise Unsupported(f"input of rank {len(call.inputs[0]) + 1}")
@@ -65,8 +53,7 @@ def repeat_vector(call: Call) -> Shape:
     return n, length
 
 
-@kind("ZeroPadding2D")
-def zero_padding(call: Call) -> Shape:
+def zero_padding_c(call: Call) -> Shape:
     channels_last(call)
     H, W, C = call.inputs[0]
     (top, bottom), (left, right) = sides(call, "padding", 2)
@@ -75,8 +62,7 @@ def zero_padding(call: Call) -> Shape:
     return OH, OW, C
 
 
-@kind("UpSampling2D")
-def upsampling(call: Call) -> Shape:
+def upsampling_c(call: Call) -> Shape:
     channels_last(call)
     if call.config.get("interpolation", "nearest") != "nearest":
         raise Unsupported(f"interpolation={call.config['interpolation']!r}")
@@ -86,8 +72,7 @@ def upsampling(call: Call) -> Shape:
     return H * fh, W * fw, C
 
 
-@kind("Cropping1D", "Cropping2D")
-def cropping(call: Call) -> Shape:
+def cropping_c(call: Call) -> Shape:
     channels_last(call)
     shape = call.inputs[0]
     if call.node.class_name == "Cropping1D":
@@ -100,3 +85,8 @@ def cropping(call: Call) -> Shape:
     call.emit(f"for (size_t h = 0; h < {OH}; ++h)\n        kw_concat_part({call.source()} + ((h + {top}) * {W} + {left}) * {C}, "
               f"{call.output} + h * {OW * C}, 1, {OW * C}, {OW * C}, 0);", "concat")
     return (OW, C) if call.node.class_name == "Cropping1D" else (OH, OW, C)
+
+
+SPECS = (Spec("Flatten", flattens=True, c=flatten_c), Spec("Reshape", c=reshape_c), Spec("Permute", c=permute_c),
+         Spec("RepeatVector", c=repeat_vector_c), Spec("ZeroPadding2D", c=zero_padding_c),
+         Spec("UpSampling2D", c=upsampling_c), Spec("Cropping1D", c=cropping_c), Spec("Cropping2D", c=cropping_c))

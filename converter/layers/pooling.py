@@ -1,12 +1,11 @@
 """Pooling, windowed and global."""
 from __future__ import annotations
 
-from .base import Call, Shape, channels_last, kind, size, spatial, window
+from .emit import Call, Shape, channels_last, size, spatial, window
+from .spec import Spec
 
 
-@kind("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D",
-      "AvgPool1D", "AvgPool2D")
-def pooling(call: Call) -> Shape:
+def pooling_c(call: Call) -> Shape:
     rank = 1 if call.node.class_name.endswith("1D") else 2
     (H, W, C), (KH, KW), (SH, SW), _, padding = spatial(call, rank)
     OH, PT = window(H, KH, SH, 1, padding) if rank == 2 else (1, 0)
@@ -17,12 +16,14 @@ def pooling(call: Call) -> Shape:
     return (OW, C) if rank == 1 else (OH, OW, C)
 
 
-@kind("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "GlobalMaxPooling1D",
-      "GlobalMaxPooling2D", "GlobalMaxPooling3D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
-      "GlobalMaxPool2D")
-def global_pooling(call: Call) -> Shape:
+def global_pooling_c(call: Call) -> Shape:
     channels_last(call)
     shape = call.inputs[0]
     average = int("Av" in call.node.class_name)
     call.emit(f"kw_global_pool({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, {average});", "global_pool")
     return (*(1,) * (len(shape) - 1), shape[-1]) if call.config.get("keepdims") else (shape[-1],)
+
+
+WINDOWED = ('MaxPooling1D', 'MaxPooling2D', 'AveragePooling1D', 'AveragePooling2D', 'MaxPool1D', 'MaxPool2D', 'AvgPool1D', 'AvgPool2D')
+GLOBAL = ('GlobalAveragePooling1D', 'GlobalAveragePooling2D', 'GlobalAveragePooling3D', 'GlobalMaxPooling1D', 'GlobalMaxPooling2D', 'GlobalMaxPooling3D', 'GlobalAvgPool1D', 'GlobalAvgPool2D', 'GlobalMaxPool1D', 'GlobalMaxPool2D')
+SPECS = (*(Spec(name, c=pooling_c) for name in WINDOWED), *(Spec(name, c=global_pooling_c) for name in GLOBAL))

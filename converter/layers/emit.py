@@ -1,13 +1,13 @@
-"""What every layer kind is built on: :class:`Call` (what a kind sees of one node: its configuration through typed,
-range-checked accessors, its input shapes and weights, where its C statements go), the :data:`EMITTERS` registry (class name -> the function that emits its C) and
-the helpers several families share (windows, paddings, activations)."""
+"""What every layer's C emitter (``Spec.c``) is built on: :class:`Call` (what an emitter sees of one node: its
+configuration through typed, range-checked accessors, its input shapes and weights, where its C statements go) and
+the helpers several families share (windows, paddings, activations). The code generator (``converter.cgen``) makes
+the calls and lays out the program; the functions called are the C kernel library's (``converter.c_kernels``)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
-from .. import kernels
+from .. import c_kernels as kernels
 
 Shape = tuple[int, ...]
 
@@ -76,17 +76,6 @@ class Call:
         return self.sources[index]
 
 
-EMITTERS: dict[str, Callable[[Call], Shape]] = {}
-
-
-def kind(*class_names: str):
-    def register(function: Callable[[Call], Shape]) -> Callable[[Call], Shape]:
-        for name in class_names:
-            EMITTERS[name] = function
-        return function
-    return register
-
-
 def size(shape: Shape) -> int:
     return math.prod(shape)
 
@@ -113,8 +102,9 @@ def sides(call: Call, key: str, rank: int) -> tuple[tuple[int, int], ...]:
     """Keras's padding or cropping, ``((before, after), ...)`` per spatial axis, from any of its spellings (one
     number, one per axis, or a pair per axis), each a whole number from 0.
 
-    >>> from converter.cgen.graph import Node
-    >>> side = lambda value, rank=2: sides(Call(Node("p", "ZeroPadding2D", {"padding": value}), [], [], {}), "padding", rank)
+    >>> from types import SimpleNamespace
+    >>> node = lambda value: SimpleNamespace(name="p", class_name="ZeroPadding2D", config={"padding": value})
+    >>> side = lambda value, rank=2: sides(Call(node(value), [], [], {}), "padding", rank)
     >>> side(1), side((1, 2)), side(((1, 2), (3, 4))), side((1, 2), 1)
     (((1, 1), (1, 1)), ((1, 1), (2, 2)), ((1, 2), (3, 4)), ((1, 2),))
     """
