@@ -35,10 +35,11 @@ from . import (
 from .emit import Call, Shape, Unsupported
 from .models import SEQUENTIAL
 from .passthrough import INPUT
+from .recurrent import DEFAULT_CELL
 from .spec import BY_CLASS, Spec, find, register
 from .to_torch import Site, Unmappable
 
-__all__ = ["INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "gates",
+__all__ = ["DEFAULT_CELL", "INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "gates",
            "roles", "identity_classes", "keeps_positions", "is_container", "code_classes", "classes"]
 
 FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,

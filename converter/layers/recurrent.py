@@ -203,6 +203,7 @@ def _check_activations(kind: str, config: dict, owner: str, inside_bidirectional
 
 
 CELL_ROLES = ("kernel", "recurrent_kernel", "bias")
+DEFAULT_CELL = "LSTMCell"  # a ``cell`` group under a class the registry does not know is read as an LSTM's
 SPECS = (
     Spec("SimpleRNN", gates=1, cell="SimpleRNNCell", channels="last", c=recurrent_c),
     Spec("LSTM", gates=4, cell="LSTMCell", channels="last", c=recurrent_c),

@@ -200,7 +200,7 @@ def child_identity(parent: str, config: dict, attribute: str) -> tuple[str, dict
     spec = registry.spec(parent)
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else {}
     if attribute == "cell":  # every recurrent cell creates kernel, recurrent_kernel, bias
-        cell = spec.cell if spec and spec.cell else DEFAULT_CELL
+        cell = spec.cell if spec and spec.cell else registry.DEFAULT_CELL
         return cell, config, snake_case(cell) if spec and spec.cell else attribute
     if attribute in ("forward_layer", "backward_layer", "layer") and inner:
         inner_config = config.get("backward_layer") if attribute == "backward_layer" and config.get("backward_layer") else inner
@@ -271,7 +271,6 @@ def _natural(text: str) -> tuple:
     return match.group(1), int(match.group(2) or -1)
 
 
-DEFAULT_CELL = "LSTMCell"  # a ``cell`` group under a class the registry does not know: read as an LSTM's
 # The classes a group's name can tell: those with weights of their own, a cell, sub-layers, or layers inside.
 _CLASS_BY_SNAKE = {snake_case(name): name for name in registry.classes()
                    if (spec := registry.spec(name)).roles or spec.cell or spec.children or spec.container}
