@@ -319,5 +319,5 @@ def _kernel_text(needed: set[str]) -> str:
         elif name == "relu":
             parts.append(kernels.relu_function())
         else:
-            parts.append(kernels.plain(name))
+            parts.append(layers.c_function(name) or kernels.plain(name))
     return "".join(parts)

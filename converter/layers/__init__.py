@@ -40,7 +40,7 @@ from .spec import BY_CLASS, Spec, find, register
 from .to_torch import Site, Unmappable
 
 __all__ = ["DEFAULT_CELL", "INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "gates",
-           "roles", "identity_classes", "keeps_positions", "is_container", "code_classes", "classes"]
+           "roles", "identity_classes", "keeps_positions", "c_function", "is_container", "code_classes", "classes"]
 
 FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,
             reshape, merge, passthrough, models)
@@ -84,6 +84,11 @@ def is_container(class_name: str) -> bool:
     """Whether the class is a model whose configuration lists layers (Sequential, Functional, Model)."""
     found = find(class_name)
     return bool(found and found.container)
+
+
+def c_function(name: str) -> str | None:
+    """The C text of a function a family's emitter calls and holds itself (not in converter.c_kernels), or None."""
+    return next((item.c_functions[name] for item in BY_CLASS.values() if name in item.c_functions), None)
 
 
 def code_classes() -> tuple[str, ...]:

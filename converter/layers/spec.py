@@ -40,6 +40,8 @@ class Spec:
     torch: Callable[[Any], list] | None = None  # its tensors as torch.nn holds them (to_torch.Site -> Tensors)
     c: Callable[[Any], tuple[int, ...]] | None = None  # the C forward pass: emits its calls, gives its output shape
                                                         # (emit.Call -> Shape), float32 or int8 weights
+    c_functions: Mapping[str, str] = field(default_factory=dict)  # C functions its emitter calls that the shared
+                                                                   # library (converter.c_kernels) does not hold
 
     def roles_for(self, config: Mapping[str, Any]) -> tuple[str, ...]:
         """Its weights' roles in creation order, without those its configuration switches off.
