@@ -34,11 +34,14 @@ def load_into(model: Any, source: str | os.PathLike) -> None:
     True
     """
     export = Export.open(source)
-    if export.manifest is not None:
-        _verify(export.file, export.manifest)
-    arrays = export.arrays(dequantize=bool(export.quantized))
     current = read_model(model)  # names, shapes and dtypes in model order, the variables' own order
-    wanted = _keras_arrays(arrays, export.layout or _guess_layout(arrays, current), current)
+    if export.manifest is not None:  # our export: the steps its manifest records are undone
+        _verify(export.file, export.manifest)
+        arrays = export.keras_arrays()
+        wanted = {t.name: arrays.get(t.name) for t in current.tensors} | _extra(arrays, {t.name for t in current.tensors})
+    else:  # a bare file: Keras names, or a state dict PyTorch wrote for this model's torch twin
+        arrays = export.arrays()
+        wanted = _keras_arrays(arrays, _guess_layout(arrays, current), current)
     _assign(model, current, wanted)
 
 
@@ -63,11 +66,11 @@ def _guess_layout(arrays: dict[str, np.ndarray], current) -> str:
 
 
 def _keras_arrays(arrays: dict[str, np.ndarray], layout: str, current) -> dict[str, np.ndarray]:
-    """The Keras array of each of the model's tensors, from the stored ones (a layout's steps undone: the steps this
-    model's export would record, so that a state dict PyTorch wrote, without a manifest, loads too)."""
+    """The Keras array of each of the model's tensors from a file without a manifest. A PyTorch state dict records
+    no steps, so they are the ones this model's torch mapping takes (the same typed steps an export records)."""
     if layout == "keras":
         return {t.name: arrays.get(t.name) for t in current.tensors} | _extra(arrays, {t.name for t in current.tensors})
-    stored = layouts.apply(current.tensors, layout, current)  # what this model's export would hold, by name
+    stored = layouts.apply(current.tensors, layout, current)  # the names and steps of this model's torch twin
     result = transforms.undo_layout(stored, arrays, {t.name: t.shape for t in current.tensors})
     return result | _extra(arrays, {t.name for t in stored})
 

@@ -37,6 +37,24 @@ def test_every_format_and_layout_loads_back_bit_identical(name, layout, keras_mo
         assert_bit_identical(got, expected)
 
 
+@pytest.mark.parametrize("layout", ["dense_out_in", "torch"])
+def test_an_export_is_undone_by_the_steps_its_manifest_records(layout, keras_module, load_model, tmp_path, monkeypatch):
+    """An export's own steps are undone: the layout is not applied again to the model to learn them (issue 24)."""
+    from converter import layouts
+
+    original = reference_weights(load_model(FIXTURES / "zoo" / "conv_bn.keras"))
+    converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path, formats=["safetensors"], layout=layout)
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("load applied the layout again")
+
+    monkeypatch.setattr(layouts, "apply", not_again)
+    model = fresh(keras_module, "conv_bn")
+    converter.load_into(model, tmp_path)
+    for got, expected in zip(reference_weights(model), original, strict=True):
+        assert_bit_identical(got, expected)
+
+
 def test_a_quantized_export_loads_dequantized(keras_module, tmp_path):
     converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path, formats=["npz"], quantize="int8")
     model = fresh(keras_module, "conv_bn")
