@@ -1,0 +1,85 @@
+"""The C functions the generated forward pass calls: one small function per layer kind, written once and
+shared by every layer of that kind. Plain C99 (no threads, no intrinsics): loops the compiler can vectorise.
+
+Kernels with weights come in two versions from one template: ``_f32`` reads float arrays, ``_i8`` reads
+int8 arrays and multiplies each output channel's sum by its scale (``y = scale[c] * sum(x * q) + b``).
+"""
+from __future__ import annotations
+
+from .plain import FUNCTIONS
+from .weighted import TEMPLATES
+
+ACTIVATIONS = {  # name -> C expression of v (and a, the layer's parameter where it has one)
+    "linear": "v",
+    "relu": "(v > 0.0f ? v : 0.0f)",
+    "relu6": "(v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v))",
+    "leaky_relu": "(v >= 0.0f ? v : a * v)",
+    "elu": "(v > 0.0f ? v : a * (expf(v) - 1.0f))",
+    "selu": "(v > 0.0f ? 1.05070098735548049342f * v : 1.05070098735548049342f * 1.67326324235437728481f * (expf(v) - 1.0f))",
+    "sigmoid": "(1.0f / (1.0f + expf(-v)))",
+    "hard_sigmoid": "(v <= -3.0f ? 0.0f : (v >= 3.0f ? 1.0f : v / 6.0f + 0.5f))",
+    "tanh": "tanhf(v)",
+    "softplus": "(v > 20.0f ? v : log1pf(expf(v)))",
+    "softsign": "(v / (1.0f + fabsf(v)))",
+    "swish": "(v / (1.0f + expf(-v)))",
+    "silu": "(v / (1.0f + expf(-v)))",
+    "gelu": "(0.5f * v * (1.0f + erff(v * 0.70710678118654752440f)))",
+    "gelu_tanh": "(0.5f * v * (1.0f + tanhf(0.79788456080286535588f * (v + 0.044715f * v * v * v))))",
+    "exponential": "expf(v)",
+    "hard_silu": "(v * (v <= -3.0f ? 0.0f : (v >= 3.0f ? 1.0f : v / 6.0f + 0.5f)))",
+    "hard_swish": "(v * (v <= -3.0f ? 0.0f : (v >= 3.0f ? 1.0f : v / 6.0f + 0.5f)))",
+    "mish": "(v * tanhf(v > 20.0f ? v : log1pf(expf(v))))",
+}
+ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
+SOFTMAX = "softmax"
+
+
+def activation_function(names: list[str]) -> str:
+    """``kw_activate``: an activation over ``n`` values in place (softmax over rows of ``last`` values)."""
+    cases = "".join(f"        case {ACTIVATION_CODES[name]}: x[i] = ({_of(name)}); break;  /* {name} */\n"
+                    for name in names if name != SOFTMAX)
+    softmax = ("    if (kind < 0) {  /* softmax over the last axis */\n"
+               "        for (size_t r = 0; r < n / last; ++r) {\n"
+               "            float *row = x + r * last, top = row[0], sum = 0.0f;\n"
+               "            for (size_t i = 1; i < last; ++i) top = row[i] > top ? row[i] : top;\n"
+               "            for (size_t i = 0; i < last; ++i) { row[i] = expf(row[i] - top); sum += row[i]; }\n"
+               "            for (size_t i = 0; i < last; ++i) row[i] /= sum;\n"
+               "        }\n        return;\n    }\n") if SOFTMAX in names else "    (void)last;\n"
+    return (
+        "/* Activation `kind` (its code in the comments below; -1: softmax) over n values in place; a is the\n"
+        " * negative slope of leaky_relu or the alpha of elu. */\n"
+        "static void kw_activate(float *x, size_t n, size_t last, int kind, float a) {\n"
+        f"{softmax}"
+        "    for (size_t i = 0; i < n; ++i) {\n        float v = x[i];\n        (void)a;\n"
+        "        switch (kind) {\n"
+        + cases
+        + "        default: break;\n        }\n    }\n}\n\n"
+    )
+
+
+def _of(name: str) -> str:
+    return ACTIVATIONS[name]
+
+
+def relu_function() -> str:
+    return (
+        "/* The ReLU layer: max_value (<0: none), negative_slope below threshold. */\n"
+        "static void kw_relu(float *x, size_t n, float max_value, float slope, float threshold) {\n"
+        "    for (size_t i = 0; i < n; ++i) {\n"
+        "        float v = x[i] >= threshold ? x[i] : slope * (x[i] - threshold);\n"
+        "        x[i] = (max_value >= 0.0f && v > max_value) ? max_value : v;\n    }\n}\n\n"
+    )
+
+
+def weighted(kind: str, quantized: bool) -> str:
+    """The C text of a kernel with weights, reading float or int8 arrays."""
+    if quantized:
+        return TEMPLATES[kind].format(
+            s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
+            scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
+    return TEMPLATES[kind].format(s="_f32", w="float", sp="", sa="", scaled="yr[o]", scaled_yo="yo[o]",
+                                  scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
+
+
+def plain(kind: str) -> str:
+    return FUNCTIONS[kind]
