@@ -95,6 +95,8 @@ def conv_transpose_c(call: Call) -> Shape:
 
 # -- PyTorch: nn.ConvNd, nn.ConvTransposeNd, depthwise as a grouped nn.ConvNd, separable as depthwise + pointwise ----
 def conv_torch(site: Site) -> list:
+    """nn.ConvNd and nn.ConvTransposeNd: the kernel's last two axes first, (k..., in, out) -> (out, in, k...) and
+    the transposed (k..., out, in) -> (in, out, k...): each torch's own order."""
     w = site.array
     if site.role == "bias":
         return [site.store("bias", w)]
@@ -102,17 +104,7 @@ def conv_torch(site: Site) -> list:
         return site.kept()
     if int(site.config.get("groups", 1)) != 1:
         raise Unmappable(f"layer '{site.path}' ({site.tensor.owner_class}): groups={site.config['groups']}")
-    order = channels_first(w.ndim)  # (k..., in, out) -> (out, in, k...)
-    return [site.store("weight", w.transpose(order), permute(order))]
-
-
-def conv_transpose_torch(site: Site) -> list:
-    w = site.array
-    if site.role == "bias":
-        return [site.store("bias", w)]
-    if site.role != "kernel":
-        return site.kept()
-    order = channels_first(w.ndim)  # (k..., out, in) -> (in, out, k...)
+    order = channels_first(w.ndim)
     return [site.store("weight", w.transpose(order), permute(order))]
 
 
@@ -151,7 +143,7 @@ SPECS = (
     Spec("Convolution3D", channels="keras1"),
     *(Spec(name, roles=KERNEL_BIAS, channels="depthwise", torch=depthwise_torch, c=depthwise_c)
       for name in ("DepthwiseConv1D", "DepthwiseConv2D")),
-    *(Spec(name, roles=KERNEL_BIAS, channels="transposed", torch=conv_transpose_torch,
+    *(Spec(name, roles=KERNEL_BIAS, channels="transposed", torch=conv_torch,
            c=conv_transpose_c if "3" not in name else None)
       for name in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")),
     *(Spec(name, channels="transposed") for name in ("Deconvolution2D", "Deconvolution3D")),
