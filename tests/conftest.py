@@ -1,7 +1,9 @@
 """Shared fixtures: models are loaded with Keras once per session (importing TensorFlow costs ~5 s)."""
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,58 @@ import pytest
 from converter.tensors import canonical
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Optional tools: a test that needs one skips, naming the package that provides it, on a plain machine; CI (.ci/run)
+# sets KERAS_WEIGHTS_REQUIRE_ALL=1, which makes the same missing tool a failure, so there every test runs.
+REQUIRE_ALL = os.environ.get("KERAS_WEIGHTS_REQUIRE_ALL") == "1"
+PROVIDERS = {"gcc": "Debian package gcc", "g++": "Debian package g++", "arm-none-eabi-gcc": "Debian package gcc-arm-none-eabi",
+             "arm-none-eabi-objcopy": "Debian package binutils-arm-none-eabi", "avr-gcc": "Debian package gcc-avr",
+             "avr-objcopy": "Debian package binutils-avr", "chromium": "Debian package chromium",
+             "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu; the CPU build is enough",
+             "lint-imports": "pip install '.[test]'"}
+
+
+def missing(what: str) -> None:
+    """Skip the test for want of ``what`` (fail instead where KERAS_WEIGHTS_REQUIRE_ALL=1)."""
+    message = f"{what} is not installed ({PROVIDERS.get(what, what)})"
+    if REQUIRE_ALL:
+        pytest.fail(f"{message}; KERAS_WEIGHTS_REQUIRE_ALL=1 requires every optional tool", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def need(*tools: str) -> None:
+    """Inside a test: every tool named must be on PATH (else :func:`missing`)."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            missing(tool)
+
+
+def needs(*tools: str) -> pytest.MarkDecorator:
+    """A mark: the test needs these tools on PATH (checked at set-up by :func:`need`)."""
+    return pytest.mark.needs(*tools)
+
+
+def need_module(name: str):
+    """A Python package the tests need but the tool does not (torch): imported, or :func:`missing`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing(name)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*tools): the tools on PATH the test needs (skipped, or failed in CI)")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs"):
+        need(*mark.args)
+
+
+@pytest.fixture(scope="session")
+def torch_module():
+    return need_module("torch")
+
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import FIXTURES, SEED_KERAS, ZOO_KERAS, reference_weights
+from conftest import FIXTURES, SEED_KERAS, ZOO_KERAS, need, needs, reference_weights
 from converter.formats import c
 from converter.formats.c_build import HARNESS  # dumps every array through the tensor table
 from converter.tensors import canonical
 
-pytestmark = pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("g++"), reason="gcc/g++ not installed")
+pytestmark = needs("gcc", "g++")
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 C_STANDARDS = ["-std=c99", "-std=c11"]
@@ -257,6 +257,7 @@ CROSS = [("arm-none-eabi-gcc", "-mcpu=cortex-m4 -mthumb -O2", "special_values"),
 def test_verify_compiles_for_cross_targets_and_reads_every_array_from_the_objects(tmp_path, cc, cflags, model,
                                                                                   header_only):
     """A cross compiler's objects cannot run here: each array's own section is compared instead."""
+    need(cc, cc.replace("gcc", "objcopy"))
     from converter.cli import main
 
     converter.export(FIXTURES / "zoo" / f"{model}.keras", tmp_path, formats=["c"], options={"c": {"header_only": header_only}})
@@ -265,6 +266,7 @@ def test_verify_compiles_for_cross_targets_and_reads_every_array_from_the_object
     assert main(["verify", str(tmp_path), "--compile", "--cc", cc, f"--cflags={cflags}"]) == 0
 
 
+@needs("avr-gcc", "avr-objcopy")
 def test_float64_weights_on_avr_with_its_32_bit_double_are_reported(tmp_path):
     """avr-gcc's double is 32 bits unless -mdouble=64: the float64 arrays would not hold the weights."""
     converter.export(FIXTURES / "zoo" / "special_values.keras", tmp_path, formats=["c"])
@@ -274,6 +276,7 @@ def test_float64_weights_on_avr_with_its_32_bit_double_are_reported(tmp_path):
                         "special_values_f64_bias: avr-gcc placed 16 bytes in the object, the manifest says 24"]
 
 
+@needs("arm-none-eabi-gcc", "arm-none-eabi-objcopy")
 def test_a_cross_compiled_array_that_differs_is_found(tmp_path):
     """The check reads real bytes: an array changed after export (manifest untouched) fails, by name."""
     converter.export(SEED_KERAS, tmp_path, formats=["c"])
@@ -297,6 +300,7 @@ def test_a_missing_or_unusable_compiler_is_a_usage_error_not_a_failed_verificati
     assert "cannot compile a trivial C file" in capsys.readouterr().err
 
 
+@needs("avr-gcc", "avr-size")
 def test_avr_sram_holds_no_tables_when_left_out_or_garbage_collected(tmp_path):
     """The tensor and layer tables (pointers and names) land in an ATmega's 2 KB of SRAM: 270 bytes for the seed
     model. -D<PREFIX>_NO_TABLES leaves them out, and --gc-sections drops them when nothing uses them."""

@@ -19,7 +19,9 @@ from converter.errors import InputInvalid
 from converter.cgen import codegen, graph as graphs
 from converter.layers import emit as layers
 
-pytestmark = pytest.mark.skipif(not shutil.which("gcc"), reason="gcc not installed (Debian package gcc)")
+from conftest import needs  # noqa: E402
+
+pytestmark = needs("gcc")
 
 HOSTILE = st.one_of(st.integers(-3, 6), st.sampled_from([0, -1, 2**31, 2**40, 1.5, "3", None, True, [1], [1, 2, 3],
                                                          [[1, 2], [3]], [-1, 2]]))

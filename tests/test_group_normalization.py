@@ -1,16 +1,14 @@
 """GroupNormalization, supported everywhere from one registry module (converter/layers/group_normalization.py):
 its weights from both readers, int8 (it stays float), PyTorch's nn.GroupNorm both ways, the C forward pass and
 the report. The models are real Keras models, saved and read back; the peers are real (torch, gcc, Chromium)."""
-import shutil
-
 import numpy as np
 import pytest
 
 import converter
 from converter.cli import main
-from conftest import assert_bit_identical
+from conftest import assert_bit_identical, need_module, needs
 
-torch = pytest.importorskip("torch", reason="torch is not installed (pip install '.[test]')")
+torch = need_module("torch")
 from safetensors.torch import load_file  # noqa: E402
 
 # (groups, scale, center): groups=-1 is one group per channel; the flags drop gamma or beta
@@ -98,7 +96,7 @@ def test_a_group_norm_torch_cannot_compute_is_refused_by_name(keras_module, tmp_
     assert "layer 'across_time' (GroupNormalization): axis=1" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed (apt-get install gcc)")
+@needs("gcc")
 @pytest.mark.parametrize("quantize", [None, "int8"])
 def test_the_c_forward_pass_computes_what_keras_does(saved, quantize, tmp_path, capsys):
     _, _, path = saved
@@ -121,7 +119,7 @@ def test_the_c_forward_pass_refuses_groups_that_do_not_divide_the_channels(keras
         codegen.generate(graph.from_config(config), {}, "m")
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)")
+@needs("chromium")
 def test_the_report_shows_its_weights(saved, tmp_path):
     from test_report import render
 

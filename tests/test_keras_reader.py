@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import ALL_MODEL_FILES, FIXTURES, SEED_H5, SEED_KERAS, ZOO_H5, assert_bit_identical, reference_weights
+from conftest import ALL_MODEL_FILES, FIXTURES, SEED_H5, SEED_KERAS, ZOO_H5, assert_bit_identical, need_module, \
+    reference_weights
 
 
 def test_seed_model_matches_the_classic_recipe():
@@ -133,7 +134,7 @@ def test_a_model_of_another_backend_is_extracted_as_get_weights_returns_it(tmp_p
     import subprocess
     import sys
 
-    pytest.importorskip("torch")
+    need_module("torch")
     child = ("import os\nos.environ['KERAS_BACKEND'] = 'torch'\nimport keras, converter\n"
              "keras.utils.set_random_seed(0)\n"
              "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization()])\n"

@@ -2,8 +2,6 @@
 a state dict PyTorch wrote."""
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load_file, save_file
 
 import converter
 from converter.cli import main
@@ -65,8 +63,12 @@ def test_a_quantized_export_loads_dequantized(keras_module, tmp_path):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_a_state_dict_pytorch_wrote_loads_with_the_mapping_reversed(name, keras_module, load_model, tmp_path):
+def test_a_state_dict_pytorch_wrote_loads_with_the_mapping_reversed(name, keras_module, load_model, tmp_path,
+                                                                     torch_module):
     """No manifest: the torch names of this model are recognised; an LSTM's two biases are summed."""
+    from safetensors.torch import load_file, save_file
+
+    torch = torch_module
     converter.export(FIXTURES / "zoo" / f"{name}.keras", tmp_path / "out", formats=["safetensors"], layout="torch")
     state = load_file(tmp_path / "out" / f"{name}.safetensors")
     lstm_bias = [key for key in state if key.startswith("lstm.bias_hh")]
@@ -83,7 +85,11 @@ def test_a_state_dict_pytorch_wrote_loads_with_the_mapping_reversed(name, keras_
             assert_bit_identical(got, want)
 
 
-def test_missing_extra_or_misshaped_tensors_are_listed_and_the_model_is_left_unchanged(keras_module, tmp_path):
+def test_missing_extra_or_misshaped_tensors_are_listed_and_the_model_is_left_unchanged(keras_module, tmp_path,
+                                                                                       torch_module):
+    from safetensors.torch import load_file, save_file
+
+    torch = torch_module
     converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path / "out", formats=["safetensors"], layout="torch")
     state = load_file(tmp_path / "out" / "conv_bn.safetensors")
     del state["bn.running_var"]

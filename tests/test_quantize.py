@@ -11,7 +11,7 @@ from safetensors import safe_open
 
 import converter
 from converter.cli import main
-from conftest import FIXTURES, ROOT, SEED_KERAS
+from conftest import FIXTURES, ROOT, SEED_KERAS, need
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".h5", ".keras"))
@@ -322,6 +322,7 @@ CROSS = [("cc", []), ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-O2"]
 @pytest.mark.parametrize("cc, cflags", CROSS, ids=["host", "arm", "avr"])
 @pytest.mark.parametrize("header_only", [False, True], ids=["source", "header"])
 def test_int8_c_compiles_and_holds_the_exact_bytes(zoo, tmp_path, cc, cflags, header_only):
+    need(cc, "objcopy" if cc == "cc" else cc.replace("gcc", "objcopy"))
     converter.export(zoo, tmp_path, formats=["c"], quantize="int8", options={"c": {"header_only": header_only}})
     report = converter.verify(tmp_path, compile=True, cc=cc, cflags=cflags)
     assert report.ok and {f.compiled_with for f in report.files if f.format == "c"} == {cc}, report

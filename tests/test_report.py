@@ -7,10 +7,10 @@ import pytest
 
 import converter
 from converter.cli import main
-from conftest import FIXTURES, SEED_KERAS
+from conftest import FIXTURES, SEED_KERAS, needs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+pytestmark = [needs("chromium")] if CHROMIUM is None else []
 
 
 def render(page, tmp_path, screenshot=None) -> tuple[str, list[str]]:

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import FIXTURES, SEED_KERAS
+from conftest import FIXTURES, SEED_KERAS, need_module
 
-import torch  # a test dependency ('.[test]' installs the CPU build): these tests run in CI, never skip
-from safetensors.torch import load_file
+torch = need_module("torch")  # skipped without torch on a plain machine; required in CI (KERAS_WEIGHTS_REQUIRE_ALL)
+from safetensors.torch import load_file  # noqa: E402
 
 nn = torch.nn
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import GOLDEN, SEED_KERAS
+from conftest import GOLDEN, SEED_KERAS, needs
 from converter import atomic
 from converter.cli import main
 
-needs_gcc = pytest.mark.skipif(not shutil.which("gcc"), reason="gcc not installed (Debian package gcc)")
+needs_gcc = needs("gcc")
 
 
 def rewrite_manifest(folder, change=lambda manifest: None):

@@ -50,7 +50,7 @@ def activation_function(names: list[str]) -> str:
         " * negative slope of leaky_relu or the alpha of elu. */\n"
         "static void kw_activate(float *x, size_t n, size_t last, int kind, float a) {\n"
         f"{softmax}"
-        "    for (size_t i = 0; i < n; ++i) {\n        float v = x[i];\n        (void)a;\n"
+        "    for (size_t i = 0; i < n; ++i) {\n        float v = x[i];\n        (void)a;\n        (void)v;\n"
         "        switch (kind) {\n"
         + cases
         + "        default: break;\n        }\n    }\n}\n\n"

@@ -4,15 +4,15 @@
 TEMPLATES = {
     "dense": """/* Dense on rows of `in` values: y[r][o] = b[o] + sum_i x[r][i] * w[i][o] (kernel [in][out]). Four rows at
  * a time share each weight row loaded (1x1 convolutions are Dense over pixels). */
-static void kw_dense{s}(const float *restrict x, float *restrict y, size_t rows, size_t in, size_t out,
-                      const {w} *restrict w,{sp} const float *restrict b) {{
+static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
+                      const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b) {{
     const size_t blocked = rows - rows % 4;
     for (size_t r = 0; r < blocked; r += 4) {{
-        float *restrict y0 = y + r * out, *restrict y1 = y0 + out, *restrict y2 = y1 + out, *restrict y3 = y2 + out;
+        float *KW_RESTRICT y0 = y + r * out, *KW_RESTRICT y1 = y0 + out, *KW_RESTRICT y2 = y1 + out, *KW_RESTRICT y3 = y2 + out;
         for (size_t o = 0; o < out; ++o) y0[o] = y1[o] = y2[o] = y3[o] = 0.0f;
         for (size_t i = 0; i < in; ++i) {{
             const float x0 = x[r * in + i], x1 = x[(r + 1) * in + i], x2 = x[(r + 2) * in + i], x3 = x[(r + 3) * in + i];
-            const {w} *restrict wi = w + i * out;
+            const {w} *KW_RESTRICT wi = w + i * out;
             for (size_t o = 0; o < out; ++o) {{
                 const float v = (float)wi[o];
                 y0[o] += x0 * v;
@@ -22,16 +22,16 @@ static void kw_dense{s}(const float *restrict x, float *restrict y, size_t rows,
             }}
         }}
         for (size_t k = 0; k < 4; ++k) {{
-            float *restrict yr = y + (r + k) * out;
+            float *KW_RESTRICT yr = y + (r + k) * out;
             for (size_t o = 0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
         }}
     }}
     for (size_t r = blocked; r < rows; ++r) {{
-        float *restrict yr = y + r * out;
+        float *KW_RESTRICT yr = y + r * out;
         for (size_t o = 0; o < out; ++o) yr[o] = 0.0f;
         for (size_t i = 0; i < in; ++i) {{
             const float xi = x[r * in + i];
-            const {w} *restrict wi = w + i * out;
+            const {w} *KW_RESTRICT wi = w + i * out;
             for (size_t o = 0; o < out; ++o) yr[o] += xi * (float)wi[o];
         }}
         for (size_t o = 0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
@@ -43,20 +43,20 @@ static void kw_dense{s}(const float *restrict x, float *restrict y, size_t rows,
  * strides s, dilation d, padding pt (top) and pl (left). Conv1D is the case H = KH = 1. Four output pixels at a
  * time: their input patches are copied into `patch` (4 x KH * KW * C floats, zeros where the window leaves the
  * input) and multiplied by the kernel as a Dense layer. */
-static void kw_conv2d{s}(const float *restrict x, float *restrict y, int H, int W, int C, int OH, int OW, int OC,
-                       int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *restrict w,{sp}
-                       const float *restrict b, float *restrict patch) {{
+static void kw_conv2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H, int W, int C, int OH, int OW, int OC,
+                       int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *KW_RESTRICT w,{sp}
+                       const float *KW_RESTRICT b, float *KW_RESTRICT patch) {{
     const size_t K = (size_t)KH * KW * C, pixels = (size_t)OH * OW;
     for (size_t first = 0; first < pixels; first += 4) {{
         const size_t count = pixels - first < 4 ? pixels - first : 4;
         for (size_t n = 0; n < count; ++n) {{
             const int oh = (int)((first + n) / (size_t)OW), ow = (int)((first + n) % (size_t)OW);
-            float *restrict row = patch + n * K;
+            float *KW_RESTRICT row = patch + n * K;
             for (int kh = 0; kh < KH; ++kh) {{
                 const int ih = oh * sh - pt + kh * dh;
                 for (int kw = 0; kw < KW; ++kw) {{
                     const int iw = ow * sw - pl + kw * dw;
-                    float *restrict to = row + ((size_t)kh * KW + kw) * C;
+                    float *KW_RESTRICT to = row + ((size_t)kh * KW + kw) * C;
                     if (ih < 0 || ih >= H || iw < 0 || iw >= W)
                         for (int c = 0; c < C; ++c) to[c] = 0.0f;
                     else
@@ -70,18 +70,18 @@ static void kw_conv2d{s}(const float *restrict x, float *restrict y, int H, int 
 
 """,
     "depthwise2d": """/* DepthwiseConv2D: output channel c * M + m sees input channel c only; kernel [KH][KW][C][M]. */
-static void kw_depthwise2d{s}(const float *restrict x, float *restrict y, int H, int W, int C, int M, int OH, int OW,
-                            int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *restrict w,{sp}
-                            const float *restrict b) {{
+static void kw_depthwise2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H, int W, int C, int M, int OH, int OW,
+                            int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *KW_RESTRICT w,{sp}
+                            const float *KW_RESTRICT b) {{
     const int OC = C * M;
     for (int oh = 0; oh < OH; ++oh) {{
         for (int ow = 0; ow < OW; ++ow) {{
-            float *restrict yo = y + ((size_t)oh * OW + ow) * OC;
+            float *KW_RESTRICT yo = y + ((size_t)oh * OW + ow) * OC;
             const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
             if (M == 1 && KH == 3 && KW == 3 && dh == 1 && dw == 1 && ih0 >= 0 && ih0 + 3 <= H && iw0 >= 0 &&
                 iw0 + 3 <= W) {{  /* a 3x3 window inside the input: the nine taps summed in registers */
-                const float *restrict r0 = x + ((size_t)ih0 * W + iw0) * C;
-                const float *restrict r1 = r0 + (size_t)W * C, *restrict r2 = r1 + (size_t)W * C;
+                const float *KW_RESTRICT r0 = x + ((size_t)ih0 * W + iw0) * C;
+                const float *KW_RESTRICT r1 = r0 + (size_t)W * C, *KW_RESTRICT r2 = r1 + (size_t)W * C;
                 for (int o = 0; o < C; ++o) {{
                     yo[o] = r0[o] * (float)w[o] + r0[C + o] * (float)w[C + o] + r0[2 * C + o] * (float)w[2 * C + o]
                           + r1[o] * (float)w[3 * C + o] + r1[C + o] * (float)w[4 * C + o]
@@ -98,8 +98,8 @@ static void kw_depthwise2d{s}(const float *restrict x, float *restrict y, int H,
                 for (int kw = 0; kw < KW; ++kw) {{
                     const int iw = ow * sw - pl + kw * dw;
                     if (iw < 0 || iw >= W) continue;
-                    const float *restrict xi = x + ((size_t)ih * W + iw) * C;
-                    const {w} *restrict wk = w + ((size_t)kh * KW + kw) * OC;
+                    const float *KW_RESTRICT xi = x + ((size_t)ih * W + iw) * C;
+                    const {w} *KW_RESTRICT wk = w + ((size_t)kh * KW + kw) * OC;
                     if (M == 1)  /* the common case: one output channel per input channel, a contiguous loop */
                         for (int c = 0; c < C; ++c) yo[c] += xi[c] * (float)wk[c];
                     else

@@ -302,9 +302,15 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
              f"    for (size_t i = 0; i < count; ++i) fprintf(stderr, \" %.9g\", (double)values[i]);\n"
              f"    fputc('\\n', stderr);\n}}\n#define {m}_TRACE(name, values, count) {prefix}_trace_print(name, values, count)\n"
              f"#endif\n#ifndef {m}_TRACE\n#define {m}_TRACE(name, values, count) ((void)0)\n#endif\n\n")
-    source = (f"{trace}{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
+    source = (f"{trace}{RESTRICT}{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
               f"    float *A = (float *)arena;\n    (void)A;\n" + "\n".join(body) + "\n    return 0;\n}\n")
     return Program(header, source, 4 * arena, input_size, at)
+
+
+# The kernels' pointer qualifier: C99's restrict, which C++ spells __restrict__ (GCC, Clang) or __restrict (MSVC).
+RESTRICT = ("#ifndef KW_RESTRICT\n#if !defined(__cplusplus)\n#define KW_RESTRICT restrict\n"
+            "#elif defined(__GNUC__) || defined(__clang__)\n#define KW_RESTRICT __restrict__\n"
+            "#elif defined(_MSC_VER)\n#define KW_RESTRICT __restrict\n#else\n#define KW_RESTRICT\n#endif\n#endif\n\n")
 
 
 def _kernel_text(needed: set[str]) -> str:

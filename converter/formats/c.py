@@ -149,7 +149,7 @@ def prepare(model, tensors: Sequence[Tensor], stem: str, options: Mapping[str, o
     graph_json = graph.to_json(graph.from_config(model.config))
     names = keys(tensors, stem, prefix=str(options["prefix"]))
     program = inference_program(tensors, names, str(options["prefix"]), ExportInfo(model, graph=graph_json),
-                                str(options.get("input_shape", "")))
+                                str(options.get("input_shape", "")), nested=options.get("arrays") == "nested")
     block = {"graph": graph_json, "arena_bytes": program.arena_bytes, "input_size": program.input_size,
              "output_size": program.output_size}
     return {"inference": block}, program

@@ -2,6 +2,8 @@
 source (definitions, streamed tensor by tensor), as ``c.write`` and ``verify`` produce it."""
 from __future__ import annotations
 
+import re
+
 import collections
 import functools
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +31,7 @@ class Unit:
         self.rank_max = max([len(t.shape) for t in self.tensors] + [1])
         self.scaled = any(t.quantization and t.quantization.scale for t in self.tensors)  # int8: scale fields
         ready = info.prepared.get("c") if info else None  # generated once per export, by prepare()
-        self.program = (ready or inference_program(self.tensors, self.names, prefix, info, input_shape)) if inference \
+        self.program = (ready or inference_program(self.tensors, self.names, prefix, info, input_shape, self.nested)) if inference \
             else None
         self.progress: Callable[[Tensor], None] | None = None
 
@@ -55,9 +57,11 @@ class Unit:
         if self.program:
             predict = f"int {self.prefix}_predict("
             out.write(_NOT_ON_AVR)
-            if self.header_only:  # everything static in the one header
-                out.write(self.program.header.replace(predict, "static " + predict))
-                out.write("#include <math.h>\n\n" + self.program.source.replace(predict, "static " + predict))
+            if self.header_only:  # everything static in the one header; inline, so a unit that only
+                # includes it is not warned of functions it does not call (-Wunused-function)
+                out.write(self.program.header.replace(predict, "static inline " + predict))
+                source = re.sub(r"^static (?!inline)", "static inline ", self.program.source, flags=re.M)
+                out.write("#include <math.h>\n\n" + source.replace(predict, "static inline " + predict))
             else:
                 out.write(self.program.header)
             out.write("#endif /* __AVR__ */\n\n")
@@ -293,23 +297,27 @@ _NOT_ON_AVR = ("/* The forward pass (not on AVR, whose PROGMEM arrays need pgm_r
                "#if !defined(__AVR__)\n")
 
 
-def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str]) -> dict:
-    """Each tensor as the generated forward pass names it (C identifiers of its array and scale), by name."""
+def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str], nested: bool = False) -> dict:
+    """Each tensor as the generated forward pass names it (C expressions of its array and scale), by name. The
+    kernels read flat arrays: a nested array (``--c-arrays nested``) is passed as a pointer to its first element."""
     refs = {}
     for tensor in tensors:
         q = tensor.quantization
-        refs[tensor.name] = codegen.WeightRef(names[tensor.name], names[q.scale] if q and q.scale else None, tensor.shape,
-                                      tensor.transform == "transpose", tensor.dtype)
+        array = names[tensor.name]
+        if nested and len(tensor.shape) >= 2:
+            array = f"((const {dtypes.lookup(tensor.array.dtype).c_type} *){array})"
+        refs[tensor.name] = codegen.WeightRef(array, names[q.scale] if q and q.scale else None, tensor.shape,
+                                              tensor.transform == "transpose", tensor.dtype)
     return refs
 
 
 def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefix: str, info: ExportInfo | None,
-                      input_shape: str = ""):
+                      input_shape: str = "", nested: bool = False):
     """The forward pass for these arrays (``cgen.codegen``), from the graph the export records."""
     if info is None or info.graph is None:
         raise InputInvalid("--c-inference needs the model's configuration (layers and how they connect), which this "
                            "input does not hold", hint="Export a model saved whole (model.save), not weights only.")
-    return codegen.generate(graph.from_json(info.graph), weight_refs(tensors, names), prefix,
+    return codegen.generate(graph.from_json(info.graph), weight_refs(tensors, names, nested), prefix,
                             codegen.parse_input_shapes(input_shape))
 
 
