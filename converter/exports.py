@@ -41,7 +41,8 @@ class Export:
             raise UsageError(f"{path.name} is not an export: an export folder, or a file an export wrote "
                              "(.npz, .safetensors, .parquet, .c, .h) or a PyTorch state dict (.safetensors), is needed",
                              hint="For a Keras weights file, use the model's own load_weights.")
-        return cls(path, manifests.beside(path))
+        manifest = manifests.beside(path)
+        return cls(_with_values(path, manifest), manifest)
 
     @property
     def folder(self) -> Path:
@@ -129,6 +130,16 @@ def declared_overflow(folder: Path, manifest: dict, format_name: str) -> str | N
         return None
     return (f"the manifest declares {declared:,} bytes of tensors, more than {format_name} files of {held:,} bytes can "
             "hold; not read")
+
+
+def _with_values(path: Path, manifest: dict | None) -> Path:
+    """The file that holds the values of the file given: the header of a two-file C export only declares its
+    arrays, so its ``.c`` beside (listed in the same manifest) is read."""
+    source = path.with_suffix(".c")
+    if path.suffix.lower() == ".h" and manifest and any(entry["path"] == source.name and entry["format"] == "c"
+                                                       for entry in manifest["files"]):
+        return source
+    return path
 
 
 def preferred_file(folder: Path, manifest: dict) -> Path:

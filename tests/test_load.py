@@ -125,3 +125,18 @@ def test_a_file_no_export_writes_is_a_usage_error(keras_module, tmp_path):
     model.save_weights(tmp_path / "w.weights.h5")
     with pytest.raises(converter.UsageError, match="w.weights.h5 is not an export"):
         converter.load_into(model, tmp_path / "w.weights.h5")
+
+
+def test_the_header_of_a_two_file_c_export_loads_its_values_from_the_source_beside(keras_module, tmp_path, capsys):
+    """load takes any file export writes: the .h only declares the arrays, its .c holds them (issue 25)."""
+    from converter.cli import main
+
+    converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path / "out", formats=["c"])
+    model = fresh(keras_module, "conv_bn")
+    converter.load_into(model, tmp_path / "out" / "conv_bn.h")
+    expected = reference_weights(keras_module.saving.load_model(FIXTURES / "zoo" / "conv_bn.keras", compile=False))
+    for got, want in zip(reference_weights(model), expected, strict=True):
+        assert_bit_identical(got, want)
+    assert main(["load", str(tmp_path / "out" / "conv_bn.h"), str(FIXTURES / "zoo" / "conv_bn.keras"), "-o",
+                 str(tmp_path / "loaded.keras")]) == 0
+    assert converter.read(tmp_path / "out" / "conv_bn.h").keys() == converter.read(tmp_path / "out" / "conv_bn.c").keys()
