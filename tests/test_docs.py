@@ -60,3 +60,13 @@ def test_the_diff_example_is_what_diff_prints(tmp_path, capsys):
     assert main(["diff", str(ROOT / "fixtures" / "zoo" / "conv_bn.keras"), str(tmp_path / "out-int8")]) == 1
     out = capsys.readouterr().out
     assert out[out.index("Tensor"):] == expected
+
+
+def test_the_readmes_python_block_runs_as_written(tmp_path, monkeypatch):
+    """Every call of the README's library example, on the seed model, in a fresh folder (issue 25)."""
+    block = README.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    scope = {"model_or_path": str(SEED_KERAS)}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert scope["report"].ok and sorted(scope["arrays"]) == sorted(t.name for t in scope["tensors"])
+    assert "net_dense_kernel" in (tmp_path / "fw" / "seed_mlp.h").read_text() and (tmp_path / "fw8" / "seed_mlp.c").is_file()
