@@ -275,3 +275,13 @@ def test_a_command_that_imported_tensorflow_ends_fast_with_all_its_output(tmp_pa
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 0 and "run `keras-weights verify" in result.stdout
     assert converter.verify(tmp_path).ok
+
+
+def test_export_help_explains_every_layout(capsys):
+    from converter import layouts
+
+    assert main(["export", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in layouts.LAYOUTS:
+        assert f"{name}:" in text or f"{name} (default):" in text
+    assert "state_dict" in text

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated formats (default: all): {', '.join(formats.FORMATS)}")
     export.add_argument("--force", action="store_true", help="overwrite outputs that exist already")
     export.add_argument("--layout", default="keras", choices=list(layouts.LAYOUTS),
-                        help="keras (default): arrays as get_weights() returns them; dense_out_in: Dense kernels "
-                             "transposed to [out][in] (CMSIS-NN, TFLite)")
+                        help="; ".join(f"{name}{' (default)' if name == 'keras' else ''}: {what}"
+                                       for name, what in layouts.LAYOUTS.items()).replace("%", "%%"))
     export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
     export.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     _reader_option(export)
