@@ -285,3 +285,18 @@ def test_export_help_explains_every_layout(capsys):
     for name in layouts.LAYOUTS:
         assert f"{name}:" in text or f"{name} (default):" in text
     assert "state_dict" in text
+
+
+def test_a_closed_pipe_is_not_success(tmp_path, monkeypatch):
+    """`diff A B | head -1`: when the reader goes away, the status is 141 (128 + SIGPIPE), never 0 (issue 25)."""
+    import io
+
+    converter.export(SEED_KERAS, tmp_path / "a", formats=["npz"])
+    converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path / "b", formats=["npz"])
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write raises BrokenPipeError
+    stream = io.TextIOWrapper(io.FileIO(write_end, "w"), write_through=True)
+    monkeypatch.setattr("sys.stdout", stream)
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b")]) == 141
+    monkeypatch.undo()
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b")]) == 1

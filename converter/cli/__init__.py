@@ -41,15 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         show("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say, and the
+        # command did not finish, so not success (diff's "differ" must not become 0): 128 + SIGPIPE, as the shell's
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return BROKEN_PIPE
     except Exception as error:  # a bug: say so briefly, unless --debug asks for the traceback
         return _report(error, args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous[0])
             signal.signal(signal.SIGINT, previous[1])
+
+
+BROKEN_PIPE = 141
 
 
 def _escape_unencodable_output() -> None:
