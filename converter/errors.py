@@ -109,7 +109,7 @@ class ManifestInvalid(VerificationFailed):
 
 
 class SomeModelsFailed(ConverterError):
-    """Several models were exported and at least one failed (the others were exported)."""
+    """Several models were asked for and at least one failed (each of the others was exported)."""
 
     code, exit_code = "some_models_failed", 8
     default_hint = "See the line of each model that failed."

@@ -148,7 +148,7 @@ class Bounds:
                 listed = ", ".join(f"{t.name} ({t.quantization.snr_db:.1f} dB)" for t in low[:5]) + (" ..." if len(low) > 5 else "")
                 raise QuantizationError(f"{len(low)} tensors fall below --min-snr {self.min_snr:g} dB with "
                                         f"{self.quantize}: {listed}",
-                                        hint="Lower --min-snr, or use a wider type (float16, bfloat16 or no --quantize).")
+                                        hint=_wider_hint(self.quantize))
         if self.max_bytes is not None:
             per_layer = registry.flash_by_layer(((t.layer, t.nbytes) for t in tensors), options)
             align = registry.flash_alignment(options)
@@ -159,7 +159,29 @@ class Bounds:
                     f"the weights need {total:,} bytes as C arrays ({align}-byte alignment included), "
                     f"{total - self.max_bytes:,} more than --max-bytes {self.max_bytes:,}; largest layers: "
                     + ", ".join(f"{name} {size:,}" for name, size in largest),
-                    hint="Quantize (--quantize int8 stores a quarter of float32), or make the model smaller.")
+                    hint=_smaller_hint(self.quantize))
+
+
+def _wider_hint(quantize: str) -> str:
+    """Under --min-snr: the types that keep more of the values than ``quantize`` (float16 has 11 significant bits,
+    bfloat16 8, int8 at most 8 per channel).
+
+    >>> _wider_hint("float16"), _wider_hint("int8")
+    ('Lower --min-snr, or export without --quantize (exact).', 'Lower --min-snr, or use a wider type (--quantize float16, or no --quantize).')
+    """
+    wider = {"int8": ["float16"], "bfloat16": ["float16"]}.get(quantize, [])
+    if not wider:
+        return "Lower --min-snr, or export without --quantize (exact)."
+    return f"Lower --min-snr, or use a wider type (--quantize {', '.join(wider)}, or no --quantize)."
+
+
+def _smaller_hint(quantize: str | None) -> str:
+    """Over --max-bytes: a smaller type where there is one; int8 is the smallest keras-weights writes."""
+    if quantize == "int8":
+        return "int8 is the smallest type keras-weights writes: make the model smaller, or raise --max-bytes."
+    if quantize in ("float16", "bfloat16"):
+        return "Use --quantize int8 (half of 16-bit floats), or make the model smaller."
+    return "Quantize (--quantize int8 stores a quarter of float32), or make the model smaller."
 
 
 def _previous_outputs(folder: Path) -> list[str]:

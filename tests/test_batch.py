@@ -44,3 +44,13 @@ def test_verify_of_a_batch_output_folder_verifies_each_model(tmp_path, capsys):
     assert out.count("verified ") == 2 and "seed_mlp.keras" in out and "no_bias.keras" in out
     (tmp_path / "no_bias.keras" / "no_bias.npz").write_bytes(b"damaged")
     assert main(["verify", str(tmp_path)]) == 7
+
+
+def test_a_batch_where_every_model_failed_says_none_was_exported_and_how_to_replace(tmp_path, capsys):
+    args = ["export", str(SEED_KERAS), str(SEED_H5), "-o", str(tmp_path / "out"), "-f", "npz", "--reader", "h5", "-j", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 8  # both outputs exist now
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == "none of the 2 models was exported: all failed"
+    assert "add --force to replace them" in captured.err

@@ -375,3 +375,17 @@ def test_fixture_and_corpus_models_quantize_to_the_definition(path):
         assert entry["sha256"] == converter.tensors.sha256_of(q), name
         assert stored[name + ":scale"]["sha256"] == converter.tensors.sha256_of(scale), name
     assert quantized
+
+
+def test_hints_point_to_a_type_that_helps(tmp_path, capsys):
+    """Over --max-bytes with int8 there is no smaller type; under --min-snr with float16, bfloat16 is coarser."""
+    from converter.cli import main
+
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path / "a"), "-f", "c", "--quantize", "int8",
+                 "--max-bytes", "10"]) == 4
+    err = capsys.readouterr().err
+    assert "int8 is the smallest type" in err and "--quantize int8 stores" not in err
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path / "b"), "-f", "npz", "--quantize", "float16",
+                 "--min-snr", "500"]) == 4
+    err = capsys.readouterr().err
+    assert "without --quantize" in err and "bfloat16" not in err.split("hint", 1)[1]

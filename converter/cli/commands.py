@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import api, atomic, batch, formats, verification
 from ..compare import diff
-from ..errors import QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
+from ..errors import OutputError, QuantizationError, SomeModelsFailed, UsageError, VerificationFailed
 from ..html_report import report
 from ..load import load_into
 from ..readers import open_keras_model
@@ -131,8 +131,21 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
             detail = (f"{o.tensors} tensors, {o.parameters:,} parameters, {o.reader} reader -> {o.folder}" if o.ok
                       else o.message)
             show(f"{'OK  ' if o.ok else 'FAIL'} {o.source:<{width}}  {detail}")
-        show(f"{len(outcomes) - len(failed)} of {len(outcomes)} models exported" + (f", {len(failed)} failed" if failed else ""))
+        show(_batch_total(len(outcomes), len(failed)))
+        if any(o.code == OutputError.code and "exist" in o.message for o in failed):
+            show("  hint: outputs of these models exist already: add --force to replace them", file=sys.stderr)
     return SomeModelsFailed.exit_code if failed else 0
+
+
+def _batch_total(count: int, failed: int) -> str:
+    """The batch's last line: none exported is said as such, not as "0 of N".
+
+    >>> _batch_total(3, 0), _batch_total(3, 1), _batch_total(2, 2)
+    ('3 of 3 models exported', '2 of 3 models exported, 1 failed', 'none of the 2 models was exported: all failed')
+    """
+    if failed == count:
+        return f"none of the {count} models was exported: all failed"
+    return f"{count - failed} of {count} models exported" + (f", {failed} failed" if failed else "")
 
 
 def run_verify(args: argparse.Namespace) -> int:

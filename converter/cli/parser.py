@@ -19,7 +19,7 @@ EXIT_CODES = """exit codes:
   5   refused as unsafe (loading would run code from the file)
   6   cannot write output (exists without --force, folder not writable)
   7   verification failed (a file or tensor differs from the manifest, or the manifest is not ours)
-  8   several models exported, and at least one failed (the others were exported)
+  8   several models, and at least one failed (each of the others was exported)
   70  internal error (a bug: rerun with --debug and report it)
   130 interrupted"""
 
