@@ -2,7 +2,7 @@
 
 >>> lookup(np.dtype(">f4")).safetensors
 'F32'
->>> lookup(np.dtype("bfloat16")).npz_storage
+>>> by_name("bfloat16").npz_storage
 dtype('uint16')
 >>> by_name("float16").parquet_carrier
 dtype('float32')
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
 from .errors import UnsupportedDType
@@ -43,26 +42,55 @@ def _entry(numpy_type, safetensors: str, c_type: str, storage=None, carrier=None
     return DType(dtype.name, dtype, safetensors, np.dtype(storage or dtype), np.dtype(carrier or dtype), c_type)
 
 
-TABLE: tuple[DType, ...] = (
-    _entry(np.float64, "F64", "double"),
-    _entry(np.float32, "F32", "float"),
-    _entry(np.float16, "F16", "uint16_t", carrier=np.float32),
-    _entry(ml_dtypes.bfloat16, "BF16", "uint16_t", storage=np.uint16, carrier=np.float32),
-    _entry(ml_dtypes.float8_e4m3fn, "F8_E4M3", "uint8_t", storage=np.uint8, carrier=np.float32),
-    _entry(ml_dtypes.float8_e5m2, "F8_E5M2", "uint8_t", storage=np.uint8, carrier=np.float32),
-    _entry(np.int64, "I64", "int64_t"),
-    _entry(np.int32, "I32", "int32_t"),
-    _entry(np.int16, "I16", "int16_t", carrier=np.int32),
-    _entry(np.int8, "I8", "int8_t", carrier=np.int32),
-    _entry(np.uint64, "U64", "uint64_t"),
-    _entry(np.uint32, "U32", "uint32_t", carrier=np.int64),
-    _entry(np.uint16, "U16", "uint16_t", carrier=np.int32),
-    _entry(np.uint8, "U8", "uint8_t", carrier=np.int32),
-    _entry(np.bool_, "BOOL", "uint8_t"),
+# (numpy type or ml_dtypes name, safetensors code, C type, npz storage, Parquet carrier), in the table's order,
+# which the C header's dtype codes follow. bfloat16 and float8 are ml_dtypes types: ml_dtypes (0.5-0.9 s to import)
+# is imported the first time one of them is asked for, not at start-up.
+_ROWS = (
+    (np.float64, "F64", "double", None, None),
+    (np.float32, "F32", "float", None, None),
+    (np.float16, "F16", "uint16_t", None, np.float32),
+    ("bfloat16", "BF16", "uint16_t", np.uint16, np.float32),
+    ("float8_e4m3fn", "F8_E4M3", "uint8_t", np.uint8, np.float32),
+    ("float8_e5m2", "F8_E5M2", "uint8_t", np.uint8, np.float32),
+    (np.int64, "I64", "int64_t", None, None),
+    (np.int32, "I32", "int32_t", None, None),
+    (np.int16, "I16", "int16_t", None, np.int32),
+    (np.int8, "I8", "int8_t", None, np.int32),
+    (np.uint64, "U64", "uint64_t", None, None),
+    (np.uint32, "U32", "uint32_t", None, np.int64),
+    (np.uint16, "U16", "uint16_t", None, np.int32),
+    (np.uint8, "U8", "uint8_t", None, np.int32),
+    (np.bool_, "BOOL", "uint8_t", None, None),
 )
-_BY_NAME = {d.name: d for d in TABLE}
-_BY_SAFETENSORS = {d.safetensors: d for d in TABLE}
-SUPPORTED = ", ".join(_BY_NAME)
+_ML_DTYPES = tuple(row[0] for row in _ROWS if isinstance(row[0], str))
+_BY_NAME = {np.dtype(kind).name: _entry(kind, code, c_type, storage, carrier)
+            for kind, code, c_type, storage, carrier in _ROWS if not isinstance(kind, str)}
+_BY_SAFETENSORS = {d.safetensors: d for d in _BY_NAME.values()}
+SUPPORTED = ", ".join(np.dtype(row[0]).name if not isinstance(row[0], str) else row[0] for row in _ROWS)
+
+
+def _with_ml_dtypes() -> None:
+    """Add the ml_dtypes entries (importing ml_dtypes) once."""
+    if _ML_DTYPES[0] in _BY_NAME:
+        return
+    import ml_dtypes
+
+    for kind, code, c_type, storage, carrier in _ROWS:
+        if isinstance(kind, str):
+            entry = _entry(getattr(ml_dtypes, kind), code, c_type, storage, carrier)
+            _BY_NAME[entry.name], _BY_SAFETENSORS[code] = entry, entry
+
+
+def table() -> tuple[DType, ...]:
+    """Every supported dtype, in the order of the C header's dtype codes (imports ml_dtypes)."""
+    _with_ml_dtypes()
+    return tuple(_BY_NAME[np.dtype(row[0]).name if not isinstance(row[0], str) else row[0]] for row in _ROWS)
+
+
+def __getattr__(name: str):
+    if name == "TABLE":  # the whole table, ml_dtypes included, on first use
+        return table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def lookup(dtype: np.dtype) -> DType:
@@ -72,6 +100,8 @@ def lookup(dtype: np.dtype) -> DType:
 
 def by_name(name: str) -> DType:
     """The table entry for a dtype name as written in the manifest."""
+    if name in _ML_DTYPES:
+        _with_ml_dtypes()
     try:
         return _BY_NAME[name]
     except KeyError:
@@ -83,6 +113,8 @@ def by_name(name: str) -> DType:
 
 def by_safetensors_code(code: str) -> DType:
     """The table entry for a safetensors header code such as ``F32``."""
+    if code.startswith(("BF", "F8")):
+        _with_ml_dtypes()
     try:
         return _BY_SAFETENSORS[code]
     except KeyError:

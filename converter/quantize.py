@@ -27,10 +27,9 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-import ml_dtypes
 import numpy as np
 
-from . import transforms
+from . import dtypes, transforms
 from . import layers
 from .layers import KERNEL_ROLES
 from .errors import QuantizationError, UsageError
@@ -48,7 +47,7 @@ BLOCK = 1 << 20  # values per block: temporaries stay a few MB whatever the tens
 
 # Classes whose kernels have their output channels on the last axis (Keras layout): Dense, convolutions,
 # recurrent cells (all gates of a unit side by side), Embedding (a row's values are the output features).
-_FLOAT_TARGETS = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+_FLOAT_TARGETS = ("float16", "bfloat16")  # their numpy types from the dtype table (bfloat16 loads ml_dtypes)
 
 
 def validate_scheme(scheme: str | None) -> str | None:
@@ -224,8 +223,15 @@ def _row_blocks(shape: Sequence[int]):
 
 
 # -- float casts ------------------------------------------------------------------------------------------
+def _largest(target: np.dtype) -> float:
+    """The largest finite value of a float type, ml_dtypes' included (imported here: it only matters on error)."""
+    import ml_dtypes
+
+    return float(ml_dtypes.finfo(target).max)
+
+
 def _cast(tensor: Tensor, scheme: str) -> Tensor:
-    target = _FLOAT_TARGETS[scheme]
+    target = dtypes.by_name(scheme).numpy
     w = tensor.array
     cast = np.empty(w.shape, target)
     error = _Error()
@@ -241,7 +247,8 @@ def _cast(tensor: Tensor, scheme: str) -> Tensor:
             index = [int(i) for i in np.unravel_index(where, w.shape)]
             raise QuantizationError(
                 f"tensor {tensor.name} holds {float(flat_w[where])!r} at index {index}, beyond {scheme}'s largest "
-                f"value {float(ml_dtypes.finfo(target).max):g}", hint="Export it without --quantize, or as int8 or bfloat16.")
+                f"value {_largest(target):g}",
+                hint="Export it without --quantize, or as int8" + (" or bfloat16." if scheme == "float16" else "."))
         finite = np.isfinite(part)
         error.add(part[finite].astype(np.float64), back[finite])
     quantization = Quantization(scheme, tensor.dtype, None, None, *error.figures())

@@ -300,3 +300,14 @@ def test_a_closed_pipe_is_not_success(tmp_path, monkeypatch):
     assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b")]) == 141
     monkeypatch.undo()
     assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+
+
+@pytest.mark.parametrize("args", [["--help"], ["inspect", str(SEED_KERAS), "--reader", "h5"], ["export", "--nope"]],
+                         ids=["help", "inspect-h5", "usage-error"])
+def test_start_up_loads_no_heavy_library_a_float32_model_does_not_need(args):
+    """ml_dtypes (0.5-0.9 s), TensorFlow, pyarrow and torch are imported only where a value needs them (issue 25;
+    the times are in benchmarks/ and docs/performance.md)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "converter", *args], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "converter" in imported and not imported & {"ml_dtypes", "tensorflow", "keras", "pyarrow", "torch"}

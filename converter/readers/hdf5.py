@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import ml_dtypes
 import numpy as np
 
+from .. import dtypes
 from .. import layers as registry
 from ..errors import ConverterError, InputInvalid
 from ..naming import unique
@@ -156,7 +156,7 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
     read.add(group[weight_name].name)
     if array.dtype.kind == "V" and array.dtype.itemsize == 2 and "bfloat16" in (_policy(owner_config),
                                                                                  _policy(layer_config)):
-        array = array.view(ml_dtypes.bfloat16)  # Keras writes bfloat16 to .h5 as opaque 2-byte data
+        array = array.view(dtypes.by_name("bfloat16").numpy)  # Keras writes bfloat16 to .h5 as opaque 2-byte data
         notes.append("bfloat16 weights recovered from opaque 2-byte HDF5 data by their layers' dtype policy")
     return Tensor(name, layer_name, parts[-1], index, trainable, array, owner_class=owner_class)
 

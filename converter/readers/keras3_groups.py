@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import h5py
-import ml_dtypes
 import numpy as np
 
+from .. import dtypes
 from .. import layers as registry
 from ..errors import InputInvalid
 from ..naming import unique
@@ -234,7 +234,7 @@ def dataset_array(dataset: h5py.Dataset) -> np.ndarray:
     """A dataset's values; bfloat16 (stored by Keras as opaque 2-byte data) comes back as bfloat16."""
     array = dataset[()]
     if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
-        array = np.asarray(array).view(ml_dtypes.bfloat16)
+        array = np.asarray(array).view(dtypes.by_name("bfloat16").numpy)
     return np.asarray(array)
 
 
