@@ -209,3 +209,31 @@ def test_inspect_with_reader_h5_imports_no_format_library_it_does_not_write():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_groups_named_with_gaps_in_their_counters_map_by_counter_order(keras_module, tmp_path):
+    """tf.keras 2.13/2.14 counted every layer it built: four Dense layers stored as dense, dense_2, dense_4, dense_6
+    (issue 25). The k-th Dense is the k-th group in counter order; every dataset is still read."""
+    import zipfile
+
+    import h5py
+
+    keras = keras_module
+    model = keras.Sequential([keras.Input((3,)), *(keras.layers.Dense(4 + i, name=f"d{i}") for i in range(4))])
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    (tmp_path / "w.h5").write_bytes(members["model.weights.h5"])
+    with h5py.File(tmp_path / "w.h5", "r+") as handle:
+        for old, new in (("dense_3", "dense_6"), ("dense_2", "dense_4"), ("dense_1", "dense_2")):
+            handle.move(f"layers/{old}", f"layers/{new}")
+        assert sorted(handle["layers"]) == ["dense", "dense_2", "dense_4", "dense_6"]
+    members["model.weights.h5"] = (tmp_path / "w.h5").read_bytes()
+    with zipfile.ZipFile(tmp_path / "gaps.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    tensors = {t.name: t.array for t in converter.extract(tmp_path / "gaps.keras", reader="h5")}
+    assert list(tensors) == [f"d{i}/{role}" for i in range(4) for role in ("kernel", "bias")]
+    for i, layer in enumerate(model.layers):
+        assert_bit_identical(tensors[f"d{i}/kernel"], layer.get_weights()[0])
+        assert_bit_identical(tensors[f"d{i}/bias"], layer.get_weights()[1])

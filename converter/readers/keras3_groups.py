@@ -130,16 +130,40 @@ def _layer_entries(handle: Store, path: str, class_name: str, config: dict) -> I
     """(group path, class, config, name) of a container's layers, named the way Keras saved them: Keras 3
     by class and counter (``layers/dense_1``), tf.keras 2.13/2.14 by layer name."""
     counters: dict[str, int] = {}
-    for entry in config.get("layers", []):
+    entries = [entry for entry in config.get("layers", [])
+               if not (class_name == registry.SEQUENTIAL and entry.get("class_name") == registry.INPUT)]  # none there
+    by_counter = _groups_by_counter(handle, path, entries)
+    for entry in entries:
         entry_class = entry.get("class_name", "")
-        if class_name == registry.SEQUENTIAL and entry_class == registry.INPUT:
-            continue  # a Sequential's layers list has no InputLayer
-        group = _counted(snake_case(entry_class), counters)
+        snake = snake_case(entry_class)
+        group = _counted(snake, counters)
         layer_config = entry.get("config", {})
         name = layer_config.get("name", group)
         by_name = f"{path}layers/{name}"
-        chosen = by_name if f"{path}layers/{group}" not in handle.groups and by_name in handle.groups else f"{path}layers/{group}"
+        chosen = f"{path}layers/{group}"
+        if chosen not in handle.groups and by_name in handle.groups:  # tf.keras 2.13/2.14: by layer name
+            chosen = by_name
+        elif snake in by_counter:
+            chosen = f"{path}layers/{by_counter[snake][counters[snake]]}"
         yield chosen, entry_class, layer_config, name
+
+
+def _groups_by_counter(handle: Store, path: str, entries: list) -> dict[str, list[str]]:
+    """Groups named by class and counter with gaps in the counters (tf.keras 2.13/2.14 counted every layer it ever
+    built: ``dense``, ``dense_2``, ``dense_4``), in counter order, for each class that has exactly as many such
+    groups as layers: the k-th layer of a class is then its k-th group, as Keras named them."""
+    present = handle.children(f"{path}layers")
+    wanted: dict[str, int] = {}
+    for entry in entries:
+        snake = snake_case(entry.get("class_name", ""))
+        wanted[snake] = wanted.get(snake, 0) + 1
+    found = {}
+    for snake, count in wanted.items():
+        groups = sorted((g for g in present if re.fullmatch(rf"{re.escape(snake)}(_\d+)?", g)), key=_natural)
+        consecutive = [snake] + [f"{snake}_{i}" for i in range(1, count)]
+        if len(groups) == count and groups != consecutive:
+            found[snake] = groups
+    return found
 
 
 def _entries_from_groups(handle: Store, path: str, notes: list[str]) -> Iterator[tuple]:
