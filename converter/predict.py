@@ -26,6 +26,7 @@ from .readers.keras import model_variables
 
 SAMPLES = 8
 TOLERANCE = 1e-4  # max abs difference allowed: TOLERANCE x (1 + max |y|)
+INPUT_SCALES = (1.0, 30.0, 255.0)  # standard deviations tried in turn: unit-scale features, then pixel-like values
 
 _MAIN = """#include <stdint.h>
 #include <stdio.h>
@@ -47,13 +48,13 @@ int main(void) {{
 
 
 def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any, cc: str = "cc"
-                     ) -> tuple[list[str], str]:
-    """(problems, what was compared) for an export, from its C arrays as verified (``arrays``, by C key), against
-    the model ``source``. The program is built from the C text regenerated from those values
-    (``formats.c.regenerated``), never from the export folder's files."""
+                     ) -> tuple[list[str], str, float | None]:
+    """(problems, what was compared, the outputs' spread across the samples) for an export, from its C arrays as
+    verified (``arrays``, by C key), against the model ``source``. The program is built from the C text regenerated
+    from those values (``formats.c.regenerated``), never from the export folder's files."""
 
     if "inference" not in manifest:
-        return ["the export has no forward pass (export it with -f c --c-inference)"], "nothing compared"
+        return ["the export has no forward pass (export it with -f c --c-inference)"], "nothing compared", None
 
     try:
         with warnings.catch_warnings():  # Keras's advice on how a legacy file was written is not ours to print
@@ -62,26 +63,45 @@ def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any,
     except (InputInvalid, UnsafeInput) as error:
         raise _no_reference(source, "load", error) from None
     if not arrays:
-        return ["the C files were not verified, so their forward pass is not built"], "nothing compared"
+        return ["the C files were not verified, so their forward pass is not built"], "nothing compared", None
     if manifest["options"].get("quantize"):
         quantized = {t["name"] for t in manifest["tensors"] if "quantization" in t}
         _hold(model, _dequantized(manifest, arrays), read_model(model).tensors, quantized)
-    inputs = _inputs(model, manifest)
     try:
-        expected = _keras_outputs(model, inputs)
+        inputs, expected = _varying(model, manifest)
     except Exception as error:
         raise _no_reference(source, "run", error) from None
     with c.regenerated(manifest, tensor_records(manifest, "c", arrays), export_info(manifest)) as files:
         got = _run(files, manifest["options"]["c"]["prefix"], inputs, cc)
     if got.shape != expected.shape:
-        return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs"
+        return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs", None
     error = float(np.max(np.abs(got.astype(np.float64) - expected))) if expected.size else 0.0
     bound = TOLERANCE * (1 + float(np.max(np.abs(expected)))) if expected.size else 0.0
-    detail = f"{SAMPLES} samples, max abs difference {error:.3g} (bound {bound:.3g}), compiled with {cc}"
+    spread = _spread(expected)
+    detail = f"{SAMPLES} samples, max abs difference {error:.3g} (bound {bound:.3g}), compiled with {cc}; " + (
+        f"outputs spread {spread:.3g} across the samples" if spread else
+        "the outputs do not depend on the inputs (the same for every sample), so this compares one constant")
     if not error <= bound:
         return [f"the C forward pass differs from model.predict by {error:.3g}, more than {bound:.3g}; compile it "
-                f"with -D{manifest['options']['c']['prefix'].upper()}_TRACE_PRINT to see the first layer that differs"], detail
-    return [], detail
+                f"with -D{manifest['options']['c']['prefix'].upper()}_TRACE_PRINT to see the first layer that differs"], \
+            detail, spread
+    return [], detail, spread
+
+
+def _spread(outputs: np.ndarray) -> float:
+    """The largest range of one output value across the samples: 0 when every sample gives the same outputs."""
+    return float(np.max(np.ptp(outputs, axis=0))) if outputs.size else 0.0
+
+
+def _varying(model: Any, manifest: dict) -> tuple[list[np.ndarray], np.ndarray]:
+    """Seeded inputs and Keras's outputs, drawn wider until the outputs vary across the samples (an untrained
+    network often gives one answer to unit-scale inputs); the last draw if none does."""
+    for scale in INPUT_SCALES:
+        inputs = _inputs(model, manifest, scale)
+        expected = _keras_outputs(model, inputs)
+        if _spread(expected) > 0:
+            break
+    return inputs, expected
 
 
 def _no_reference(source: Any, what: str, error: Exception):
@@ -107,8 +127,9 @@ def _hold(model: Any, dequantized: dict[str, np.ndarray], tensors, quantized: se
             variable.assign(dequantized[tensor.name].astype(np.dtype(variable.dtype)))
 
 
-def _inputs(model: Any, manifest: dict) -> list[np.ndarray]:
-    """Seeded inputs: token ids below the vocabulary for inputs that feed an Embedding, normal floats otherwise."""
+def _inputs(model: Any, manifest: dict, scale: float = 1.0) -> list[np.ndarray]:
+    """Seeded inputs: token ids below the vocabulary for inputs that feed an Embedding, normal floats of standard
+    deviation ``scale`` otherwise."""
 
     graph = graphs.from_json(manifest["inference"]["graph"])
     shapes = input_shapes(graph, manifest["options"]["c"].get("input_shape", ""))
@@ -119,7 +140,7 @@ def _inputs(model: Any, manifest: dict) -> list[np.ndarray]:
         if vocabulary or "int" in str(model.inputs[len(arrays)].dtype):
             arrays.append(rng.integers(0, min(vocabulary or 10, 10), (SAMPLES, *shape)).astype(np.float32))
         else:
-            arrays.append(rng.normal(0, 1, (SAMPLES, *shape)).astype(np.float32))
+            arrays.append(rng.normal(0, scale, (SAMPLES, *shape)).astype(np.float32))
     return arrays
 
 

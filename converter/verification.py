@@ -29,6 +29,7 @@ class FileCheck:
     problems: list[str] = field(default_factory=list)
     compiled_with: str | None = None  # the compiler that built and checked this format's files
     detail: str | None = None         # what was checked, where no tensor count says it (verify --predict)
+    output_spread: float | None = None  # verify --predict: the outputs' largest range across samples (0: constant)
 
     @property
     def ok(self) -> bool:
@@ -86,8 +87,8 @@ def verify(folder: str | os.PathLike, *, compile: bool = False, cc: str = "cc", 
         checks.append(_check_source(model, reader, manifest))
     if predict is not None and all(check.ok for check in checks):
         label = os.fspath(predict) if isinstance(predict, (str, os.PathLike)) else f"keras.Model {predict.name!r}"
-        problems, detail = predict_problems(manifest, held.get("c", {}), predict, cc)
-        checks.append(FileCheck(label, "predict", problems=problems, detail=detail))
+        problems, detail, spread = predict_problems(manifest, held.get("c", {}), predict, cc)
+        checks.append(FileCheck(label, "predict", problems=problems, detail=detail, output_spread=spread))
     return Report(str(folder), checks)
 
 

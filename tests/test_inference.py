@@ -433,3 +433,26 @@ def test_a_configuration_nested_deeper_than_any_model_is_a_clear_error():
         {"class_name": "InputLayer", "config": {"batch_shape": [None, 1], "name": "x"}}, layer]}}
     with pytest.raises(converter.InputInvalid, match="cannot follow the model's graph"):
         graph.from_config(top)
+
+
+def test_verify_predict_says_when_the_outputs_do_not_depend_on_the_inputs(keras_module, tmp_path, capsys):
+    """A difference of 0 on outputs that are one constant proves little: said plainly, and the spread is in --json;
+    inputs are drawn wider until the outputs vary where they can (a ReLU that is dead for unit-scale inputs)."""
+    from converter.cli import main
+
+    keras = keras_module
+    x = keras.Input((3,), name="x")
+    constant = keras.Model(x, keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer="ones", name="d")(x))
+    constant.save(tmp_path / "constant.keras")
+    y = keras.layers.Dense(2, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(-20.0),
+                           activation="relu", name="late")(x)  # zero unless the inputs sum above 20
+    keras.Model(x, y).save(tmp_path / "late.keras")
+    for name in ("constant", "late"):
+        converter.export(tmp_path / f"{name}.keras", tmp_path / name, formats=["c"], options={"c": {"inference": True}})
+        assert main(["verify", str(tmp_path / name), "--predict", str(tmp_path / f"{name}.keras"), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        check = next(f for f in report["files"] if f["format"] == "predict")
+        if name == "constant":
+            assert check["output_spread"] == 0 and "do not depend on the inputs" in check["detail"]
+        else:
+            assert check["output_spread"] > 0 and "outputs spread" in check["detail"]

@@ -164,7 +164,8 @@ def print_report(report: verification.Report) -> None:
 
 def check_json(check: verification.FileCheck) -> dict:
     return {"path": check.path, "format": check.format, "ok": check.ok, "tensors": check.tensors,
-            "problems": check.problems, "compiled_with": check.compiled_with, "detail": check.detail}
+            "problems": check.problems, "compiled_with": check.compiled_with, "detail": check.detail,
+            "output_spread": check.output_spread}
 
 
 def printable(text: str) -> str:
