@@ -283,7 +283,7 @@ def test_max_bytes_boundary_counts_the_c_arrays_with_their_alignment(zoo, tmp_pa
 
 
 def test_the_export_prints_the_error_table_and_the_flash_it_takes(zoo, tmp_path, capsys):
-    assert main(["export", str(zoo), "-o", str(tmp_path), "--quantize", "int8", "--reader", "h5"]) == 0
+    assert main(["export", str(zoo), "-o", str(tmp_path), "--quantize", "int8", "--reader", "h5", "--verbose"]) == 0
     out = capsys.readouterr().out
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0] in ZOO_AXES}
@@ -389,3 +389,26 @@ def test_hints_point_to_a_type_that_helps(tmp_path, capsys):
                  "--min-snr", "500"]) == 4
     err = capsys.readouterr().err
     assert "without --quantize" in err and "bfloat16" not in err.split("hint", 1)[1]
+
+
+def test_the_summary_lists_the_lowest_snr_tensors_and_verbose_lists_all(keras_module, tmp_path, capsys):
+    """A quantized export of a deep model says the total and the 10 tensors of lowest SNR (issue 25); --verbose and
+    --json give every tensor."""
+    from converter.cli import main
+
+    keras = keras_module
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((8,)), *(keras.layers.Dense(8, name=f"d{i:02d}") for i in range(14))])
+    model.save(tmp_path / "deep.keras")
+    args = ["export", str(tmp_path / "deep.keras"), "-o", str(tmp_path / "out"), "-f", "npz", "--quantize", "int8"]
+    assert main(args) == 0
+    short = capsys.readouterr().out
+    rows = [line for line in short.splitlines() if line.startswith("d") and "int8_symmetric" in line]
+    assert len(rows) == 10 and "... and 4 more tensors of higher SNR (--verbose lists all)" in short
+    assert "Total: 14 of 28 tensors quantized" in short
+    shown = {float(line.split()[-1]) for line in rows}
+    all_snr = [t["quantization"]["error"]["snr_db"] for t in json.loads((tmp_path / "out" / "manifest.json").read_text())["tensors"]
+               if t.get("quantization") and t["quantization"].get("error")]
+    assert max(shown) <= sorted(all_snr)[9] + 0.05  # the ten lowest
+    assert main(args + ["--force", "--verbose"]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if "int8_symmetric" in line]) == 14

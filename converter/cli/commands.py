@@ -18,7 +18,7 @@ from ..html_report import report
 from ..load import load_into
 from ..readers import open_keras_model
 from .parser import given_format_options
-from .render import check_json, print_report, render_budget, render_diff, render_quantization, render_table, show
+from .render import SHOWN_ROWS, check_json, print_report, render_budget, render_diff, render_quantization, render_table, show
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -36,7 +36,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         return 0
     show(render_table(info, args.view))
     if args.quantize:
-        show("\n" + render_quantization(info))
+        show("\n" + render_quantization(info, limit=None if args.verbose else SHOWN_ROWS))
     return 0
 
 
@@ -75,7 +75,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.max_bytes:
         show(render_budget(manifest, args.max_bytes))
     if args.quantize:
-        show("\n" + render_quantization(manifest, args.min_snr))
+        show("\n" + render_quantization(manifest, args.min_snr, limit=None if args.verbose else SHOWN_ROWS))
     return 0
 
 

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "keras-weights inspect model.keras\n  keras-weights inspect model.h5 --json | jq .model")
     inspect.add_argument("model", help="a .keras or .h5 model file")
     inspect.add_argument("--json", action="store_true", help="print one JSON document (the manifest without files)")
+    inspect.add_argument("-v", "--verbose", action="store_true",
+                         help="with --quantize, every quantized tensor (default: the 10 of lowest SNR)")
     view = inspect.add_mutually_exclusive_group()
     view.add_argument("--layers", dest="view", action="store_const", const="layers",
                       help=f"one row per layer with weights (the default above {TABLE_ROWS} weight tensors)")
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        for name, what in layouts.LAYOUTS.items()).replace("%", "%%"))
     export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
     export.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    export.add_argument("-v", "--verbose", action="store_true",
+                        help="list every quantized tensor's error (default: the 10 of lowest SNR; all in --json)")
     _reader_option(export)
     export.add_argument("--fail-on-non-finite", action="store_true",
                         help="refuse to export weights holding NaN or infinity (by default they are exported "

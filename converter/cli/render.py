@@ -84,8 +84,12 @@ def render_budget(info: dict, max_bytes: int) -> str:
     return "\n".join(lines)
 
 
-def render_quantization(info: dict, min_snr: float | None = None) -> str:
-    """The error table of a quantized export: one row per quantized tensor, then the model's total."""
+SHOWN_ROWS = 10  # quantized tensors listed by default: the lowest SNR first to go in, the rest with --verbose
+
+
+def render_quantization(info: dict, min_snr: float | None = None, limit: int | None = None) -> str:
+    """The error table of a quantized export: one row per quantized tensor (with ``limit``, only that many, those of
+    lowest SNR, and any below ``min_snr``, in model order), then the model's total."""
     entries = {t["name"]: t for t in info["tensors"]}
     scales = {(t.get("quantization") or {}).get("scale") for t in info["tensors"]} - {None}
     header = ("Tensor", "Scheme", "Axis", "Bytes before", "Bytes after", "Max abs error", "RMSE", "SNR dB", "")
@@ -107,9 +111,14 @@ def render_quantization(info: dict, min_snr: float | None = None) -> str:
         shown = "" if not q.get("scale") else "tensor" if axis is None else str(axis) if isinstance(axis, int) \
             else ",".join(map(str, axis))
         low = min_snr is not None and snr is not None and snr < min_snr
-        rows.append((printable(t["name"]), q["scheme"], shown, f"{before:,}", f"{after:,}", f"{q['error']['max_abs']:.3g}",
+        rows.append((-float("inf") if snr is None else snr, low, printable(t["name"]), q["scheme"], shown, f"{before:,}", f"{after:,}", f"{q['error']['max_abs']:.3g}",
                      f"{q['error']['rmse']:.3g}", "-" if snr is None else f"{snr:.1f}",
                      f"below --min-snr {min_snr:g}" if low else ""))
+    count = len(rows)
+    if limit is not None and count > limit:
+        keep = {id(row) for row in sorted(rows, key=lambda row: row[0])[:limit]} | {id(row) for row in rows if row[1]}
+        rows = [row for row in rows if id(row) in keep]
+    rows = [row[2:] for row in rows]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -117,12 +126,13 @@ def render_quantization(info: dict, min_snr: float | None = None) -> str:
         return "  ".join(cells).rstrip()
 
     ratio = f" ({after_total / before_total:.0%})" if before_total else ""
-    total = (f"Total: {len(rows)} of {len(info['tensors']) - len(scales)} tensors quantized, "
+    left_out = [f"... and {count - len(rows)} more tensors of higher SNR (--verbose lists all)"] if count > len(rows) else []
+    total = (f"Total: {count} of {len(info['tensors']) - len(scales)} tensors quantized, "
              f"{before_total:,} -> {after_total:,} bytes{ratio}"
              + (f"; lowest SNR {worst[1]:.1f} dB ({printable(worst[0])})" if worst else ""))
     rule = "-" * len(line(header))
     return "\n".join([f"Quantization ({info['options'].get('quantize')}): the error of the values read back against "
-                      "the model's", rule, line(header), rule, *map(line, rows), rule, total])
+                      "the model's", rule, line(header), rule, *map(line, rows), *left_out, rule, total])
 
 
 def render_diff(result, show_all: bool = False) -> str:
