@@ -311,3 +311,9 @@ def test_start_up_loads_no_heavy_library_a_float32_model_does_not_need(args):
                             text=True, timeout=120, cwd=ROOT)
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "converter" in imported and not imported & {"ml_dtypes", "tensorflow", "keras", "pyarrow", "torch"}
+
+
+def test_a_bad_c_alignment_says_what_to_give(tmp_path, capsys):
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "c", "--c-align", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "hint: Give --c-align" in err and "keras-weights --help" not in err

@@ -88,7 +88,8 @@ def validate(options: Mapping[str, object]) -> None:
         raise UsageError(f"C arrays must be one of {', '.join(ARRAY_STYLES)}. Received: arrays={options['arrays']!r}")
     align = options.get("align", 16)
     if align < 1 or align & (align - 1) or align > MAX_ALIGN:
-        raise UsageError(f"C alignment must be a power of two from 1 to {MAX_ALIGN}. Received: align={align}")
+        raise UsageError(f"C alignment must be a power of two from 1 to {MAX_ALIGN}. Received: align={align}",
+                         hint="Give --c-align (options c.align) 1, 2, 4, 8, 16 (the default), 32, ... bytes.")
     if options.get("prefix"):
         prefix_for("", options["prefix"])
     if options.get("input_shape"):
