@@ -62,16 +62,23 @@ _ROWS = (
     (np.uint8, "U8", "uint8_t", None, np.int32),
     (np.bool_, "BOOL", "uint8_t", None, None),
 )
-_ML_DTYPES = tuple(row[0] for row in _ROWS if isinstance(row[0], str))
-_BY_NAME = {np.dtype(kind).name: _entry(kind, code, c_type, storage, carrier)
-            for kind, code, c_type, storage, carrier in _ROWS if not isinstance(kind, str)}
+
+
+def _name(kind) -> str:
+    """A row's dtype name, without importing ml_dtypes for the rows that name their type."""
+    return kind if isinstance(kind, str) else np.dtype(kind).name
+
+
+_ML_DTYPES = {row[0]: row[1] for row in _ROWS if isinstance(row[0], str)}  # name -> safetensors code
+_BY_NAME = {_name(kind): _entry(kind, code, c_type, storage, carrier)
+            for kind, code, c_type, storage, carrier in _ROWS if kind not in _ML_DTYPES}
 _BY_SAFETENSORS = {d.safetensors: d for d in _BY_NAME.values()}
-SUPPORTED = ", ".join(np.dtype(row[0]).name if not isinstance(row[0], str) else row[0] for row in _ROWS)
+SUPPORTED = ", ".join(_name(row[0]) for row in _ROWS)
 
 
 def _with_ml_dtypes() -> None:
     """Add the ml_dtypes entries (importing ml_dtypes) once."""
-    if _ML_DTYPES[0] in _BY_NAME:
+    if next(iter(_ML_DTYPES)) in _BY_NAME:
         return
     import ml_dtypes
 
@@ -84,7 +91,7 @@ def _with_ml_dtypes() -> None:
 def table() -> tuple[DType, ...]:
     """Every supported dtype, in the order of the C header's dtype codes (imports ml_dtypes)."""
     _with_ml_dtypes()
-    return tuple(_BY_NAME[np.dtype(row[0]).name if not isinstance(row[0], str) else row[0]] for row in _ROWS)
+    return tuple(_BY_NAME[_name(row[0])] for row in _ROWS)
 
 
 def __getattr__(name: str):
@@ -113,7 +120,7 @@ def by_name(name: str) -> DType:
 
 def by_safetensors_code(code: str) -> DType:
     """The table entry for a safetensors header code such as ``F32``."""
-    if code.startswith(("BF", "F8")):
+    if code in _ML_DTYPES.values():
         _with_ml_dtypes()
     try:
         return _BY_SAFETENSORS[code]

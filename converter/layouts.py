@@ -45,8 +45,7 @@ def apply(tensors: Sequence[Tensor], layout: str, model=None) -> tuple[Tensor, .
 
 
 def _is_dense_kernel(tensor: Tensor) -> bool:
-    spec = layers.spec(tensor.owner_class)
-    return bool(spec and spec.out_in) and tensor.role == "kernel" and len(tensor.shape) == 2
+    return layers.spec(tensor.owner_class).out_in and tensor.role == "kernel" and len(tensor.shape) == 2
 
 
 def _transposed(tensor: Tensor) -> Tensor:

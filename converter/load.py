@@ -37,8 +37,7 @@ def load_into(model: Any, source: str | os.PathLike) -> None:
     current = read_model(model)  # names, shapes and dtypes in model order, the variables' own order
     if export.manifest is not None:  # our export: the steps its manifest records are undone
         _verify(export.file, export.manifest)
-        arrays = export.keras_arrays()
-        wanted = {t.name: arrays.get(t.name) for t in current.tensors} | _extra(arrays, {t.name for t in current.tensors})
+        wanted = _by_keras_name(export.keras_arrays(), current)
     else:  # a bare file: Keras names, or a state dict PyTorch wrote for this model's torch twin
         arrays = export.arrays()
         wanted = _keras_arrays(arrays, _guess_layout(arrays, current), current)
@@ -69,10 +68,15 @@ def _keras_arrays(arrays: dict[str, np.ndarray], layout: str, current) -> dict[s
     """The Keras array of each of the model's tensors from a file without a manifest. A PyTorch state dict records
     no steps, so they are the ones this model's torch mapping takes (the same typed steps an export records)."""
     if layout == "keras":
-        return {t.name: arrays.get(t.name) for t in current.tensors} | _extra(arrays, {t.name for t in current.tensors})
+        return _by_keras_name(arrays, current)
     stored = layouts.apply(current.tensors, layout, current)  # the names and steps of this model's torch twin
     result = transforms.undo_layout(stored, arrays, {t.name: t.shape for t in current.tensors})
     return result | _extra(arrays, {t.name for t in stored})
+
+
+def _by_keras_name(arrays: dict[str, np.ndarray], current) -> dict[str, Any]:
+    """The model's tensors by name from arrays already in the Keras layout, and the arrays it has no tensor for."""
+    return {t.name: arrays.get(t.name) for t in current.tensors} | _extra(arrays, {t.name for t in current.tensors})
 
 
 def _extra(arrays: dict[str, np.ndarray], expected: set[str]) -> dict[str, Any]:

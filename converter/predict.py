@@ -146,8 +146,7 @@ def _inputs(model: Any, manifest: dict, scale: float = 1.0) -> list[np.ndarray]:
 
 def _embedding_vocabulary(graph, name: str) -> int | None:
     for node in graph.nodes:
-        spec = layers.spec(node.class_name)
-        if spec and spec.integer_input and any(source == name for source, _ in node.inputs):
+        if layers.spec(node.class_name).integer_input and any(source == name for source, _ in node.inputs):
             return int(node.config.get("input_dim", 10))
     return None
 

@@ -45,8 +45,6 @@ KERAS1_KERNEL_ROLE = re.compile(r"[WU](_[a-z])?")  # Keras 1: W (kernel, embeddi
 SCALE_SUFFIX = ":scale"
 BLOCK = 1 << 20  # values per block: temporaries stay a few MB whatever the tensor's size
 
-# Classes whose kernels have their output channels on the last axis (Keras layout): Dense, convolutions,
-# recurrent cells (all gates of a unit side by side), Embedding (a row's values are the output features).
 _FLOAT_TARGETS = ("float16", "bfloat16")  # their numpy types from the dtype table (bfloat16 loads ml_dtypes)
 
 
@@ -96,9 +94,8 @@ def channel_axes(tensor: Tensor, config: Mapping | None = None) -> tuple[int, ..
     """
     config = config or {}
     rank, role = tensor.array.ndim, tensor.role
-    spec = layers.spec(tensor.owner_class)
     where = "depthwise" if role == "depthwise_kernel" else "last" if role == "pointwise_kernel" else \
-        spec.channels if spec else None
+        layers.spec(tensor.owner_class).channels
     if where == "depthwise":  # (k..., input channels, depth multiplier): each pair is an output channel of its own
         return (rank - 2, rank - 1)
     if where == "transposed":  # (k..., filters, input channels)

@@ -68,8 +68,8 @@ def _refuse_clashes(stored: Sequence[Tensor]) -> None:
 def _map(tensor: Tensor, configs: dict, flattened: dict) -> list[Tensor]:
     """One Keras tensor as its layer's torch module holds it (the registry's mapping), or kept as Keras holds it."""
     site = Site(tensor, configs, flattened)
-    spec = layers.spec(tensor.owner_class)
-    return spec.torch(site) if spec is not None and spec.torch is not None else site.kept()
+    mapping = layers.spec(tensor.owner_class).torch
+    return mapping(site) if mapping is not None else site.kept()
 
 
 def _flattened_inputs(graph, model: ModelWeights) -> dict[str, tuple[int, int]]:
@@ -79,12 +79,12 @@ def _flattened_inputs(graph, model: ModelWeights) -> dict[str, tuple[int, int]]:
     by_name = {node.name: node for node in graph.nodes}
     found = {}
     for node in graph.nodes:
-        if not _spec_has(node.class_name, "out_in") or len(node.inputs) != 1:
+        if not layers.spec(node.class_name).out_in or len(node.inputs) != 1:
             continue
         source = by_name.get(node.inputs[0][0])
         while source is not None and layers.keeps_positions(source.class_name) and source.inputs:
             source = by_name.get(source.inputs[0][0])
-        if source is None or not _spec_has(source.class_name, "flattens") or not source.inputs:
+        if source is None or not layers.spec(source.class_name).flattens or not source.inputs:
             continue
         shape = shapes.get(source.inputs[0][0]) or _recorded_input_shape(model, source.name)
         if shape is None:
@@ -102,8 +102,3 @@ def _recorded_input_shape(model: ModelWeights, layer_name: str) -> tuple[int, ..
     if isinstance(shape, (list, tuple)) and len(shape) > 1 and all(isinstance(d, int) for d in shape[1:]):
         return tuple(shape[1:])
     return None
-
-
-def _spec_has(class_name: str, flag: str) -> bool:
-    spec = layers.spec(class_name)
-    return bool(spec and getattr(spec, flag))

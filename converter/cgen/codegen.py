@@ -113,7 +113,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
             input_offset += size(shape)
             continue
-        kind = _emitter(node.class_name)
+        kind = layers.spec(node.class_name).c
         if kind is None:
             problems.append(f"layer '{node.name}' ({node.class_name}): not supported")
             continue
@@ -191,12 +191,12 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
     for node in graph.nodes:
         if node.class_name == layers.INPUT:
             shape = _input_shape(node)
-        elif _emitter(node.class_name) and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
+        elif layers.spec(node.class_name).c and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
             layer = node.name.split("@")[0] + "/"
             call = Call(node, [shapes[ref[0]] for ref in node.inputs], ["@IN@"] * len(node.inputs),
                         {name[len(layer):]: ref for name, ref in refs.items() if name.startswith(layer)})
             try:
-                shape = _emitter(node.class_name)(call)
+                shape = layers.spec(node.class_name).c(call)
             except (Unsupported, KeyError, ValueError, TypeError):
                 shape = None
         else:
@@ -204,12 +204,6 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
         if shape is not None:
             shapes[node.name] = shape
     return shapes
-
-
-def _emitter(class_name: str):
-    """The registry's C emitter of a layer class, or None where the forward pass cannot compute it."""
-    spec = layers.spec(class_name)
-    return spec.c if spec else None
 
 
 def input_shapes(graph: Graph, given: str = "") -> list[Shape]:

@@ -7,8 +7,8 @@ instead of keeping its own table of class names; supporting a layer is one modul
 
 >>> spec("LSTM").gates, spec("GRUCell").gates, spec("Dropout").identity, spec("ReLU").identity
 (4, 3, True, False)
->>> spec("Dense").channels, spec("MyLayer") is None, keeps_positions("ReLU"), keeps_positions("Flatten")
-('last', True, True, False)
+>>> spec("Dense").channels, known("MyLayer"), spec("MyLayer").c, keeps_positions("ReLU"), keeps_positions("Flatten")
+('last', False, None, True, False)
 >>> roles("Dense", {"use_bias": False}), roles("MyLayer", {}), spec("LSTM").cell
 (('kernel',), (), 'LSTMCell')
 """
@@ -39,7 +39,7 @@ from .recurrent import DEFAULT_CELL
 from .spec import BY_CLASS, Spec, find, register
 from .to_torch import Site, Unmappable
 
-__all__ = ["DEFAULT_CELL", "INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "gates",
+__all__ = ["DEFAULT_CELL", "INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "known", "gates",
            "roles", "identity_classes", "keeps_positions", "c_function", "is_container", "code_classes", "classes"]
 
 FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,
@@ -52,6 +52,11 @@ TORCH_KERNEL_ROLES = frozenset({"weight", "weight_ih_l0", "weight_hh_l0"})
 spec = find
 
 
+def known(class_name: str) -> bool:
+    """Whether the registry knows the class (:func:`spec` gives a blank spec for one it does not)."""
+    return isinstance(class_name, str) and class_name in BY_CLASS
+
+
 def classes() -> tuple[str, ...]:
     """Every class the registry knows."""
     return tuple(BY_CLASS)
@@ -59,14 +64,12 @@ def classes() -> tuple[str, ...]:
 
 def roles(class_name: str, config: Mapping[str, Any]) -> tuple[str, ...]:
     """A class's own weights' roles in creation order, as its configuration has them; () for an unknown class."""
-    found = find(class_name)
-    return found.roles_for(config) if found else ()
+    return find(class_name).roles_for(config)
 
 
 def gates(class_name: str) -> int:
     """The gate blocks of a recurrent layer or cell class; 0 for anything else."""
-    found = find(class_name)
-    return found.gates if found else 0
+    return find(class_name).gates
 
 
 def identity_classes() -> tuple[str, ...]:
@@ -77,13 +80,12 @@ def identity_classes() -> tuple[str, ...]:
 def keeps_positions(class_name: str) -> bool:
     """Whether every value of the layer's output stays where it was in its input (identity or elementwise)."""
     found = find(class_name)
-    return bool(found and (found.identity or found.elementwise))
+    return found.identity or found.elementwise
 
 
 def is_container(class_name: str) -> bool:
     """Whether the class is a model whose configuration lists layers (Sequential, Functional, Model)."""
-    found = find(class_name)
-    return bool(found and found.container)
+    return find(class_name).container
 
 
 def c_function(name: str) -> str | None:

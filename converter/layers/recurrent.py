@@ -35,7 +35,7 @@ def _recurrent(call: Call, class_name: str, config: dict, under: str, source: st
         if config.get(option):
             raise Unsupported(f"{option}=True")
     spec = find(class_name)
-    if spec is None or not spec.gates or spec.layer:
+    if not spec.gates or spec.layer:
         raise Unsupported(f"a {class_name} inside")
     T, I = call.inputs[0]
     U, gates = whole("units", config.get("units"), 1), spec.gates
@@ -129,7 +129,7 @@ def bidirectional_c(call: Call) -> Shape:
 def time_distributed_c(call: Call) -> Shape:
     inner = call.config["layer"]
     inner_spec = find(inner["class_name"])
-    kind_of = inner_spec.c if inner_spec else None
+    kind_of = inner_spec.c
     if kind_of is None or inner_spec.wrapper:
         raise Unsupported(f"a {inner['class_name']} inside")
     name = inner["config"].get("name", "")

@@ -63,6 +63,8 @@ def register(*specs: Spec) -> None:
         BY_CLASS[item.class_name] = item
 
 
-def find(class_name: str) -> Spec | None:
-    """The spec of a Keras layer class, or None for a class the registry does not know."""
-    return BY_CLASS.get(class_name) if isinstance(class_name, str) else None  # junk in a crafted config: unknown
+def find(class_name: str) -> Spec:
+    """The spec of a Keras layer class; for a class the registry does not know (or junk in a crafted config), a
+    blank one: no weights of its own, no meaning, no PyTorch mapping, no C."""
+    found = BY_CLASS.get(class_name) if isinstance(class_name, str) else None
+    return found or Spec(class_name if isinstance(class_name, str) else "")

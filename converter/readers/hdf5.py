@@ -195,21 +195,16 @@ def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list
     Keras 2 stored ``lstm_1/kernel:0`` where Keras 3 has ``lstm_1/lstm_cell/kernel``, and
     ``bidirectional_1/forward_lstm_1/kernel:0`` for ``.../forward_lstm_1/lstm_cell/kernel``.
     """
-    if _cell(class_name) and len(parts) == 1:
-        parts = [keras3_groups.snake_case(_cell(class_name)), parts[0]]
+    cell = registry.spec(class_name).cell
+    if cell and len(parts) == 1:
+        parts = [keras3_groups.snake_case(cell), parts[0]]
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else None
-    wrapper = registry.spec(class_name)
-    if inner and wrapper and wrapper.children and len(parts) == 2 and _cell(inner.get("class_name")):
-        parts = [parts[0], keras3_groups.snake_case(_cell(inner["class_name"])), parts[1]]
+    inner_cell = registry.spec(inner.get("class_name")).cell if inner else None
+    if inner_cell and registry.spec(class_name).children and len(parts) == 2:
+        parts = [parts[0], keras3_groups.snake_case(inner_cell), parts[1]]
     elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
         parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
     return parts, _owner(parts[:-1], class_name, config)
-
-
-def _cell(class_name: str) -> str | None:
-    """The class of a recurrent layer's cell (Keras 3 keeps its weights there), or None for any other class."""
-    spec = registry.spec(class_name)
-    return spec.cell if spec else None
 
 
 def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
@@ -220,7 +215,7 @@ def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
         if name in by_name:
             class_name, config = by_name[name]
             continue
-        attribute = ("cell" if _cell(class_name) else "forward_layer" if name.startswith("forward_")
+        attribute = ("cell" if registry.spec(class_name).cell else "forward_layer" if name.startswith("forward_")
                      else "backward_layer" if name.startswith("backward_") else
                      keras3_groups.child_attribute(class_name, name) or "layer")
         class_name, config, _ = keras3_groups.child_identity(class_name, config, attribute)

@@ -208,8 +208,7 @@ def _children(handle: Store, path: str, class_name: str, config: dict, notes: li
     if "layers" in handle.children(path):  # a container without configuration (a Sequential inside a custom layer)
         yield from _entries_from_groups(handle, path, notes)
     present = [name for name in handle.children(path) if name not in ("vars", "layers")]
-    spec = registry.spec(class_name)
-    order = spec.children if spec and spec.children else None
+    order = registry.spec(class_name).children or None
     if order is None and len(present) > 1:
         notes.append(f"order of the sub-layers of {class_name or 'an unknown layer class'} taken from the file")
     for attribute in [n for n in (order or ()) if n in present] + sorted(n for n in present if n not in (order or ())):
@@ -224,14 +223,14 @@ def child_identity(parent: str, config: dict, attribute: str) -> tuple[str, dict
     spec = registry.spec(parent)
     inner = config.get("layer") if isinstance(config.get("layer"), dict) else {}
     if attribute == "cell":  # every recurrent cell creates kernel, recurrent_kernel, bias
-        cell = spec.cell if spec and spec.cell else registry.DEFAULT_CELL
-        return cell, config, snake_case(cell) if spec and spec.cell else attribute
+        cell = spec.cell or registry.DEFAULT_CELL
+        return cell, config, snake_case(cell) if spec.cell else attribute
     if attribute in ("forward_layer", "backward_layer", "layer") and inner:
         inner_config = config.get("backward_layer") if attribute == "backward_layer" and config.get("backward_layer") else inner
         name = inner_config.get("config", {}).get("name", attribute)
         prefix = {"forward_layer": "forward_", "backward_layer": "backward_"}.get(attribute, "")
         return inner_config.get("class_name", ""), inner_config.get("config", {}), prefix + name
-    if spec and spec.child_class and attribute in spec.child_names:
+    if spec.child_class and attribute in spec.child_names:
         return spec.child_class, {"use_bias": config.get("use_bias", True)}, spec.child_names[attribute]
     return "", {}, attribute
 
@@ -239,8 +238,7 @@ def child_identity(parent: str, config: dict, attribute: str) -> tuple[str, dict
 def child_attribute(parent: str, name: str) -> str | None:
     """The attribute under which ``parent`` keeps a sub-layer Keras names ``name`` (attention's ``query`` ->
     ``query_dense``), where the class fixes it."""
-    spec = registry.spec(parent)
-    return next((attribute for attribute, given in spec.child_names.items() if given == name), None) if spec else None
+    return next((attribute for attribute, given in registry.spec(parent).child_names.items() if given == name), None)
 
 
 def _roles(class_name: str, config: dict, count: int, notes: list[str]) -> list[str]:
