@@ -3,9 +3,9 @@ first, then import the rest. The worker needs h5py (numpy with it, ~0.09 s to im
 line imports it once and forks the worker from itself then, before TensorFlow, any thread of ours or file of the
 user's is opened (a new Python importing h5py again was ready ~50 ms later than our own imports, and the first
 probe waited for it). Library users get a new Python as the worker (:func:`start_probe_worker`): their process
-may have threads and TensorFlow, which do not survive a fork. Only the standard library and h5py are imported here
-(``probe_worker``); the rest, after the fork, in :func:`main` (the one place that imports the package lazily on
-purpose).
+may have threads and TensorFlow, which do not survive a fork. Only the standard library, the argument parser and
+h5py are imported here (``arguments``, ``probe_worker``): ``--help`` and ``--version`` are answered before anything
+heavy; the rest, after the fork, in :func:`main` (the one place that imports the package lazily on purpose).
 """
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .arguments import build_parser
+from .errors import UsageError
+from .messages import report_error
 from .probe_worker import fork_probe_worker
 
 _READS_MODELS = frozenset({"inspect", "export", "report", "diff", "load", "verify"})
@@ -39,6 +42,9 @@ def process_defaults() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    answered = _answered_by_the_parser(arguments)
+    if answered is not None:
+        return answered
     process_defaults()
     early = fork_probe_worker() if arguments and arguments[0] in _READS_MODELS else None
     if early is not None:
@@ -48,6 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .cli import main as cli_main
 
     return cli_main(arguments)
+
+
+def _answered_by_the_parser(arguments: list[str]) -> int | None:
+    """The exit code when the arguments alone answer the command: ``--help`` and ``--version`` (argparse printed
+    the answer) and usage errors (reported as every error is, as JSON with ``--json``), with nothing heavy (numpy
+    ~0.1 s, h5py, TensorFlow) imported for them. None: the arguments are a command to run."""
+    try:
+        build_parser().parse_args(arguments)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    except UsageError as error:
+        return report_error(error, as_json="--json" in arguments, debug="--debug" in arguments)
+    return None
 
 
 def entry() -> None:

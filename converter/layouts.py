@@ -16,15 +16,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from . import layers, torch_layout, transforms
+from . import choices, layers, torch_layout, transforms
 from .errors import UsageError
 from .tensors import Tensor
 
-LAYOUTS = {
-    "keras": "every array exactly as get_weights() returned it (Dense kernels are [in][out])",
-    "dense_out_in": "Dense kernels transposed to [out][in] (CMSIS-NN / TFLite fully-connected order)",
-    "torch": "every tensor named and laid out as the equivalent torch.nn module's state_dict (docs/torch.md)",
-}
+LAYOUTS = choices.LAYOUTS
 
 
 def validate_name(layout: str) -> str:

@@ -29,18 +29,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import dtypes, transforms
+from . import choices, dtypes, transforms
 from . import layers
 from .layers import KERNEL_ROLES
 from .errors import QuantizationError, UsageError
 from .naming import unique
 from .tensors import Layer, Quantization, Tensor
 
-SCHEMES = {
-    "int8": "int8_symmetric",
-    "float16": "float16",
-    "bfloat16": "bfloat16",
-}
+SCHEMES = dict(zip(choices.QUANTIZE_SCHEMES, ("int8_symmetric", "float16", "bfloat16"), strict=True))  # as recorded
 KERAS1_KERNEL_ROLE = re.compile(r"[WU](_[a-z])?")  # Keras 1: W (kernel, embeddings), U (recurrent), W_i, U_f, ...
 SCALE_SUFFIX = ":scale"
 BLOCK = 1 << 20  # values per block: temporaries stay a few MB whatever the tensor's size

@@ -114,3 +114,14 @@ def test_every_part_that_supports_a_class_finds_it_in_the_registry():
         for item in family.SPECS:
             homes.setdefault(item.class_name, []).append(family.__name__)
     assert all(len(modules) == 1 for modules in homes.values()) and set(homes) == set(layers.classes())
+
+
+def test_what_the_command_line_offers_is_what_the_package_implements():
+    """converter.choices declares the names the parser offers (so it needs no numpy); each is implemented, in order."""
+    from converter import choices, formats, layouts, quantize, readers
+
+    assert list(formats.FORMATS) == list(choices.FORMAT_OPTIONS)
+    assert all(module.OPTIONS is choices.FORMAT_OPTIONS[name] for name, module in formats.FORMATS.items())
+    assert tuple(readers.READERS) == choices.READERS and readers.CHOICES == ("auto", *readers.READERS)
+    assert tuple(quantize.SCHEMES) == choices.QUANTIZE_SCHEMES
+    assert layouts.LAYOUTS is choices.LAYOUTS

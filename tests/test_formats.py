@@ -143,7 +143,7 @@ def test_parquet_columns_and_types(tmp_path):
     info = ExportInfo(model, manifest_json='{"model": {"name": "m"}}')
     FORMATS["parquet"].write(zoo_tensors(np.dtype(np.float16)), tmp_path / "w.parquet", info=info)
     table = pq.read_table(tmp_path / "w.parquet")
-    assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "dtype", "shape", "offset", "values",
+    assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "dtype", "shape", "values",
                                   "sha256", "payload_index", "payload_bits"]
     assert table.schema.field("values").type.value_type == pa.float32()
     assert table.column("shape").to_pylist()[3] == [0, 4]
@@ -160,24 +160,60 @@ def test_parquet_mixed_dtypes_promote_to_an_exact_common_type(tmp_path):
     assert_bit_identical(back["a/x"], tensors[0].array)
 
 
-def test_parquet_splits_a_large_tensor_into_rows_and_keeps_every_bit(tmp_path):
-    """A tensor above PART_VALUES values spans rows; a NaN payload the float64 carrier drops is kept."""
+def test_parquet_has_one_row_per_tensor_however_large_and_keeps_every_bit(tmp_path):
+    """A tensor of several row groups' worth of values is one row (what ``df[df.name == n].values[0]`` needs); small
+    tensors share a row group; a NaN payload the float64 carrier drops is kept."""
     import ml_dtypes
     import pyarrow.parquet as pq
 
-    big = np.arange(2 * parquet.PART_VALUES + 5, dtype=np.float32).astype(ml_dtypes.bfloat16)
-    big.view(np.uint16)[-3] = 0x7FC1  # a quiet NaN with a payload, in the last row
-    tensors = [Tensor("a/big", "a", "big", 0, True, big), Tensor("a/n", "a", "n", 0, True, np.array([7], np.int32))]
+    big = np.arange(2 * parquet.ROW_GROUP_VALUES + 5, dtype=np.float32).astype(ml_dtypes.bfloat16)
+    big.view(np.uint16)[-3] = 0x7FC1  # a quiet NaN with a payload, at the end
+    small = [Tensor(f"a/n{i}", "a", f"n{i}", 0, True, np.array([i], np.int32)) for i in range(3)]
+    tensors = [small[0], Tensor("a/big", "a", "big", 0, True, big), *small[1:]]
     FORMATS["parquet"].write(tensors, tmp_path / "w.parquet")
     handle = pq.ParquetFile(tmp_path / "w.parquet")
-    table = handle.read(columns=["name", "offset", "payload_index"]).to_pylist()
-    assert [(r["name"], r["offset"]) for r in table] == [
-        ("a/big", 0), ("a/big", parquet.PART_VALUES), ("a/big", 2 * parquet.PART_VALUES), ("a/n", 0)]
-    assert table[2]["payload_index"] == [big.size - 3]
-    assert max(handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)) <= 2
+    table = handle.read(columns=["name", "values", "payload_index"]).to_pylist()
+    assert [r["name"] for r in table] == ["a/n0", "a/big", "a/n1", "a/n2"]
+    assert len(table[1]["values"]) == big.size and table[1]["payload_index"] == [big.size - 3]
+    assert [handle.metadata.row_group(i).num_rows for i in range(handle.num_row_groups)] == [1, 1, 2]
     back = FORMATS["parquet"].read(tmp_path / "w.parquet")
-    assert_bit_identical(back["a/big"], big)
-    assert_bit_identical(back["a/n"], tensors[1].array)
+    for tensor in tensors:
+        assert_bit_identical(back[tensor.name], tensor.array)
+
+
+def test_parquet_uses_64_bit_list_offsets_only_for_a_tensor_beyond_them(tmp_path, monkeypatch):
+    """``large_list`` when a tensor has more values than a 32-bit-offset list holds (2**31 - 1; the limit is lowered
+    here so the file stays small), ``list`` otherwise, so readers that predate large_list read every usual file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tensors = [Tensor("a/k", "a", "k", 0, True, np.arange(12, dtype=np.float32).reshape(3, 4)),
+               Tensor("a/b", "a", "b", 0, True, np.arange(3, dtype=np.float32))]
+    FORMATS["parquet"].write(tensors, tmp_path / "small.parquet")
+    assert pa.types.is_list(pq.read_schema(tmp_path / "small.parquet").field("values").type)
+    monkeypatch.setattr(parquet, "LIST_LIMIT", 10)
+    FORMATS["parquet"].write(tensors, tmp_path / "large.parquet")
+    assert pa.types.is_large_list(pq.read_schema(tmp_path / "large.parquet").field("values").type)
+    back = FORMATS["parquet"].read(tmp_path / "large.parquet")
+    for tensor in tensors:
+        assert_bit_identical(back[tensor.name], tensor.array)
+
+
+def test_parquet_files_that_split_tensors_over_rows_still_read(tmp_path):
+    """Files written before one row per tensor split a tensor over rows with an ``offset`` column; converter.read,
+    verify and diff read them the same."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kernel = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    rows = [{"name": "d/kernel", "dtype": "float32", "shape": [5, 4], "offset": start,
+             "values": kernel.reshape(-1)[start:start + 8].tolist(), "payload_index": [], "payload_bits": []}
+            for start in (0, 8, 16)]
+    old = pa.schema([("name", pa.string()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())),
+                     ("offset", pa.int64()), ("values", pa.list_(pa.float32())), ("payload_index", pa.list_(pa.int64())),
+                     ("payload_bits", pa.list_(pa.uint64()))])
+    pq.write_table(pa.Table.from_pylist(rows, schema=old), tmp_path / "old.parquet", row_group_size=2)
+    assert_bit_identical(FORMATS["parquet"].read(tmp_path / "old.parquet")["d/kernel"], kernel)
 
 
 def test_parquet_holds_64_bit_integers_beside_floats_exactly(tmp_path):

@@ -55,14 +55,25 @@ def test_duckdb_reads_mixed_precision_models(tmp_path):
                                                 ("bf16/kernel", "bfloat16"), ("bf16/bias", "bfloat16")]
 
 
-def test_duckdb_reassembles_a_tensor_that_spans_rows(tmp_path):
-    """The docs' query for tensors above PART_VALUES values: rows in `offset` order, values concatenated."""
+def test_duckdb_unnests_one_tensor_with_the_docs_query(seed_parquet, load_model):
+    """The second query of docs/formats.md: one tensor's values, one per row, bit-exact."""
+    values = duckdb.sql(doc_query(1, seed_parquet)).fetchnumpy()["value"]
+    expected = reference_weights(load_model(SEED_KERAS))[2]
+    assert np.asarray(values, np.float32).tobytes() == expected.reshape(-1).tobytes()
+
+
+def test_the_docs_pandas_code_gets_a_large_tensor_whole(tmp_path, monkeypatch):
+    """docs/formats.md's pandas lines, run as written on an export with a tensor of several row groups' worth."""
     from converter.formats import parquet
     from converter.tensors import Tensor
 
-    big = np.random.default_rng(0).standard_normal(parquet.PART_VALUES * 2 + 72).astype(np.float32).reshape(-1, 8)
-    converter.formats.FORMATS["parquet"].write([Tensor("emb/embeddings", "emb", "embeddings", 0, True, big)],
-                                               tmp_path / "big.parquet")
-    query = doc_query(1, tmp_path / "big.parquet")
-    values = duckdb.sql(f"SELECT unnest(values) AS v FROM ({query}) WHERE name = 'emb/embeddings'").fetchnumpy()["v"]
-    assert np.asarray(values, np.float32).tobytes() == big.tobytes()
+    big = np.random.default_rng(0).standard_normal(parquet.ROW_GROUP_VALUES * 2 + 72).astype(np.float32).reshape(-1, 8)
+    (tmp_path / "out").mkdir()
+    converter.formats.FORMATS["parquet"].write([Tensor("d/b", "d", "b", 0, True, np.ones(3, np.float32)),
+                                                Tensor("dense_1/kernel", "dense_1", "kernel", 0, True, big)],
+                                               tmp_path / "out" / "seed_mlp.parquet")
+    code = (ROOT / "docs" / "formats.md").read_text().split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - our own documentation
+    assert scope["kernel"].dtype == np.float32 and scope["kernel"].tobytes() == big.tobytes()

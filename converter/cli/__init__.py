@@ -1,22 +1,20 @@
-"""The command line: parse arguments (``parser``), run a command (``commands``), print results (``render``),
+"""The command line: parse arguments (``converter.arguments``), run a command (``commands``), print results (``render``),
 map errors to exit codes (here)."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
-import traceback
 import warnings
 from collections.abc import Sequence
 
+from ..arguments import build_parser
 from ..errors import ConverterError, UsageError
+from ..messages import printable, report_error, show
 from .commands import COMMANDS, ProgressBar  # noqa: F401  (ProgressBar: part of the face the tests drive)
-from .parser import build_parser
-from .render import printable, show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,17 +94,4 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _report(error: Exception, args: argparse.Namespace) -> int:
-    known = isinstance(error, ConverterError)
-    code, exit_code = (error.code, error.exit_code) if known else ("internal_error", 70)
-    message = str(error) if known else f"internal error: {type(error).__name__}: {error}"
-    hint = error.hint if known else ConverterError.default_hint
-    if args.debug:
-        traceback.print_exception(error)
-    outputs = getattr(error, "outputs", None)
-    if getattr(args, "json", False):
-        print(json.dumps({"error": {"code": code, "exit_code": exit_code, "message": message, "hint": hint,
-                                    "outputs": outputs}}, sort_keys=True))
-    else:
-        show(f"keras-weights: error: {message}\n  hint: {hint}" + (f"\n  outputs: {outputs}" if outputs else ""),
-              file=sys.stderr)
-    return exit_code
+    return report_error(error, as_json=getattr(args, "json", False), debug=args.debug)

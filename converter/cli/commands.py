@@ -17,7 +17,7 @@ from ..errors import OutputError, QuantizationError, SomeModelsFailed, UsageErro
 from ..html_report import report
 from ..load import load_into
 from ..readers import open_keras_model
-from .parser import given_format_options
+from ..arguments import given_format_options
 from .render import SHOWN_ROWS, check_json, print_report, render_budget, render_diff, render_quantization, render_table, show
 
 

@@ -3,9 +3,10 @@ invisible characters escaped."""
 from __future__ import annotations
 
 from .. import dtypes, verification
+from ..choices import TABLE_ROWS
+from ..messages import printable, show  # noqa: F401  (the face commands print with)
 from .. import formats
 
-TABLE_ROWS = 60  # weight tensors up to which inspect shows one row each; above, one row per layer
 
 
 def render_table(info: dict, view: str | None = None) -> str:
@@ -176,22 +177,6 @@ def check_json(check: verification.FileCheck) -> dict:
     return {"path": check.path, "format": check.format, "ok": check.ok, "tensors": check.tensors,
             "problems": check.problems, "compiled_with": check.compiled_with, "detail": check.detail,
             "output_spread": check.output_spread}
-
-
-def printable(text: str) -> str:
-    r"""A name on one line: control characters, bidi overrides and other invisible characters escaped (a layer name
-    may hold a newline, an ESC sequence or U+202E, which reverses what follows on a terminal).
-
-    >>> printable("a\nb\x1b[2Jc\u202ed")
-    'a\\nb\\x1b[2Jc\\u202ed'
-    """
-    return "".join(repr(c)[1:-1] if not c.isprintable() else c for c in str(text))
-
-
-def show(text: object = "", file=None, flush: bool = False) -> None:
-    """``print`` for everything the command line says: each line with its invisible characters escaped
-    (:func:`printable`), whatever part of it came from a model or an export folder."""
-    print("\n".join(printable(line) for line in str(text).split("\n")), file=file, flush=flush)
 
 
 def _shape(shape: list[int]) -> str:

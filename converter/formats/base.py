@@ -8,20 +8,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..choices import Option  # noqa: F401  (the face formats declare options with)
 from ..tensors import ExportInfo, Tensor
-
-
-@dataclass(frozen=True)
-class Option:
-    """One writer option: its name, default (whose type values must have), help, and allowed values."""
-
-    name: str
-    default: bool | int | str
-    help: str
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-    since: str = "1.0"  # the manifest schema that added it: a later option is recorded only when it is set
-    repeat: bool = False  # a CLI flag given once per item (its values joined by commas)
 
 
 class Format(Protocol):

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 
-from .. import atomic
+from .. import atomic, choices
 from ..errors import InputInvalid, UsageError
 from ..cgen import codegen, graph
 from ..tensors import ExportInfo, Tensor
 from . import c_build
-from .base import Option
 from .c_parse import read  # noqa: F401  (the registry face: c.read)
 from .c_names import (DEFAULT_ALIGN, SYSTEM_HEADERS, files, flash_by_layer, keys, prefix_for,  # noqa: F401  (the face)
                       scale_indexing)
@@ -30,25 +29,13 @@ from .c_writer import emit, Unit, inference_program, weight_refs  # noqa: F401
 EXTENSIONS = (".h", ".c")
 
 
-ARRAY_STYLES = ("flat", "nested")
+ARRAY_STYLES = choices.C_ARRAY_STYLES
 
 
-MAX_ALIGN = 4096  # a page: more is never what an array of weights needs
+MAX_ALIGN = choices.C_MAX_ALIGN
 
 
-OPTIONS = (
-    Option("prefix", "", "prefix of every C identifier (default: from the file name)", metavar="NAME"),
-    Option("header_only", False, "one self-contained header with static const arrays instead of .h + .c"),
-    Option("arrays", "flat", "flat (default) arrays with shape macros, or nested arrays indexed like the Keras array",
-           choices=ARRAY_STYLES),
-    Option("align", DEFAULT_ALIGN, f"alignment of every array in bytes, a power of two up to {MAX_ALIGN} "
-           f"(default: {DEFAULT_ALIGN})", metavar="BYTES"),
-    Option("inference", False, "also write the model's forward pass, <prefix>_predict(input, output, arena), plain "
-           "C99 that runs these arrays (docs/inference.md)", since="1.1"),
-    Option("input_shape", "", "with --c-inference, for a model that leaves a dimension unknown: the shape of one "
-           "sample of an input without the batch axis, dimensions joined by x (50x1); once per input, in model.inputs "
-           "order (the library takes them joined by commas)", metavar="SHAPE", since="1.1", repeat=True),
-)
+OPTIONS = choices.FORMAT_OPTIONS["c"]
 
 
 def flash_line(entries: Iterable[Mapping], align: int = DEFAULT_ALIGN) -> str:

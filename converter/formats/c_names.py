@@ -7,12 +7,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .. import c_text
+from .. import c_text, choices
 from ..errors import UsageError
 from ..tensors import Tensor
 
 
-DEFAULT_ALIGN = 16
+DEFAULT_ALIGN = choices.C_DEFAULT_ALIGN
 
 
 # Headers of the C library and of common embedded toolchains: a generated header of the same name would

@@ -14,13 +14,12 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .. import atomic, dtypes
+from .. import atomic, choices, dtypes
 from ..naming import file_safe_keys
 from ..tensors import ExportInfo, Tensor, raw_bytes
-from .base import Option
 
 EXTENSIONS = (".npz",)
-OPTIONS: tuple[Option, ...] = ()
+OPTIONS = choices.FORMAT_OPTIONS["npz"]
 
 
 def files(stem: str, **_: object) -> list[str]:

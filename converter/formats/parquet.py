@@ -1,8 +1,8 @@
 """Apache Parquet: one row per tensor, queryable as-is by pyarrow, pandas, Polars and DuckDB.
 
 Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``dtype``, ``shape``
-(list of int64), ``values`` (the flattened C-order values), ``sha256``, and ``payload_index`` /
-``payload_bits``. ``values`` has one Arrow type for the whole file: the tensors' own type when they
+(list of int64), ``values`` (the flattened C-order values, a ``large_list`` when a tensor exceeds 2**31 - 1 values),
+``sha256``, and ``payload_index`` / ``payload_bits``. ``values`` has one Arrow type for the whole file: the tensors' own type when they
 share one carrier (float32 for float32/float16/bfloat16 models), float64 when they do not, except in a
 quantized export, whose int8 tensors ride in float32 beside their float32 scales (exact, half the size). Every dtype
 is stored exactly: a value the ``values`` type cannot carry bit for bit (a NaN payload, a 64-bit
@@ -21,9 +21,9 @@ import importlib
 
 import numpy as np
 
-from .. import atomic, dtypes
+from .. import atomic, choices, dtypes
 from ..tensors import ExportInfo, Tensor
-from .base import DECLARED_PER_FILE_BYTE, Option
+from .base import DECLARED_PER_FILE_BYTE
 
 class _OnFirstUse:
     """A module imported the first time it is used: pyarrow takes ~30 ms to import, and a command that writes no
@@ -42,7 +42,7 @@ pa = _OnFirstUse("pyarrow")
 pq = _OnFirstUse("pyarrow.parquet")
 
 EXTENSIONS = (".parquet",)
-OPTIONS: tuple[Option, ...] = ()
+OPTIONS = choices.FORMAT_OPTIONS["parquet"]
 
 
 def files(stem: str, **_: object) -> list[str]:
@@ -85,39 +85,40 @@ def _may_lose_bits(tensor: Tensor, carrier: np.dtype) -> bool:
     return bool(tensor.non_finite[0]) or (tensor.array.dtype.itemsize == 8 and tensor.array.dtype != carrier)
 
 
-PART_VALUES = 1 << 17  # values per row at most: a larger tensor spans consecutive rows (files written with 1 << 18
-# read the same: rows carry their offset)
+ROW_GROUP_VALUES = 1 << 17  # small tensors share a row group up to about this many values; a larger one has its own
+LIST_LIMIT = 2**31 - 1  # the most values a 32-bit-offset list holds; a file with a larger tensor uses large_list
 _TEXT_COLUMNS = ("name", "layer", "role", "dtype")
 
 
-def schema(carrier: np.dtype, manifest_json: str = "") -> pa.Schema:
-    """The file's columns; ``values`` holds ``carrier`` elements; the manifest goes in the metadata."""
+def schema(carrier: np.dtype, manifest_json: str = "", *, large: bool = False) -> pa.Schema:
+    """The file's columns; ``values`` holds ``carrier`` elements (64-bit offsets if ``large``); the manifest goes in
+    the metadata."""
     metadata = {MANIFEST_KEY: manifest_json} if manifest_json else None
+    values = (pa.large_list if large else pa.list_)(pa.from_numpy_dtype(carrier))
     return pa.schema([
         ("name", pa.string()), ("layer", pa.string()), ("role", pa.string()), ("layer_index", pa.int32()),
-        ("trainable", pa.bool_()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("offset", pa.int64()),
-        ("values", pa.list_(pa.from_numpy_dtype(carrier))), ("sha256", pa.string()),
+        ("trainable", pa.bool_()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())),
+        ("values", values), ("sha256", pa.string()),
         ("payload_index", pa.list_(pa.int64())), ("payload_bits", pa.list_(pa.uint64())),
     ], metadata=metadata)
 
 
-def rows(tensor: Tensor, carrier: np.dtype) -> Iterator[dict]:
-    """The rows of one tensor: one per ``PART_VALUES`` values (one for an empty tensor), in order.
+def row(tensor: Tensor, carrier: np.dtype) -> dict:
+    """The one row of a tensor; its ``values`` are a view of the tensor's own buffer when the carrier is its type.
 
-    >>> t = Tensor("d/k", "d", "k", 0, True, np.zeros(PART_VALUES + 1, np.float16))
-    >>> [(row["offset"], len(row["values"]), row["values"].dtype.name) for row in rows(t, np.dtype(np.float32))]
-    [(0, 131072, 'float32'), (131072, 1, 'float32')]
+    >>> t = Tensor("d/k", "d", "k", 0, True, np.zeros((300, 1000), np.float32))
+    >>> r = row(t, np.dtype(np.float32))
+    >>> len(r["values"]), np.shares_memory(r["values"], t.array)
+    (300000, True)
     """
     flat = tensor.array.reshape(-1)
-    for offset in range(0, max(flat.size, 1), PART_VALUES):
-        part = flat[offset:offset + PART_VALUES]
-        with np.errstate(invalid="ignore", over="ignore"):  # what does not survive is kept in payload_bits
-            carried = part.astype(carrier, copy=False)  # a view when no conversion is needed
-        index, bits = _lost_bits(part, carried) if _may_lose_bits(tensor, carrier) else ([], [])
-        yield {"name": tensor.name, "layer": tensor.layer, "role": tensor.role, "layer_index": tensor.layer_index,
-               "trainable": tensor.trainable, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),
-               "offset": offset, "values": carried, "sha256": tensor.sha256,
-               "payload_index": np.array(index, np.int64) + offset, "payload_bits": np.array(bits, np.uint64)}
+    with np.errstate(invalid="ignore", over="ignore"):  # what does not survive is kept in payload_bits
+        carried = flat.astype(carrier, copy=False)  # a view when no conversion is needed
+    index, bits = _lost_bits(flat, carried) if _may_lose_bits(tensor, carrier) else ([], [])
+    return {"name": tensor.name, "layer": tensor.layer, "role": tensor.role, "layer_index": tensor.layer_index,
+            "trainable": tensor.trainable, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),
+            "values": carried, "sha256": tensor.sha256,
+            "payload_index": np.array(index, np.int64), "payload_bits": np.array(bits, np.uint64)}
 
 
 def _batch(parts: Sequence[dict], file_schema: pa.Schema) -> pa.Table:
@@ -130,8 +131,8 @@ def _batch(parts: Sequence[dict], file_schema: pa.Schema) -> pa.Table:
             columns.append(_strings(values))
         elif pa.types.is_boolean(field.type):
             columns.append(_booleans(values))
-        elif pa.types.is_list(field.type):
-            columns.append(_lists(values, np.dtype(field.type.value_type.to_pandas_dtype())))
+        elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+            columns.append(_lists(values, field.type))
         else:
             columns.append(_numbers(np.array(values, field.type.to_pandas_dtype())))
     return pa.Table.from_arrays(columns, schema=file_schema)
@@ -155,11 +156,13 @@ def _booleans(flags: list[bool] | np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(flags), [None, pa.py_buffer(bits)])
 
 
-def _lists(parts: list[np.ndarray], dtype: np.dtype) -> pa.Array:
-    """A list column, one list per array (a batch holds under 2 * PART_VALUES values: 32-bit offsets do)."""
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int32)
+def _lists(parts: list[np.ndarray], list_type: pa.DataType) -> pa.Array:
+    """A list column, one list per array; one array (a large tensor's row) is used in place, not copied."""
+    large = pa.types.is_large_list(list_type)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64 if large else np.int32)
     joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return pa.ListArray.from_arrays(_numbers(offsets), _numbers(joined.astype(dtype, copy=False)))
+    values = _numbers(joined.astype(list_type.value_type.to_pandas_dtype(), copy=False))
+    return (pa.LargeListArray if large else pa.ListArray).from_arrays(_numbers(offsets), values)
 
 
 def _lost_bits(original: np.ndarray, carried: np.ndarray) -> tuple[list[int], list[int]]:
@@ -174,28 +177,29 @@ def _lost_bits(original: np.ndarray, carried: np.ndarray) -> tuple[list[int], li
 
 def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = None,
           progress: Callable[[Tensor], None] | None = None) -> dict[str, str]:
-    """Write ``tensors`` to ``path``, streaming: row groups of about ``PART_VALUES`` values.
+    """Write ``tensors`` to ``path``, one row per tensor, streaming: small tensors share row groups of about
+    ``ROW_GROUP_VALUES`` values, a larger tensor is a row group of its own.
 
     Measured on 1M-10M float32 weights: dictionary encoding of the values cost 5x the time and ~30x
     their size in memory, and snappy 7x the time for no smaller file (weights do not compress).
-    pyarrow's writer holds ~17 bytes per value of a row group (list levels, pages), so a row group is
-    kept near ``PART_VALUES`` values whatever the model's size, and no copy of the model is built. Rows of
-    131,072 values instead of 262,144: the writer's peak ~8 MB instead of ~21 MB above the tensors, 7% slower
-    (32M float32 values, the system allocator).
+    A row's values are the tensor's own buffer (no copy when it is of the carrier type), but pyarrow's writer builds
+    the repetition and definition levels of a whole row group before it writes a page: ~17 bytes per value of the
+    largest tensor (measured: 532 MB for one row of 32M float32 values, 2.4 MB for the same values as 245 rows), so
+    the writer's peak is about 4x the largest float32 tensor, never the whole model.
     """
     carrier = values_type(tensors)
-    file_schema = schema(carrier, info.manifest_json if info else "")
+    large = any(t.array.size > LIST_LIMIT for t in tensors)
+    file_schema = schema(carrier, info.manifest_json if info else "", large=large)
     output = atomic.HashedOutput(path)
-    with output as sink, \
-            pq.ParquetWriter(sink, file_schema, use_dictionary=list(_TEXT_COLUMNS), compression="none") as writer:
+    with output as sink, pq.ParquetWriter(sink, file_schema, use_dictionary=list(_TEXT_COLUMNS), compression="none",
+                                          data_page_version="1.0") as writer:
         pending, size = [], 0
         for tensor in tensors:
-            for row in rows(tensor, carrier):
-                pending.append(row)
-                size += len(row["values"])
-                if size >= PART_VALUES:
-                    writer.write_table(_batch(pending, file_schema))
-                    pending, size = [], 0
+            if pending and size + tensor.array.size > ROW_GROUP_VALUES:
+                writer.write_table(_batch(pending, file_schema))
+                pending, size = [], 0
+            pending.append(row(tensor, carrier))
+            size += tensor.array.size
             if progress:
                 progress(tensor)
         if pending:
@@ -207,20 +211,24 @@ def write(tensors: Sequence[Tensor], path: Path, *, info: ExportInfo | None = No
 def read(path: Path) -> dict[str, np.ndarray]:
     """Read every tensor back, one row group at a time, into an array of its recorded dtype and shape.
 
+    Files written before one row per tensor (until December 2026) split tensors above 131,072 values over
+    consecutive rows whose ``offset`` column says where each starts; they read the same.
     A file is foreign input: the shapes its rows declare may not add up to more than the file can hold, and every
     tensor's rows must cover each of its values exactly once (no value is left as uninitialised memory).
     """
     arrays: dict[str, np.ndarray] = {}
     covered: dict[str, list[tuple[int, int]]] = {}
-    columns = ["name", "dtype", "shape", "offset", "payload_index", "payload_bits"]
     handle = pq.ParquetFile(path)
+    columns = ["name", "dtype", "shape", "payload_index", "payload_bits"]
+    split_rows = "offset" in handle.schema_arrow.names
     budget = [DECLARED_PER_FILE_BYTE * atomic.stored_size(path) + 2**20]  # bytes the declared shapes may take
     for group in range(handle.num_row_groups):
-        data = handle.read_row_group(group, columns=[*columns, "values"])
+        data = handle.read_row_group(group, columns=[*columns, "values", *(["offset"] if split_rows else [])])
         values = data.column("values").combine_chunks()
         flat, bounds = _numpy(values.flatten()), _numpy(values.offsets)
-        fields = zip(*(data.column(c).to_pylist() for c in columns), bounds[:-1], bounds[1:], strict=True)
-        for name, dtype, shape, offset, index, bits, start, end in fields:
+        offsets = data.column("offset").to_pylist() if split_rows else [0] * data.num_rows
+        fields = zip(*(data.column(c).to_pylist() for c in columns), offsets, bounds[:-1], bounds[1:], strict=True)
+        for name, dtype, shape, index, bits, offset, start, end in fields:
             numpy_dtype = dtypes.by_name(dtype).numpy
             if name not in arrays:
                 arrays[name] = _allocated(name, shape, numpy_dtype, budget)

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic, dtypes
+from .. import atomic, choices, dtypes
 from .._version import __version__
 from ..tensors import ExportInfo, Tensor, raw_bytes
-from .base import Option
 
 EXTENSIONS = (".safetensors",)
-OPTIONS: tuple[Option, ...] = ()
+OPTIONS = choices.FORMAT_OPTIONS["safetensors"]
 
 
 def files(stem: str, **_: object) -> list[str]:

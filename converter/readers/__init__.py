@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .. import choices
 from ..errors import DamagedInput, InputInvalid, UnsafeInput, UsageError
 from ..naming import encodable
 from ..tensors import ModelWeights, Source
@@ -29,7 +30,7 @@ from .inputs import is_model, is_savedmodel  # noqa: F401 -- part of this packag
 READERS: dict[str, Reader] = {reader.NAME: reader for reader in (keras_reader, hdf5, savedmodel)}
 AUTO: dict[str, tuple[str, ...]] = {inputs.IN_MEMORY: ("keras",), "keras": ("keras", "h5"), "h5": ("keras", "h5"),
                                     inputs.SAVEDMODEL: ("savedmodel",)}
-CHOICES = ("auto", *READERS)
+CHOICES = choices.READER_CHOICES  # declared apart for the command line; a test keeps both lists equal
 _KIND_NAMES = {inputs.IN_MEMORY: "an in-memory keras.Model", inputs.SAVEDMODEL: "a SavedModel folder",
                "keras": "a .keras archive", "h5": "an HDF5 file"}
 log = logging.getLogger("converter")

@@ -1,14 +1,15 @@
 """The command line's arguments: commands, options (each format's built from its declarations), help and
-exit codes."""
+exit codes. Built from :mod:`converter.choices` alone, so the command line parses its arguments (and answers
+``--help``) before it imports anything heavy (``_launch``)."""
 from __future__ import annotations
 
 import argparse
 import re
 
-from .. import formats, layouts, quantize, readers
-from .._version import __version__
-from ..errors import UsageError
-from .render import TABLE_ROWS
+from . import choices
+from ._version import __version__
+from .errors import UsageError
+from .choices import TABLE_ROWS
 
 EXIT_CODES = """exit codes:
   0   success
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"one row per layer with weights (the default above {TABLE_ROWS} weight tensors)")
     view.add_argument("--weights", dest="view", action="store_const", const="weights",
                       help=f"one row per weight tensor (the default up to {TABLE_ROWS})")
-    inspect.add_argument("--quantize", choices=list(quantize.SCHEMES),
+    inspect.add_argument("--quantize", choices=list(choices.QUANTIZE_SCHEMES),
                          help="show the tensors as an export with --quantize would store them, with their error")
     _reader_option(inspect)
 
@@ -65,12 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "folder of them, are exported each into its own subfolder of -o")
     export.add_argument("-j", "--jobs", type=int, metavar="N", help="models exported in parallel (default: the cores)")
     export.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
-    export.add_argument("-f", "--formats", default=",".join(formats.FORMATS), metavar="FORMATS",
-                        help=f"comma-separated formats (default: all): {', '.join(formats.FORMATS)}")
+    export.add_argument("-f", "--formats", default=",".join(choices.FORMAT_OPTIONS), metavar="FORMATS",
+                        help=f"comma-separated formats (default: all): {', '.join(choices.FORMAT_OPTIONS)}")
     export.add_argument("--force", action="store_true", help="overwrite outputs that exist already")
-    export.add_argument("--layout", default="keras", choices=list(layouts.LAYOUTS),
+    export.add_argument("--layout", default="keras", choices=list(choices.LAYOUTS),
                         help="; ".join(f"{name}{' (default)' if name == 'keras' else ''}: {what}"
-                                       for name, what in layouts.LAYOUTS.items()).replace("%", "%%"))
+                                       for name, what in choices.LAYOUTS.items()).replace("%", "%%"))
     export.add_argument("--json", action="store_true", help="print the manifest instead of a summary")
     export.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     export.add_argument("-v", "--verbose", action="store_true",
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse to export weights holding NaN or infinity (by default they are exported "
                              "bit-exactly, with a warning and their counts in the manifest)")
     small = export.add_argument_group("small devices")
-    small.add_argument("--quantize", choices=list(quantize.SCHEMES),
+    small.add_argument("--quantize", choices=list(choices.QUANTIZE_SCHEMES),
                        help="int8: kernels as int8 with a float32 scale per output channel (symmetric, weight-only); "
                             "float16, bfloat16: every float32 tensor cast. In every format; a table of the error "
                             "per tensor is printed (docs/quantization.md)")
@@ -144,10 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _format_options(parser: argparse.ArgumentParser) -> None:
-    """``--<format>-<option>`` flags, one per option each format declares (``formats.Option``)."""
-    for name, module in formats.FORMATS.items():
-        group = parser.add_argument_group(f"{name} output (-f {name})") if module.OPTIONS else None
-        for option in module.OPTIONS:
+    """``--<format>-<option>`` flags, one per option each format declares (``choices.Option``)."""
+    for name, declared in choices.FORMAT_OPTIONS.items():
+        group = parser.add_argument_group(f"{name} output (-f {name})") if declared else None
+        for option in declared:
             flag, dest = f"--{name}-{option.name.replace('_', '-')}", f"{name}.{option.name}"
             if isinstance(option.default, bool):
                 group.add_argument(flag, dest=dest, action="store_true", default=None, help=option.help)
@@ -161,8 +162,8 @@ def _format_options(parser: argparse.ArgumentParser) -> None:
 def given_format_options(args: argparse.Namespace) -> dict[str, dict]:
     """The format options given on the command line, as ``{format: {option: value}}``."""
     given: dict[str, dict] = {}
-    for name, module in formats.FORMATS.items():
-        for option in module.OPTIONS:
+    for name, declared in choices.FORMAT_OPTIONS.items():
+        for option in declared:
             value = getattr(args, f"{name}.{option.name}")
             if isinstance(value, list):  # a repeated flag: one value each time
                 value = ",".join(value)
@@ -187,7 +188,7 @@ def _byte_count(text: str) -> int:
 
 
 def _reader_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reader", default="auto", choices=readers.CHOICES,
+    parser.add_argument("--reader", default="auto", choices=choices.READER_CHOICES,
                         help="auto (default): load with Keras, or read the HDF5 data directly when Keras cannot; "
                              "keras: Keras only; h5: the HDF5 data only, without importing TensorFlow")
     parser.add_argument("--allow-sparse", action="store_true",
