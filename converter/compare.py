@@ -15,13 +15,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import UsageError
-from .exports import Export
+from .exports import Export, export_folder
 from .readers import read_model
 
 
@@ -94,8 +93,9 @@ def _label(source: Any) -> str:
 
 def _tensors(source: Any, reader: str, notes: list[str]) -> dict[str, np.ndarray]:
     """Keras name -> the Keras-layout array a model holds, or an export stands for."""
-    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() and (Path(source) / "manifest.json").is_file():
-        return Export.open(source).keras_arrays(notes)
+    folder = export_folder(source)
+    if folder is not None:
+        return Export.open(folder).keras_arrays(notes)
     return {t.name: t.array for t in read_model(source, reader).tensors}
 
 

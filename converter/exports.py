@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ class Export:
         if path.suffix.lower() not in registry.EXTENSIONS:
             raise UsageError(f"{path.name} is not an export: an export folder, or a file an export wrote "
                              "(.npz, .safetensors, .parquet, .c, .h) or a PyTorch state dict (.safetensors), is needed",
-                             hint="For a Keras weights file, use the model's own load_weights.")
+                             hint=_not_an_export_hint(path))
         manifest = manifests.beside(path)
         return cls(_with_values(path, manifest), manifest)
 
@@ -196,3 +197,46 @@ def _depthwise_shape(record: Tensor, configs: dict) -> tuple[int, ...]:
         raise InputInvalid(f"{record.name}: the recorded depth_multiplier {multiplier!r} does not divide its "
                            f"{stored[0]} channels", hint="Run `keras-weights verify` on the export.")
     return (*stored[2:], stored[0] // multiplier, multiplier)
+
+
+PICKLED_TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
+KERAS_WEIGHT_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
+def _not_an_export_hint(path: Path) -> str:
+    """What to do with a file that is not an export, by what its name says it is.
+
+    >>> _not_an_export_hint(Path("model.pt")).split(":")[0]
+    'A PyTorch .pt file is a pickle, which runs code when it is loaded'
+    """
+    suffix = path.suffix.lower()
+    if suffix in PICKLED_TORCH_SUFFIXES:
+        return (f"A PyTorch {suffix} file is a pickle, which runs code when it is loaded: save the state dict as "
+                "safetensors instead (safetensors.torch.save_file(module.state_dict(), 'state.safetensors')) and load "
+                "that file.")
+    if suffix in KERAS_WEIGHT_SUFFIXES:
+        return "For a Keras model or weights file, use the model's own load_weights."
+    return "Export the model with `keras-weights export`, then load the folder it wrote."
+
+
+def export_folder(source: object) -> Path | None:
+    """The export folder ``source`` names (it holds a manifest), or None when it names a model. A folder that holds
+    exports instead (what a batch export writes: one subfolder per model) is refused, naming them, rather than read
+    as a model ("a folder, not a model file").
+    """
+    if not isinstance(source, (str, os.PathLike)) or not Path(source).is_dir():
+        return None
+    path = Path(source)
+    if (path / manifests.FILE_NAME).is_file():
+        return path
+    if not (path / "saved_model.pb").is_file():
+        inner = sorted(entry.name for entry in itertools.islice(path.iterdir(), MAX_LISTED_ENTRIES)
+                       if (entry / manifests.FILE_NAME).is_file())
+        if inner:
+            shown = ", ".join(inner[:3]) + (", ..." if len(inner) > 3 else "")
+            raise InputInvalid(f"{path} holds {len(inner)} exports ({shown}), one per model of a batch, not one model "
+                               "or export", hint=f"Name one of them, such as {path / inner[0]}.")
+    return None
+
+
+MAX_LISTED_ENTRIES = 10_000  # a folder is foreign input: entries looked at for exports, at most

@@ -25,7 +25,7 @@ import numpy as np
 from . import atomic, formats, layers, manifest as manifests
 from .compare import diff
 from .errors import UsageError
-from .exports import Export
+from .exports import Export, export_folder
 from .readers import read_model
 
 BLOCK = 1 << 20
@@ -165,8 +165,7 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
 
 def _gather(source: Any, reader: str):
     """(title, summary rows, layer rows, tensor stats, C bytes per layer or None)."""
-    folder = Path(source) if isinstance(source, (str, os.PathLike)) and Path(source).is_dir() \
-        and (Path(source) / manifests.FILE_NAME).is_file() else None
+    folder = export_folder(source)
     if folder is None:
         weights = read_model(source, reader)
         info = manifests.build(weights)

@@ -54,3 +54,17 @@ def test_a_batch_where_every_model_failed_says_none_was_exported_and_how_to_repl
     captured = capsys.readouterr()
     assert captured.out.splitlines()[-1] == "none of the 2 models was exported: all failed"
     assert "add --force to replace them" in captured.err
+
+
+def test_report_and_diff_of_a_batch_output_folder_name_the_exports_it_holds(tmp_path, capsys):
+    """A batch's output is a folder of exports: report and diff say so and name one, not "a folder, not a model"."""
+    assert main(["export", str(SEED_KERAS), str(FIXTURES / "zoo" / "no_bias.keras"), "-o", str(tmp_path / "out"),
+                 "-f", "npz", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "out"), "-o", str(tmp_path / "r.html")]) == 4
+    err = capsys.readouterr().err
+    assert "holds 2 exports (no_bias.keras, seed_mlp.keras)" in err and "a folder, not a model" not in err
+    assert f"hint: Name one of them, such as {tmp_path / 'out' / 'no_bias.keras'}" in err
+    assert main(["diff", str(tmp_path / "out"), str(SEED_KERAS)]) == 4
+    assert "holds 2 exports" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "out" / "seed_mlp.keras"), "-o", str(tmp_path / "r.html")]) == 0

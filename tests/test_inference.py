@@ -377,8 +377,11 @@ def test_an_unknown_sequence_length_is_given_with_c_input_shape_once_per_input(k
     model = keras.Model([a, b], keras.layers.Dense(1, name="out")(joined))
     model.save(tmp_path / "seq.keras")
     assert main(["export", str(tmp_path / "seq.keras"), "-o", str(tmp_path / "x"), "-f", "c", "--c-inference"]) == 4
-    assert "input 'a' has dimensions the model leaves unknown (None, None, 2): give them with --c-input-shape" in \
-        capsys.readouterr().err
+    assert ("input 'a' takes samples of shape (None, 2), dimensions the model leaves unknown: give them with "
+            "--c-input-shape 50x2") in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "seq.keras"), "-o", str(tmp_path / "x"), "-f", "c", "--c-inference",
+                 "--c-input-shape", "50x4", "--c-input-shape", "4x3"]) == 4
+    assert "input 'a' takes samples of shape (None, 2), not (50, 4) as --c-input-shape says" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "seq.keras"), "-o", str(tmp_path / "out"), "-f", "c", "--c-inference",
                  "--c-input-shape", "6x2", "--c-input-shape", "4x3"]) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

@@ -5,7 +5,7 @@ import pytest
 
 import converter
 from converter.cli import main
-from conftest import FIXTURES, assert_bit_identical, reference_weights
+from conftest import FIXTURES, SEED_KERAS, assert_bit_identical, reference_weights
 
 MODELS = ["conv_bn", "recurrent", "embedding"]
 
@@ -140,3 +140,15 @@ def test_the_header_of_a_two_file_c_export_loads_its_values_from_the_source_besi
     assert main(["load", str(tmp_path / "out" / "conv_bn.h"), str(FIXTURES / "zoo" / "conv_bn.keras"), "-o",
                  str(tmp_path / "loaded.keras")]) == 0
     assert converter.read(tmp_path / "out" / "conv_bn.h").keys() == converter.read(tmp_path / "out" / "conv_bn.c").keys()
+
+
+@pytest.mark.parametrize("name, hint", [("state.pt", "save the state dict as safetensors"),
+                                        ("weights.pth", "save the state dict as safetensors"),
+                                        ("other.weights.h5", "the model's own load_weights"),
+                                        ("notes.txt", "keras-weights export")])
+def test_a_file_that_is_not_an_export_gets_a_hint_for_what_it_is(tmp_path, capsys, name, hint):
+    """A pickled PyTorch file is not pointed to Keras's load_weights (issue 25 point 8)."""
+    (tmp_path / name).write_bytes(b"\x80\x02}q\x00.")
+    assert main(["load", str(tmp_path / name), str(SEED_KERAS), "-o", str(tmp_path / "back.keras")]) == 2
+    err = capsys.readouterr().err
+    assert hint in err and (name.endswith((".h5",)) or "load_weights" not in err)

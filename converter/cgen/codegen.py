@@ -98,17 +98,19 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     for node in graph.nodes:
         if node.class_name == layers.INPUT:
             declared = node.config.get("batch_shape") or node.config.get("batch_input_shape") or [None]
+            sample = declared[1:] if isinstance(declared, (list, tuple)) else declared  # as keras.Input(shape=) says
             shape = given.get(node.name) or _input_shape(node)
             if shape is not None and not _fits(shape):
-                problems.append(f"input '{node.name}' has the dimensions {_shape_text(declared)}: each from 1, "
-                                f"{_bound_text()}")
+                problems.append(f"input '{node.name}' takes samples of shape {_shape_text(shape)}: each dimension "
+                                f"from 1, {_bound_text()}")
                 shape = (1,)
             elif shape is None:
-                problems.append(f"input '{node.name}' has dimensions the model leaves unknown {_shape_text(declared)}: "
-                                "give them with --c-input-shape (options c.input_shape)")
+                problems.append(f"input '{node.name}' takes samples of shape {_shape_text(sample)}, dimensions the "
+                                f"model leaves unknown: give them with --c-input-shape {_example(sample)} (options "
+                                "c.input_shape)")
                 shape = (1,)
-            elif not isinstance(declared, (list, tuple)) or len(shape) != len(declared) - 1 or any(d is not None and d != n for d, n in zip(declared[1:], shape)):
-                problems.append(f"input '{node.name}' is {_shape_text(declared)} without the batch axis, not "
+            elif not isinstance(declared, (list, tuple)) or len(shape) != len(sample) or any(d is not None and d != n for d, n in zip(sample, shape)):
+                problems.append(f"input '{node.name}' takes samples of shape {_shape_text(sample)}, not "
                                 f"{_shape_text(shape)} as --c-input-shape says")
             values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
             input_offset += size(shape)
@@ -219,6 +221,17 @@ def _input_shape(node) -> Shape | None:
     if not isinstance(batch, (list, tuple)) or not batch or any(d is None for d in batch[1:]):
         return None
     return tuple(d if isinstance(d, int) and not isinstance(d, bool) else 0 for d in batch[1:])
+
+
+def _example(sample: Any) -> str:
+    """A --c-input-shape value for a sample shape, 50 where the model leaves a dimension unknown.
+
+    >>> _example([None, 3]), _example("x")
+    ('50x3', 'SHAPE')
+    """
+    if not isinstance(sample, (list, tuple)) or not sample:
+        return "SHAPE"
+    return "x".join("50" if d is None else str(d) for d in sample)
 
 
 def _shape_text(shape: Any) -> str:
