@@ -32,6 +32,7 @@ class Outcome:
     reader: str = ""
     code: str = ""
     message: str = ""
+    cli_message: str = ""  # the message as the command line spells options (``--force``, not ``force=True``)
 
 
 def expand(sources: Sequence[str | os.PathLike]) -> list[Path]:
@@ -102,7 +103,8 @@ def _export_one(source: str, folder: str, options: dict) -> Outcome:
     try:
         manifest = export(source, folder, **options)
     except ConverterError as error:
-        return Outcome(source, folder, False, code=error.code, message=str(error))
+        return Outcome(source, folder, False, code=error.code, message=str(error),
+                       cli_message=error.cli_message)
     except Exception as error:  # a bug in one model's export must not stop the batch
         return Outcome(source, folder, False, code="internal_error", message=f"{type(error).__name__}: {error}")
     model = manifest["model"]

@@ -4,6 +4,8 @@ The CLI maps them to exit codes in one place (``cli.main``); library code only r
 """
 from __future__ import annotations
 
+import re
+
 
 class ConverterError(Exception):
     """Base of every error this package raises on purpose.
@@ -18,9 +20,25 @@ class ConverterError(Exception):
     default_hint = "This is a bug in keras-weights; rerun with --debug and report the traceback."
 
     def __init__(self, message: str, *, hint: str | None = None, outputs: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint or self.default_hint
+        super().__init__(spelled(message, PYTHON))
+        self.hint = spelled(hint or self.default_hint, PYTHON)
+        self.cli_message, self.cli_hint = spelled(message, CLI), spelled(hint or self.default_hint, CLI)
         self.outputs = outputs  # what the failure left in the output folder, when there was one
+
+
+CLI, PYTHON = 1, 2
+_BOTH_SPELLINGS = re.compile(r"\[\[([^|\]]*)\|([^\]]*)\]\]")
+
+
+def spelled(text: str, side: int) -> str:
+    """An error's text for the command line or for Python: ``[[--force|force=True]]`` names the option as each
+    spells it, so neither reader is told to pass the other's.
+
+    >>> err = OutputError("out/ exists", hint="Pass [[--force|force=True]] to overwrite.")
+    >>> err.hint, err.cli_hint
+    ('Pass force=True to overwrite.', 'Pass --force to overwrite.')
+    """
+    return _BOTH_SPELLINGS.sub(lambda found: found.group(side), text)
 
 
 class UsageError(ConverterError):

@@ -30,8 +30,8 @@ def report_error(error: Exception, *, as_json: bool = False, debug: bool = False
     """Say what failed and what to do (the traceback only with ``debug``); return the exit code."""
     known = isinstance(error, ConverterError)
     code, exit_code = (error.code, error.exit_code) if known else ("internal_error", 70)
-    message = str(error) if known else f"internal error: {type(error).__name__}: {error}"
-    hint = error.hint if known else ConverterError.default_hint
+    message = error.cli_message if known else f"internal error: {type(error).__name__}: {error}"
+    hint = error.cli_hint if known else ConverterError.default_hint
     if debug:
         traceback.print_exception(error)
     outputs = getattr(error, "outputs", None)

@@ -101,7 +101,7 @@ def run_export(source: Any, out_dir: Path, format_names: list[str], force: bool,
             atomic.publish(staging, [entry["path"] for entry in files] + [manifests.FILE_NAME], folder, replaced)
     except FileExistsError as error:
         raise OutputError(f"{Path(error.filename).name} {error.strerror} in {folder}",
-                          hint="Pass --force (force=True) to overwrite, or export into another folder.",
+                          hint="Pass [[--force|force=True]] to overwrite, or export into another folder.",
                           outputs=state) from None
     except OSError as error:  # disk full, file-size limit, permissions: no partial file is left
         raise OutputError(f"cannot write the export to {folder}: {error.strerror or error}",
@@ -134,7 +134,7 @@ class Bounds:
                 raise UsageError(f"min_snr must be a number of dB. Received: min_snr={self.min_snr!r}")
             if not self.quantize:
                 raise UsageError("min_snr bounds the error of quantization, and no quantization was asked for",
-                                 hint="Add --quantize int8|float16|bfloat16 (quantize=...), or drop --min-snr.")
+                                 hint="Add [[--quantize int8|quantize='int8']] (or float16, bfloat16), or drop [[--min-snr|min_snr]].")
         if self.max_bytes is not None and (not isinstance(self.max_bytes, int) or isinstance(self.max_bytes, bool)
                                            or self.max_bytes < 1):
             raise UsageError(f"max_bytes must be a positive number of bytes. Received: max_bytes={self.max_bytes!r}")
@@ -251,7 +251,7 @@ def _refuse_overwrite(folder: Path, names: Sequence[str], force: bool) -> None:
     if existing and not force:
         verb = "already exists" if len(existing) == 1 else "already exist"
         raise OutputError(f"{', '.join(existing)} {verb} in {folder}",
-                          hint="Pass --force (force=True) to overwrite, or choose another output folder.")
+                          hint="Pass [[--force|force=True]] to overwrite, or choose another output folder.")
 
 
 def stem_of(source: Any) -> str:

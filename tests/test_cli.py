@@ -333,3 +333,17 @@ def test_a_bad_c_alignment_says_what_to_give(tmp_path, capsys):
     assert main(["export", str(SEED_KERAS), "-o", str(tmp_path), "-f", "c", "--c-align", "3"]) == 2
     err = capsys.readouterr().err
     assert "hint: Give --c-align" in err and "keras-weights --help" not in err
+
+
+def test_hints_name_options_as_the_caller_spells_them(tmp_path, capsys):
+    """The command line is told --force, Python force=True; neither the other's (issue 25 point 8)."""
+    converter.export(SEED_KERAS, tmp_path / "out", formats=["npz"])
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path / "out"), "-f", "npz"]) == 6
+    err = capsys.readouterr().err
+    assert "--force" in err and "force=True" not in err
+    with pytest.raises(converter.OutputError) as raised:
+        converter.export(SEED_KERAS, tmp_path / "out", formats=["npz"])
+    assert "force=True" in raised.value.hint and "--force" not in raised.value.hint
+    assert main(["export", str(SEED_KERAS), "-o", str(tmp_path / "q"), "--min-snr", "30"]) == 2
+    err = capsys.readouterr().err
+    assert "--quantize int8" in err and "quantize=" not in err and "[[" not in err

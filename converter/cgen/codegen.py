@@ -106,8 +106,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                 shape = (1,)
             elif shape is None:
                 problems.append(f"input '{node.name}' takes samples of shape {_shape_text(sample)}, dimensions the "
-                                f"model leaves unknown: give them with --c-input-shape {_example(sample)} (options "
-                                "c.input_shape)")
+                                f"model leaves unknown: give them with [[--c-input-shape {_example(sample)}|"
+                                f"options={{'c': {{'input_shape': '{_example(sample)}'}}}}]]")
                 shape = (1,)
             elif not isinstance(declared, (list, tuple)) or len(shape) != len(sample) or any(d is not None and d != n for d, n in zip(sample, shape)):
                 problems.append(f"input '{node.name}' takes samples of shape {_shape_text(sample)}, not "

@@ -129,7 +129,7 @@ def _report_batch(outcomes: list, as_json: bool) -> int:
         width = max(len(o.source) for o in outcomes)
         for o in outcomes:
             detail = (f"{o.tensors} tensors, {o.parameters:,} parameters, {o.reader} reader -> {o.folder}" if o.ok
-                      else o.message)
+                      else o.cli_message or o.message)
             show(f"{'OK  ' if o.ok else 'FAIL'} {o.source:<{width}}  {detail}")
         show(_batch_total(len(outcomes), len(failed)))
         if any(o.code == OutputError.code and "exist" in o.message for o in failed):

@@ -76,7 +76,7 @@ def validate(options: Mapping[str, object]) -> None:
     align = options.get("align", 16)
     if align < 1 or align & (align - 1) or align > MAX_ALIGN:
         raise UsageError(f"C alignment must be a power of two from 1 to {MAX_ALIGN}. Received: align={align}",
-                         hint="Give --c-align (options c.align) 1, 2, 4, 8, 16 (the default), 32, ... bytes.")
+                         hint="Give [[--c-align|options={'c': {'align': ...}}]] 1, 2, 4, 8, 16 (the default), 32, ... bytes.")
     if options.get("prefix"):
         prefix_for("", options["prefix"])
     if options.get("input_shape"):

@@ -53,7 +53,7 @@ def read_model(source: Any, reader: str = "auto", trust_code: bool = False, allo
     chain = AUTO[kind] if reader == "auto" else (reader,)
     if kind not in READERS[chain[0]].KINDS:
         raise UsageError(f"the {reader} reader does not read {_KIND_NAMES[kind]}",
-                         hint=f"Use --reader auto (reader='auto'), which reads it with: {', '.join(AUTO[kind])}.")
+                         hint=f"Use [[--reader auto|reader='auto']], which reads it with: {', '.join(AUTO[kind])}.")
     if path is None:
         return _encodable(READERS[chain[0]].read(source, kind, Source(None, kind, None, chain[0]), options))
     with ThreadPoolExecutor(2) as background:  # hashlib and zlib release the GIL: both overlap the reading
