@@ -412,3 +412,18 @@ def test_the_summary_lists_the_lowest_snr_tensors_and_verbose_lists_all(keras_mo
     assert max(shown) <= sorted(all_snr)[9] + 0.05  # the ten lowest
     assert main(args + ["--force", "--verbose"]) == 0
     assert len([line for line in capsys.readouterr().out.splitlines() if "int8_symmetric" in line]) == 14
+
+
+def test_inspect_quantize_totals_count_what_its_table_lists(capsys):
+    """9 rows are 6 tensors and 3 int8 scales; the scales are not parameters; bytes as stored (issue 25 point 9)."""
+    from converter.cli import main
+
+    assert main(["inspect", str(SEED_KERAS), "--quantize", "int8", "--reader", "h5"]) == 0
+    out = capsys.readouterr().out
+    table = out.split("Quantization")[0]
+    rows = [line for line in table.splitlines() if "/" in line and "(" in line]
+    assert len(rows) == 9
+    assert ("Total: 6 tensors and 3 scales (31 values) in 9 rows, 321 parameters, 538 bytes stored (1,284 before "
+            "quantization)") in out
+    assert main(["inspect", str(SEED_KERAS), "--reader", "h5"]) == 0
+    assert "Total: 6 tensors, 321 parameters, 1,284 bytes\n" in capsys.readouterr().out

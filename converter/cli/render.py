@@ -33,7 +33,7 @@ def render_table(info: dict, view: str | None = None) -> str:
         (f" from {printable(source['file'])}" if source["file"] else "")
     rule = "-" * len(line(header))
     trainable = sum(_count(t["shape"]) for t in info["tensors"] if t["trainable"])
-    totals = (f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes\n"
+    totals = (_total_line(info) + "\n"
               f"Trainable: {trainable:,} parameters; non-trainable: {model['parameters'] - trainable:,}\n"
               + formats.flash_line(info))
     if view == "layers":
@@ -86,6 +86,20 @@ def render_budget(info: dict, max_bytes: int) -> str:
 
 
 SHOWN_ROWS = 10  # quantized tensors listed by default: the lowest SNR first to go in, the rest with --verbose
+
+
+def _total_line(info: dict) -> str:
+    """The model's totals; for a quantized view, the rows counted as listed (int8 scales are arrays of their own, not
+    parameters) and the bytes as stored beside the model's own."""
+    model = info["model"]
+    scales = {(t.get("quantization") or {}).get("scale") for t in info["tensors"]} - {None}
+    stored = sum(t["nbytes"] for t in info["tensors"])
+    if not info.get("options", {}).get("quantize"):
+        return f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes"
+    scale_values = sum(_count(t["shape"]) for t in info["tensors"] if t["name"] in scales)
+    arrays = (f" and {len(scales)} scales ({scale_values:,} values) in {len(info['tensors'])} rows" if scales else "")
+    return (f"Total: {model['tensors']} tensors{arrays}, {model['parameters']:,} parameters, {stored:,} bytes stored "
+            f"({model['bytes']:,} before quantization)")
 
 
 def render_quantization(info: dict, min_snr: float | None = None, limit: int | None = None) -> str:
