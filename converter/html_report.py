@@ -57,6 +57,7 @@ class Stats:
     quantization: dict | None = None          # from the manifest of a quantized export
     error_histogram: list[int] = field(default_factory=list)
     error_edges: tuple[float, float] = (0.0, 0.0)
+    stands_for: Stats | None = None           # an int8 tensor's figures as the values it stands for (dequantized)
     anomalies: list[str] = field(default_factory=list)
 
 
@@ -175,10 +176,14 @@ def _gather(source: Any, reader: str):
     info = export.manifest
     arrays = export.arrays()
     entries = {t["name"]: t for t in info["tensors"]}
+    coded = [name for name, entry in entries.items() if (entry.get("quantization") or {}).get("scale")]
+    dequantized = export.arrays(dequantize=True) if coded else {}
     tensors = []
     for name, array in arrays.items():
         stats = tensor_stats(name, entries.get(name, {}).get("layer", ""), array)
         stats.quantization = entries.get(name, {}).get("quantization")
+        if name in coded and name in dequantized:
+            stats.stands_for = tensor_stats(name, stats.layer, dequantized[name])
         tensors.append(stats)
     bytes_per_layer = formats.flash_of_export(info)
     return _title(info), _summary(info), info["layers"], tensors, bytes_per_layer
@@ -207,6 +212,8 @@ def _summary(info: dict) -> list[tuple[str, str]]:
             ("reader", str(source["reader"])), ("tensors", f"{model['tensors']:,}"),
             ("parameters", f"{model['parameters']:,}"), ("bytes", f"{model['bytes']:,}")]
     if info["options"].get("quantize"):
+        stored = sum(t["nbytes"] for t in info["tensors"])  # int8 scales included: what the export holds
+        rows[-1] = ("bytes", f"{stored:,} exported ({model['bytes']:,} before quantization)")
         rows.append(("quantized", info["options"]["quantize"]))
     if info["options"].get("layout", "keras") != "keras":
         rows.append(("layout", info["options"]["layout"]))
@@ -222,7 +229,16 @@ document.getElementById('filter').addEventListener('input', function (event) {
   document.querySelectorAll('section.tensor').forEach(function (section) {
     section.hidden = text && section.dataset.name.toLowerCase().indexOf(text) < 0;
   });
+  document.querySelectorAll('details.layer-group').forEach(function (group) {
+    group.open = Boolean(text) && group.querySelector('section.tensor:not([hidden])') !== null;
+  });
 });
+function openTarget() {  // a link to a folded tensor (from the anomalies) opens its fold
+  var target = location.hash && document.getElementById(location.hash.slice(1));
+  if (target && target.closest('details')) { target.closest('details').open = true; target.scrollIntoView(); }
+}
+window.addEventListener('hashchange', openTarget);
+openTarget();
 document.body.dataset.ready = String(document.querySelectorAll('section.tensor svg.histogram').length);
 """
 _STYLE = """
@@ -252,6 +268,7 @@ def _attribute(value: object) -> str:
     return html.escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value)), quote=True)
 
 
+SCREENFUL = 12          # tensor cards shown open; the rest folded, one fold per layer (the filter opens them)
 MAX_SECTIONS = 1000     # tensors drawn with their histogram; the rest in one table of figures
 MAX_ROWS = 20_000       # rows of any table: beyond, the page says how many were left out
 MAX_ANOMALIES = 1000
@@ -289,12 +306,29 @@ def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, d
     if bytes_per_layer:
         parts.append("<h2>C arrays: bytes per layer</h2>" + _bars(bytes_per_layer))
     parts.append('<h2>Tensors</h2><p><label>Filter by name <input id="filter" type="search"></label></p>')
-    parts += [_tensor_section(t) for t in tensors[:MAX_SECTIONS]]
+    parts += [_tensor_section(t) for t in tensors[:SCREENFUL]]
+    parts += _folded_by_layer(tensors[SCREENFUL:MAX_SECTIONS])
     if len(tensors) > MAX_SECTIONS:
         parts.append(_figures_table(tensors[MAX_SECTIONS:MAX_SECTIONS + MAX_ROWS]) + _left_out(
             len(tensors) - MAX_SECTIONS, MAX_ROWS))
     parts.append(f"<script>{_SCRIPT}</script></body></html>\n")
     return "".join(parts)
+
+
+def _folded_by_layer(tensors: list[Stats]) -> list[str]:
+    """Tensor cards in one closed fold per layer (consecutive tensors of one layer), so a large model's page opens
+    on a screenful and a layer is one click away."""
+    folds: list[tuple[str, list[Stats]]] = []
+    for t in tensors:
+        if folds and folds[-1][0] == t.layer:
+            folds[-1][1].append(t)
+        else:
+            folds.append((t.layer, [t]))
+    flagged = lambda group: sum(1 for t in group if t.anomalies)  # noqa: E731
+    return [f'<details class="layer-group"><summary>layer <code>{_text(layer)}</code>: {len(group)} tensor'
+            f'{"s" if len(group) > 1 else ""}' + (f' <span class="flag">({flagged(group)} with anomalies)</span>'
+                                                   if flagged(group) else "") + "</summary>"
+            + "".join(_tensor_section(t) for t in group) + "</details>" for layer, group in folds]
 
 
 def _left_out(total: int, shown: int) -> str:
@@ -333,8 +367,17 @@ def _tensor_section(t: Stats) -> str:
                  ("error", f"max {q['error']['max_abs']:.3g}, RMSE {q['error']['rmse']:.3g}, SNR "
                            + ("-" if q["error"]["snr_db"] is None else f"{q['error']['snr_db']:.1f} dB"))]
     table = "<table>" + "".join(f"<tr><th>{e(k)}</th><td class=n>{e(v)}</td></tr>" for k, v in rows) + "</table>"
+    if t.stands_for is not None:  # the int8 codes beside the values they stand for
+        d = t.stands_for
+        beside = {"min": _number(d.minimum), "max": _number(d.maximum), "mean": _number(d.mean), "std": _number(d.std),
+                  "zeros": f"{d.zeros:.1%}", "dtype": "float32 (code x scale)"}
+        table = ("<table><tr><th></th><th>stored (int8 codes)</th><th>stands for (dequantized)</th></tr>" + "".join(
+            f"<tr><th>{e(k)}</th><td class=n>{e(v)}</td><td class=n>{e(beside.get(k, ''))}</td></tr>"
+            for k, v in rows) + "</table>")
     flags = "".join(f'<p class="flag">{e(a)}</p>' for a in t.anomalies)
-    charts = _svg(t.histogram, t.edges, "values")
+    charts = _svg(t.histogram, t.edges, "int8 codes" if t.stands_for is not None else "values")
+    if t.stands_for is not None:
+        charts += _svg(t.stands_for.histogram, t.stands_for.edges, "values they stand for (dequantized)")
     if t.error_histogram:
         charts += _svg(t.error_histogram, t.error_edges, "error of the values read back")
     return (f'<section class="tensor" id="{_anchor(t.name)}" data-name="{_attribute(t.name)}"><h3><code>{e(t.name)}</code> '
@@ -346,14 +389,19 @@ def _svg(counts: list[int], edges: tuple[float, float], label: str, width: int =
     if not counts:
         return '<svg class="histogram" width="400" height="20" role="img"><text x="4" y="14">no finite values</text></svg>'
     top = max(counts) or 1
+    axis = 8 + 7 * len(f"{top:,}")  # room on the left for the count axis's labels
     bar = width / len(counts)
-    rects = "".join(f'<rect x="{i * bar:.1f}" y="{height - c / top * height:.1f}" width="{max(bar - 1, 1):.1f}" '
+    rects = "".join(f'<rect x="{axis + i * bar:.1f}" y="{height - c / top * height:.1f}" width="{max(bar - 1, 1):.1f}" '
                     f'height="{c / top * height:.1f}" fill="#3b6ea5"/>' for i, c in enumerate(counts) if c)
-    return (f'<figure><svg class="histogram" width="{width}" height="{height + 16}" viewBox="0 0 {width} {height + 16}" '
-            f'role="img" aria-label="{html.escape(label)}">{rects}'
-            f'<text x="0" y="{height + 14}" font-size="11">{edges[0]:.4g}</text>'
-            f'<text x="{width}" y="{height + 14}" font-size="11" text-anchor="end">{edges[1]:.4g}</text></svg>'
-            f"<figcaption>{html.escape(label)}</figcaption></figure>")
+    counts_axis = (f'<g class="count-axis" font-size="11" text-anchor="end"><line x1="{axis - 2}" y1="0" x2="{axis - 2}" '
+                   f'y2="{height}" stroke="#888"/><text x="{axis - 4}" y="10">{top:,}</text>'
+                   f'<text x="{axis - 4}" y="{height}">0</text></g>')
+    full = axis + width
+    return (f'<figure><svg class="histogram" width="{full}" height="{height + 16}" viewBox="0 0 {full} {height + 16}" '
+            f'role="img" aria-label="{html.escape(label)}: values per bin, from 0 to {top:,}">{counts_axis}{rects}'
+            f'<text x="{axis}" y="{height + 14}" font-size="11">{edges[0]:.4g}</text>'
+            f'<text x="{full}" y="{height + 14}" font-size="11" text-anchor="end">{edges[1]:.4g}</text></svg>'
+            f"<figcaption>{html.escape(label)} (count per bin)</figcaption></figure>")
 
 
 def _bars(values: dict[str, int], width: int = 500) -> str:

@@ -77,3 +77,30 @@ def test_bad_arguments_are_clear_and_write_nothing(tmp_path, capsys):
     assert (tmp_path / "r.html").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
     capsys.readouterr()
+
+
+def test_a_large_quantized_export_opens_on_a_screenful_with_counts_and_the_values_codes_stand_for(
+        tmp_path, keras_module):
+    """Issue 25 point 10: cards beyond a screenful folded by layer, a count axis on every histogram, int8 figures
+    beside the dequantized values they stand for, and the summary's bytes those of the export."""
+    import json
+
+    from converter import html_report
+
+    keras = keras_module
+    model = keras.Sequential([keras.Input((8,)), *(keras.layers.Dense(8, name=f"d{i}") for i in range(10))], name="deep")
+    model.save(tmp_path / "deep.keras")
+    converter.export(tmp_path / "deep.keras", tmp_path / "out", formats=["npz"], quantize="int8")
+    page = converter.report(tmp_path / "out", tmp_path / "deep.html")
+    text = page.read_text()
+    cards = text.split("<h2>Tensors</h2>")[1]
+    before_folds = cards.split('<details class="layer-group">')[0]
+    assert before_folds.count('<section class="tensor"') == html_report.SCREENFUL
+    assert cards.count('<details class="layer-group">') == len({f"d{i}" for i in range(10)}) - html_report.SCREENFUL // 3
+    assert text.count('class="count-axis"') == text.count('<svg class="histogram"') > 0
+    assert "stands for (dequantized)" in text and "values they stand for (dequantized)" in text
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    stored = sum(t["nbytes"] for t in manifest["tensors"])
+    assert f"{stored:,} exported ({manifest['model']['bytes']:,} before quantization)" in text
+    dom, console = render(page, tmp_path)
+    assert console == [] and 'data-ready="' in dom
