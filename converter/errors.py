@@ -27,7 +27,7 @@ class ConverterError(Exception):
 
 
 CLI, PYTHON = 1, 2
-_BOTH_SPELLINGS = re.compile(r"\[\[([^|\]]*)\|([^\]]*)\]\]")
+_BOTH_SPELLINGS = re.compile(r"\[\[(--[a-z][a-z0-9-]*(?: [^|\]\[]*)?)\|([^\]\[]*)\]\]")  # [[--flag ...|python]]
 
 
 def spelled(text: str, side: int) -> str:
@@ -37,6 +37,11 @@ def spelled(text: str, side: int) -> str:
     >>> err = OutputError("out/ exists", hint="Pass [[--force|force=True]] to overwrite.")
     >>> err.hint, err.cli_hint
     ('Pass force=True to overwrite.', 'Pass --force to overwrite.')
+
+    Only a command-line flag opens the pair, so a name from a model file that looks like one is left as it is:
+
+    >>> spelled("layer '[[a|b]]'", CLI)
+    "layer '[[a|b]]'"
     """
     return _BOTH_SPELLINGS.sub(lambda found: found.group(side), text)
 
