@@ -157,7 +157,7 @@ def preferred_file(folder: Path, manifest: dict) -> Path:
 
 def dequantized(arrays: dict[str, np.ndarray], entries: list[dict]) -> dict[str, np.ndarray]:
     """The model's tensors as a quantized export holds them: float32 ``q * scale`` by the recorded axes."""
-    scales = {(t.get("quantization") or {}).get("scale") for t in entries} - {None}
+    scales = manifests.scale_names(entries)
     result = {}
     for entry in entries:
         name, q = entry["name"], manifests.quantization_of(entry)

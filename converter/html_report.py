@@ -14,133 +14,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import math
+import itertools
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import atomic, formats, layers, manifest as manifests
+from . import atomic, formats, manifest as manifests
 from .compare import diff
 from .errors import UsageError
-from .exports import Export, export_folder
+from .exports import Export, dequantized, export_folder
 from .readers import read_model
-
-BLOCK = 1 << 20
-BINS = 40
-EXPLODING = 1e4      # |w| above this in a weight is flagged
-TINY_VARIANCE = 1e-6  # BatchNorm moving variance below this is flagged
-_KERNEL_ROLES = layers.KERNEL_ROLES | layers.TORCH_KERNEL_ROLES  # a weight's anomalies (dead, constant)
-
-
-@dataclass
-class Stats:
-    """What the page says about one tensor."""
-
-    name: str
-    layer: str
-    shape: tuple[int, ...]
-    dtype: str
-    size: int
-    minimum: float | None = None
-    maximum: float | None = None
-    mean: float | None = None
-    std: float | None = None
-    zeros: float = 0.0
-    nan: int = 0
-    inf: int = 0
-    range_bits: float | None = None           # log2(max |w| / smallest nonzero |w|)
-    histogram: list[int] = field(default_factory=list)
-    edges: tuple[float, float] = (0.0, 0.0)
-    quantization: dict | None = None          # from the manifest of a quantized export
-    error_histogram: list[int] = field(default_factory=list)
-    error_edges: tuple[float, float] = (0.0, 0.0)
-    stands_for: Stats | None = None           # an int8 tensor's figures as the values it stands for (dequantized)
-    anomalies: list[str] = field(default_factory=list)
-
-
-def tensor_stats(name: str, layer: str, array: np.ndarray) -> Stats:
-    """Statistics of one tensor in two passes a block at a time: extremes and counts, then mean, spread and the
-    histogram on values scaled by the largest magnitude (so float64 values near its limit do not overflow)."""
-    stats = Stats(name, layer, tuple(int(n) for n in array.shape), array.dtype.name, int(array.size))
-    flat = array.reshape(-1)
-    if not flat.size or (array.dtype.kind not in "fiub" and "float" not in array.dtype.name):
-        return stats
-    low, high, count, zeros, smallest = math.inf, -math.inf, 0, 0, math.inf
-    for block in _blocks(flat):
-        finite = block[np.isfinite(block)]
-        stats.nan += int(np.isnan(block).sum())
-        stats.inf += int(np.isinf(block).sum())
-        zeros += int((block == 0).sum())
-        if finite.size:
-            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
-            count += finite.size
-            nonzero = np.abs(finite[finite != 0])
-            if nonzero.size:
-                smallest = min(smallest, float(nonzero.min()))
-    stats.zeros = zeros / flat.size
-    if count:
-        scale = max(abs(low), abs(high)) or 1.0
-        total = squares = 0.0
-        counts = np.zeros(BINS, np.int64)
-        for block in _blocks(flat):
-            finite = block[np.isfinite(block)] / scale
-            total += float(finite.sum())
-            squares += float(np.dot(finite, finite))
-            if _binnable(low / scale, high / scale):
-                counts += np.histogram(finite, BINS, (low / scale, high / scale))[0]
-        mean = total / count
-        stats.minimum, stats.maximum = low, high
-        stats.mean, stats.std = mean * scale, math.sqrt(max(squares / count - mean * mean, 0.0)) * scale
-        stats.range_bits = math.log2(scale / smallest) if smallest < math.inf and scale > 0 else 0.0
-        stats.histogram = counts.tolist() if _binnable(low / scale, high / scale) else [count]
-        stats.edges = (low, high)
-    stats.anomalies = _anomalies(stats)
-    return stats
-
-
-def _binnable(low: float, high: float) -> bool:
-    """Whether :data:`BINS` bins fit between ``low`` and ``high`` (two adjacent floats have no room for them: one
-    bar then shows every value).
-
-    >>> _binnable(0.0, 1.0), _binnable(1.0, float(np.nextafter(1.0, 2.0)))
-    (True, False)
-    """
-    return low < high and bool(np.all(np.diff(np.linspace(low, high, BINS + 1)) > 0))
-
-
-def _blocks(flat: np.ndarray):
-    for start in range(0, flat.size, BLOCK):
-        yield np.asarray(flat[start:start + BLOCK], np.float64)
-
-
-def _histogram(values: np.ndarray, low: float, high: float) -> tuple[list[int], tuple[float, float]]:
-    """A histogram of finite float64 values (small arrays: the error of a quantized tensor)."""
-    scale = max(abs(low), abs(high))
-    if not _binnable(low / scale if scale else 0.0, high / scale if scale else 0.0):
-        return [int(values.size)], (low, high)
-    return np.histogram(values / scale, BINS, (low / scale, high / scale))[0].tolist(), (low, high)
-
-
-def _anomalies(stats: Stats) -> list[str]:
-    found = []
-    if stats.nan or stats.inf:
-        found.append(f"{stats.nan} NaN and {stats.inf} infinite values")
-    weight_like = stats.name.rsplit("/", 1)[-1].rsplit(".", 1)[-1] in _KERNEL_ROLES
-    if stats.size > 1 and stats.minimum is not None and weight_like:  # a bias or BatchNorm at its start is fine
-        if stats.minimum == stats.maximum == 0:
-            found.append("all zero (a dead layer)")
-        elif stats.minimum == stats.maximum:
-            found.append(f"constant ({stats.minimum:g})")
-    if stats.maximum is not None and max(abs(stats.minimum), abs(stats.maximum)) > EXPLODING:
-        found.append(f"exploding range (|w| up to {max(abs(stats.minimum), abs(stats.maximum)):.3g})")
-    if stats.name.endswith(("moving_variance", "running_var")) and stats.minimum is not None \
-            and stats.minimum < TINY_VARIANCE:
-        found.append(f"BatchNorm variance near zero ({stats.minimum:.3g})")
-    return found
-
+from .weight_stats import Stats, histogram, tensor_stats
 
 # -- gathering ------------------------------------------------------------------------------------------------
 def report(source: Any, output: str | os.PathLike, *, model: Any = None, against: Any = None,
@@ -154,9 +40,12 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
     if output.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"the report is an .html file. Received: -o {output}")
     atomic.check_new_file(output, force)  # before any work
-    title, summary, layers, tensors, bytes_per_layer = _gather(source, reader)
+    title, summary, layers, tensors, bytes_per_layer, values = _gather(source, reader, for_errors=model is not None)
     if model is not None:
-        _error_histograms(tensors, source, model, reader)
+        if values is None:
+            raise UsageError(f"{source} is a model: [[--model|model=]] gives the model an export came from",
+                             hint="Give an export folder as the source, or leave the model out.")
+        _error_histograms(tensors, values, model, reader)
     differences = None
     if against is not None:
         differences = diff(source, against, reader=reader)
@@ -164,41 +53,41 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
     return atomic.write_file(output, lambda path: path.write_text(page, "utf-8"), force)  # whole, or not at all
 
 
-def _gather(source: Any, reader: str):
-    """(title, summary rows, layer rows, tensor stats, C bytes per layer or None)."""
+def _gather(source: Any, reader: str, for_errors: bool = False):
+    """(title, summary rows, layer rows, tensor stats, C bytes per layer or None, and for an export the values its
+    tensors stand for, dequantized, or None for a model). The export's file is read once."""
     folder = export_folder(source)
     if folder is None:
         weights = read_model(source, reader)
         info = manifests.build(weights)
         tensors = [tensor_stats(t.name, t.layer, t.array) for t in weights.tensors]
-        return _title(info), _summary(info), info["layers"], tensors, None
+        return _title(info), _summary(info), info["layers"], tensors, None, None
     export = Export.open(folder)
     info = export.manifest
     arrays = export.arrays()
     entries = {t["name"]: t for t in info["tensors"]}
-    coded = [name for name, entry in entries.items() if (entry.get("quantization") or {}).get("scale")]
-    dequantized = export.arrays(dequantize=True) if coded else {}
+    coded = {name for name, entry in entries.items() if (entry.get("quantization") or {}).get("scale")}  # int8 codes
+    values = dequantized(arrays, info["tensors"]) if export.quantized and (coded or for_errors) else arrays
     tensors = []
     for name, array in arrays.items():
         stats = tensor_stats(name, entries.get(name, {}).get("layer", ""), array)
         stats.quantization = entries.get(name, {}).get("quantization")
-        if name in coded and name in dequantized:
-            stats.stands_for = tensor_stats(name, stats.layer, dequantized[name])
+        if name in coded and name in values:
+            stats.stands_for = tensor_stats(name, stats.layer, values[name])
         tensors.append(stats)
     bytes_per_layer = formats.flash_of_export(info)
-    return _title(info), _summary(info), info["layers"], tensors, bytes_per_layer
+    return _title(info), _summary(info), info["layers"], tensors, bytes_per_layer, values
 
 
-def _error_histograms(tensors: list[Stats], source: Any, model: Any, reader: str) -> None:
+def _error_histograms(tensors: list[Stats], back: dict[str, np.ndarray], model: Any, reader: str) -> None:
     """The histogram of (value read back - model's value) for each quantized tensor of an export."""
     originals = {t.name: t.array for t in read_model(model, reader).tensors}
-    back = Export.open(source).arrays(dequantize=True)
     for stats in tensors:
         if stats.quantization and stats.name in originals and stats.name in back:
             error = np.asarray(back[stats.name], np.float64) - np.asarray(originals[stats.name], np.float64)
             finite = error[np.isfinite(error)]
             if finite.size:
-                stats.error_histogram, stats.error_edges = _histogram(finite.reshape(-1), float(finite.min()),
+                stats.error_histogram, stats.error_edges = histogram(finite.reshape(-1), float(finite.min()),
                                                                       float(finite.max()))
 
 
@@ -318,17 +207,16 @@ def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, d
 def _folded_by_layer(tensors: list[Stats]) -> list[str]:
     """Tensor cards in one closed fold per layer (consecutive tensors of one layer), so a large model's page opens
     on a screenful and a layer is one click away."""
-    folds: list[tuple[str, list[Stats]]] = []
-    for t in tensors:
-        if folds and folds[-1][0] == t.layer:
-            folds[-1][1].append(t)
-        else:
-            folds.append((t.layer, [t]))
-    flagged = lambda group: sum(1 for t in group if t.anomalies)  # noqa: E731
-    return [f'<details class="layer-group"><summary>layer <code>{_text(layer)}</code>: {len(group)} tensor'
-            f'{"s" if len(group) > 1 else ""}' + (f' <span class="flag">({flagged(group)} with anomalies)</span>'
-                                                   if flagged(group) else "") + "</summary>"
-            + "".join(_tensor_section(t) for t in group) + "</details>" for layer, group in folds]
+    folds = [(layer, list(group)) for layer, group in itertools.groupby(tensors, key=lambda t: t.layer)]
+    return [_fold(layer, group) for layer, group in folds]
+
+
+def _fold(layer: str, group: list[Stats]) -> str:
+    flagged = sum(1 for t in group if t.anomalies)
+    return (f'<details class="layer-group"><summary>layer <code>{_text(layer)}</code>: {len(group)} tensor'
+            f'{"s" if len(group) > 1 else ""}' + (f' <span class="flag">({flagged} with anomalies)</span>' if flagged
+                                                   else "") + "</summary>"
+            + "".join(_tensor_section(t) for t in group) + "</details>")
 
 
 def _left_out(total: int, shown: int) -> str:

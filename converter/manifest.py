@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,15 @@ def quantization_of(entry: Mapping) -> Quantization | None:
     error = q["error"]
     return Quantization(q["scheme"], entry["source_dtype"], axes, q.get("scale"), error["max_abs"], error["rmse"],
                         error["snr_db"])
+
+
+def scale_names(entries: Iterable[Mapping]) -> set[str]:
+    """The int8 scale tensors among manifest tensor entries: stored beside the tensors they scale, not parameters.
+
+    >>> sorted(scale_names([{"name": "d/kernel", "quantization": {"scale": "d/kernel:scale"}}, {"name": "d/bias"}]))
+    ['d/kernel:scale']
+    """
+    return {(entry.get("quantization") or {}).get("scale") for entry in entries} - {None}
 
 
 def dumps(manifest: dict) -> str:

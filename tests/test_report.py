@@ -104,3 +104,11 @@ def test_a_large_quantized_export_opens_on_a_screenful_with_counts_and_the_value
     assert f"{stored:,} exported ({manifest['model']['bytes']:,} before quantization)" in text
     dom, console = render(page, tmp_path)
     assert console == [] and 'data-ready="' in dom
+
+
+def test_model_with_a_model_as_the_source_is_a_clear_error(tmp_path, capsys):
+    """--model names the model an export came from; given with a model as the source it says so, writing nothing."""
+    assert main(["report", str(SEED_KERAS), "--model", str(SEED_KERAS), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "is a model: --model gives the model an export came from" in err and "model=" not in err
+    assert not (tmp_path / "r.html").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import dtypes, verification
 from ..choices import TABLE_ROWS
 from ..messages import printable, show  # noqa: F401  (the face commands print with)
-from .. import formats
+from .. import formats, manifest as manifests
 
 
 
@@ -92,10 +92,10 @@ def _total_line(info: dict) -> str:
     """The model's totals; for a quantized view, the rows counted as listed (int8 scales are arrays of their own, not
     parameters) and the bytes as stored beside the model's own."""
     model = info["model"]
-    scales = {(t.get("quantization") or {}).get("scale") for t in info["tensors"]} - {None}
-    stored = sum(t["nbytes"] for t in info["tensors"])
     if not info.get("options", {}).get("quantize"):
         return f"Total: {model['tensors']} tensors, {model['parameters']:,} parameters, {model['bytes']:,} bytes"
+    scales = manifests.scale_names(info["tensors"])
+    stored = sum(t["nbytes"] for t in info["tensors"])
     scale_values = sum(_count(t["shape"]) for t in info["tensors"] if t["name"] in scales)
     arrays = (f" and {len(scales)} scales ({scale_values:,} values) in {len(info['tensors'])} rows" if scales else "")
     return (f"Total: {model['tensors']} tensors{arrays}, {model['parameters']:,} parameters, {stored:,} bytes stored "
@@ -106,7 +106,7 @@ def render_quantization(info: dict, min_snr: float | None = None, limit: int | N
     """The error table of a quantized export: one row per quantized tensor (with ``limit``, only that many, those of
     lowest SNR, and any below ``min_snr``, in model order), then the model's total."""
     entries = {t["name"]: t for t in info["tensors"]}
-    scales = {(t.get("quantization") or {}).get("scale") for t in info["tensors"]} - {None}
+    scales = manifests.scale_names(info["tensors"])
     header = ("Tensor", "Scheme", "Axis", "Bytes before", "Bytes after", "Max abs error", "RMSE", "SNR dB", "")
     rows, before_total, after_total, worst = [], 0, 0, None
     for t in info["tensors"]:

@@ -73,7 +73,7 @@ def validate(options: Mapping[str, object]) -> None:
     """Check option values (their types are checked by the registry)."""
     if options.get("arrays", "flat") not in ARRAY_STYLES:
         raise UsageError(f"C arrays must be one of {', '.join(ARRAY_STYLES)}. Received: arrays={options['arrays']!r}")
-    align = options.get("align", 16)
+    align = options.get("align", DEFAULT_ALIGN)
     if align < 1 or align & (align - 1) or align > MAX_ALIGN:
         raise UsageError(f"C alignment must be a power of two from 1 to {MAX_ALIGN}. Received: align={align}",
                          hint="Give [[--c-align|options={'c': {'align': ...}}]] 1, 2, 4, 8, 16 (the default), 32, ... bytes.")
