@@ -37,7 +37,7 @@ def apply(model: ModelWeights, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
                            "classes and options), which this input does not hold",
                            hint="Export a model saved whole (model.save), or use --layout keras.")
     graph = graphs.from_config(model.config)
-    configs = {node.name.split("@")[0]: (node.class_name, node.config) for node in graph.nodes}
+    configs = {node.layer: (node.class_name, node.config) for node in graph.nodes}
     flattened = _flattened_inputs(graph, model)
     out: list[Tensor] = []
     problems: list[str] = []
@@ -91,7 +91,7 @@ def _flattened_inputs(graph, model: ModelWeights) -> dict[str, tuple[int, int]]:
             raise InputInvalid(f"--layout torch: cannot work out the shape that Flatten '{source.name}' flattens",
                                hint="Use --layout keras, or a model whose layers keras-weights knows.")
         if len(shape) >= 2:
-            found[node.name] = (math.prod(shape[:-1]), shape[-1])
+            found[node.layer] = (math.prod(shape[:-1]), shape[-1])
     return found
 
 

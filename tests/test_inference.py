@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import FIXTURES, ROOT, SEED_KERAS, need
+from conftest import ALL_MODEL_FILES, FIXTURES, ROOT, SEED_KERAS, need
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -31,7 +31,7 @@ int main(void) {{
 """
 
 # Fixture zoo models the generated code runs; the others name what it does not support yet.
-RUNS = ["seed_mlp", "conv_bn", "nested", "no_bias", "preprocessing", "shared", "embedding", "recurrent"]
+RUNS = ["seed_mlp", "conv_bn", "nested", "no_bias", "preprocessing", "shared", "shared_nested", "embedding", "recurrent"]
 REFUSED = {"attention": "MultiHeadAttention", "half": "weights of dtype float16",
            "special_values": "weights of dtype float64"}
 
@@ -128,6 +128,69 @@ def test_unsupported_layers_are_named_and_nothing_is_written(name, why, tmp_path
     assert code == 4 and "--c-inference cannot generate code for this model" in err and why in err, err
     assert not (tmp_path / "out").exists()
     assert main(["export", str(model_path(name)), "-o", str(tmp_path / "plain"), "-f", "c"]) == 0  # arrays alone
+
+
+@pytest.mark.parametrize("path", ALL_MODEL_FILES, ids=lambda p: p.name)
+def test_every_fixture_the_forward_pass_accepts_passes_verify_predict(path, tmp_path, capsys):
+    """No accepted model may compute other numbers than Keras: every fixture is either refused naming its
+    layer, or its export passes verify --predict."""
+    from converter.cli import main
+
+    code = main(["export", str(path), "-o", str(tmp_path / "out"), "-f", "c", "--c-inference"])
+    err = capsys.readouterr().err
+    if code == 4:
+        assert path.stem in REFUSED and REFUSED[path.stem] in err, err
+        return
+    assert code == 0 and path.stem not in REFUSED, err
+    if path.stem == "hostile":  # Keras cannot run its names as scopes: test_hostile_names_... computes its reference
+        return
+    assert main(["verify", str(tmp_path / "out"), "--predict", str(path)]) == 0, capsys.readouterr().out
+
+
+def _graph(keras, name):
+    """Graphs of nested models: called twice at any depth, nested three levels, with two outputs."""
+    L = keras.layers
+    if name == "deep":  # Functional > Sequential > Functional, as vendor audio models nest
+        i = keras.Input((6,))
+        inner = keras.Model(i, L.Dense(4, activation="tanh", name="conv")(i), name="model_2")
+        middle = keras.Sequential([keras.Input((6,)), L.Dense(6, name="pre"), inner], name="sequential_2")
+        x = keras.Input((6,), name="x")
+        return keras.Model(x, L.Dense(2, name="head")(middle(x)), name=name)
+    if name == "two_outputs":  # a nested model of two outputs, called twice, its outputs used crosswise
+        i = keras.Input((4,))
+        h = L.Dense(3, name="h")(i)
+        inner = keras.Model(i, [L.Dense(2, name="o1")(h), L.Dense(5, name="o2")(h)], name="two")
+        x = keras.Input((4,), name="x")
+        p, q = inner(x)
+        r, s = inner(L.Dense(4, name="pre")(x))
+        return keras.Model(x, [L.Concatenate(name="cat")([q, s]), L.Add(name="add")([p, r])], name=name)
+    # shared at every depth: a model calling a Sequential twice, itself called twice
+    cell = keras.Sequential([keras.Input((4,)), L.Dense(4, activation="relu", name="d")], name="cell")
+    i = keras.Input((4,))
+    middle = keras.Model(i, cell(cell(i)), name="middle")
+    x = keras.Input((4,), name="x")
+    return keras.Model(x, middle(middle(x)), name=name)
+
+
+@pytest.mark.parametrize("name", ["deep", "two_outputs", "shared_twice_at_every_depth"])
+def test_nested_models_compute_each_call_on_its_own_activations(name, keras_module, tmp_path):
+    model = _graph(keras_module, name)
+    rng = np.random.default_rng(4)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+    assert_runs_like_keras(model, None, tmp_path, seed=2)
+
+
+def test_a_layer_called_with_inputs_the_code_would_not_read_is_refused(keras_module, tmp_path, capsys):
+    """An LSTM given its initial state: the code computes from zeros, so it is refused, not run wrong."""
+    from converter.cli import main
+
+    L = keras_module.layers
+    x, h = keras_module.Input((5, 3), name="x"), keras_module.Input((4,), name="h")
+    y = L.LSTM(4, name="lstm")(x, initial_state=[h, h])
+    keras_module.Model([x, h], y).save(tmp_path / "state.keras")
+    assert main(["export", str(tmp_path / "state.keras"), "-o", str(tmp_path / "out"), "-f", "c", "--c-inference"]) == 4
+    err = capsys.readouterr().err
+    assert "layer 'lstm' (LSTM): called with 3 inputs" in err and not (tmp_path / "out").exists(), err
 
 
 def test_the_code_compiles_as_strict_c_and_the_header_as_cpp(tmp_path):

@@ -75,9 +75,11 @@ def weighted(kind: str, quantized: bool) -> str:
     """The C text of a kernel with weights, reading float or int8 arrays."""
     if quantized:
         return TEMPLATES[kind].format(
-            s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
+            s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o0=" scale + o0,", scaled="yr[o] * scale[o]",
+            scaled_yo="yo[o] * scale[o]", **{f"scaled_a{k}": f"a{k}[j] * scale[j]" for k in range(4)},
             scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
-    return TEMPLATES[kind].format(s="_f32", w="float", sp="", sa="", scaled="yr[o]", scaled_yo="yo[o]",
+    return TEMPLATES[kind].format(s="_f32", w="float", sp="", sa="", sa_o0="", scaled="yr[o]", scaled_yo="yo[o]",
+                                  **{f"scaled_a{k}": f"a{k}[j]" for k in range(4)},
                                   scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
 
 

@@ -126,7 +126,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         if any(ref[1] != 0 for ref in node.inputs):
             problems.append(f"layer '{node.name}' ({node.class_name}): takes a second output of a layer (return_state)")
             continue
-        layer = node.name.split("@")[0] + "/"  # a shared layer's later calls use its weights
+        layer = node.layer + "/"  # a shared layer's later calls use its weights
         call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))],
                     {name[len(layer):]: ref for name, ref in weights.items() if name.startswith(layer)})
         call.output = "@OUT@"
@@ -138,6 +138,11 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as error:
             problems.append(f"layer '{node.name}' ({node.class_name}): its configuration cannot be read "
                             f"({type(error).__name__}: {_escaped(str(error))})")
+            continue
+        if call.unread():
+            problems.append(f"layer '{node.name}' ({node.class_name}): called with {len(sources)} inputs, of which "
+                            f"the generated code would not read input {call.unread()[0] + 1} (a mask or an initial "
+                            f"state, say)")
             continue
         if not _fits(shape) or not all(0 < n and 4 * n <= MAX_BYTES for n in call.temporaries):
             problems.append(f"layer '{node.name}' ({node.class_name}): its output would be {_shape_text(shape)}: "
@@ -194,7 +199,7 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
         if node.class_name == layers.INPUT:
             shape = _input_shape(node)
         elif layers.spec(node.class_name).c and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
-            layer = node.name.split("@")[0] + "/"
+            layer = node.layer + "/"
             call = Call(node, [shapes[ref[0]] for ref in node.inputs], ["@IN@"] * len(node.inputs),
                         {name[len(layer):]: ref for name, ref in refs.items() if name.startswith(layer)})
             try:
@@ -309,7 +314,7 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
              f"    for (size_t i = 0; i < count; ++i) fprintf(stderr, \" %.9g\", (double)values[i]);\n"
              f"    fputc('\\n', stderr);\n}}\n#define {m}_TRACE(name, values, count) {prefix}_trace_print(name, values, count)\n"
              f"#endif\n#ifndef {m}_TRACE\n#define {m}_TRACE(name, values, count) ((void)0)\n#endif\n\n")
-    source = (f"{trace}{RESTRICT}{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
+    source = (f"{trace}{RESTRICT}{BLOCKING}{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
               f"    float *A = (float *)arena;\n    (void)A;\n" + "\n".join(body) + "\n    return 0;\n}\n")
     return Program(header, source, 4 * arena, input_size, at)
 
@@ -318,6 +323,12 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
 RESTRICT = ("#ifndef KW_RESTRICT\n#if !defined(__cplusplus)\n#define KW_RESTRICT restrict\n"
             "#elif defined(__GNUC__) || defined(__clang__)\n#define KW_RESTRICT __restrict__\n"
             "#elif defined(_MSC_VER)\n#define KW_RESTRICT __restrict\n#else\n#define KW_RESTRICT\n#endif\n#endif\n\n")
+# Register blocks of the kernels: KW_PANEL outputs at a time, 16 where the compiler has 256-bit vectors, else 8 (and
+# either may be defined when compiling). KW_NO_UNROLL: see kw_dense.
+BLOCKING = ("#ifndef KW_PANEL\n#if defined(__AVX__) || defined(__ARM_FEATURE_SVE)\n#define KW_PANEL 16\n#else\n"
+            "#define KW_PANEL 8\n#endif\n#endif\n"
+            "#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)\n#define KW_NO_UNROLL _Pragma(\"GCC unroll 1\")\n"
+            "#else\n#define KW_NO_UNROLL\n#endif\n\n")
 
 
 def _kernel_text(needed: set[str]) -> str:

@@ -27,12 +27,18 @@ _DROPPED_KEYS = re.compile(r".*_(initializer|regularizer|constraint)$|^(module|r
 
 @dataclass
 class Node:
-    """One layer call: its layer (name unique in the graph), class, configuration and inputs."""
+    """One layer call: a name unique in the graph, the layer's class, configuration and inputs, and the path of
+    the layer whose weights it uses (``layer``): a shared layer's second call ``d@1`` and the calls of a nested
+    model used twice (``tower@1/d``) use the weights of ``d`` and ``tower/d``."""
 
     name: str
     class_name: str
     config: dict
     inputs: list[tuple[str, int]] = field(default_factory=list)  # (node, output index)
+    layer: str = ""
+
+    def __post_init__(self) -> None:
+        self.layer = self.layer or self.name
 
 
 @dataclass
@@ -52,7 +58,7 @@ def from_config(serialized: dict) -> Graph:
                            hint="Export a model saved with its configuration (model.save), not a weights-only file.")
     builder = _Builder()
     try:
-        inputs, outputs = builder.model(serialized, prefix="", given=None)
+        inputs, outputs = builder.model(serialized, _Scope("", ""), given=None)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError) as error:  # one we cannot follow
         raise InputInvalid(f"cannot follow the model's graph in its configuration: {type(error).__name__}: "
                            f"{str(error)[:200]}",
@@ -60,11 +66,42 @@ def from_config(serialized: dict) -> Graph:
     return Graph(builder.nodes, inputs, outputs)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """Where a (nested) model's layers go: ``nodes`` prefixes their node names, unique per call of the model;
+    ``weights`` prefixes their layers' paths, the same for every call (the weights are shared)."""
+
+    nodes: str
+    weights: str
+
+    def inside(self, name: str, call_index: int) -> "_Scope":
+        return _Scope(self.nodes + _called(name, call_index) + "/", self.weights + name + "/")
+
+
+def _called(name: str, call_index: int) -> str:
+    """A layer's name for its ``call_index``-th call: the first keeps the name, later ones add ``@k``."""
+    return f"{name}@{call_index}" if call_index else name
+
+
+class _Calls:
+    """What one call of a layer produced: a plain layer's node (its output k is ``(node, k)``), or a nested
+    model's outputs (its output k is the k-th)."""
+
+    def __init__(self, node: str | None = None, outputs: list[tuple[str, int]] | None = None) -> None:
+        self._node, self._outputs = node, outputs
+
+    def output(self, index: int) -> tuple[str, int]:
+        return (self._node, index) if self._node is not None else self._outputs[index]
+
+    def all(self) -> list[tuple[str, int]]:
+        return [(self._node, 0)] if self._node is not None else list(self._outputs)
+
+
 class _Builder:
     def __init__(self) -> None:
         self.nodes: list[Node] = []
 
-    def model(self, serialized: dict, prefix: str, given: list[tuple[str, int]] | None
+    def model(self, serialized: dict, scope: _Scope, given: list[tuple[str, int]] | None
               ) -> tuple[list[str], list[tuple[str, int]]]:
         """Add a (possibly nested) model's nodes; ``given`` feeds a nested model's inputs."""
         config = serialized.get("config") or {}
@@ -72,72 +109,72 @@ class _Builder:
             config = {"layers": config}
         layers = list(config.get("layers") or [])
         if serialized["class_name"] == registry.SEQUENTIAL:
-            return self._sequential(layers, config, prefix, given)
-        return self._functional(layers, config, prefix, given)
+            return self._sequential(layers, config, scope, given)
+        return self._functional(layers, config, scope, given)
 
-    def _sequential(self, layers: list, config: dict, prefix: str, given):
+    def _input(self, config: dict, scope: _Scope, name: str) -> tuple[str, int]:
+        self.nodes.append(Node(scope.nodes + name, registry.INPUT, config, layer=scope.weights + name))
+        return scope.nodes + name, 0
+
+    def _sequential(self, layers: list, config: dict, scope: _Scope, given):
         current: list[tuple[str, int]] | None = given
         inputs: list[str] = []
         starts_with_input = bool(layers) and layers[0].get("class_name") == registry.INPUT
         if current is None:
             shape = None if starts_with_input or not layers else _input_shape(layers[0].get("config", {}))
             if starts_with_input:
-                name = prefix + layers[0]["config"].get("name", "input")
-                self.nodes.append(Node(name, registry.INPUT, _clean(layers[0]["config"])))
-                inputs, current, layers = [name], [(name, 0)], layers[1:]
+                name = layers[0]["config"].get("name", "input")
+                current, layers = [self._input(_clean(layers[0]["config"]), scope, name)], layers[1:]
             elif shape is not None:
-                name = prefix + (config.get("name") or "model") + "_input"
-                self.nodes.append(Node(name, registry.INPUT, {"batch_shape": shape, "name": name}))
-                inputs, current = [name], [(name, 0)]
+                name = (config.get("name") or "model") + "_input"
+                current = [self._input({"batch_shape": shape, "name": scope.nodes + name}, scope, name)]
             else:
                 raise InputInvalid("the Sequential model does not say its input shape",
                                    hint="Save the model after building it (with an Input or a first call).")
+            inputs = [current[0][0]]
         elif starts_with_input:
             layers = layers[1:]
         for layer in layers:
-            current = self._layer(layer, prefix, current)
+            current = self._layer(layer, scope, current).all()
         return inputs, current
 
-    def _functional(self, layers: list, config: dict, prefix: str, given):
-        produced: dict[str, list[tuple[str, int]]] = {}  # layer name -> outputs per call (node index)
-        inputs = []
+    def _functional(self, layers: list, config: dict, scope: _Scope, given):
+        produced: dict[str, list[_Calls]] = {}  # layer name -> what each of its calls produced (node index)
         input_refs = _refs(config.get("input_layers"))
         for layer in layers:
             name = layer.get("name") or layer.get("config", {}).get("name")
             if layer.get("class_name") == registry.INPUT:
                 if given is not None:
                     position = [r[0] for r in input_refs].index(name)
-                    produced[name] = [given[position]]
+                    produced[name] = [_Calls(outputs=[given[position]])]
                 else:
-                    node = Node(prefix + name, registry.INPUT, _clean(layer["config"]))
-                    self.nodes.append(node)
-                    produced[name] = [(node.name, 0)]
+                    produced[name] = [_Calls(outputs=[self._input(_clean(layer["config"]), scope, name)])]
                 continue
             for call in _inbound_calls(layer.get("inbound_nodes") or []):
-                feeds = []
-                for source, node_index, tensor_index in call:
-                    calls_of_source = produced[source]
-                    node, _ = calls_of_source[min(node_index, len(calls_of_source) - 1)]
-                    feeds.append((node, tensor_index))  # a layer's second output (return_state) is index 1
-                outs = self._layer(layer, prefix, feeds, call_index=len(produced.get(name, [])))
-                produced.setdefault(name, []).append(outs[0])
-        if given is None:
-            inputs = [prefix + r[0] for r in input_refs]
-        outputs = [produced[r[0]][r[1]] if len(produced[r[0]]) > r[1] else produced[r[0]][0]
-                   for r in _refs(config.get("output_layers"))]
+                feeds = [_output(produced, source, node_index, tensor_index)
+                         for source, node_index, tensor_index in call]
+                produced.setdefault(name, []).append(self._layer(layer, scope, feeds, len(produced.get(name, []))))
+        inputs = [scope.nodes + r[0] for r in input_refs] if given is None else []
+        outputs = [_output(produced, *ref) for ref in _refs(config.get("output_layers"))]
         return inputs, outputs
 
-    def _layer(self, layer: dict, prefix: str, feeds: list[tuple[str, int]], call_index: int = 0
-               ) -> list[tuple[str, int]]:
+    def _layer(self, layer: dict, scope: _Scope, feeds: list[tuple[str, int]], call_index: int = 0) -> _Calls:
         class_name = layer.get("class_name", "")
         config = layer.get("config") or {}
         name = config.get("name") or layer.get("name") or class_name.lower()
         if registry.is_container(class_name):
-            _, outputs = self.model(layer, prefix + name + "/", feeds)
-            return outputs
-        node_name = prefix + name + (f"@{call_index}" if call_index else "")  # a shared layer called again
-        self.nodes.append(Node(node_name, class_name, _clean(config), list(feeds)))
-        return [(node_name, 0)]
+            _, outputs = self.model(layer, scope.inside(name, call_index), feeds)
+            return _Calls(outputs=outputs)
+        node_name = scope.nodes + _called(name, call_index)
+        self.nodes.append(Node(node_name, class_name, _clean(config), list(feeds), layer=scope.weights + name))
+        return _Calls(node=node_name)
+
+
+def _output(produced: dict[str, list[_Calls]], source: str, node_index: int, tensor_index: int) -> tuple[str, int]:
+    """Output ``tensor_index`` of call ``node_index`` of layer ``source`` (the last call where a file counts
+    calls Keras dropped from its configuration)."""
+    calls = produced[source]
+    return calls[min(node_index, len(calls) - 1)].output(tensor_index)
 
 
 def _inbound_calls(inbound: list) -> list[list[tuple[str, int, int]]]:
@@ -193,8 +230,14 @@ def _clean(config: dict) -> dict:
 
 def to_json(graph: Graph) -> dict:
     return {"inputs": graph.inputs, "outputs": [list(o) for o in graph.outputs],
-            "nodes": [{"name": n.name, "class": n.class_name, "config": n.config, "inputs": [list(i) for i in n.inputs]}
-                      for n in graph.nodes]}
+            "nodes": [_node_json(n) for n in graph.nodes]}
+
+
+def _node_json(node: Node) -> dict:
+    data = {"name": node.name, "class": node.class_name, "config": node.config, "inputs": [list(i) for i in node.inputs]}
+    if node.layer != _layer_of(node.name):  # whose weights it uses, where its name does not say
+        data["layer"] = node.layer
+    return data
 
 
 def from_json(data: dict) -> Graph:
@@ -209,10 +252,10 @@ def from_json(data: dict) -> Graph:
     converter.errors.InputInvalid: the recorded graph of the forward pass is not one keras-weights writes: ...
     """
     try:
-        nodes = [Node(_text(n["name"]), _text(n["class"]), _mapping(n["config"]), [_ref(i) for i in n["inputs"]])
-                 for n in data["nodes"]]
+        nodes = [Node(_text(n["name"]), _text(n["class"]), _mapping(n["config"]), [_ref(i) for i in n["inputs"]],
+                      _text(n["layer"]) if "layer" in n else _layer_of(_text(n["name"]))) for n in data["nodes"]]
         graph = Graph(nodes, [_text(name) for name in data["inputs"]], [_ref(o) for o in data["outputs"]])
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputInvalid(f"the recorded graph of the forward pass is not one keras-weights writes: "
                            f"{type(error).__name__}: {str(error)[:200]}",
                            hint="Export again; the manifest was edited.") from None
@@ -223,6 +266,15 @@ def from_json(data: dict) -> Graph:
         raise InputInvalid("the recorded graph of the forward pass is not one keras-weights writes: a node named twice, "
                            "or an input or output that names no node", hint="Export again; the manifest was edited.")
     return graph
+
+
+def _layer_of(name: str) -> str:
+    """The layer whose weights node ``name`` uses, as its name says: each later call's ``@k`` dropped.
+
+    >>> _layer_of("tower@1/d@2"), _layer_of("d")
+    ('tower/d', 'd')
+    """
+    return re.sub(r"@\d+(?=/|$)", "", name)
 
 
 def _text(value: Any) -> str:

@@ -27,6 +27,7 @@ class Call:
         self.temporaries: list[int] = []   # extra arena buffers (floats) the calls need, named T0, T1...
         self.alias = False                 # the output is the input's memory (Flatten, Reshape, Dropout...)
         self.output = "Y"                  # replaced by the output buffer's expression
+        self.read: set[int] = set()        # the inputs the statements read (an input left unread is refused)
 
     def weight(self, role: str, required: bool = True, shape: tuple[int, ...] | None = None):
         """The weight ``role``; ``shape`` is what the layer's configuration makes the generated loops read, so a
@@ -73,7 +74,14 @@ class Call:
         self.kernels.update(needs)
 
     def source(self, index: int = 0) -> str:
+        self.read.add(index)
         return self.sources[index]
+
+    def unread(self) -> list[int]:
+        """Inputs the layer was called with that its code does not read (a mask, an initial state): computing
+        without them would silently differ from Keras."""
+        read = {0} if self.alias else self.read
+        return [index for index in range(len(self.sources)) if index not in read]
 
 
 def size(shape: Shape) -> int:

@@ -204,7 +204,33 @@ def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list
         parts = [parts[0], keras3_groups.snake_case(inner_cell), parts[1]]
     elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
         parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
+    elif registry.is_container(class_name) and len(parts) > 1:
+        parts = [*(_path_to(parts[0], config) or parts[:1]), *parts[1:]]
     return parts, _owner(parts[:-1], class_name, config)
+
+
+def _path_to(name: str, config: dict, depth: int = 0) -> list[str] | None:
+    """The names from a model down to its (nested) layer ``name``: Keras 3 names the weights of a model nested in
+    a nested model after the innermost model's layers alone (``proj/kernel`` in group ``tower`` for
+    ``tower/block/proj``), so the models between are found in the configuration.
+
+    >>> tower = {"layers": [{"class_name": "Dense", "config": {"name": "d"}},
+    ...                     {"class_name": "Functional", "config": {"name": "block", "layers": [
+    ...                         {"class_name": "Dense", "config": {"name": "proj"}}]}}]}
+    >>> _path_to("proj", tower), _path_to("d", tower), _path_to("nope", tower)
+    (['block', 'proj'], ['d'], None)
+    """
+    entries = config.get("layers") if isinstance(config, dict) else None
+    children = [(e.get("class_name"), e.get("config")) for e in entries or [] if isinstance(e, dict)]
+    children = [(class_name, child) for class_name, child in children if isinstance(child, dict)]
+    if any(child.get("name") == name for _, child in children):
+        return [name]
+    for class_name, child in children:
+        if registry.is_container(class_name) and depth < 64:  # a crafted file's nesting is bounded, not recursed on
+            below = _path_to(name, child, depth + 1)
+            if below:
+                return [str(child.get("name")), *below]
+    return None
 
 
 def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
