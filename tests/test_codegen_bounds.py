@@ -197,13 +197,14 @@ def test_each_out_of_range_field_is_named_with_its_value(class_name, config, sha
 
 
 def test_a_model_whose_arena_exceeds_a_32_bit_size_t_is_refused_with_the_numbers():
-    """Each buffer fits (1 GiB), but two live at once beside the output: the arena would not."""
+    """Each buffer fits (1 GiB), but two live at once beside the output (a model output too, so Add cannot
+    overwrite it): the arena would not."""
     nodes = [{"name": "x", "class": "InputLayer", "config": {"batch_shape": [None, 2**14, 2**14, 1]}, "inputs": []},
              {"name": "a", "class": "ZeroPadding2D", "config": {"padding": 0}, "inputs": [["x", 0]]},
              {"name": "b", "class": "ZeroPadding2D", "config": {"padding": 0}, "inputs": [["a", 0]]},
              {"name": "sum", "class": "Add", "config": {}, "inputs": [["a", 0], ["b", 0]]}]
     with pytest.raises(InputInvalid, match=r"the arena would take 3,221,225,472 bytes, more than 2,147,483,647"):
-        codegen.generate(graphs.from_json({"inputs": ["x"], "outputs": [["sum", 0]], "nodes": nodes}), {}, "p")
+        codegen.generate(graphs.from_json({"inputs": ["x"], "outputs": [["sum", 0], ["a", 0]], "nodes": nodes}), {}, "p")
 
 
 def test_the_property_test_compiles_programs_not_only_refusals():

@@ -193,6 +193,57 @@ def test_a_layer_called_with_inputs_the_code_would_not_read_is_refused(keras_mod
     assert "layer 'lstm' (LSTM): called with 3 inputs" in err and not (tmp_path / "out").exists(), err
 
 
+def _mobilenet_blocks(keras):
+    """MobileNet's blocks: 1x1 expand, BatchNorm, ReLU6, an asymmetric ZeroPadding2D read by a strided 'valid'
+    depthwise convolution, 1x1 project, a residual Add; a padding before a separable and a plain convolution."""
+    L = keras.layers
+    x = inputs = keras.Input((10, 10, 4))
+    y = L.ReLU(6.0, name="expand_relu")(L.BatchNormalization(name="expand_bn")(L.Conv2D(12, 1, name="expand")(x)))
+    y = L.ZeroPadding2D(((0, 1), (1, 0)), name="pad")(y)
+    y = L.DepthwiseConv2D(3, strides=2, name="dw")(y)
+    y = L.ReLU(6.0, name="dw_relu")(L.BatchNormalization(name="dw_bn")(y))
+    y = L.Conv2D(4, 1, name="project")(y)
+    z = L.Conv2D(4, 3, strides=2, padding="same", name="skip")(x)
+    y = L.Add(name="add")([y, z])
+    y = L.SeparableConv2D(6, 3, name="sep")(L.ZeroPadding2D(1, name="pad2")(y))
+    y = L.Conv2D(3, 2, strides=2, name="conv")(L.ZeroPadding2D(((1, 2), (0, 1)), name="pad3")(y))
+    return keras.Model(inputs, y, name="mobilenet_blocks")
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_paddings_read_by_convolutions_are_never_made_and_compute_as_keras(quantize, keras_module, tmp_path):
+    model = _mobilenet_blocks(keras_module)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
+                       rng.normal(0, 0.5, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
+    assert_runs_like_keras(model, quantize, tmp_path, seed=3)
+    source = (tmp_path / "out" / "mobilenet_blocks.c").read_text()
+    assert "kw_zero_pad2d(" not in source and "kw_copy(" in source  # the final output copy only
+
+
+def test_element_wise_layers_compute_in_place_and_paddings_take_no_buffer(keras_module, tmp_path):
+    """conv (16x16x8) -> BatchNorm -> ReLU -> ZeroPadding2D -> depthwise: two buffers of 2,048 floats, where
+    BatchNorm, ReLU and the padding each took one more (2,048, 2,048, 2,592)."""
+    L = keras_module.layers
+    x = keras_module.Input((16, 16, 4))
+    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 1)(x)))
+    keras_module.Model(x, L.DepthwiseConv2D(3)(L.ZeroPadding2D(1)(y))).save(tmp_path / "chain.keras")
+    manifest = converter.export(tmp_path / "chain.keras", tmp_path / "out", formats=["c"],
+                                options={"c": {"inference": True}})
+    assert manifest["inference"]["arena_bytes"] == 2 * 2048 * 4
+
+
+def test_a_value_read_later_is_not_overwritten_in_place(keras_module, tmp_path):
+    """A ReLU whose input another layer reads afterwards must leave it intact (and a model output too)."""
+    L = keras_module.layers
+    x = keras_module.Input((6,), name="x")
+    h = L.Dense(6, name="h")(x)
+    model = keras_module.Model(x, [L.Add(name="add")([L.ReLU(name="relu")(h), h]), L.ReLU(name="relu2")(x), h])
+    rng = np.random.default_rng(6)
+    model.set_weights([rng.normal(0, 1, w.shape).astype(w.dtype) for w in model.get_weights()])
+    assert_runs_like_keras(model, None, tmp_path, seed=4)
+
+
 def test_the_code_compiles_as_strict_c_and_the_header_as_cpp(tmp_path):
     converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path, formats=["c"], options={"c": {"inference": True}})
     subprocess.run(["gcc", *CFLAGS, "-c", str(tmp_path / "conv_bn.c"), "-o", str(tmp_path / "x.o")], check=True)

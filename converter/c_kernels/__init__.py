@@ -35,9 +35,11 @@ SOFTMAX = "softmax"
 
 
 def activation_function(names: list[str]) -> str:
-    """``kw_activate``: an activation over ``n`` values in place (softmax over rows of ``last`` values)."""
-    cases = "".join(f"        case {ACTIVATION_CODES[name]}: x[i] = ({_of(name)}); break;  /* {name} */\n"
-                    for name in names if name != SOFTMAX)
+    """``kw_activate``: an activation over ``n`` values in place (softmax over rows of ``last`` values). One loop
+    per activation, the choice made once outside it: a loop of one expression the compiler can vectorise."""
+    cases = "".join(f"    case {ACTIVATION_CODES[name]}:  /* {name} */\n"
+                    f"        for (size_t i = 0; i < n; ++i) {{ const float v = x[i]; x[i] = ({_of(name)}); }}\n"
+                    f"        break;\n" for name in names if name != SOFTMAX)
     softmax = ("    if (kind < 0) {  /* softmax over the last axis */\n"
                "        for (size_t r = 0; r < n / last; ++r) {\n"
                "            float *row = x + r * last, top = row[0], sum = 0.0f;\n"
@@ -50,10 +52,10 @@ def activation_function(names: list[str]) -> str:
         " * negative slope of leaky_relu or the alpha of elu. */\n"
         "static void kw_activate(float *x, size_t n, size_t last, int kind, float a) {\n"
         f"{softmax}"
-        "    for (size_t i = 0; i < n; ++i) {\n        float v = x[i];\n        (void)a;\n        (void)v;\n"
-        "        switch (kind) {\n"
+        "    (void)a;\n"
+        "    switch (kind) {\n"
         + cases
-        + "        default: break;\n        }\n    }\n}\n\n"
+        + "    default: break;\n    }\n}\n\n"
     )
 
 
@@ -65,6 +67,10 @@ def relu_function() -> str:
     return (
         "/* The ReLU layer: max_value (<0: none), negative_slope below threshold. */\n"
         "static void kw_relu(float *x, size_t n, float max_value, float slope, float threshold) {\n"
+        "    if (slope == 0.0f && threshold == 0.0f) {  /* relu and relu6: one clamp the compiler vectorises */\n"
+        "        const float top = max_value >= 0.0f ? max_value : HUGE_VALF;\n"
+        "        for (size_t i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? 0.0f : (x[i] > top ? top : x[i]);\n"
+        "        return;\n    }\n"
         "    for (size_t i = 0; i < n; ++i) {\n"
         "        float v = x[i] >= threshold ? x[i] : slope * (x[i] - threshold);\n"
         "        x[i] = (max_value >= 0.0f && v > max_value) ? max_value : v;\n    }\n}\n\n"
@@ -75,10 +81,10 @@ def weighted(kind: str, quantized: bool) -> str:
     """The C text of a kernel with weights, reading float or int8 arrays."""
     if quantized:
         return TEMPLATES[kind].format(
-            s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o0=" scale + o0,", scaled="yr[o] * scale[o]",
+            s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o=" scale + o,", scaled="yr[o] * scale[o]",
             scaled_yo="yo[o] * scale[o]", **{f"scaled_a{k}": f"a{k}[j] * scale[j]" for k in range(4)},
             scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
-    return TEMPLATES[kind].format(s="_f32", w="float", sp="", sa="", sa_o0="", scaled="yr[o]", scaled_yo="yo[o]",
+    return TEMPLATES[kind].format(s="_f32", w="float", sp="", sa="", sa_o="", scaled="yr[o]", scaled_yo="yo[o]",
                                   **{f"scaled_a{k}": f"a{k}[j]" for k in range(4)},
                                   scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
 

@@ -39,7 +39,7 @@ static void kw_global_pool(const float *x, float *y, size_t n, size_t C, int ave
 """,
     "batch_norm": """/* BatchNormalization over the last axis (inference): (x - mean) / sqrt(var + eps) * gamma + beta, as
  * x * a + c with a and c worked out once per channel, 64 channels at a time. */
-static void kw_batch_norm(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t n, size_t C, const float *gamma,
+static void kw_batch_norm(const float *x, float *y, size_t n, size_t C, const float *gamma,
                           const float *beta, const float *mean, const float *var, float eps) {
     float a[64], c[64];
     for (size_t first = 0; first < C; first += 64) {

@@ -8,8 +8,7 @@ TEMPLATES = {
  * too); KW_NO_UNROLL keeps GCC -O3 from unrolling them into code it would vectorise across rows instead. */
 static void kw_dense_panel{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
                             const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b) {{
-    size_t r = 0;
-    for (; r + 4 <= rows; r += 4) {{
+    for (size_t r = 0; r < rows; r += 4) {{
         const float *KW_RESTRICT x0 = x + r * in, *KW_RESTRICT x1 = x0 + in, *KW_RESTRICT x2 = x1 + in,
                     *KW_RESTRICT x3 = x2 + in;
         const {w} *KW_RESTRICT wi = w;
@@ -31,26 +30,27 @@ static void kw_dense_panel{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, 
             y0[3 * out + j] = {scaled_a3} + bias;
         }}
     }}
-    for (; r < rows; ++r) {{
-        const float *KW_RESTRICT xr = x + r * in;
-        const {w} *KW_RESTRICT wi = w;
-        float a0[KW_PANEL];
-        for (int j = 0; j < KW_PANEL; ++j) a0[j] = 0.0f;
-        for (size_t i = 0; i < in; ++i, wi += out) {{
-            const float v0 = xr[i];
-            KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a0[j] += v0 * (float)wi[j];
-        }}
-        for (int j = 0; j < KW_PANEL; ++j) y[r * out + j] = {scaled_a0} + (b ? b[j] : 0.0f);
-    }}
 }}
 
 static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
                       const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b) {{
-    size_t o0 = 0;
-    for (; o0 + KW_PANEL <= out; o0 += KW_PANEL)
-        kw_dense_panel{s}(x, y + o0, rows, in, out, w + o0,{sa_o0} b ? b + o0 : NULL);
-    if (o0 == out) return;
-    for (size_t r = 0; r < rows; ++r) {{  /* the last out % KW_PANEL outputs */
+    const size_t blocked = rows - rows % 4, tail = out % KW_PANEL, o0 = out - tail;
+    for (size_t o = 0; o < o0; o += KW_PANEL)
+        kw_dense_panel{s}(x, y + o, blocked, in, out, w + o,{sa_o} b ? b + o : NULL);
+    for (size_t r = blocked; r < rows; ++r) {{  /* the last rows % 4 rows: each weight row streamed once */
+        float *KW_RESTRICT yr = y + r * out;
+        for (size_t o = 0; o < out; ++o) yr[o] = 0.0f;
+        for (size_t i = 0; i < in; ++i) {{
+            const float xi = x[r * in + i];
+            const {w} *KW_RESTRICT wi = w + i * out;
+            for (size_t o = 0; o < o0; o += KW_PANEL) {{
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) yr[o + j] += xi * (float)wi[o + j];
+            }}
+            for (size_t o = 0; o < tail; ++o) yr[o0 + o] += xi * (float)wi[o0 + o];
+        }}
+        for (size_t o = 0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
+    }}
+    for (size_t r = 0; r < (tail ? blocked : 0); ++r) {{  /* the last out % KW_PANEL outputs of the other rows */
         float *KW_RESTRICT yr = y + r * out;
         for (size_t o = o0; o < out; ++o) yr[o] = 0.0f;
         for (size_t i = 0; i < in; ++i) {{

@@ -40,13 +40,14 @@ class Program:
     output_size: int
 
 
-@dataclass
+@dataclass(eq=False)
 class _Storage:
     size: int
     first: int
     last: int
     offset: int = -1
     external: str | None = None  # "input + 4": a model input, read in place
+    pending: int = 0             # reads by layers not generated yet (a model output's never ends)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class _Value:
     shape: Shape
     storage: _Storage
     at: int = 0  # float offset inside an external storage (several model inputs share `input`)
+    padded: tuple[int, int, int, int] | None = None  # a zero padding never made: (top, left, H, W) of its input
 
 
 @dataclass
@@ -91,6 +93,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         raise UsageError(f"--c-input-shape gives {len(input_shapes)} shapes for a model of {len(graph.inputs)} inputs "
                          f"({', '.join(graph.inputs)})", hint="Give one shape per input, joined by commas.")
     given = dict(zip(graph.inputs, input_shapes))
+    readers = _readers(graph)
+    padders = _padding_fused(graph)
     values: dict[tuple[str, int], _Value] = {}
     steps: list[_Step] = []
     problems: list[str] = []
@@ -113,6 +117,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                 problems.append(f"input '{node.name}' takes samples of shape {_shape_text(sample)}, not "
                                 f"{_shape_text(shape)} as --c-input-shape says")
             values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
+            values[(node.name, 0)].storage.pending += readers.get((node.name, 0), 0)
             input_offset += size(shape)
             continue
         kind = layers.spec(node.class_name).c
@@ -130,6 +135,10 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))],
                     {name[len(layer):]: ref for name, ref in weights.items() if name.startswith(layer)})
         call.output = "@OUT@"
+        call.padded = sources[0].padded if sources else None
+        for value in sources:
+            value.storage.pending -= 1
+        call.input_dead = bool(sources) and sources[0].storage.pending == 0 and not sources[0].storage.external
         try:
             shape = kind(call)
         except Unsupported as why:
@@ -150,10 +159,20 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             continue
         for value in sources:
             value.storage.last = len(steps)
-        if call.alias:
-            values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at)
+        if call.pads and node.name in padders:  # its only reader pads the input itself: no padded copy
+            top, left = call.pads
+            values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at, (top, left, *sources[0].shape[:2]))
+            sources[0].storage.pending += readers.get((node.name, 0), 0)
             continue
-        output = _Storage(size(shape), len(steps), len(steps))
+        if call.alias or call.in_place:  # the output is the input's buffer, its readers now that buffer's
+            values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at)
+            sources[0].storage.pending += readers.get((node.name, 0), 0)
+            if call.alias:
+                continue
+            steps.append(_Step(node, call, sources[0].storage, shape, sources,
+                               [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
+            continue
+        output = _Storage(size(shape), len(steps), len(steps), pending=readers.get((node.name, 0), 0))
         steps.append(_Step(node, call, output, shape, sources, [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
         values[(node.name, 0)] = _Value(shape, output)
     outputs = [values.get(ref) for ref in graph.outputs]
@@ -164,7 +183,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                                 "or replace the layers named.")
     for value in outputs:
         value.storage.last = len(steps)  # read by the final copies
-    arena = _place([s for step in steps for s in (step.output, *step.temporaries)])
+    arena = _place(list({id(s): s for step in steps for s in (step.output, *step.temporaries)}.values()))
     output_size = sum(size(v.shape) for v in outputs)
     for what, floats in (("the arena", arena), ("the inputs", input_offset), ("the outputs", output_size)):
         if 4 * floats > MAX_BYTES:
@@ -172,6 +191,27 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                                f"bytes, more than {MAX_BYTES:,} (what a 32-bit size_t and C's int hold)",
                                hint="Give smaller inputs with --c-input-shape, or export the weights alone.")
     return _program(graph, steps, outputs, input_offset, arena, prefix)
+
+
+def _padding_fused(graph: Graph) -> set[str]:
+    """Nodes whose output is read once, as input 0 of a layer whose emitter takes a padded input (Spec.c_padded),
+    and is no model output: a zero padding there is never made."""
+    uses: dict[str, list] = {}
+    for node in graph.nodes:
+        for index, ref in enumerate(node.inputs):
+            uses.setdefault(ref[0], []).append((node, index, ref[1]))
+    outputs = {ref[0] for ref in graph.outputs}
+    return {name for name, found in uses.items() if len(found) == 1 and name not in outputs
+            and found[0][1] == 0 and found[0][2] == 0 and len(found[0][0].inputs) == 1
+            and layers.spec(found[0][0].class_name).c_padded}
+
+
+def _readers(graph: Graph) -> dict[tuple[str, int], int]:
+    """How many times each layer output is read: by layers, and once more (for ever) by each model output."""
+    counts: dict[tuple[str, int], int] = {}
+    for ref in [ref for node in graph.nodes for ref in node.inputs] + list(graph.outputs):
+        counts[ref] = counts.get(ref, 0) + 1
+    return counts
 
 
 MAX_BYTES = 2**31 - 1  # every buffer, the arena and every index fit a 32-bit target's size_t and C's int
@@ -247,10 +287,19 @@ def _shape_text(shape: Any) -> str:
 
 
 def _place(storages: list[_Storage]) -> int:
-    """Offsets (in floats) for each storage, first fit among those alive at the same time; the arena's size."""
+    """Offsets (in floats) for the buffers, each at the lowest offset free of the buffers alive at the same time;
+    the arena's size. Two orders are tried and the smaller arena kept: by first use, and largest first (the
+    greedy-by-size order of TFLite Micro's planner)."""
+    orders = (sorted(storages, key=lambda s: (s.first, -s.size)), sorted(storages, key=lambda s: (-s.size, s.first)))
+    best = min(orders, key=_first_fit)
+    return _first_fit(best)
+
+
+def _first_fit(order: list[_Storage]) -> int:
+    """Place the buffers in this order (setting their offsets); the arena's size."""
     placed: list[_Storage] = []
     end = 0
-    for storage in sorted(storages, key=lambda s: (s.first, -s.size)):
+    for storage in order:
         alive = sorted((s for s in placed if s.last >= storage.first and s.first <= storage.last), key=lambda s: s.offset)
         offset = 0
         for other in alive:

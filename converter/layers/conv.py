@@ -10,9 +10,15 @@ from ..transforms import Step
 
 
 def _conv_geometry(call: Call, rank: int):
+    """Shapes, window and padding as the kernels take them. An input that is a zero padding never made
+    (``call.padded``) is read unpadded, its zeros added to the convolution's own padding: the kernels read
+    positions outside the input as zeros."""
     (H, W, C), (KH, KW), (SH, SW), (DH, DW), padding = spatial(call, rank)
     OH, PT = window(H, KH, SH, DH, padding) if rank == 2 else (1, 0)
     OW, PL = window(W, KW, SW, DW, padding)
+    if call.padded:
+        top, left, H, W = call.padded
+        PT, PL = PT + top, PL + left
     return (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL)
 
 
@@ -135,14 +141,14 @@ def separable_torch(site: Site) -> list:
 
 
 SPECS = (
-    *(Spec(name, roles=KERNEL_BIAS, channels="last", torch=conv_torch, c=conv_c if "3" not in name else None)
-      for name in ("Conv1D", "Conv2D", "Conv3D")),
+    *(Spec(name, roles=KERNEL_BIAS, channels="last", torch=conv_torch, c=conv_c if "3" not in name else None,
+           c_padded=name == "Conv2D") for name in ("Conv1D", "Conv2D", "Conv3D")),
     *(Spec(name, roles=("depthwise_kernel", "pointwise_kernel", "bias"), channels="last", torch=separable_torch,
-           c=separable_c) for name in ("SeparableConv1D", "SeparableConv2D")),
+           c=separable_c, c_padded=name == "SeparableConv2D") for name in ("SeparableConv1D", "SeparableConv2D")),
     *(Spec(name, channels="keras1", c=conv_c) for name in ("Convolution1D", "Convolution2D")),
     Spec("Convolution3D", channels="keras1"),
-    *(Spec(name, roles=KERNEL_BIAS, channels="depthwise", torch=depthwise_torch, c=depthwise_c)
-      for name in ("DepthwiseConv1D", "DepthwiseConv2D")),
+    *(Spec(name, roles=KERNEL_BIAS, channels="depthwise", torch=depthwise_torch, c=depthwise_c,
+           c_padded=name == "DepthwiseConv2D") for name in ("DepthwiseConv1D", "DepthwiseConv2D")),
     *(Spec(name, roles=KERNEL_BIAS, channels="transposed", torch=conv_torch,
            c=conv_transpose_c if "3" not in name else None)
       for name in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")),

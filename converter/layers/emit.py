@@ -28,6 +28,11 @@ class Call:
         self.alias = False                 # the output is the input's memory (Flatten, Reshape, Dropout...)
         self.output = "Y"                  # replaced by the output buffer's expression
         self.read: set[int] = set()        # the inputs the statements read (an input left unread is refused)
+        self.input_dead = False            # no later layer reads input 0: an element-wise layer may overwrite it
+        self.in_place = False              # the output is input 0's buffer, computed over it (see in_place)
+        self.pads: tuple[int, int] | None = None  # a zero padding: (top, left) of the zeros around its input
+        self.padded: tuple[int, int, int, int] | None = None  # input 0 is a padding never made: (top, left, H, W)
+                                                              # of the input it pads (Spec.c_padded emitters only)
 
     def weight(self, role: str, required: bool = True, shape: tuple[int, ...] | None = None):
         """The weight ``role``; ``shape`` is what the layer's configuration makes the generated loops read, so a
@@ -204,8 +209,20 @@ def weights_arguments(call: Call, kernel_role: str, bias_role: str | None, kerne
     return args, bias.array if bias else "NULL", quantized
 
 
+def in_place(call: Call) -> bool:
+    """For a layer whose kernel computes each value from the values at the same place (BatchNormalization, the
+    activations, Add...): compute into input 0's buffer when no later layer reads it, so the arena holds one buffer
+    where it held two. Its kernels take no ``restrict`` pointers."""
+    call.in_place = call.input_dead
+    return call.in_place
+
+
 def copied(call: Call) -> Shape:
-    """Copy the input to the output, for layers that then work on it in place (the activation layers)."""
+    """The output holds the input's values, for layers that then work on it in place (the activation layers): the
+    input's own buffer where no later layer reads it, else a copy."""
     shape = call.inputs[0]
-    call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    if not in_place(call):
+        call.emit(f"kw_copy({call.source()}, {call.output}, {size(shape)});", "copy")
+    else:
+        call.read.add(0)
     return shape

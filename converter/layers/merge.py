@@ -1,7 +1,7 @@
 """Merging layers: Add, Subtract, Multiply, Concatenate."""
 from __future__ import annotations
 
-from .emit import Call, Shape, Unsupported, size
+from .emit import Call, Shape, Unsupported, in_place, size
 from .spec import Spec
 
 
@@ -11,6 +11,7 @@ def merge_c(call: Call) -> Shape:
         raise Unsupported(f"inputs of different shapes {[list(s) for s in shapes]} (broadcasting)")
     op = {"Add": 0, "Subtract": 1, "Multiply": 2}[call.node.class_name]
     n = size(shapes[0])
+    in_place(call)
     call.emit(f"kw_merge({call.source(0)}, {call.source(1)}, {call.output}, {n}, {op});", "merge")
     for index in range(2, len(shapes)):
         call.emit(f"kw_merge({call.output}, {call.source(index)}, {call.output}, {n}, {op});", "merge")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .emit import Call, Shape, Unsupported, c_float, size
+from .emit import Call, Shape, Unsupported, c_float, in_place, size
 from .spec import Spec
 from .to_torch import Site
 from ..transforms import Step
@@ -24,6 +24,7 @@ def batch_norm_c(call: Call) -> Shape:
     arrays = [call.weight(role, required=False, shape=channels) for role in ("gamma", "beta")]
     mean, variance = call.weight("moving_mean", shape=channels), call.weight("moving_variance", shape=channels)
     gamma, beta = (a.array if a else "NULL" for a in arrays)
+    in_place(call)
     call.emit(f"kw_batch_norm({call.source()}, {call.output}, {size(shape)}, {shape[-1]}, {gamma}, {beta}, {mean.array}, "
               f"{variance.array}, {c_float(call.number('epsilon', 1e-3, positive=True))});", "batch_norm")
     return shape
@@ -48,6 +49,7 @@ def normalization_c(call: Call) -> Shape:
     channels = size(mean.shape)
     if channels not in (1, shape[-1]) or size(variance.shape) != channels:
         raise Unsupported(f"statistics of shape {list(mean.shape)} (one per last-axis channel only)")
+    in_place(call)
     call.emit(f"kw_normalize({call.source()}, {call.output}, {size(shape)}, {channels}, {mean.array}, {variance.array});",
               "normalize")
     return shape
@@ -58,6 +60,7 @@ def rescaling_c(call: Call) -> Shape:
         raise Unsupported("a scale or offset per channel")
     scale, offset = call.number("scale", 1.0), call.number("offset", 0.0)
     shape = call.inputs[0]
+    in_place(call)
     call.emit(f"for (size_t i = 0; i < {size(shape)}; ++i) {call.output}[i] = {call.source()}[i] * {c_float(scale)} + "
               f"{c_float(offset)};")
     return shape

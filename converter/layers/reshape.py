@@ -58,6 +58,7 @@ def zero_padding_c(call: Call) -> Shape:
     H, W, C = call.inputs[0]
     (top, bottom), (left, right) = sides(call, "padding", 2)
     OH, OW = H + top + bottom, W + left + right
+    call.pads = (top, left)
     call.emit(f"kw_zero_pad2d({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {top}, {left});", "zero_pad2d")
     return OH, OW, C
 

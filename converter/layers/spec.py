@@ -40,6 +40,8 @@ class Spec:
     torch: Callable[[Any], list] | None = None  # its tensors as torch.nn holds them (to_torch.Site -> Tensors)
     c: Callable[[Any], tuple[int, ...]] | None = None  # the C forward pass: emits its calls, gives its output shape
                                                         # (emit.Call -> Shape), float32 or int8 weights
+    c_padded: bool = False            # its C emitter reads a ZeroPadding's input itself, taking the padding as its
+                                      # own (Call.padded): the padded copy is never made
     c_functions: Mapping[str, str] = field(default_factory=dict)  # C functions its emitter calls that the shared
                                                                    # library (converter.c_kernels) does not hold
 
