@@ -57,14 +57,14 @@ def _feeds_embedding(model, tensor) -> bool:
     return any(type(layer).__name__ == "Embedding" and layer.input is tensor for layer in model.layers)
 
 
-def run_c(folder, manifest, inputs: list[np.ndarray], tmp_path, cc="gcc") -> np.ndarray:
+def run_c(folder, manifest, inputs: list[np.ndarray], tmp_path, cc="gcc", flags=()) -> np.ndarray:
     prefix = manifest["options"]["c"]["prefix"]
     header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
     sources = [str(folder / f["path"]) for f in manifest["files"] if f["path"].endswith(".c")]
     main_c = tmp_path / "main.c"
     main_c.write_text(MAIN.format(header=header, prefix=prefix, prefix_upper=prefix.upper()))
     binary = tmp_path / "predict"
-    built = subprocess.run([cc, *CFLAGS, "-I", str(folder), str(main_c), *sources, "-o", str(binary), "-lm"],
+    built = subprocess.run([cc, *CFLAGS, *flags, "-I", str(folder), str(main_c), *sources, "-o", str(binary), "-lm"],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-3000:]
     flat = np.concatenate([x.reshape(SAMPLES, -1) for x in inputs], axis=1).astype("<f4")
@@ -219,6 +219,22 @@ def test_paddings_read_by_convolutions_are_never_made_and_compute_as_keras(quant
     assert_runs_like_keras(model, quantize, tmp_path, seed=3)
     source = (tmp_path / "out" / "mobilenet_blocks.c").read_text()
     assert "kw_zero_pad2d(" not in source and "kw_copy(" in source  # the final output copy only
+
+
+@pytest.mark.parametrize("flags", [["-DKW_PANEL=4"], ["-DKW_PANEL=16"], ["-O3", "-march=native"]],
+                         ids=["panel4", "panel16", "O3-native"])
+def test_every_register_block_width_computes_as_keras(flags, keras_module, tmp_path):
+    """KW_PANEL is 16 with AVX (-march=native here) and 8 without: each width, and the tails of outputs and rows
+    it leaves (12 and 6 outputs, 5x5 pixels), give Keras's numbers."""
+    model = _mobilenet_blocks(keras_module)
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
+                       rng.normal(0, 0.5, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
+    model.save(tmp_path / "blocks.keras")
+    manifest = converter.export(tmp_path / "blocks.keras", tmp_path / "out", formats=["c"],
+                                options={"c": {"inference": True}})
+    inputs = sample_inputs(model, seed=8)
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path, flags=flags), keras_outputs(model, inputs))
 
 
 def test_element_wise_layers_compute_in_place_and_paddings_take_no_buffer(keras_module, tmp_path):
