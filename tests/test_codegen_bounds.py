@@ -99,7 +99,9 @@ KINDS = {  # class -> (input rank, fields and their sane values, weight roles ->
 
 @st.composite
 def cases(draw):
-    """(class name, configuration, one sample's input shape, {role: weight shape}) for one layer."""
+    """(class name, configuration, one sample's input shape, {role: weight shape}, lead) for one layer; ``lead``
+    puts a layer before it (a ZeroPadding2D for a map, else a Rescaling), so that paddings read by convolutions
+    (never made) and element-wise layers computing over their input's buffer run too."""
     class_name = draw(st.sampled_from(sorted(KINDS)))
     rank_strategy, fields, roles = KINDS[class_name]
     rank = draw(rank_strategy)
@@ -115,22 +117,28 @@ def cases(draw):
             weights[role] = (1,)
         if draw(st.integers(0, 7)) == 0:
             weights[role] = (*weights[role][:-1], weights[role][-1] + 1)  # a weight that disagrees with its config
-    return class_name, config, shape, weights
+    lead = None
+    if draw(st.booleans()):
+        lead = ({"class": "ZeroPadding2D", "config": {"padding": draw(KINDS["ZeroPadding2D"][1]["padding"])}}
+                if rank == 3 else {"class": "Rescaling", "config": {"scale": 1.0, "offset": 0.0}})
+    return class_name, config, shape, weights, lead
 
 
 def program(index: int, case) -> tuple[str, str, dict] | None:
     """(declarations, C text, weight sizes) of one case's forward pass with prefix p<index>, or None if refused."""
-    class_name, config, shape, weights = case
+    class_name, config, shape, weights, lead = case
     prefix = f"p{index}"
+    source = "lead" if lead else "x"
     nodes = [{"name": "x", "class": "InputLayer", "config": {"batch_shape": [None, *shape]}, "inputs": []},
+             *([{"name": "lead", **lead, "inputs": [["x", 0]]}] if lead else []),
              {"name": "layer", "class": class_name, "config": config,
-              "inputs": [["x", 0]] + ([["x", 0]] if class_name == "Concatenate" else [])}]
+              "inputs": [[source, 0]] + ([[source, 0]] if class_name == "Concatenate" else [])}]
     graph = graphs.from_json({"inputs": ["x"], "outputs": [["layer", 0]], "nodes": nodes})
     refs = {f"layer/{role}": codegen.WeightRef(f"{prefix}_{role}", None, w, False) for role, w in weights.items()}
     try:
         generated = codegen.generate(graph, refs, prefix)
     except InputInvalid as error:
-        assert "layer 'layer'" in str(error) or "input 'x'" in str(error) or "arena" in str(error), error
+        assert any(said in str(error) for said in ("layer 'layer'", "layer 'lead'", "input 'x'", "arena")), error
         assert "internal" not in str(error)
         return None
     sizes = {ref.array: layers.size(ref.shape) for ref in refs.values()}

@@ -116,8 +116,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             elif not isinstance(declared, (list, tuple)) or len(shape) != len(sample) or any(d is not None and d != n for d, n in zip(sample, shape)):
                 problems.append(f"input '{node.name}' takes samples of shape {_shape_text(sample)}, not "
                                 f"{_shape_text(shape)} as --c-input-shape says")
-            values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input"), input_offset)
-            values[(node.name, 0)].storage.pending += readers.get((node.name, 0), 0)
+            values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input",
+                                                            pending=readers.get((node.name, 0), 0)), input_offset)
             input_offset += size(shape)
             continue
         kind = layers.spec(node.class_name).c
@@ -159,20 +159,17 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             continue
         for value in sources:
             value.storage.last = len(steps)
-        if call.pads and node.name in padders:  # its only reader pads the input itself: no padded copy
-            top, left = call.pads
-            values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at, (top, left, *sources[0].shape[:2]))
-            sources[0].storage.pending += readers.get((node.name, 0), 0)
+        reads = readers.get((node.name, 0), 0)
+        fused = call.pads is not None and node.name in padders  # its only reader pads the input itself
+        if call.alias or call.in_place or fused:  # the output is the input's buffer, its readers now that buffer's
+            padded = (*call.pads, *sources[0].shape[:2]) if fused else None
+            values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at, padded)
+            sources[0].storage.pending += reads
+            if call.in_place:
+                steps.append(_Step(node, call, sources[0].storage, shape, sources,
+                                   [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
             continue
-        if call.alias or call.in_place:  # the output is the input's buffer, its readers now that buffer's
-            values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at)
-            sources[0].storage.pending += readers.get((node.name, 0), 0)
-            if call.alias:
-                continue
-            steps.append(_Step(node, call, sources[0].storage, shape, sources,
-                               [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
-            continue
-        output = _Storage(size(shape), len(steps), len(steps), pending=readers.get((node.name, 0), 0))
+        output = _Storage(size(shape), len(steps), len(steps), pending=reads)
         steps.append(_Step(node, call, output, shape, sources, [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
         values[(node.name, 0)] = _Value(shape, output)
     outputs = [values.get(ref) for ref in graph.outputs]
@@ -183,7 +180,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                                 "or replace the layers named.")
     for value in outputs:
         value.storage.last = len(steps)  # read by the final copies
-    arena = _place(list({id(s): s for step in steps for s in (step.output, *step.temporaries)}.values()))
+    # in-place steps share their input's buffer: each buffer placed once
+    arena = _place(list(dict.fromkeys(s for step in steps for s in (step.output, *step.temporaries))))
     output_size = sum(size(v.shape) for v in outputs)
     for what, floats in (("the arena", arena), ("the inputs", input_offset), ("the outputs", output_size)):
         if 4 * floats > MAX_BYTES:

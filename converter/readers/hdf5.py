@@ -126,7 +126,8 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
             raise InputInvalid(f"{file_name} lists layer {layer_name!r} in layer_names but has no group for it",
                                hint="The file is inconsistent (truncated or edited); save it again.")
         class_name, layer_config = layer_configs.get(layer_name, ("", {}))
-        mine = [_legacy_tensor(root[layer_name], weight_name, layer_name, index, class_name, layer_config,
+        nested = _nested_paths(layer_config) if registry.is_container(class_name) else {}
+        mine = [_legacy_tensor(root[layer_name], weight_name, layer_name, index, class_name, layer_config, nested,
                                model_name, used, file_name, notes, read)
                 for weight_name in attribute_list(root[layer_name].attrs, "weight_names")]
         tensors += mine
@@ -143,13 +144,13 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
 
 
 def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,
-                   layer_config: dict, model_name: str, used: set[str], file_name: str, notes: list[str],
+                   layer_config: dict, nested: dict[str, list[str]], model_name: str, used: set[str], file_name: str, notes: list[str],
                    read: set[str]) -> Tensor:
     if weight_name not in group:
         raise InputInvalid(f"{file_name}: layer {layer_name!r} lists weight {weight_name!r} but the dataset is missing",
                            hint="The file is inconsistent (truncated or edited); save it again.")
     parts = _relative_parts(weight_name, layer_name, model_name)
-    parts, (owner_class, owner_config) = _keras3_chain(parts, class_name, layer_config)
+    parts, (owner_class, owner_config) = _keras3_chain(parts, class_name, layer_config, nested)
     name = unique(f"{layer_name}/{'/'.join(parts)}", used)
     trainable = describe.trainable(parts[-1], layer_config)
     array = keras3_groups.dataset_array(group[weight_name])
@@ -189,7 +190,8 @@ def _relative_parts(weight_name: str, layer_name: str, model_name: str) -> list[
     return parts[1:] if parts[0] == model_name else parts  # weights of a nested model's own layers
 
 
-def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list[str], tuple[str, dict]]:
+def _keras3_chain(parts: list[str], class_name: str, config: dict, nested: dict[str, list[str]]
+                  ) -> tuple[list[str], tuple[str, dict]]:
     """Insert the sub-layers Keras 3 puts between a layer and its variables; return the owner's class and config.
 
     Keras 2 stored ``lstm_1/kernel:0`` where Keras 3 has ``lstm_1/lstm_cell/kernel``, and
@@ -204,33 +206,39 @@ def _keras3_chain(parts: list[str], class_name: str, config: dict) -> tuple[list
         parts = [parts[0], keras3_groups.snake_case(inner_cell), parts[1]]
     elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
         parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
-    elif registry.is_container(class_name) and len(parts) > 1:
-        parts = [*(_path_to(parts[0], config) or parts[:1]), *parts[1:]]
+    elif nested and len(parts) > 1:
+        parts = [*nested.get(parts[0], parts[:1]), *parts[1:]]
     return parts, _owner(parts[:-1], class_name, config)
 
 
-def _path_to(name: str, config: dict, depth: int = 0) -> list[str] | None:
-    """The names from a model down to its (nested) layer ``name``: Keras 3 names the weights of a model nested in
+def _nested_paths(config: dict) -> dict[str, list[str]]:
+    """Each layer's name -> the names from a model down to it, its own layers first, then those of the models
+    nested in it (breadth first, a name seen nearer the top winning). Keras 3 names the weights of a model nested in
     a nested model after the innermost model's layers alone (``proj/kernel`` in group ``tower`` for
-    ``tower/block/proj``), so the models between are found in the configuration.
+    ``tower/block/proj``), so the models between are found here; built once per layer, in one pass over its
+    configuration, however many weights a crafted file lists.
 
     >>> tower = {"layers": [{"class_name": "Dense", "config": {"name": "d"}},
     ...                     {"class_name": "Functional", "config": {"name": "block", "layers": [
     ...                         {"class_name": "Dense", "config": {"name": "proj"}}]}}]}
-    >>> _path_to("proj", tower), _path_to("d", tower), _path_to("nope", tower)
-    (['block', 'proj'], ['d'], None)
+    >>> paths = _nested_paths(tower)
+    >>> paths["proj"], paths["d"], "nope" in paths
+    (['block', 'proj'], ['d'], False)
     """
-    entries = config.get("layers") if isinstance(config, dict) else None
-    children = [(e.get("class_name"), e.get("config")) for e in entries or [] if isinstance(e, dict)]
-    children = [(class_name, child) for class_name, child in children if isinstance(child, dict)]
-    if any(child.get("name") == name for _, child in children):
-        return [name]
-    for class_name, child in children:
-        if registry.is_container(class_name) and depth < 64:  # a crafted file's nesting is bounded, not recursed on
-            below = _path_to(name, child, depth + 1)
-            if below:
-                return [str(child.get("name")), *below]
-    return None
+    paths: dict[str, list[str]] = {}
+    level = [(config, [])]
+    for _ in range(64):  # a crafted file's nesting is bounded
+        below = []
+        for model, above in level:
+            entries = model.get("layers") if isinstance(model, dict) else None
+            for entry in entries if isinstance(entries, list) else []:
+                child = entry.get("config") if isinstance(entry, dict) else None
+                if isinstance(child, dict) and isinstance(child.get("name"), str):
+                    paths.setdefault(child["name"], [*above, child["name"]])
+                    if registry.is_container(entry.get("class_name")):
+                        below.append((child, [*above, child["name"]]))
+        level = below
+    return paths
 
 
 def _owner(chain: list[str], class_name: str, config: dict) -> tuple[str, dict]:
