@@ -122,20 +122,46 @@ def catches_sigterm(pid: int) -> bool:
 
 
 def test_sigterm_stops_the_cli_in_an_orderly_way(tmp_path):
-    """A real CLI process told to stop while it loads the model: exit 130, "interrupted", no output."""
+    """A real CLI process told to stop while it loads the model: exit 130, "interrupted", no output. The signal
+    is sent once the handler is in place; on a loaded machine it can land after the export finished (about 3 s
+    later), where exit 0 with the whole export is right: then the run is repeated, at most three times."""
     import time
 
-    child = subprocess.Popen([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(tmp_path / "out"),
-                              "--reader", "keras"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.monotonic() + 60  # until main() has installed its handler (SIGTERM caught); Keras loads ~4 s
-    while not catches_sigterm(child.pid) and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.02)
-    child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err.decode()[-2000:]
-    assert b"interrupted" in err and b"Traceback" not in err
-    assert not (tmp_path / "out").exists()
+    for attempt in range(3):
+        out = tmp_path / f"out{attempt}"
+        child = subprocess.Popen([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(out),
+                                  "--reader", "keras"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 60  # until main() has installed its handler (SIGTERM caught); Keras loads ~4 s
+        while not catches_sigterm(child.pid) and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+        if child.returncode == 0 and not err and (out / "manifest.json").exists():
+            continue  # finished before the signal: nothing to check about stopping
+        assert child.returncode == 130, err.decode()[-2000:]
+        assert b"interrupted" in err and b"Traceback" not in err
+        assert not out.exists()
+        return
+    pytest.fail("three exports finished before SIGTERM reached them")
+
+
+def test_an_interrupt_a_library_wraps_in_another_error_still_exits_130(monkeypatch, capsys):
+    """SIGTERM while a module is being imported surfaced as "ImportError: initialization failed", reported as a
+    bug (exit 70): an error raised after a stop signal is the interruption, however a library wrapped it."""
+    from converter import cli
+
+    def wrapping(args):
+        try:
+            cli._terminate(signal.SIGTERM, None)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+
+    monkeypatch.setitem(cli.COMMANDS, "inspect", wrapping)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["inspect", str(SEED_KERAS)]) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back
 
 
 def test_a_file_size_limit_mid_export_is_a_clean_error(tmp_path):

@@ -30,21 +30,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = (signal.signal(signal.SIGTERM, _terminate), signal.getsignal(signal.SIGINT)) if in_main else None
     _escape_unencodable_output()
+    _STOPPED.clear()
     try:
         with warnings.catch_warnings():  # numpy's RuntimeWarnings (overflow, invalid values) are never the user's
             warnings.simplefilter("ignore", RuntimeWarning)
             return COMMANDS[args.command](args)
-    except ConverterError as error:
-        return _report(error, args)
     except KeyboardInterrupt:
-        show("interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except ConverterError as error:
+        return _interrupted() if _STOPPED.is_set() else _report(error, args)
     except BrokenPipeError:  # the reader of our output went away (`| head`): nothing left to say, and the
         # command did not finish, so not success (diff's "differ" must not become 0): 128 + SIGPIPE, as the shell's
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
     except Exception as error:  # a bug: say so briefly, unless --debug asks for the traceback
-        return _report(error, args)
+        return _interrupted() if _STOPPED.is_set() else _report(error, args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous[0])
@@ -64,7 +64,18 @@ def _escape_unencodable_output() -> None:
 
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C, so temporary files are removed and finished outputs stay intact."""
+    _STOPPED.set()
     raise KeyboardInterrupt
+
+
+# Set by SIGTERM: the interrupt may surface as another error where a library wraps it (a module that was being
+# imported reports "ImportError: initialization failed", a reader's damaged-file error): still an interruption.
+_STOPPED = threading.Event()
+
+
+def _interrupted() -> int:
+    show("interrupted", file=sys.stderr)
+    return 130
 
 
 def _log_to_stderr() -> None:
