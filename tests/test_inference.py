@@ -238,15 +238,58 @@ def test_every_register_block_width_computes_as_keras(flags, keras_module, tmp_p
 
 
 def test_element_wise_layers_compute_in_place_and_paddings_take_no_buffer(keras_module, tmp_path):
-    """conv (16x16x8) -> BatchNorm -> ReLU -> ZeroPadding2D -> depthwise: two buffers of 2,048 floats, where
-    BatchNorm, ReLU and the padding each took one more (2,048, 2,048, 2,592)."""
+    """conv with its own relu (16x16x8) -> BatchNorm -> ReLU -> ZeroPadding2D -> depthwise: two buffers of 2,048
+    floats, where BatchNorm, ReLU and the padding each took one more (2,048, 2,048, 2,592). (A BatchNormalization
+    after a relu cannot be folded into the convolution: it is computed in place.)"""
     L = keras_module.layers
     x = keras_module.Input((16, 16, 4))
-    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 1)(x)))
+    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 1, activation="relu")(x)))
     keras_module.Model(x, L.DepthwiseConv2D(3)(L.ZeroPadding2D(1)(y))).save(tmp_path / "chain.keras")
     manifest = converter.export(tmp_path / "chain.keras", tmp_path / "out", formats=["c"],
                                 options={"c": {"inference": True}})
     assert manifest["inference"]["arena_bytes"] == 2 * 2048 * 4
+
+
+def _folding_cases(keras):
+    """Element-wise layers after a convolution or Dense, each case a branch of one model: folded into the kernel's
+    epilogue where they may be, computed on their own where they may not."""
+    L = keras.layers
+    x = keras.Input((9, 9, 6))
+    outputs = [
+        L.ReLU(6.0, name="a_relu6")(L.BatchNormalization(name="a_bn")(L.Conv2D(12, 3, padding="same", use_bias=False,
+                                                                              name="a_conv")(x))),
+        L.Activation("relu", name="b_relu")(L.BatchNormalization(name="b_bn", center=False)(
+            L.DepthwiseConv2D(3, strides=2, name="b_depthwise")(x))),
+        L.BatchNormalization(name="c_bn")(L.SeparableConv2D(10, 3, activation="relu", name="c_separable")(x)),
+        L.BatchNormalization(name="d_bn")(L.Conv2D(5, 1, activation="tanh", name="d_conv")(x)),
+        L.ReLU(negative_slope=0.1, name="e_leaky")(L.Conv2D(7, 1, name="e_conv")(x)),
+    ]
+    shared = L.Conv2D(4, 1, name="f_conv")(x)
+    outputs += [L.BatchNormalization(name="f_bn")(shared), L.ReLU(name="f_relu")(shared)]
+    flat = L.GlobalAveragePooling2D(name="g_pool")(x)
+    outputs.append(L.ReLU(name="g_relu")(L.BatchNormalization(name="g_bn")(L.Dense(9, name="g_dense")(flat))))
+    return keras.Model(x, outputs, name="folding")
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_batch_norms_and_relus_fold_into_the_kernel_before_them_where_keras_order_allows(quantize, keras_module,
+                                                                                          tmp_path):
+    """Folded: a BatchNormalization then a ReLU/ReLU6/relu after a convolution, depthwise, separable or Dense
+    (gamma or beta switched off too), and a layer's own relu. Not folded: a BatchNormalization after an
+    activation (Keras applies the activation first), a leaky ReLU, and a value another layer reads too."""
+    model = _folding_cases(keras_module)
+    rng = np.random.default_rng(11)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
+                       rng.normal(0, 0.5, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
+    assert_runs_like_keras(model, quantize, tmp_path, seed=4)
+    source = (tmp_path / "out" / "folding.c").read_text()
+    for folded in ("a_conv (Conv2D), with a_bn, a_relu6 folded in", "b_depthwise (DepthwiseConv2D), with b_bn, b_relu",
+                   "g_dense (Dense), with g_bn, g_relu folded in"):
+        assert folded in source
+    for alone in ("c_bn (BatchNormalization)", "d_bn (BatchNormalization)", "e_leaky (ReLU)", "f_bn (Batch",
+                  "f_relu (ReLU)"):
+        assert f"/* {alone}" in source, alone
+    assert source.count(" folded in: ") == 3
 
 
 def test_a_value_read_later_is_not_overwritten_in_place(keras_module, tmp_path):
@@ -442,7 +485,9 @@ def test_trace_print_shows_each_layers_output_as_keras_computes_it(load_model, k
                            check=True).stderr.decode().splitlines()
     traced = {line.split()[0]: np.array(line.split()[1:], np.float64) for line in lines}
     computed = [layer for layer in model.layers if layer.name in traced]
-    assert [line.split()[0] for line in lines] == [layer.name for layer in computed] and len(computed) >= 4
+    assert [line.split()[0] for line in lines] == [layer.name for layer in computed] and len(computed) >= 3
+    # the BatchNormalization and ReLU are folded into the convolution: one line, named for the ReLU it ends with
+    assert "with bn, relu folded in" in (tmp_path / "out" / "conv_bn.c").read_text() and "conv" not in traced
     for layer in computed:
         expected = np.asarray(keras_module.Model(model.inputs, layer.output)(sample)).reshape(-1)
         assert_close(traced[layer.name][None, :], expected[None, :])

@@ -7,7 +7,7 @@ int8 arrays and multiplies each output channel's sum by its scale (``y = scale[c
 from __future__ import annotations
 
 from .plain import FUNCTIONS
-from .weighted import TEMPLATES
+from .weighted import PANEL, TEMPLATES
 
 ACTIVATIONS = {  # name -> C expression of v (and a, the layer's parameter where it has one)
     "linear": "v",
@@ -80,13 +80,19 @@ def relu_function() -> str:
 def weighted(kind: str, quantized: bool) -> str:
     """The C text of a kernel with weights, reading float or int8 arrays."""
     if quantized:
-        return TEMPLATES[kind].format(
-            s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o=" scale + o,", scaled="yr[o] * scale[o]",
-            scaled_yo="yo[o] * scale[o]", **{f"scaled_a{k}": f"a{k}[j] * scale[j]" for k in range(4)},
-            scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
-    return TEMPLATES[kind].format(s="_f32", w="float", sp="", sa="", sa_o="", scaled="yr[o]", scaled_yo="yo[o]",
-                                  **{f"scaled_a{k}": f"a{k}[j]" for k in range(4)},
-                                  scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
+        fields = dict(s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o=" scale + o,",
+                      sa_full=" scale + full,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
+                      scale_sums="        KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{\n"
+                                 + "".join(f"            a{k}[j] *= scale[j];\n" for k in range(4)) + "        }}\n",
+                      scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
+    else:
+        fields = dict(s="_f32", w="float", sp="", sa="", sa_o="", sa_full="", scaled="yr[o]", scaled_yo="yo[o]",
+                      scale_sums="",
+                      scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
+    panels = {f"panel_{name}": PANEL.format(name=name, width=width, **{**fields, "scale_sums":
+                                                                      fields["scale_sums"].format(width=width)})
+              for name, width in (("full", "KW_PANEL"), ("half", "KW_PANEL / 2"))} if kind == "dense" else {}
+    return TEMPLATES[kind].format(**fields, **panels)
 
 
 def plain(kind: str) -> str:

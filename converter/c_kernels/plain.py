@@ -37,6 +37,43 @@ static void kw_global_pool(const float *x, float *y, size_t n, size_t C, int ave
 }
 
 """,
+    "post": """/* The epilogue of a kernel whose next layers were folded into it (kw_post; NULL: none): each value v it writes
+ * in channel c becomes v * mul[c] + add[c] (a BatchNormalization; none where mul is NULL), then is clamped to
+ * [lo, hi] (a ReLU or ReLU6), computed as the layers' own kernels compute them. c0: the first value's channel. */
+typedef struct {
+    const float *mul, *add;
+    float lo, hi;
+} kw_post;
+
+static void kw_finish(float *y, size_t rows, size_t stride, size_t n, const kw_post *p, size_t c0) {
+    const float lo = p->lo, hi = p->hi, *KW_RESTRICT mul = p->mul ? p->mul + c0 : NULL,
+                *KW_RESTRICT add = p->mul ? p->add + c0 : NULL;
+    const size_t blocked = n - n % 8;
+    for (size_t r = 0; r < rows; ++r) {
+        float *KW_RESTRICT yr = y + r * stride;
+        for (size_t c = 0; c < blocked; c += 8) {  /* fixed-length loops, which compilers vectorise */
+            float v[8];
+            KW_NO_UNROLL for (int j = 0; j < 8; ++j) v[j] = mul ? yr[c + j] * mul[c + j] + add[c + j] : yr[c + j];
+            KW_NO_UNROLL for (int j = 0; j < 8; ++j) yr[c + j] = v[j] < lo ? lo : (v[j] > hi ? hi : v[j]);
+        }
+        for (size_t c = blocked; c < n; ++c) {
+            const float v = mul ? yr[c] * mul[c] + add[c] : yr[c];
+            yr[c] = v < lo ? lo : (v > hi ? hi : v);
+        }
+    }
+}
+
+""",
+    "bn_coefficients": """/* A BatchNormalization's per-channel scale (mul[0..C)) and shift (mul[C..2C)), as kw_batch_norm works them out. */
+static void kw_bn_coefficients(const float *gamma, const float *beta, const float *mean, const float *var, float eps,
+                               size_t C, float *mul) {
+    for (size_t k = 0; k < C; ++k) {
+        mul[k] = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
+        mul[C + k] = (beta ? beta[k] : 0.0f) - mean[k] * mul[k];
+    }
+}
+
+""",
     "batch_norm": """/* BatchNormalization over the last axis (inference): (x - mean) / sqrt(var + eps) * gamma + beta, as
  * x * a + c with a and c worked out once per channel, 64 channels at a time. */
 static void kw_batch_norm(const float *x, float *y, size_t n, size_t C, const float *gamma,

@@ -1,56 +1,100 @@
 """The C kernels with weights, each a template of two versions: ``{s}`` is ``_f32`` (float arrays) or ``_i8``
 (int8 arrays, each output channel's sum times its scale); filled in by :func:`converter.c_kernels.weighted`."""
 
-TEMPLATES = {
-    "dense": """/* Dense on rows of `in` values: y[r][o] = b[o] + sum_i x[r][i] * w[i][o] (kernel [in][out]); 1x1 convolutions
- * are Dense over pixels. Register blocks of 4 rows x KW_PANEL outputs: each weight row is loaded once for 4 rows,
- * and the loops over outputs have a fixed length over contiguous memory, which compilers vectorise (GCC at -O2
- * too); KW_NO_UNROLL keeps GCC -O3 from unrolling them into code it would vectorise across rows instead. */
-static void kw_dense_panel{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
-                            const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b) {{
+# One register block: 4 rows x {width} outputs, their sums in fixed-length arrays the compiler keeps in registers.
+PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in,
+                             size_t out, const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b,
+                             const kw_post *post, size_t c0) {{
     for (size_t r = 0; r < rows; r += 4) {{
         const float *KW_RESTRICT x0 = x + r * in, *KW_RESTRICT x1 = x0 + in, *KW_RESTRICT x2 = x1 + in,
                     *KW_RESTRICT x3 = x2 + in;
         const {w} *KW_RESTRICT wi = w;
-        float a0[KW_PANEL], a1[KW_PANEL], a2[KW_PANEL], a3[KW_PANEL];
-        for (int j = 0; j < KW_PANEL; ++j) a0[j] = a1[j] = a2[j] = a3[j] = 0.0f;
+        float a0[{width}], a1[{width}], a2[{width}], a3[{width}];
+        for (int j = 0; j < {width}; ++j) a0[j] = a1[j] = a2[j] = a3[j] = 0.0f;
         for (size_t i = 0; i < in; ++i, wi += out) {{
             const float v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
-            KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a0[j] += v0 * (float)wi[j];
-            KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a1[j] += v1 * (float)wi[j];
-            KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a2[j] += v2 * (float)wi[j];
-            KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a3[j] += v3 * (float)wi[j];
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a0[j] += v0 * (float)wi[j];
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a1[j] += v1 * (float)wi[j];
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a2[j] += v2 * (float)wi[j];
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a3[j] += v3 * (float)wi[j];
         }}
         float *KW_RESTRICT y0 = y + r * out;
-        for (int j = 0; j < KW_PANEL; ++j) {{
-            const float bias = b ? b[j] : 0.0f;
-            y0[j] = {scaled_a0} + bias;
-            y0[out + j] = {scaled_a1} + bias;
-            y0[2 * out + j] = {scaled_a2} + bias;
-            y0[3 * out + j] = {scaled_a3} + bias;
+{scale_sums}        if (b)
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
+                a0[j] += b[j];
+                a1[j] += b[j];
+                a2[j] += b[j];
+                a3[j] += b[j];
+            }}
+        if (post) {{  /* the epilogue (kw_post) on the sums, before they are stored */
+            const float lo = post->lo, hi = post->hi;
+            if (post->mul) {{
+                const float *KW_RESTRICT m = post->mul + c0, *KW_RESTRICT s = post->add + c0;
+                KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
+                    a0[j] = a0[j] * m[j] + s[j];
+                    a1[j] = a1[j] * m[j] + s[j];
+                    a2[j] = a2[j] * m[j] + s[j];
+                    a3[j] = a3[j] * m[j] + s[j];
+                }}
+            }}
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
+                a0[j] = a0[j] < lo ? lo : (a0[j] > hi ? hi : a0[j]);
+                a1[j] = a1[j] < lo ? lo : (a1[j] > hi ? hi : a1[j]);
+                a2[j] = a2[j] < lo ? lo : (a2[j] > hi ? hi : a2[j]);
+                a3[j] = a3[j] < lo ? lo : (a3[j] > hi ? hi : a3[j]);
+            }}
+        }}
+        KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
+            y0[j] = a0[j];
+            y0[out + j] = a1[j];
+            y0[2 * out + j] = a2[j];
+            y0[3 * out + j] = a3[j];
         }}
     }}
 }}
 
-static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
-                      const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b) {{
-    const size_t blocked = rows - rows % 4, tail = out % KW_PANEL, o0 = out - tail;
-    for (size_t o = 0; o < o0; o += KW_PANEL)
-        kw_dense_panel{s}(x, y + o, blocked, in, out, w + o,{sa_o} b ? b + o : NULL);
+"""
+
+TEMPLATES = {
+    "dense": """/* Dense on rows of `in` values: y[r][o] = b[o] + sum_i x[r][i] * w[i][o] (kernel [in][out]); 1x1 convolutions
+ * are Dense over pixels. Register blocks of 4 rows x KW_PANEL outputs (then one of KW_PANEL / 2 for narrow layers
+ * and tails): each weight row is loaded once for 4 rows, and the loops over outputs have a fixed length over
+ * contiguous memory, which compilers vectorise (GCC at -O2 too); KW_NO_UNROLL keeps GCC -O3 from unrolling them
+ * into code it would vectorise across rows instead. */
+{panel_full}{panel_half}static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
+                      const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b, const kw_post *post) {{
+    const size_t blocked = rows - rows % 4, full = out - out % KW_PANEL,
+                 o0 = full + (out - full >= KW_PANEL / 2 ? KW_PANEL / 2 : 0), tail = out - o0;
+    for (size_t o = 0; o < full; o += KW_PANEL)
+        kw_dense_full{s}(x, y + o, blocked, in, out, w + o,{sa_o} b ? b + o : NULL, post, o);
+    if (o0 > full)
+        kw_dense_half{s}(x, y + full, blocked, in, out, w + full,{sa_full} b ? b + full : NULL, post, full);
     for (size_t r = blocked; r < rows; ++r) {{  /* the last rows % 4 rows: each weight row streamed once */
         float *KW_RESTRICT yr = y + r * out;
+        const float *KW_RESTRICT xr = x + r * in;
+        const size_t in4 = in - in % 4;
         for (size_t o = 0; o < out; ++o) yr[o] = 0.0f;
-        for (size_t i = 0; i < in; ++i) {{
-            const float xi = x[r * in + i];
-            const {w} *KW_RESTRICT wi = w + i * out;
-            for (size_t o = 0; o < o0; o += KW_PANEL) {{
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) yr[o + j] += xi * (float)wi[o + j];
+        for (size_t i = 0; i < in4; i += 4) {{  /* four weight rows per pass: the sums are loaded and stored a quarter as often */
+            const float x0 = xr[i], x1 = xr[i + 1], x2 = xr[i + 2], x3 = xr[i + 3];
+            const {w} *KW_RESTRICT w0 = w + i * out, *KW_RESTRICT w1 = w0 + out, *KW_RESTRICT w2 = w1 + out,
+                      *KW_RESTRICT w3 = w2 + out;
+            for (size_t o = 0; o < full; o += KW_PANEL) {{
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j)
+                    yr[o + j] = yr[o + j] + x0 * (float)w0[o + j] + x1 * (float)w1[o + j] + x2 * (float)w2[o + j]
+                              + x3 * (float)w3[o + j];
             }}
-            for (size_t o = 0; o < tail; ++o) yr[o0 + o] += xi * (float)wi[o0 + o];
+            for (size_t o = full; o < out; ++o)
+                yr[o] = yr[o] + x0 * (float)w0[o] + x1 * (float)w1[o] + x2 * (float)w2[o] + x3 * (float)w3[o];
+        }}
+        for (size_t i = in4; i < in; ++i) {{
+            const float xi = xr[i];
+            const {w} *KW_RESTRICT wi = w + i * out;
+            for (size_t o = 0; o < out; ++o) yr[o] += xi * (float)wi[o];
         }}
         for (size_t o = 0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
+        if (post) kw_finish(yr, 1, out, out, post, 0);
     }}
-    for (size_t r = 0; r < (tail ? blocked : 0); ++r) {{  /* the last out % KW_PANEL outputs of the other rows */
+    for (size_t r = 0; r < (tail ? blocked : 0); ++r) {{  /* the last outputs the blocks leave, of the other rows */
         float *KW_RESTRICT yr = y + r * out;
         for (size_t o = o0; o < out; ++o) yr[o] = 0.0f;
         for (size_t i = 0; i < in; ++i) {{
@@ -59,36 +103,43 @@ static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t
             for (size_t o = o0; o < out; ++o) yr[o] += xi * (float)wi[o];
         }}
         for (size_t o = o0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
+        if (post) kw_finish(yr + o0, 1, out, out - o0, post, o0);
     }}
 }}
 
 """,
     "conv2d": """/* Conv2D, channels last: x [H][W][C] -> y [OH][OW][OC], kernel [KH][KW][C][OC] (read as [KH * KW * C][OC]);
- * strides s, dilation d, padding pt (top) and pl (left). Conv1D is the case H = KH = 1. Four output pixels at a
- * time: their input patches are copied into `patch` (4 x KH * KW * C floats, zeros where the window leaves the
- * input) and multiplied by the kernel as a Dense layer. */
+ * strides s, dilation d, padding pt (top) and pl (left). Conv1D is the case H = KH = 1. P output pixels at a
+ * time (a multiple of 4): their input patches are copied into `patch` (P x KH * KW * C floats, zeros where the
+ * window leaves the input) and multiplied by the kernel as a Dense layer. */
 static void kw_conv2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H, int W, int C, int OH, int OW, int OC,
                        int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *KW_RESTRICT w,{sp}
-                       const float *KW_RESTRICT b, float *KW_RESTRICT patch) {{
-    const size_t K = (size_t)KH * KW * C, pixels = (size_t)OH * OW;
-    for (size_t first = 0; first < pixels; first += 4) {{
-        const size_t count = pixels - first < 4 ? pixels - first : 4;
+                       const float *KW_RESTRICT b, float *KW_RESTRICT patch, size_t P, const kw_post *post) {{
+    const size_t K = (size_t)KH * KW * C, pixels = (size_t)OH * OW, span = (size_t)KW * C;
+    for (size_t first = 0; first < pixels; first += P) {{
+        const size_t count = pixels - first < P ? pixels - first : P;
         for (size_t n = 0; n < count; ++n) {{
             const int oh = (int)((first + n) / (size_t)OW), ow = (int)((first + n) % (size_t)OW);
+            const int iw0 = ow * sw - pl;
             float *KW_RESTRICT row = patch + n * K;
             for (int kh = 0; kh < KH; ++kh) {{
                 const int ih = oh * sh - pt + kh * dh;
+                float *KW_RESTRICT to = row + (size_t)kh * span;
+                if (ih >= 0 && ih < H && dw == 1 && iw0 >= 0 && iw0 + KW <= W) {{  /* the window's row inside: one copy */
+                    const float *KW_RESTRICT from = x + ((size_t)ih * W + iw0) * C;
+                    for (size_t k = 0; k < span; ++k) to[k] = from[k];
+                    continue;
+                }}
                 for (int kw = 0; kw < KW; ++kw) {{
-                    const int iw = ow * sw - pl + kw * dw;
-                    float *KW_RESTRICT to = row + ((size_t)kh * KW + kw) * C;
+                    const int iw = iw0 + kw * dw;
                     if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-                        for (int c = 0; c < C; ++c) to[c] = 0.0f;
+                        for (int c = 0; c < C; ++c) to[(size_t)kw * C + c] = 0.0f;
                     else
-                        for (int c = 0; c < C; ++c) to[c] = x[((size_t)ih * W + iw) * C + c];
+                        for (int c = 0; c < C; ++c) to[(size_t)kw * C + c] = x[((size_t)ih * W + iw) * C + c];
                 }}
             }}
         }}
-        kw_dense{s}(patch, y + first * OC, count, K, (size_t)OC, w,{sa} b);
+        kw_dense{s}(patch, y + first * OC, count, K, (size_t)OC, w,{sa} b, post);
     }}
 }}
 
@@ -96,7 +147,7 @@ static void kw_conv2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H
     "depthwise2d": """/* DepthwiseConv2D: output channel c * M + m sees input channel c only; kernel [KH][KW][C][M]. */
 static void kw_depthwise2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H, int W, int C, int M, int OH, int OW,
                             int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *KW_RESTRICT w,{sp}
-                            const float *KW_RESTRICT b) {{
+                            const float *KW_RESTRICT b, const kw_post *post) {{
     const int OC = C * M;
     for (int oh = 0; oh < OH; ++oh) {{
         for (int ow = 0; ow < OW; ++ow) {{
@@ -133,6 +184,7 @@ static void kw_depthwise2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, 
             }}
             for (int o = 0; o < OC; ++o) yo[o] = {scaled_yo} + (b ? b[o] : 0.0f);
         }}
+        if (post) kw_finish(y + (size_t)oh * OW * OC, (size_t)OW, (size_t)OC, (size_t)OC, post, 0);  /* the row done */
     }}
 }}
 

@@ -15,7 +15,7 @@ from ..errors import InputInvalid, UsageError
 from .. import c_kernels as kernels
 from .. import layers
 from .graph import Graph
-from ..layers.emit import Call, Shape, Unsupported, size
+from ..layers.emit import POST, Call, Shape, Unsupported, finish_epilogue, size
 
 ALIGN_FLOATS = 4  # 16 bytes: every arena buffer starts aligned for vector loads
 
@@ -95,11 +95,15 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     given = dict(zip(graph.inputs, input_shapes))
     readers = _readers(graph)
     padders = _padding_fused(graph)
+    sole = _sole_readers(graph)
+    folded: set[str] = set()  # element-wise layers folded into the kernel before them: computed there
     values: dict[tuple[str, int], _Value] = {}
     steps: list[_Step] = []
     problems: list[str] = []
     input_offset = 0
     for node in graph.nodes:
+        if node.name in folded:
+            continue
         if node.class_name == layers.INPUT:
             declared = node.config.get("batch_shape") or node.config.get("batch_input_shape") or [None]
             sample = declared[1:] if isinstance(declared, (list, tuple)) else declared  # as keras.Input(shape=) says
@@ -131,9 +135,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         if any(ref[1] != 0 for ref in node.inputs):
             problems.append(f"layer '{node.name}' ({node.class_name}): takes a second output of a layer (return_state)")
             continue
-        layer = node.layer + "/"  # a shared layer's later calls use its weights
-        call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))],
-                    {name[len(layer):]: ref for name, ref in weights.items() if name.startswith(layer)})
+        call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))], _weights_of(node, weights))
         call.output = "@OUT@"
         call.padded = sources[0].padded if sources else None
         for value in sources:
@@ -159,7 +161,9 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             continue
         for value in sources:
             value.storage.last = len(steps)
-        reads = readers.get((node.name, 0), 0)
+        after = _fold(call, shape, sole, weights)
+        folded.update(n.name for n in after)
+        reads = readers.get(((after[-1] if after else node).name, 0), 0)
         fused = call.pads is not None and node.name in padders  # its only reader pads the input itself
         if call.alias or call.in_place or fused:  # the output is the input's buffer, its readers now that buffer's
             padded = (*call.pads, *sources[0].shape[:2]) if fused else None
@@ -171,7 +175,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             continue
         output = _Storage(size(shape), len(steps), len(steps), pending=reads)
         steps.append(_Step(node, call, output, shape, sources, [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
-        values[(node.name, 0)] = _Value(shape, output)
+        for name in [node.name] + [n.name for n in after]:
+            values[(name, 0)] = _Value(shape, output)
     outputs = [values.get(ref) for ref in graph.outputs]
     if problems or any(v is None for v in outputs):
         listed = "; ".join(problems) or "an output could not be computed"
@@ -189,6 +194,45 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                                f"bytes, more than {MAX_BYTES:,} (what a 32-bit size_t and C's int hold)",
                                hint="Give smaller inputs with --c-input-shape, or export the weights alone.")
     return _program(graph, steps, outputs, input_offset, arena, prefix)
+
+
+def _weights_of(node, weights: dict[str, WeightRef]) -> dict[str, WeightRef]:
+    """The weights of the layer a node uses, by role (a shared layer's later calls use its weights)."""
+    layer = node.layer + "/"
+    return {name[len(layer):]: ref for name, ref in weights.items() if name.startswith(layer)}
+
+
+def _sole_readers(graph: Graph) -> dict[str, Any]:
+    """Node name -> the node that alone reads its output, as its one input, where no model output is that output
+    and no other layer reads it (what may be folded into the node's kernel)."""
+    uses: dict[str, list] = {}
+    for node in graph.nodes:
+        for ref in node.inputs:
+            uses.setdefault(ref[0], []).append((node, ref[1]))
+    outputs = {ref[0] for ref in graph.outputs}
+    return {name: found[0][0] for name, found in uses.items()
+            if len(found) == 1 and found[0][1] == 0 and len(found[0][0].inputs) == 1 and name not in outputs}
+
+
+def _fold(call: Call, shape: Shape, sole: dict[str, Any], weights: dict[str, WeightRef]) -> list:
+    """Fold the element-wise layers after a node into its kernel's epilogue (``call.post``), while each is the
+    only reader of the one before and its ``Spec.c_fold`` accepts it (a BatchNormalization, then a ReLU); the nodes
+    folded. Only where the kernel taking the epilogue is the node's last statement: an activation computed after it
+    (a tanh) must come before a folded BatchNormalization."""
+    post, found = call.post, []
+    if post is None:
+        return found
+    reader = sole.get(call.node.name) if POST in call.statements[-1] else None
+    while reader is not None and layers.spec(reader.class_name).c_fold is not None:
+        try:
+            layers.spec(reader.class_name).c_fold(Call(reader, [shape], ["@IN0@"], _weights_of(reader, weights)), post)
+        except (Unsupported, KeyError, TypeError, ValueError, IndexError, AttributeError):
+            break
+        found.append(reader)
+        reader = sole.get(reader.name)
+    post.folded = [n.name for n in found]
+    finish_epilogue(call, shape[-1])
+    return found
 
 
 def _padding_fused(graph: Graph) -> set[str]:
@@ -331,11 +375,18 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
         replacements["@OUT@"] = _pointer(_Value((), step.output))
         for index, temporary in enumerate(step.temporaries):
             replacements[f"T{index}"] = f"A + {temporary.offset}" if temporary.offset else "A"
-        body.append(f"    /* {comment_text(step.node.name)} ({comment_text(step.node.class_name)}): output {_shape_text(step.shape)} */")
+        post = call.post if call.post is not None and not call.post.empty else None
+        folded = f", with {', '.join(comment_text(n) for n in post.folded)} folded in" if post and post.folded else ""
+        body.append(f"    /* {comment_text(step.node.name)} ({comment_text(step.node.class_name)}){folded}: output "
+                    f"{_shape_text(step.shape)} */")
+        indent = "        " if post else "    "
+        body += ["    {"] if post else []  # the block holding its kw_post
         for statement in call.statements:
             text = re.sub(r"@IN\d+@|@OUT@|\bT\d+\b", lambda found: f"({replacements[found.group(0)]})", statement)
-            body.append("    " + re.sub(r"\bkw_", f"{prefix}_kw_", text))
-        body.append(f"    {m}_TRACE({c_string(step.node.name)}, {replacements['@OUT@']}, {size(step.shape)});")
+            body.append(indent + re.sub(r"\bkw_", f"{prefix}_kw_", text))
+        body += ["    }"] if post else []
+        traced = post.folded[-1] if post and post.folded else step.node.name  # the values the buffer now holds
+        body.append(f"    {m}_TRACE({c_string(traced)}, {replacements['@OUT@']}, {size(step.shape)});")
         needed |= call.kernels
     at = 0
     for value in outputs:
@@ -383,7 +434,10 @@ def _kernel_text(needed: set[str]) -> str:
     activations = sorted(n.split(":", 1)[1] for n in needed if n.startswith("activate:"))
     if activations:
         parts.append(kernels.activation_function(activations))
-    for name in sorted((n for n in needed if not n.startswith("activate:")), key=lambda n: (not n.startswith("dense"), n)):
+    if any(n.startswith(("dense_", "conv2d_", "depthwise2d_")) for n in needed):
+        needed = needed | {"post"}  # their epilogue (kw_post) comes first
+    for name in sorted((n for n in needed if not n.startswith("activate:")),
+                       key=lambda n: (n != "post", not n.startswith("dense"), n)):
         if name.endswith(("_f32", "_i8")):
             base, _, suffix = name.rpartition("_")
             parts.append(kernels.weighted(base, suffix == "i8"))

@@ -1,7 +1,9 @@
 """Activation layers: Activation, ReLU, LeakyReLU, ELU, Softmax, PReLU."""
 from __future__ import annotations
 
-from .emit import Call, Shape, Unsupported, activation, c_float, copied, size
+import math
+
+from .emit import CLAMPS, Call, Post, Shape, Unsupported, activation, c_float, copied, size
 from .spec import Spec
 
 
@@ -11,11 +13,33 @@ def activation_c(call: Call) -> Shape:
     return shape
 
 
-def relu_c(call: Call) -> Shape:
-    shape = copied(call)
+def activation_fold(call: Call, post: Post) -> None:
+    """relu and relu6 (and linear) fold into the epilogue of the kernel before them as a clamp."""
+    name = call.config.get("activation")
+    if name not in (None, "linear") and name not in CLAMPS:
+        raise Unsupported(f"activation {name!r} is no clamp")
+    post.clamp(*CLAMPS.get(name, (-math.inf, math.inf)))
+
+
+def _max_value(call: Call) -> float:
+    """ReLU's max_value, -1 for none."""
     max_value = -1.0 if call.config.get("max_value") is None else call.number("max_value", -1.0)
     if max_value < 0 and call.config.get("max_value") is not None:
         raise Unsupported(f"max_value={call.config['max_value']!r}: not below 0")
+    return max_value
+
+
+def relu_fold(call: Call, post: Post) -> None:
+    """A ReLU without slope or threshold folds into the epilogue of the kernel before it as a clamp."""
+    if call.number("negative_slope", 0.0) != 0.0 or call.number("threshold", 0.0) != 0.0:
+        raise Unsupported("a slope or threshold is no clamp")
+    max_value = _max_value(call)
+    post.clamp(0.0, max_value if max_value >= 0 else math.inf)
+
+
+def relu_c(call: Call) -> Shape:
+    shape = copied(call)
+    max_value = _max_value(call)
     call.emit(f"kw_relu({call.output}, {size(shape)}, {c_float(max_value)}, "
               f"{c_float(call.number('negative_slope', 0.0))}, {c_float(call.number('threshold', 0.0))});", "relu")
     return shape
@@ -45,6 +69,7 @@ def softmax_c(call: Call) -> Shape:
 
 
 # Elementwise: every value stays where it was, so a flattened map keeps its order through them.
-SPECS = (Spec("Activation", elementwise=True, c=activation_c), Spec("ReLU", elementwise=True, c=relu_c),
+SPECS = (Spec("Activation", elementwise=True, c=activation_c, c_fold=activation_fold),
+         Spec("ReLU", elementwise=True, c=relu_c, c_fold=relu_fold),
          Spec("LeakyReLU", elementwise=True, c=leaky_relu_c), Spec("ELU", elementwise=True, c=elu_c),
          Spec("Softmax", c=softmax_c), Spec("PReLU", roles=("alpha",)))

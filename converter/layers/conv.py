@@ -3,7 +3,7 @@ channels last; PyTorch holds them channels first."""
 from __future__ import annotations
 
 from .dense import KERNEL_BIAS
-from .emit import Call, Shape, Unsupported, spatial, spatial_output, weights_arguments, window
+from .emit import Call, Shape, Unsupported, epilogue, spatial, spatial_output, weights_arguments, window
 from .spec import Spec
 from .to_torch import Site, Unmappable, channels_first, permute
 from ..transforms import Step
@@ -22,6 +22,20 @@ def _conv_geometry(call: Call, rank: int):
     return (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL)
 
 
+PATCH_FLOATS = 2048  # the im2col patch a convolution may take from the arena: 8 KB
+
+
+def _patch_rows(K: int, pixels: int) -> int:
+    """Output pixels per im2col patch: a multiple of 4 (the kernels' register block), up to 32 while the patch stays
+    within PATCH_FLOATS (more rows per call amortise each weight panel), never more than the output has.
+
+    >>> _patch_rows(27, 2304), _patch_rows(4608, 2304), _patch_rows(9, 6)
+    (32, 4, 8)
+    """
+    rows = max(4, min(32, PATCH_FLOATS // K // 4 * 4))
+    return min(rows, -(-pixels // 4) * 4)
+
+
 def conv_c(call: Call) -> Shape:
     rank = 1 if call.node.class_name.endswith("1D") else 2
     if call.integer("groups", 1) != 1:
@@ -32,13 +46,14 @@ def conv_c(call: Call) -> Shape:
     args, bias, quantized = weights_arguments(call, "kernel", "bias", (*window, C, filters), filters)
     suffix = "_i8" if quantized else "_f32"
     if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):  # a 1x1 convolution is Dense over the pixels
-        call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}, {bias});",
-                  "dense" + suffix)
+        call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}, {bias}, "
+                  f"{epilogue(call)});", "dense" + suffix, "post")
     else:
-        patch = f"T{len(call.temporaries)}"
-        call.temporaries.append(4 * KH * KW * C)
+        patch, rows = f"T{len(call.temporaries)}", _patch_rows(KH * KW * C, OH * OW)
+        call.temporaries.append(rows * KH * KW * C)
         call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
-                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {patch});", "conv2d" + suffix, "dense" + suffix)
+                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {patch}, {rows}, {epilogue(call)});",
+                  "conv2d" + suffix, "dense" + suffix, "post")
     return spatial_output(call, rank, OH, OW, filters)
 
 
@@ -51,7 +66,8 @@ def depthwise_c(call: Call) -> Shape:
     args, bias, quantized = weights_arguments(call, role, "bias", (*window, C, multiplier), C * multiplier)
     suffix = "_i8" if quantized else "_f32"
     call.emit(f"kw_depthwise2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, "
-              f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "depthwise2d" + suffix)
+              f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {epilogue(call)});", "depthwise2d" + suffix,
+              "post")
     return spatial_output(call, rank, OH, OW, C * multiplier)
 
 
@@ -67,9 +83,9 @@ def separable_c(call: Call) -> Shape:
     call.temporaries.append(OH * OW * C * multiplier)
     ds, ps = ("_i8" if depth_quantized else "_f32"), ("_i8" if point_quantized else "_f32")
     call.emit(f"kw_depthwise2d{ds}({call.source()}, {middle}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, {KW}, "
-              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL);", "depthwise2d" + ds)
-    call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}, {bias});",
-              "dense" + ps)
+              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL, NULL);", "depthwise2d" + ds, "post")
+    call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}, {bias}, "
+              f"{epilogue(call)});", "dense" + ps)
     return spatial_output(call, rank, OH, OW, filters)
 
 

@@ -1,7 +1,7 @@
 """Dense layers: Dense (the weighted sum over the last axis), EinsumDense, LocallyConnected."""
 from __future__ import annotations
 
-from .emit import Call, Shape, Unsupported, activation, size, weights_arguments
+from .emit import Call, Shape, Unsupported, activation, epilogue, size, weights_arguments
 from .spec import Spec
 from .to_torch import Site, Unmappable, permute
 from ..transforms import Step
@@ -18,8 +18,8 @@ def dense_c(call: Call) -> Shape:
     args, bias, quantized = weights_arguments(call, "kernel", "bias", (shape[-1], units), units)
     suffix = "_i8" if quantized else "_f32"
     rows, width = size(shape[:-1]), shape[-1]
-    call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}, {bias});",
-              "dense" + suffix)
+    call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}, {bias}, "
+              f"{epilogue(call)});", "dense" + suffix, "post")
     out = (*shape[:-1], units)
     activation(call, call.config.get("activation"), call.output, out)
     return out

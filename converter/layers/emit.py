@@ -16,6 +16,28 @@ class Unsupported(Exception):
     """A layer, or an option of it, the generated code does not implement."""
 
 
+POST = "@POST@"  # a kernel's last argument, its epilogue: NULL, or the kw_post of the layers folded into it
+
+
+class Post:
+    """What a kernel does to each value it writes (its epilogue, ``kw_post`` in C), where the element-wise layers
+    after it were folded into it: v * mul[c] + add[c] (a BatchNormalization's ``batch_norm``: its gamma, beta,
+    mean, variance and epsilon, as C arguments), then a clamp to [lo, hi] (a ReLU, ReLU6, or the layer's own
+    relu activation). The layers folded in (``folded``, by node name) take no buffer and no pass of their own."""
+
+    def __init__(self) -> None:
+        self.batch_norm: str | None = None
+        self.lo, self.hi = -math.inf, math.inf
+        self.folded: list[str] = []
+
+    def clamp(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = max(self.lo, lo), min(self.hi, hi)
+
+    @property
+    def empty(self) -> bool:
+        return self.batch_norm is None and self.lo == -math.inf and self.hi == math.inf
+
+
 class Call:
     """What a layer kind sees of one node: its configuration, input shapes and C buffers, its weights, and
     where its statements go (filled in by ``codegen``)."""
@@ -33,6 +55,7 @@ class Call:
         self.pads: tuple[int, int] | None = None  # a zero padding: (top, left) of the zeros around its input
         self.padded: tuple[int, int, int, int] | None = None  # input 0 is a padding never made: (top, left, H, W)
                                                               # of the input it pads (Spec.c_padded emitters only)
+        self.post: Post | None = None      # its kernel's epilogue, once the emitter passed it (see epilogue)
 
     def weight(self, role: str, required: bool = True, shape: tuple[int, ...] | None = None):
         """The weight ``role``; ``shape`` is what the layer's configuration makes the generated loops read, so a
@@ -87,6 +110,33 @@ class Call:
         without them would silently differ from Keras."""
         read = {0} if self.alias else self.read
         return [index for index in range(len(self.sources)) if index not in read]
+
+
+def epilogue(call: Call) -> str:
+    """The last argument of a kernel that takes an epilogue (kw_post): the layer's own relu or relu6 activation,
+    and the BatchNormalization and ReLU the code generator folds in after it, are then applied as it writes."""
+    call.post = call.post or Post()
+    return POST
+
+
+def finish_epilogue(call: Call, channels: int) -> None:
+    """Once the layers folded into a call's epilogue are known: its kw_post declared first among its statements
+    (which the code generator puts in a block of their own) and passed to its kernels; NULL where it does nothing."""
+    post = call.post
+    if post is None or post.empty:
+        call.statements = [s.replace(POST, "NULL") for s in call.statements]
+        return
+    arrays, first = "NULL, NULL", []
+    if post.batch_norm is not None:  # its coefficients, worked out per call into a temporary
+        call.temporaries.append(2 * channels)
+        coefficients = f"T{len(call.temporaries) - 1}"
+        arrays = f"{coefficients}, {coefficients} + {channels}"
+        first.append(f"kw_bn_coefficients({post.batch_norm}, {channels}, {coefficients});")
+        call.kernels.add("bn_coefficients")
+    bounds = ", ".join(c_float(v) if math.isfinite(v) else ("HUGE_VALF" if v > 0 else "-HUGE_VALF")
+                       for v in (post.lo, post.hi))
+    call.statements = [f"const kw_post post = {{{arrays}, {bounds}}};", *first,
+                       *(s.replace(POST, "&post") for s in call.statements)]
 
 
 def size(shape: Shape) -> int:
@@ -181,6 +231,9 @@ def activation(call: Call, name: Any, buffer: str, shape: Shape, a: float = 0.0)
     """In-place activation of a layer's output (nothing for linear)."""
     if name in (None, "linear"):
         return
+    if name in CLAMPS and call.post is not None and buffer == call.output:  # folded into the kernel's epilogue
+        call.post.clamp(*CLAMPS[name])
+        return
     if not isinstance(name, str) or (name not in kernels.ACTIVATIONS and name != kernels.SOFTMAX):
         raise Unsupported(f"activation {name!r}")
     if name == "leaky_relu" and not a:
@@ -192,6 +245,9 @@ def activation(call: Call, name: Any, buffer: str, shape: Shape, a: float = 0.0)
     code = -1 if name == kernels.SOFTMAX else kernels.ACTIVATION_CODES[name]
     call.emit(f"kw_activate({buffer}, {size(shape)}, {shape[-1] if shape else 1}, {code}, {c_float(a)});  /* {name} */",
               "activate:" + name)
+
+
+CLAMPS = {"relu": (0.0, math.inf), "relu6": (0.0, 6.0)}  # activations a kernel's epilogue applies as a clamp
 
 
 def c_float(value: float) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .emit import Call, Shape, Unsupported, c_float, in_place, size
+from .emit import Call, Post, Shape, Unsupported, c_float, in_place, size
 from .spec import Spec
 from .to_torch import Site
 from ..transforms import Step
@@ -16,18 +16,31 @@ def _on_last_axis(call: Call) -> bool:
     return axis in (-1, len(call.inputs[0]))
 
 
-def batch_norm_c(call: Call) -> Shape:
-    shape = call.inputs[0]
+def _batch_norm_arguments(call: Call) -> str:
+    """gamma, beta, mean, variance, epsilon as the C kernels take them (NULL for a gamma or beta switched off)."""
     if not _on_last_axis(call):
         raise Unsupported(f"axis={call.config.get('axis')} (the last axis only)")
-    channels = (shape[-1],)
+    channels = (call.inputs[0][-1],)
     arrays = [call.weight(role, required=False, shape=channels) for role in ("gamma", "beta")]
     mean, variance = call.weight("moving_mean", shape=channels), call.weight("moving_variance", shape=channels)
     gamma, beta = (a.array if a else "NULL" for a in arrays)
+    return f"{gamma}, {beta}, {mean.array}, {variance.array}, {c_float(call.number('epsilon', 1e-3, positive=True))}"
+
+
+def batch_norm_c(call: Call) -> Shape:
+    shape = call.inputs[0]
+    arguments = _batch_norm_arguments(call)
     in_place(call)
-    call.emit(f"kw_batch_norm({call.source()}, {call.output}, {size(shape)}, {shape[-1]}, {gamma}, {beta}, {mean.array}, "
-              f"{variance.array}, {c_float(call.number('epsilon', 1e-3, positive=True))});", "batch_norm")
+    call.emit(f"kw_batch_norm({call.source()}, {call.output}, {size(shape)}, {shape[-1]}, {arguments});", "batch_norm")
     return shape
+
+
+def batch_norm_fold(call: Call, post: Post) -> None:
+    """Folded into the epilogue of the convolution or Dense before it: a scale and shift per channel, which must
+    come before any clamp there."""
+    if not post.empty:
+        raise Unsupported("after an activation")
+    post.batch_norm = _batch_norm_arguments(call)
 
 
 def layer_norm_c(call: Call) -> Shape:
@@ -95,7 +108,7 @@ def layer_norm_torch(site: Site) -> list:
 
 
 SPECS = (Spec("BatchNormalization", roles=("gamma", "beta", "moving_mean", "moving_variance"), torch=batch_norm_torch,
-              c=batch_norm_c),
+              c=batch_norm_c, c_fold=batch_norm_fold),
          Spec("LayerNormalization", roles=("gamma", "beta"), torch=layer_norm_torch, c=layer_norm_c),
          Spec("RMSNormalization", roles=("scale",)),
          Spec("Normalization", roles=("mean", "variance", "count"), c=normalization_c),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import c_kernels as kernels
 from ..transforms import Step
-from .emit import Call, Shape, Unsupported, size, whole
+from .emit import Call, Shape, Unsupported, finish_epilogue, size, whole
 from .spec import Spec, find
 from .to_torch import Site, Unmappable, permute
 
@@ -52,8 +52,8 @@ def _recurrent(call: Call, class_name: str, config: dict, under: str, source: st
     def dense(ref, x, y, width, bias_text):
         suffix = "_i8" if ref.scale else "_f32"
         scale = f", {ref.scale}" if ref.scale else ""
-        call.kernels.add("dense" + suffix)
-        return f"kw_dense{suffix}({x}, {y}, 1, {width}, {gates * U}, {ref.array}{scale}, {bias_text});"
+        call.kernels.update(("dense" + suffix, "post"))
+        return f"kw_dense{suffix}({x}, {y}, 1, {width}, {gates * U}, {ref.array}{scale}, {bias_text}, NULL);"
 
     input_bias = bias.array if bias else "NULL"
     recurrent_bias = f"{bias.array} + {gates * U}" if reset_after and bias else "NULL"
@@ -139,6 +139,7 @@ def time_distributed_c(call: Call) -> Shape:
     part = Call(node, [frame], ["@IN0@"], weights)
     part.output = "@OUT@"
     shape = kind_of(part)
+    finish_epilogue(part, shape[-1])  # its own relu, in the loop's block
     if part.temporaries:
         raise Unsupported(f"a {inner['class_name']} that needs scratch memory inside")
     body = "\n        ".join(s.replace("@IN0@", f"({call.source()} + t * {size(frame)})")

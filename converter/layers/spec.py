@@ -42,6 +42,9 @@ class Spec:
                                                         # (emit.Call -> Shape), float32 or int8 weights
     c_padded: bool = False            # its C emitter reads a ZeroPadding's input itself, taking the padding as its
                                       # own (Call.padded): the padded copy is never made
+    c_fold: Callable[[Any, Any], None] | None = None  # an element-wise layer the code generator may fold into the
+                                                       # epilogue of the kernel before it (emit.Call, emit.Post):
+                                                       # adds itself to the Post, or raises Unsupported
     c_functions: Mapping[str, str] = field(default_factory=dict)  # C functions its emitter calls that the shared
                                                                    # library (converter.c_kernels) does not hold
 
