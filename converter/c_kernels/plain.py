@@ -54,11 +54,13 @@ static void kw_finish(float *y, size_t rows, size_t stride, size_t n, const kw_p
         for (size_t c = 0; c < blocked; c += 8) {  /* fixed-length loops, which compilers vectorise */
             float v[8];
             KW_NO_UNROLL for (int j = 0; j < 8; ++j) v[j] = mul ? yr[c + j] * mul[c + j] + add[c + j] : yr[c + j];
-            KW_NO_UNROLL for (int j = 0; j < 8; ++j) yr[c + j] = v[j] < lo ? lo : (v[j] > hi ? hi : v[j]);
+            KW_NO_UNROLL for (int j = 0; j < 8; ++j) v[j] = v[j] < lo ? lo : v[j];  /* a max, then a min */
+            KW_NO_UNROLL for (int j = 0; j < 8; ++j) yr[c + j] = v[j] > hi ? hi : v[j];
         }
         for (size_t c = blocked; c < n; ++c) {
             const float v = mul ? yr[c] * mul[c] + add[c] : yr[c];
-            yr[c] = v < lo ? lo : (v > hi ? hi : v);
+            const float low = v < lo ? lo : v;
+            yr[c] = low > hi ? hi : low;
         }
     }
 }

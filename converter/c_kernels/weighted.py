@@ -13,10 +13,10 @@ PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_
         for (int j = 0; j < {width}; ++j) a0[j] = a1[j] = a2[j] = a3[j] = 0.0f;
         for (size_t i = 0; i < in; ++i, wi += out) {{
             const float v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a0[j] += v0 * (float)wi[j];
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a1[j] += v1 * (float)wi[j];
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a2[j] += v2 * (float)wi[j];
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a3[j] += v3 * (float)wi[j];
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a0[j] = KW_MADD(v0, (float)wi[j], a0[j]);
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a1[j] = KW_MADD(v1, (float)wi[j], a1[j]);
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a2[j] = KW_MADD(v2, (float)wi[j], a2[j]);
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a3[j] = KW_MADD(v3, (float)wi[j], a3[j]);
         }}
         float *KW_RESTRICT y0 = y + r * out;
 {scale_sums}        if (b)
@@ -26,7 +26,7 @@ PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_
                 a2[j] += b[j];
                 a3[j] += b[j];
             }}
-        if (post) {{  /* the epilogue (kw_post) on the sums, before they are stored */
+        if (post) {{  /* the epilogue (kw_post) on the sums, before they are stored; each bound a max or min */
             const float lo = post->lo, hi = post->hi;
             if (post->mul) {{
                 const float *KW_RESTRICT m = post->mul + c0, *KW_RESTRICT s = post->add + c0;
@@ -38,10 +38,14 @@ PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_
                 }}
             }}
             KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
-                a0[j] = a0[j] < lo ? lo : (a0[j] > hi ? hi : a0[j]);
-                a1[j] = a1[j] < lo ? lo : (a1[j] > hi ? hi : a1[j]);
-                a2[j] = a2[j] < lo ? lo : (a2[j] > hi ? hi : a2[j]);
-                a3[j] = a3[j] < lo ? lo : (a3[j] > hi ? hi : a3[j]);
+                a0[j] = a0[j] < lo ? lo : a0[j];
+                a0[j] = a0[j] > hi ? hi : a0[j];
+                a1[j] = a1[j] < lo ? lo : a1[j];
+                a1[j] = a1[j] > hi ? hi : a1[j];
+                a2[j] = a2[j] < lo ? lo : a2[j];
+                a2[j] = a2[j] > hi ? hi : a2[j];
+                a3[j] = a3[j] < lo ? lo : a3[j];
+                a3[j] = a3[j] > hi ? hi : a3[j];
             }}
         }}
         KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
@@ -148,13 +152,40 @@ static void kw_conv2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H
 static void kw_depthwise2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H, int W, int C, int M, int OH, int OW,
                             int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *KW_RESTRICT w,{sp}
                             const float *KW_RESTRICT b, const kw_post *post) {{
-    const int OC = C * M;
+    const int OC = C * M, three = M == 1 && KH == 3 && KW == 3 && dh == 1 && dw == 1;
     for (int oh = 0; oh < OH; ++oh) {{
+        const int inside = three && oh * sh - pt >= 0 && oh * sh - pt + 3 <= H;  /* the row's 3x3 windows, vertically */
         for (int ow = 0; ow < OW; ++ow) {{
             float *KW_RESTRICT yo = y + ((size_t)oh * OW + ow) * OC;
             const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
-            if (M == 1 && KH == 3 && KW == 3 && dh == 1 && dw == 1 && ih0 >= 0 && ih0 + 3 <= H && iw0 >= 0 &&
-                iw0 + 3 <= W) {{  /* a 3x3 window inside the input: the nine taps summed in registers */
+            if (inside && ow + 4 <= OW && iw0 >= 0 && (ow + 3) * sw - pl + 3 <= W) {{
+                /* four 3x3 windows inside the input: four independent sums per channel, each weight loaded once */
+                const size_t step = (size_t)sw * C, down = (size_t)W * C;
+                const float *KW_RESTRICT p = x + ((size_t)ih0 * W + iw0) * C;
+#define KW_TAP(at, k) do {{ const float v = (float)w[k]; s0 = KW_MADD(p[at], v, s0); s1 = KW_MADD(p[step + at], v, s1); \
+                           s2 = KW_MADD(p[2 * step + at], v, s2); s3 = KW_MADD(p[3 * step + at], v, s3); }} while (0)
+                for (int o = 0; o < C; ++o) {{
+                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+                    KW_TAP(o, o);
+                    KW_TAP(C + o, 1 * C + o);
+                    KW_TAP(2 * C + o, 2 * C + o);
+                    KW_TAP(down + o, 3 * C + o);
+                    KW_TAP(down + C + o, 4 * C + o);
+                    KW_TAP(down + 2 * C + o, 5 * C + o);
+                    KW_TAP(2 * down + o, 6 * C + o);
+                    KW_TAP(2 * down + C + o, 7 * C + o);
+                    KW_TAP(2 * down + 2 * C + o, 8 * C + o);
+                    const float bias = b ? b[o] : 0.0f;
+                    yo[o] = s0{sc} + bias;
+                    yo[OC + o] = s1{sc} + bias;
+                    yo[2 * OC + o] = s2{sc} + bias;
+                    yo[3 * OC + o] = s3{sc} + bias;
+                }}
+#undef KW_TAP
+                ow += 3;
+                continue;
+            }}
+            if (inside && iw0 >= 0 && iw0 + 3 <= W) {{  /* one 3x3 window inside the input: nine taps in registers */
                 const float *KW_RESTRICT r0 = x + ((size_t)ih0 * W + iw0) * C;
                 const float *KW_RESTRICT r1 = r0 + (size_t)W * C, *KW_RESTRICT r2 = r1 + (size_t)W * C;
                 for (int o = 0; o < C; ++o) {{

@@ -426,7 +426,9 @@ RESTRICT = ("#ifndef KW_RESTRICT\n#if !defined(__cplusplus)\n#define KW_RESTRICT
 BLOCKING = ("#ifndef KW_PANEL\n#if defined(__AVX__) || defined(__ARM_FEATURE_SVE)\n#define KW_PANEL 16\n#else\n"
             "#define KW_PANEL 8\n#endif\n#endif\n"
             "#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)\n#define KW_NO_UNROLL _Pragma(\"GCC unroll 1\")\n"
-            "#else\n#define KW_NO_UNROLL\n#endif\n\n")
+            "#else\n#define KW_NO_UNROLL\n#endif\n"
+            "#ifdef FP_FAST_FMAF\n#define KW_MADD(a, b, c) fmaf((a), (b), (c))\n#else\n#define KW_MADD(a, b, c) ((a) * (b) + (c))\n"
+            "#endif\n\n")
 
 
 def _kernel_text(needed: set[str]) -> str:
