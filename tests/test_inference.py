@@ -31,8 +31,9 @@ int main(void) {{
 """
 
 # Fixture zoo models the generated code runs; the others name what it does not support yet.
-RUNS = ["seed_mlp", "conv_bn", "nested", "no_bias", "preprocessing", "shared", "shared_nested", "embedding", "recurrent"]
-REFUSED = {"attention": "MultiHeadAttention", "half": "weights of dtype float16",
+RUNS = ["seed_mlp", "conv_bn", "nested", "no_bias", "preprocessing", "shared", "shared_nested", "embedding", "recurrent",
+        "attention"]
+REFUSED = {"half": "weights of dtype float16",
            "special_values": "weights of dtype float64"}
 
 
@@ -221,11 +222,11 @@ def test_paddings_read_by_convolutions_are_never_made_and_compute_as_keras(quant
     assert "kw_zero_pad2d(" not in source and "kw_copy(" in source  # the final output copy only
 
 
-@pytest.mark.parametrize("flags", [["-DKW_PANEL=4"], ["-DKW_PANEL=16"], ["-O3", "-march=native"]],
-                         ids=["panel4", "panel16", "O3-native"])
+@pytest.mark.parametrize("flags", [["-DKW_PANEL=4"], ["-DKW_PANEL=16"], ["-O3", "-march=native"], ["-Os"]],
+                         ids=["panel4", "panel16", "O3-native", "Os-small"])
 def test_every_register_block_width_computes_as_keras(flags, keras_module, tmp_path):
     """KW_PANEL is 16 with AVX (-march=native here) and 8 without: each width, and the tails of outputs and rows
-    it leaves (12 and 6 outputs, 5x5 pixels), give Keras's numbers."""
+    it leaves (12 and 6 outputs, 5x5 pixels), give Keras's numbers; so do -Os's plain loops (KW_SMALL)."""
     model = _mobilenet_blocks(keras_module)
     rng = np.random.default_rng(7)
     model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
@@ -271,9 +272,10 @@ def _folding_cases(keras):
     return keras.Model(x, outputs, name="folding")
 
 
+@pytest.mark.parametrize("flags", [(), ("-Os",)], ids=["O2", "Os-small"])
 @pytest.mark.parametrize("quantize", [None, "int8"])
-def test_batch_norms_and_relus_fold_into_the_kernel_before_them_where_keras_order_allows(quantize, keras_module,
-                                                                                          tmp_path):
+def test_batch_norms_and_relus_fold_into_the_kernel_before_them_where_keras_order_allows(quantize, flags,
+                                                                                          keras_module, tmp_path):
     """Folded: a BatchNormalization then a ReLU/ReLU6/relu after a convolution, depthwise, separable or Dense
     (gamma or beta switched off too), and a layer's own relu. Not folded: a BatchNormalization after an
     activation (Keras applies the activation first), a leaky ReLU, and a value another layer reads too."""
@@ -281,7 +283,7 @@ def test_batch_norms_and_relus_fold_into_the_kernel_before_them_where_keras_orde
     rng = np.random.default_rng(11)
     model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
                        rng.normal(0, 0.5, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
-    assert_runs_like_keras(model, quantize, tmp_path, seed=4)
+    assert_runs_like_keras(model, quantize, tmp_path, seed=4, flags=flags)
     source = (tmp_path / "out" / "folding.c").read_text()
     for folded in ("a_conv (Conv2D), with a_bn, a_relu6 folded in", "b_depthwise (DepthwiseConv2D), with b_bn, b_relu",
                    "g_dense (Dense), with g_bn, g_relu folded in"):
@@ -290,6 +292,67 @@ def test_batch_norms_and_relus_fold_into_the_kernel_before_them_where_keras_orde
                   "f_relu (ReLU)"):
         assert f"/* {alone}" in source, alone
     assert source.count(" folded in: ") == 3
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_resizing_and_bilinear_upsampling_compute_as_keras(quantize, keras_module, tmp_path):
+    """Resizing up and down by factors that are not whole (bilinear and nearest, half-pixel centres clamped at the
+    edges), a bilinear UpSampling2D, then a convolution reading the result."""
+    L = keras_module.layers
+    x = keras_module.Input((7, 9, 3))
+    outputs = [L.Conv2D(4, 3, name="conv")(L.Resizing(12, 5, name="bilinear")(x)),
+               L.Resizing(4, 13, interpolation="nearest", name="nearest")(x),
+               L.Resizing(3, 2, name="down")(x),
+               L.UpSampling2D((2, 3), interpolation="bilinear", name="upsampling")(x)]
+    assert_runs_like_keras(keras_module.Model(x, outputs, name="resizing"), quantize, tmp_path, seed=6)
+
+
+def test_resizing_options_the_code_does_not_compute_are_refused_by_name(keras_module, tmp_path):
+    L = keras_module.layers
+    x = keras_module.Input((8, 8, 1))
+    outputs = [L.Resizing(4, 6, crop_to_aspect_ratio=True, name="crop")(x),
+               L.Resizing(5, 5, interpolation="bicubic", name="bicubic")(x)]
+    keras_module.Model(x, outputs).save(tmp_path / "resize.keras")
+    with pytest.raises(converter.InputInvalid) as raised:
+        converter.export(tmp_path / "resize.keras", tmp_path / "out", formats=["c"], options={"c": {"inference": True}})
+    assert "layer 'bicubic' (Resizing): interpolation='bicubic' (bilinear or nearest)" in str(raised.value)
+    assert "layer 'crop' (Resizing): crop_to_aspect_ratio=True" in str(raised.value)
+
+
+def _transformer(keras):
+    """Self-attention with a residual Add and LayerNormalization, causal self-attention without biases,
+    cross-attention on another input with a key of its own width, value_dim and output_shape, a feed-forward head
+    and a softmax: the blocks of the small transformers run on microcontrollers."""
+    L = keras.layers
+    x, context, key = keras.Input((6, 8)), keras.Input((5, 8)), keras.Input((5, 3))
+    h = L.LayerNormalization(name="norm")(L.Add(name="residual")([x, L.MultiHeadAttention(2, 4, name="self")(x, x)]))
+    causal = L.MultiHeadAttention(3, 2, use_bias=False, name="causal")(h, h, use_causal_mask=True)
+    cross = L.MultiHeadAttention(2, 3, value_dim=5, output_shape=7, name="cross")(h, context, key=key)
+    head = L.Dense(4, activation="softmax", name="head")(L.Dense(16, activation="relu", name="ff")(causal))
+    return keras.Model([x, context, key], [head, cross], name="transformer")
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_multi_head_attention_computes_as_keras(quantize, keras_module, tmp_path):
+    model = _transformer(keras_module)
+    rng = np.random.default_rng(12)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+    assert_runs_like_keras(model, quantize, tmp_path, seed=9)
+    source = (tmp_path / "out" / "transformer.c").read_text()
+    assert source.count("_kw_attention((") == 3 and ", 1, (A" in source  # the causal one says so
+
+
+def test_attention_called_with_a_mask_or_returning_its_scores_is_refused_by_name(keras_module, tmp_path):
+    L = keras_module.layers
+    x, mask = keras_module.Input((4, 6)), keras_module.Input((4, 4))
+    masked = L.MultiHeadAttention(2, 3, name="masked")(x, x, attention_mask=mask)
+    scored, _ = L.MultiHeadAttention(2, 3, name="scored")(x, x, return_attention_scores=True)
+    keras_module.Model([x, mask], [masked, scored]).save(tmp_path / "att.keras")
+    with pytest.raises(converter.InputInvalid) as raised:
+        converter.export(tmp_path / "att.keras", tmp_path / "out", formats=["c"], options={"c": {"inference": True}})
+    assert "layer 'masked' (MultiHeadAttention): called with 3 inputs, of which the generated code would not read " \
+           "input 3" in str(raised.value)
+    assert "layer 'scored' (MultiHeadAttention): called with return_attention_scores=True" in str(raised.value)
 
 
 def test_a_value_read_later_is_not_overwritten_in_place(keras_module, tmp_path):
@@ -398,7 +461,7 @@ def test_every_supported_layer_option_equals_keras(name, quantize, keras_module,
     assert_runs_like_keras(_build(keras_module, name), quantize, tmp_path, seed=1)
 
 
-def assert_runs_like_keras(model, quantize, tmp_path, seed) -> None:
+def assert_runs_like_keras(model, quantize, tmp_path, seed, flags=()) -> None:
     """Save, export with --c-inference (and --quantize), run the C code and compare with model.predict; for int8
     the model first holds the export's dequantized weights."""
     model.save(tmp_path / f"{model.name}.keras")
@@ -408,7 +471,7 @@ def assert_runs_like_keras(model, quantize, tmp_path, seed) -> None:
         dequantized = converter.read(tmp_path / "out" / f"{model.name}.npz", dequantize=True)
         _assign_in_model_order(model, list(dequantized.values()))
     inputs = sample_inputs(model, seed=seed)
-    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path), keras_outputs(model, inputs))
+    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path, flags=flags), keras_outputs(model, inputs))
 
 
 def _build_recurrent(keras, name):

@@ -48,7 +48,7 @@ typedef struct {
 static void kw_finish(float *y, size_t rows, size_t stride, size_t n, const kw_post *p, size_t c0) {
     const float lo = p->lo, hi = p->hi, *KW_RESTRICT mul = p->mul ? p->mul + c0 : NULL,
                 *KW_RESTRICT add = p->mul ? p->add + c0 : NULL;
-    const size_t blocked = n - n % 8;
+    const size_t blocked = KW_SMALL ? 0 : n - n % 8;
     for (size_t r = 0; r < rows; ++r) {
         float *KW_RESTRICT yr = y + r * stride;
         for (size_t c = 0; c < blocked; c += 8) {  /* fixed-length loops, which compilers vectorise */

@@ -67,7 +67,8 @@ TEMPLATES = {
  * into code it would vectorise across rows instead. */
 {panel_full}{panel_half}static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
                       const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b, const kw_post *post) {{
-    const size_t blocked = rows - rows % 4, full = out - out % KW_PANEL,
+    /* KW_SMALL (-Os): no register blocks, one row at a time, each weight row streamed once: the least code */
+    const size_t blocked = KW_SMALL ? 0 : rows - rows % 4, full = KW_SMALL ? 0 : out - out % KW_PANEL,
                  o0 = full + (out - full >= KW_PANEL / 2 ? KW_PANEL / 2 : 0), tail = out - o0;
     for (size_t o = 0; o < full; o += KW_PANEL)
         kw_dense_full{s}(x, y + o, blocked, in, out, w + o,{sa_o} b ? b + o : NULL, post, o);
@@ -76,7 +77,7 @@ TEMPLATES = {
     for (size_t r = blocked; r < rows; ++r) {{  /* the last rows % 4 rows: each weight row streamed once */
         float *KW_RESTRICT yr = y + r * out;
         const float *KW_RESTRICT xr = x + r * in;
-        const size_t in4 = in - in % 4;
+        const size_t in4 = KW_SMALL ? 0 : in - in % 4;
         for (size_t o = 0; o < out; ++o) yr[o] = 0.0f;
         for (size_t i = 0; i < in4; i += 4) {{  /* four weight rows per pass: the sums are loaded and stored a quarter as often */
             const float x0 = xr[i], x1 = xr[i + 1], x2 = xr[i + 2], x3 = xr[i + 3];
@@ -158,7 +159,7 @@ static void kw_depthwise2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, 
         for (int ow = 0; ow < OW; ++ow) {{
             float *KW_RESTRICT yo = y + ((size_t)oh * OW + ow) * OC;
             const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
-            if (inside && ow + 4 <= OW && iw0 >= 0 && (ow + 3) * sw - pl + 3 <= W) {{
+            if (!KW_SMALL && inside && ow + 4 <= OW && iw0 >= 0 && (ow + 3) * sw - pl + 3 <= W) {{
                 /* four 3x3 windows inside the input: four independent sums per channel, each weight loaded once */
                 const size_t step = (size_t)sw * C, down = (size_t)W * C;
                 const float *KW_RESTRICT p = x + ((size_t)ih0 * W + iw0) * C;
@@ -185,7 +186,7 @@ static void kw_depthwise2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, 
                 ow += 3;
                 continue;
             }}
-            if (inside && iw0 >= 0 && iw0 + 3 <= W) {{  /* one 3x3 window inside the input: nine taps in registers */
+            if (!KW_SMALL && inside && iw0 >= 0 && iw0 + 3 <= W) {{  /* one 3x3 window inside: nine taps in registers */
                 const float *KW_RESTRICT r0 = x + ((size_t)ih0 * W + iw0) * C;
                 const float *KW_RESTRICT r1 = r0 + (size_t)W * C, *KW_RESTRICT r2 = r1 + (size_t)W * C;
                 for (int o = 0; o < C; ++o) {{

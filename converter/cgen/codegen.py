@@ -421,9 +421,11 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
 RESTRICT = ("#ifndef KW_RESTRICT\n#if !defined(__cplusplus)\n#define KW_RESTRICT restrict\n"
             "#elif defined(__GNUC__) || defined(__clang__)\n#define KW_RESTRICT __restrict__\n"
             "#elif defined(_MSC_VER)\n#define KW_RESTRICT __restrict\n#else\n#define KW_RESTRICT\n#endif\n#endif\n\n")
-# Register blocks of the kernels: KW_PANEL outputs at a time, 16 where the compiler has 256-bit vectors, else 8 (and
-# either may be defined when compiling). KW_NO_UNROLL: see kw_dense.
-BLOCKING = ("#ifndef KW_PANEL\n#if defined(__AVX__) || defined(__ARM_FEATURE_SVE)\n#define KW_PANEL 16\n#else\n"
+# KW_SMALL (1 with -Os, which asks for the least code; either may be defined when compiling): the kernels' plain
+# loops only. Register blocks of the kernels: KW_PANEL outputs at a time, 16 where the compiler has 256-bit vectors,
+# else 8 (and either may be defined when compiling). KW_NO_UNROLL: see kw_dense.
+BLOCKING = ("#ifndef KW_SMALL\n#ifdef __OPTIMIZE_SIZE__\n#define KW_SMALL 1\n#else\n#define KW_SMALL 0\n#endif\n#endif\n"
+            "#ifndef KW_PANEL\n#if defined(__AVX__) || defined(__ARM_FEATURE_SVE)\n#define KW_PANEL 16\n#else\n"
             "#define KW_PANEL 8\n#endif\n#endif\n"
             "#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)\n#define KW_NO_UNROLL _Pragma(\"GCC unroll 1\")\n"
             "#else\n#define KW_NO_UNROLL\n#endif\n"

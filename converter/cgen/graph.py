@@ -36,6 +36,8 @@ class Node:
     config: dict
     inputs: list[tuple[str, int]] = field(default_factory=list)  # (node, output index)
     layer: str = ""
+    keywords: dict = field(default_factory=dict)  # the call's keyword arguments that are no tensors, as saved
+    named: dict = field(default_factory=dict)     # keyword -> the index in inputs of the tensor it was given
 
     def __post_init__(self) -> None:
         self.layer = self.layer or self.name
@@ -152,13 +154,14 @@ class _Builder:
                 continue
             for call in _inbound_calls(layer.get("inbound_nodes") or []):
                 feeds = [_output(produced, source, node_index, tensor_index)
-                         for source, node_index, tensor_index in call]
-                produced.setdefault(name, []).append(self._layer(layer, scope, feeds, len(produced.get(name, []))))
+                         for source, node_index, tensor_index in call.refs]
+                produced.setdefault(name, []).append(self._layer(layer, scope, feeds, len(produced.get(name, [])), call))
         inputs = [scope.nodes + r[0] for r in input_refs] if given is None else []
         outputs = [_output(produced, *ref) for ref in _refs(config.get("output_layers"))]
         return inputs, outputs
 
-    def _layer(self, layer: dict, scope: _Scope, feeds: list[tuple[str, int]], call_index: int = 0) -> _Calls:
+    def _layer(self, layer: dict, scope: _Scope, feeds: list[tuple[str, int]], call_index: int = 0,
+               call: _Inbound | None = None) -> _Calls:
         class_name = layer.get("class_name", "")
         config = layer.get("config") or {}
         name = config.get("name") or layer.get("name") or class_name.lower()
@@ -166,7 +169,9 @@ class _Builder:
             _, outputs = self.model(layer, scope.inside(name, call_index), feeds)
             return _Calls(outputs=outputs)
         node_name = scope.nodes + _called(name, call_index)
-        self.nodes.append(Node(node_name, class_name, _clean(config), list(feeds), layer=scope.weights + name))
+        keywords, named = (_clean(call.keywords), dict(call.named)) if call else ({}, {})
+        self.nodes.append(Node(node_name, class_name, _clean(config), list(feeds), scope.weights + name, keywords,
+                               named))
         return _Calls(node=node_name)
 
 
@@ -177,15 +182,49 @@ def _output(produced: dict[str, list[_Calls]], source: str, node_index: int, ten
     return calls[min(node_index, len(calls) - 1)].output(tensor_index)
 
 
-def _inbound_calls(inbound: list) -> list[list[tuple[str, int, int]]]:
-    """Each call of a layer as (source layer, node index, tensor index) per input, Keras 3 or 2 format."""
+@dataclass
+class _Inbound:
+    """One call of a layer: its input tensors (source layer, node index, tensor index), positional ones first,
+    then those given by keyword (``named``: keyword -> index), and its other keyword arguments."""
+
+    refs: list[tuple[str, int, int]] = field(default_factory=list)
+    keywords: dict = field(default_factory=dict)
+    named: dict = field(default_factory=dict)
+
+    def keyword(self, key: str, value: Any, tensors: list[tuple[str, int, int]]) -> None:
+        if tensors:
+            self.named[key] = len(self.refs)
+            self.refs += tensors
+        elif value is not None and value is not False:  # None and False: what every call argument defaults to
+            self.keywords[key] = value
+
+
+def _inbound_calls(inbound: list) -> list[_Inbound]:
+    """Each call of a layer, Keras 3 or 2 format."""
     calls = []
     for node in inbound:
+        call = _Inbound()
         if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}} with __keras_tensor__ leaves
-            calls.append(_keras_tensors(node.get("args", [])) + _keras_tensors(node.get("kwargs", {})))
+            call.refs = _keras_tensors(node.get("args", []))
+            for key, value in (node.get("kwargs") or {}).items():
+                call.keyword(str(key), value, _keras_tensors(value))
         elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-            calls.append([(entry[0], int(entry[1]), int(entry[2])) for entry in node])
+            call.refs = [(entry[0], int(entry[1]), int(entry[2])) for entry in node]
+            for entry in node:
+                for key, value in (entry[3] if len(entry) > 3 and isinstance(entry[3], dict) else {}).items():
+                    call.keyword(str(key), value, [_keras2_ref(value)] if _is_keras2_ref(value) else [])
+        calls.append(call)
     return calls
+
+
+def _is_keras2_ref(value: Any) -> bool:
+    """A tensor in a Keras 2 call's keyword arguments: [layer name, node index, tensor index]."""
+    return isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str) \
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value[1:3])
+
+
+def _keras2_ref(value: list) -> tuple[str, int, int]:
+    return value[0], int(value[1]), int(value[2])
 
 
 def _keras_tensors(value: Any) -> list[tuple[str, int, int]]:
@@ -237,6 +276,9 @@ def _node_json(node: Node) -> dict:
     data = {"name": node.name, "class": node.class_name, "config": node.config, "inputs": [list(i) for i in node.inputs]}
     if node.layer != _layer_of(node.name):  # whose weights it uses, where its name does not say
         data["layer"] = node.layer
+    for key in ("keywords", "named"):  # only where the call has them: older manifests stay as they were
+        if getattr(node, key):
+            data[key] = getattr(node, key)
     return data
 
 
@@ -253,7 +295,9 @@ def from_json(data: dict) -> Graph:
     """
     try:
         nodes = [Node(_text(n["name"]), _text(n["class"]), _mapping(n["config"]), [_ref(i) for i in n["inputs"]],
-                      _text(n["layer"]) if "layer" in n else _layer_of(_text(n["name"]))) for n in data["nodes"]]
+                      _text(n["layer"]) if "layer" in n else _layer_of(_text(n["name"])),
+                      _mapping(n.get("keywords", {})), _named(n.get("named", {}), len(n["inputs"])))
+                 for n in data["nodes"]]
         graph = Graph(nodes, [_text(name) for name in data["inputs"]], [_ref(o) for o in data["outputs"]])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputInvalid(f"the recorded graph of the forward pass is not one keras-weights writes: "
@@ -287,6 +331,14 @@ def _mapping(value: Any) -> dict:
     if not isinstance(value, dict):
         raise TypeError("a configuration that is not an object")
     return value
+
+
+def _named(value: Any, inputs: int) -> dict:
+    """A node's keyword -> input index map, each index one of its inputs."""
+    named = _mapping(value)
+    if any(not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < inputs for v in named.values()):
+        raise ValueError("a keyword input that names none of the node's inputs")
+    return named
 
 
 def _ref(value: Any) -> tuple[str, int]:

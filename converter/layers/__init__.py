@@ -31,6 +31,7 @@ from . import (
     pooling,
     recurrent,
     reshape,
+    resizing,
 )
 from .emit import Call, Shape, Unsupported
 from .models import SEQUENTIAL
@@ -43,7 +44,7 @@ __all__ = ["DEFAULT_CELL", "INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec
            "roles", "identity_classes", "keeps_positions", "c_function", "is_container", "code_classes", "classes"]
 
 FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,
-            reshape, merge, passthrough, models)
+            reshape, resizing, merge, passthrough, models)
 
 # Roles of the weights int8 quantizes (kernels), in Keras's names; the report also knows torch's for them.
 KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})

@@ -3,6 +3,7 @@ upsampling."""
 from __future__ import annotations
 
 from .emit import Call, Shape, Unsupported, channels_last, shown, sides, size, whole
+from .resizing import resize
 from .spec import Spec
 
 
@@ -65,10 +66,10 @@ def zero_padding_c(call: Call) -> Shape:
 
 def upsampling_c(call: Call) -> Shape:
     channels_last(call)
-    if call.config.get("interpolation", "nearest") != "nearest":
-        raise Unsupported(f"interpolation={call.config['interpolation']!r}")
     H, W, C = call.inputs[0]
     fh, fw = call.integers("size", 2, 2)
+    if call.config.get("interpolation", "nearest") != "nearest":  # bilinear: tf.image.resize, as Resizing
+        return resize(call, H * fh, W * fw, call.config["interpolation"])
     call.emit(f"kw_upsample2d({call.source()}, {call.output}, {H}, {W}, {C}, {fh}, {fw});", "upsample2d")
     return H * fh, W * fw, C
 
