@@ -223,3 +223,36 @@ def test_the_property_test_compiles_programs_not_only_refusals():
                  lambda drawn: sum(program(i, case) is not None for i, case in enumerate(drawn)) >= 10,
                  settings=settings(max_examples=20, deadline=None, phases=[Phase.generate], database=None))
     assert len(found) == 40
+
+
+def test_keyword_arguments_of_a_call_reach_the_graph_in_keras_3_and_keras_2_configurations():
+    """A call's tensors given by keyword become inputs after the positional ones, named (Keras 2 writes
+    MultiHeadAttention's value as one); its other keywords are kept (None and False, the defaults, are not); both
+    round-trip through the manifest's JSON, and a crafted one that names no input is refused."""
+    tensor = lambda name: {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+    keras3 = {"class_name": "Functional", "config": {"name": "m", "input_layers": [["q", 0, 0], ["v", 0, 0]],
+              "output_layers": [["att", 0, 0]], "layers": [
+                  {"class_name": "InputLayer", "name": "q", "config": {"name": "q", "batch_shape": [None, 4, 6]}},
+                  {"class_name": "InputLayer", "name": "v", "config": {"name": "v", "batch_shape": [None, 3, 6]}},
+                  {"class_name": "MultiHeadAttention", "name": "att", "config": {"name": "att"}, "inbound_nodes": [
+                      {"args": [tensor("q"), tensor("v")],
+                       "kwargs": {"key": tensor("v"), "use_causal_mask": True, "training": False, "mask": None}}]}]}}
+    keras2 = {"class_name": "Functional", "config": {"name": "m", "input_layers": [["q", 0, 0], ["v", 0, 0]],
+              "output_layers": [["att", 0, 0]], "layers": [
+                  {"class_name": "InputLayer", "name": "q", "config": {"name": "q", "batch_input_shape": [None, 4, 6]},
+                   "inbound_nodes": []},
+                  {"class_name": "InputLayer", "name": "v", "config": {"name": "v", "batch_input_shape": [None, 3, 6]},
+                   "inbound_nodes": []},
+                  {"class_name": "MultiHeadAttention", "name": "att", "config": {"name": "att"},
+                   "inbound_nodes": [[["q", 0, 0, {"value": ["v", 0, 0], "use_causal_mask": True}]]]}]}}
+    for config, named in ((keras3, {"key": 2}), (keras2, {"value": 1})):
+        graph = graphs.from_config(config)
+        node = graph.node("att")
+        assert node.inputs[:2] == [("q", 0), ("v", 0)] and node.named == named
+        assert node.keywords == {"use_causal_mask": True}
+        again = graphs.from_json(graphs.to_json(graph)).node("att")
+        assert (again.inputs, again.named, again.keywords) == (node.inputs, node.named, node.keywords)
+    crafted = graphs.to_json(graphs.from_config(keras2))
+    crafted["nodes"][-1]["named"] = {"value": 5}
+    with pytest.raises(InputInvalid, match="not one keras-weights writes"):
+        graphs.from_json(crafted)

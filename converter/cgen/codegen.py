@@ -14,11 +14,10 @@ from ..c_text import c_string, comment_text
 from ..errors import InputInvalid, UsageError
 from .. import c_kernels as kernels
 from .. import layers
+from .arena import Storage, place
+from . import fusion
 from .graph import Graph
-from ..layers.emit import POST, Call, Shape, Unsupported, finish_epilogue, size
-
-ALIGN_FLOATS = 4  # 16 bytes: every arena buffer starts aligned for vector loads
-
+from ..layers.emit import Call, Shape, Unsupported, size
 
 @dataclass(frozen=True)
 class WeightRef:
@@ -40,20 +39,10 @@ class Program:
     output_size: int
 
 
-@dataclass(eq=False)
-class _Storage:
-    size: int
-    first: int
-    last: int
-    offset: int = -1
-    external: str | None = None  # "input + 4": a model input, read in place
-    pending: int = 0             # reads by layers not generated yet (a model output's never ends)
-
-
 @dataclass
 class _Value:
     shape: Shape
-    storage: _Storage
+    storage: Storage
     at: int = 0  # float offset inside an external storage (several model inputs share `input`)
     padded: tuple[int, int, int, int] | None = None  # a zero padding never made: (top, left, H, W) of its input
 
@@ -62,10 +51,10 @@ class _Value:
 class _Step:
     node: Any
     call: Call
-    output: _Storage | None
+    output: Storage | None
     shape: Shape = ()
     sources: list = field(default_factory=list)
-    temporaries: list[_Storage] = field(default_factory=list)
+    temporaries: list[Storage] = field(default_factory=list)
 
 
 def parse_input_shapes(text: str) -> list[Shape]:
@@ -93,9 +82,9 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         raise UsageError(f"--c-input-shape gives {len(input_shapes)} shapes for a model of {len(graph.inputs)} inputs "
                          f"({', '.join(graph.inputs)})", hint="Give one shape per input, joined by commas.")
     given = dict(zip(graph.inputs, input_shapes))
-    readers = _readers(graph)
-    padders = _padding_fused(graph)
-    sole = _sole_readers(graph)
+    readers = fusion.readers(graph)
+    padders = fusion.padding_fused(graph)
+    sole = fusion.sole_readers(graph)
     folded: set[str] = set()  # element-wise layers folded into the kernel before them: computed there
     values: dict[tuple[str, int], _Value] = {}
     steps: list[_Step] = []
@@ -120,7 +109,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             elif not isinstance(declared, (list, tuple)) or len(shape) != len(sample) or any(d is not None and d != n for d, n in zip(sample, shape)):
                 problems.append(f"input '{node.name}' takes samples of shape {_shape_text(sample)}, not "
                                 f"{_shape_text(shape)} as --c-input-shape says")
-            values[(node.name, 0)] = _Value(shape, _Storage(size(shape), -1, -1, external="input",
+            values[(node.name, 0)] = _Value(shape, Storage(size(shape), -1, -1, external="input",
                                                             pending=readers.get((node.name, 0), 0)), input_offset)
             input_offset += size(shape)
             continue
@@ -135,7 +124,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         if any(ref[1] != 0 for ref in node.inputs):
             problems.append(f"layer '{node.name}' ({node.class_name}): takes a second output of a layer (return_state)")
             continue
-        call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))], _weights_of(node, weights))
+        call = Call(node, [v.shape for v in sources], [f"@IN{i}@" for i in range(len(sources))], fusion.weights_of(node, weights))
         call.output = "@OUT@"
         call.padded = sources[0].padded if sources else None
         for value in sources:
@@ -161,7 +150,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             continue
         for value in sources:
             value.storage.last = len(steps)
-        after = _fold(call, shape, sole, weights)
+        after = fusion.fold(call, shape, sole, weights)
         folded.update(n.name for n in after)
         reads = readers.get(((after[-1] if after else node).name, 0), 0)
         fused = call.pads is not None and node.name in padders  # its only reader pads the input itself
@@ -171,10 +160,10 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             sources[0].storage.pending += reads
             if call.in_place:
                 steps.append(_Step(node, call, sources[0].storage, shape, sources,
-                                   [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
+                                   [Storage(n, len(steps), len(steps)) for n in call.temporaries]))
             continue
-        output = _Storage(size(shape), len(steps), len(steps), pending=reads)
-        steps.append(_Step(node, call, output, shape, sources, [_Storage(n, len(steps), len(steps)) for n in call.temporaries]))
+        output = Storage(size(shape), len(steps), len(steps), pending=reads)
+        steps.append(_Step(node, call, output, shape, sources, [Storage(n, len(steps), len(steps)) for n in call.temporaries]))
         for name in [node.name] + [n.name for n in after]:
             values[(name, 0)] = _Value(shape, output)
     outputs = [values.get(ref) for ref in graph.outputs]
@@ -186,7 +175,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     for value in outputs:
         value.storage.last = len(steps)  # read by the final copies
     # in-place steps share their input's buffer: each buffer placed once
-    arena = _place(list(dict.fromkeys(s for step in steps for s in (step.output, *step.temporaries))))
+    arena = place(list(dict.fromkeys(s for step in steps for s in (step.output, *step.temporaries))))
     output_size = sum(size(v.shape) for v in outputs)
     for what, floats in (("the arena", arena), ("the inputs", input_offset), ("the outputs", output_size)):
         if 4 * floats > MAX_BYTES:
@@ -194,66 +183,6 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                                f"bytes, more than {MAX_BYTES:,} (what a 32-bit size_t and C's int hold)",
                                hint="Give smaller inputs with --c-input-shape, or export the weights alone.")
     return _program(graph, steps, outputs, input_offset, arena, prefix)
-
-
-def _weights_of(node, weights: dict[str, WeightRef]) -> dict[str, WeightRef]:
-    """The weights of the layer a node uses, by role (a shared layer's later calls use its weights)."""
-    layer = node.layer + "/"
-    return {name[len(layer):]: ref for name, ref in weights.items() if name.startswith(layer)}
-
-
-def _sole_readers(graph: Graph) -> dict[str, Any]:
-    """Node name -> the node that alone reads its output, as its one input, where no model output is that output
-    and no other layer reads it (what may be folded into the node's kernel)."""
-    uses: dict[str, list] = {}
-    for node in graph.nodes:
-        for ref in node.inputs:
-            uses.setdefault(ref[0], []).append((node, ref[1]))
-    outputs = {ref[0] for ref in graph.outputs}
-    return {name: found[0][0] for name, found in uses.items()
-            if len(found) == 1 and found[0][1] == 0 and len(found[0][0].inputs) == 1 and name not in outputs}
-
-
-def _fold(call: Call, shape: Shape, sole: dict[str, Any], weights: dict[str, WeightRef]) -> list:
-    """Fold the element-wise layers after a node into its kernel's epilogue (``call.post``), while each is the
-    only reader of the one before and its ``Spec.c_fold`` accepts it (a BatchNormalization, then a ReLU); the nodes
-    folded. Only where the kernel taking the epilogue is the node's last statement: an activation computed after it
-    (a tanh) must come before a folded BatchNormalization."""
-    post, found = call.post, []
-    if post is None:
-        return found
-    reader = sole.get(call.node.name) if POST in call.statements[-1] else None
-    while reader is not None and layers.spec(reader.class_name).c_fold is not None:
-        try:
-            layers.spec(reader.class_name).c_fold(Call(reader, [shape], ["@IN0@"], _weights_of(reader, weights)), post)
-        except (Unsupported, KeyError, TypeError, ValueError, IndexError, AttributeError):
-            break
-        found.append(reader)
-        reader = sole.get(reader.name)
-    post.folded = [n.name for n in found]
-    finish_epilogue(call, shape[-1])
-    return found
-
-
-def _padding_fused(graph: Graph) -> set[str]:
-    """Nodes whose output is read once, as input 0 of a layer whose emitter takes a padded input (Spec.c_padded),
-    and is no model output: a zero padding there is never made."""
-    uses: dict[str, list] = {}
-    for node in graph.nodes:
-        for index, ref in enumerate(node.inputs):
-            uses.setdefault(ref[0], []).append((node, index, ref[1]))
-    outputs = {ref[0] for ref in graph.outputs}
-    return {name for name, found in uses.items() if len(found) == 1 and name not in outputs
-            and found[0][1] == 0 and found[0][2] == 0 and len(found[0][0].inputs) == 1
-            and layers.spec(found[0][0].class_name).c_padded}
-
-
-def _readers(graph: Graph) -> dict[tuple[str, int], int]:
-    """How many times each layer output is read: by layers, and once more (for ever) by each model output."""
-    counts: dict[tuple[str, int], int] = {}
-    for ref in [ref for node in graph.nodes for ref in node.inputs] + list(graph.outputs):
-        counts[ref] = counts.get(ref, 0) + 1
-    return counts
 
 
 MAX_BYTES = 2**31 - 1  # every buffer, the arena and every index fit a 32-bit target's size_t and C's int
@@ -326,36 +255,6 @@ def _shape_text(shape: Any) -> str:
         return _escaped(repr(shape))
     dims = ["None" if d is None else _escaped(str(d))[:20] for d in shape]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-def _place(storages: list[_Storage]) -> int:
-    """Offsets (in floats) for the buffers, each at the lowest offset free of the buffers alive at the same time;
-    the arena's size. Two orders are tried and the smaller arena kept: by first use, and largest first (the
-    greedy-by-size order of TFLite Micro's planner)."""
-    orders = (sorted(storages, key=lambda s: (s.first, -s.size)), sorted(storages, key=lambda s: (-s.size, s.first)))
-    best = min(orders, key=_first_fit)
-    return _first_fit(best)
-
-
-def _first_fit(order: list[_Storage]) -> int:
-    """Place the buffers in this order (setting their offsets); the arena's size."""
-    placed: list[_Storage] = []
-    end = 0
-    for storage in order:
-        alive = sorted((s for s in placed if s.last >= storage.first and s.first <= storage.last), key=lambda s: s.offset)
-        offset = 0
-        for other in alive:
-            if offset + storage.size <= other.offset:
-                break
-            offset = max(offset, _aligned(other.offset + other.size))
-        storage.offset = offset
-        placed.append(storage)
-        end = max(end, offset + storage.size)
-    return _aligned(end)
-
-
-def _aligned(floats: int) -> int:
-    return -(-floats // ALIGN_FLOATS) * ALIGN_FLOATS
 
 
 def _pointer(value: _Value) -> str:
