@@ -17,7 +17,7 @@ import numpy as np
 from . import atomic, layouts, manifest as manifests, memory, quantize as quantization, readers
 from . import formats as registry  # `formats` is export()'s argument name
 from .errors import NonFiniteValues, OutputError, OverBudget, QuantizationError, UsageError
-from .tensors import ExportInfo, Tensor
+from .tensors import ExportInfo, Tensor, sha256_of
 
 log = logging.getLogger("converter")
 
@@ -44,6 +44,35 @@ def hash_and_scan(tensors: Sequence[Tensor]) -> None:
             pass
 
 
+class BackgroundDigests:
+    """Every tensor's sha256 computed on a worker thread while the files are written (hashlib releases the GIL,
+    and the files' own sha256 is computed as they are written, on another): the export is bound by writing, not by
+    hashing the tensors first. :meth:`wait` before anything reads a tensor's ``sha256``."""
+
+    def __init__(self, tensors: Sequence[Tensor]) -> None:
+        pending = [t for t in tensors if "sha256" not in vars(t)]
+        small = sum(t.nbytes for t in pending) < 2**20  # not worth a thread
+        self._pool = None if small or not pending else ThreadPoolExecutor(1, thread_name_prefix="keras-weights-digest")
+        self._jobs = [self._pool.submit(_digest, t) for t in pending] if self._pool else []
+
+    def wait(self) -> None:
+        try:
+            for job in self._jobs:
+                job.result()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop: the digests not begun are dropped (a failed export needs none)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _digest(tensor: Tensor) -> None:
+    vars(tensor)["sha256"] = sha256_of(tensor.array)  # what the cached property would hold
+
+
 def run_export(source: Any, out_dir: Path, format_names: list[str], force: bool, stem: str | None, layout: str,
             options: Mapping[str, Mapping[str, Any]] | None, reader: str, fail_on_non_finite: bool,
             trust_code: bool, allow_sparse: bool, bounds: Bounds,
@@ -66,12 +95,26 @@ def run_export(source: Any, out_dir: Path, format_names: list[str], force: bool,
     outputs = [*(n for group in names.values() for n in group), manifests.FILE_NAME]
     _refuse_overwrite(folder, outputs, force)  # before the model is read: a refusal costs no load
     model = readers.read_model(source, reader, trust_code, allow_sparse)
-    hash_and_scan(model.tensors)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     tensors = quantization.apply(layouts.apply(model.tensors, layout, model), bounds.quantize, model.layers)
+    hashing = BackgroundDigests(tensors)
+    try:
+        return _checked_and_written(model, tensors, hashing, folder, outputs, names, format_names, stem, layout,
+                                    chosen, force, bounds, progress)
+    finally:
+        hashing.close()
+
+
+def _checked_and_written(model: Any, tensors: Sequence[Tensor], hashing: BackgroundDigests, folder: Path,
+                         outputs: list[str], names: dict, format_names: list[str], stem: str, layout: str,
+                         chosen: dict, force: bool, bounds: Bounds,
+                         progress: Callable[[str, int, int, int, int], None] | None) -> dict:
+    """Bounds, each format's preparation, then every file written and published with the manifest last; the
+    tensors' digests are awaited only where a format embeds the manifest (Parquet) and for the manifest itself."""
     try:
         bounds.enforce(tensors, chosen)
     except QuantizationError as error:  # the CLI shows the table of what fell short
+        hashing.wait()
         error.manifest = manifests.build(model, tensors, options={"layout": layout, "quantize": bounds.quantize})
         raise
     prepared = _prepare(model, tensors, stem, format_names, chosen)  # refuses what a format cannot write, before any write
@@ -79,14 +122,16 @@ def run_export(source: Any, out_dir: Path, format_names: list[str], force: bool,
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
     blocks = {key: value for block, _ in prepared.values() for key, value in block.items()}
-    description = manifests.build(model, tensors, stem, chosen, blocks.get("inference"))  # no file list yet
-    info = ExportInfo(model, layout, json.dumps(description, sort_keys=True, allow_nan=False),
-                      graph=(blocks.get("inference") or {}).get("graph"),
+    embedded = ""
+    if any(getattr(registry.get(name), "EMBEDS_MANIFEST", False) for name in format_names):
+        hashing.wait()  # the manifest (no file list yet) goes into the files: its checksums first
+        embedded = json.dumps(manifests.build(model, tensors, stem, chosen, blocks.get("inference")), sort_keys=True,
+                              allow_nan=False)
+    info = ExportInfo(model, layout, embedded, graph=(blocks.get("inference") or {}).get("graph"),
                       prepared={name: ready for name, (_, ready) in prepared.items()})
-    files = []
+    files: list[dict] = []
     # All or nothing: every file is written into a staging folder and moved into place only when all
     # were written; the manifest comes last. A failure leaves earlier outputs untouched.
-    manifest = {**description, "files": files}
     state = f"no file in {folder} was written or changed"
     try:
         with atomic.staging_folder(folder) as staging:
@@ -96,6 +141,8 @@ def run_export(source: Any, out_dir: Path, format_names: list[str], force: bool,
                 files += [_file_entry(name, file_name, staging / file_name, digests[file_name])
                           for file_name in names[name]]
                 memory.release_free_memory()  # what a writer's threads freed, before the next writer runs
+            hashing.wait()
+            manifest = {**manifests.build(model, tensors, stem, chosen, blocks.get("inference")), "files": files}
             (staging / manifests.FILE_NAME).write_text(manifests.dumps(manifest), "utf-8")
             replaced = [*outputs, *_previous_outputs(folder)] if force else []
             atomic.publish(staging, [entry["path"] for entry in files] + [manifests.FILE_NAME], folder, replaced)

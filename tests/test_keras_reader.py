@@ -130,7 +130,8 @@ def test_only_the_public_keras_api_is_used():
 
 
 def test_a_model_of_another_backend_is_extracted_as_get_weights_returns_it(tmp_path):
-    """The shared-buffer read is TensorFlow's; a PyTorch-backend model in memory takes variable.numpy()."""
+    """A PyTorch-backend model in memory: the records are get_weights()'s values (tests/test_backends.py runs every
+    format on the torch and JAX backends)."""
     import subprocess
     import sys
 

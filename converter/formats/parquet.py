@@ -25,6 +25,8 @@ from .. import atomic, choices, dtypes
 from ..tensors import ExportInfo, Tensor
 from .base import DECLARED_PER_FILE_BYTE
 
+EMBEDS_MANIFEST = True  # its key-value metadata holds the manifest: the export computes the checksums first
+
 class _OnFirstUse:
     """A module imported the first time it is used: pyarrow takes ~30 ms to import, and a command that writes no
     Parquet (inspect, export -f c) never pays it."""

@@ -206,20 +206,40 @@ def extract(model: Any, source: Source) -> ModelWeights:
 
 def snapshot(variable: Any) -> np.ndarray:
     """``variable.numpy()``, the value ``get_weights()`` returns, as a read-only array that shares the variable's
-    buffer where the backend allows: no second copy of the weights while the model is alive.
+    buffer where the backend holds it in host memory: no second copy of the weights while the model is alive.
 
-    A TensorFlow variable read as a tensor shares its buffer, and numpy views a tensor's buffer; when the
-    variable is later assigned, TensorFlow copies on write, so the array stays the value it was read as.
-    Other backends (a model built with JAX or PyTorch and passed in memory), and a read whose dtype or shape is
-    not the variable's, take ``variable.numpy()``.
+    - TensorFlow: a variable read as a tensor shares its buffer, and numpy views a tensor's buffer; when the
+      variable is later assigned, TensorFlow copies on write, so the array stays the value it was read as.
+    - JAX on the CPU: ``np.asarray`` of the array (``jax.Array.__array__``) is a view, and JAX arrays never change
+      (an assigned variable gets a new one).
+    - PyTorch on the CPU: ``Tensor.numpy()`` of the detached parameter is a view, made read-only here. Keras's
+      torch variables are assigned in place, so the view follows a model trained further: the export reads it
+      at once.
+    - Anything else (a GPU's memory, bfloat16, which numpy has no view of, a read whose dtype or shape is not the
+      variable's) takes ``variable.numpy()``: one copy.
     """
-    read = getattr(variable.value, "read_value", None)  # a TensorFlow variable's
-    if not callable(read):
+    value = getattr(variable, "value", None)
+    array = _host_view(value)
+    if array is None or array.dtype.name != str(variable.dtype) or array.shape != tuple(variable.shape):
         return variable.numpy()
-    array = np.asarray(read())
-    if array.dtype.name != str(variable.dtype) or array.shape != tuple(variable.shape):
-        return variable.numpy()
+    array.flags.writeable = False
     return array
+
+
+def _host_view(value: Any) -> np.ndarray | None:
+    """A numpy view of a backend tensor in host memory (public APIs of each backend), or None."""
+    read = getattr(value, "read_value", None)  # a TensorFlow variable's
+    try:
+        if callable(read):
+            return np.asarray(read())
+        device = getattr(value, "device", None)
+        if callable(getattr(value, "detach", None)) and getattr(device, "type", None) == "cpu":  # a torch tensor
+            return value.detach().numpy()
+        if callable(getattr(value, "devices", None)) and all(d.platform == "cpu" for d in value.devices()):  # JAX
+            return np.asarray(value)
+    except (TypeError, RuntimeError, ValueError, AttributeError):  # bfloat16, a tensor that needs grad...
+        return None
+    return None
 
 
 def _serialized(model: Any) -> dict | None:
