@@ -67,7 +67,19 @@ KINDS = {  # class -> (input rank, fields and their sane values, weight roles ->
     "ZeroPadding2D": (st.just(3), {"padding": st.sampled_from([0, 1, [1, 2], [[0, 1], [2, 0]]])}, {}),
     "Cropping2D": (st.just(3), {"cropping": st.sampled_from([0, 1, [1, 0], [[0, 1], [1, 0]]])}, {}),
     "Cropping1D": (st.just(2), {"cropping": st.sampled_from([0, 1, [1, 0]])}, {}),
-    "UpSampling2D": (st.just(3), {"size": st.sampled_from([1, 2, [2, 1]])}, {}),
+    "UpSampling2D": (st.just(3), {"size": st.sampled_from([1, 2, [2, 1]]),
+                                  "interpolation": st.sampled_from(["nearest", "bilinear"])}, {}),
+    "Resizing": (st.just(3), {"height": SMALL, "width": st.sampled_from([1, 3, 7]),
+                              "interpolation": st.sampled_from(["bilinear", "nearest"])}, {}),
+    "MultiHeadAttention": (st.just(2), {"num_heads": SMALL, "key_dim": SMALL, "value_dim": st.sampled_from([None, 2]),
+                                        "output_shape": st.sampled_from([None, 3, [2]])},
+                           {"query/kernel": lambda c, s: (s[-1], whole(c["num_heads"]), whole(c["key_dim"])),
+                            "key/kernel": lambda c, s: (s[-1], whole(c["num_heads"]), whole(c["key_dim"])),
+                            "value/kernel": lambda c, s: (s[-1], whole(c["num_heads"]),
+                                                          whole(c["value_dim"], whole(c["key_dim"]))),
+                            "attention_output/kernel": lambda c, s: (whole(c["num_heads"]),
+                                                                     whole(c["value_dim"], whole(c["key_dim"])),
+                                                                     whole(c["output_shape"], s[-1]))}),
     "Permute": (st.sampled_from([2, 3]), {"dims": st.sampled_from([[2, 1], [1, 2], [3, 1, 2], [2, 3, 1]])}, {}),
     "Reshape": (st.sampled_from([1, 2, 3]), {"target_shape": st.sampled_from([[-1], [2, -1], [4, 2], [-1, 1]])}, {}),
     "RepeatVector": (st.just(1), {"n": SMALL}, {}),
@@ -132,9 +144,10 @@ def program(index: int, case) -> tuple[str, str, dict] | None:
     nodes = [{"name": "x", "class": "InputLayer", "config": {"batch_shape": [None, *shape]}, "inputs": []},
              *([{"name": "lead", **lead, "inputs": [["x", 0]]}] if lead else []),
              {"name": "layer", "class": class_name, "config": config,
-              "inputs": [[source, 0]] + ([[source, 0]] if class_name == "Concatenate" else [])}]
+              "inputs": [[source, 0]] + ([[source, 0]] if class_name in ("Concatenate", "MultiHeadAttention") else []),
+              **({"keywords": {"use_causal_mask": True}} if class_name == "MultiHeadAttention" and index % 2 else {})}]
     graph = graphs.from_json({"inputs": ["x"], "outputs": [["layer", 0]], "nodes": nodes})
-    refs = {f"layer/{role}": codegen.WeightRef(f"{prefix}_{role}", None, w, False) for role, w in weights.items()}
+    refs = {f"layer/{role}": codegen.WeightRef(f"{prefix}_{role.replace('/', '_')}", None, w, False) for role, w in weights.items()}
     try:
         generated = codegen.generate(graph, refs, prefix)
     except InputInvalid as error:
