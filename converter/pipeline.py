@@ -45,14 +45,15 @@ def hash_and_scan(tensors: Sequence[Tensor]) -> None:
 
 
 class BackgroundDigests:
-    """Every tensor's sha256 computed on a worker thread while the files are written (hashlib releases the GIL,
-    and the files' own sha256 is computed as they are written, on another): the export is bound by writing, not by
-    hashing the tensors first. :meth:`wait` before anything reads a tensor's ``sha256``."""
+    """Every tensor's sha256 computed on worker threads (one per core but one) while the files are written
+    (hashlib releases the GIL, and the files' own sha256 is computed as they are written, on another): the export
+    is bound by writing, not by hashing the tensors first. :meth:`wait` before anything reads a ``sha256``."""
 
     def __init__(self, tensors: Sequence[Tensor]) -> None:
         pending = [t for t in tensors if "sha256" not in vars(t)]
         small = sum(t.nbytes for t in pending) < 2**20  # not worth a thread
-        self._pool = None if small or not pending else ThreadPoolExecutor(1, thread_name_prefix="keras-weights-digest")
+        workers = max(1, min(8, (os.cpu_count() or 2) - 1))  # a core left for the writer (and its file's digest)
+        self._pool = None if small or not pending else ThreadPoolExecutor(workers, thread_name_prefix="keras-weights-digest")
         self._jobs = [self._pool.submit(_digest, t) for t in pending] if self._pool else []
 
     def wait(self) -> None:
