@@ -47,20 +47,19 @@ static void kw_attention(const float *q, const float *k, const float *v, float *
 """
 
 
-def _projection(call: Call, part: str, source: str, target: str, rows: int, width: int, heads: int, size_: int,
+def _projection(call: Call, part: str, source: str, target: str, rows: int, width: int, heads: int, per_head: int,
                 output: bool = False) -> str:
-    """A kw_dense call for one of the four EinsumDense sub-layers, its kernel's shape checked."""
-    kernel_shape = (heads, size_, width) if output else (width, heads, size_)
-    kernel = call.weight(f"{part}/kernel", shape=kernel_shape)
-    columns = width if output else heads * size_
-    bias = call.weight(f"{part}/bias", required=False, shape=(columns,) if output else (heads, size_))
+    """A kw_dense call for one of the four EinsumDense sub-layers, its kernel's shape checked: query/key/value
+    kernels are (width, heads, per_head), read as (width, heads * per_head); attention_output's (heads, per_head,
+    width), read as (heads * per_head, width), the only one that takes the layer's epilogue."""
+    kernel = call.weight(f"{part}/kernel", shape=(heads, per_head, width) if output else (width, heads, per_head))
+    inputs, columns = (heads * per_head, width) if output else (width, heads * per_head)
+    bias = call.weight(f"{part}/bias", required=False, shape=(columns,) if output else (heads, per_head))
     suffix = "_i8" if kernel.scale else "_f32"
     scale = f", {kernel.scale}" if kernel.scale else ""
     call.kernels.update(("dense" + suffix, "post"))
-    inputs = heads * size_ if output else width
-    last = epilogue(call) if output else "NULL"
     return (f"kw_dense{suffix}({source}, {target}, {rows}, {inputs}, {columns}, {kernel.array}{scale}, "
-            f"{bias.array if bias else 'NULL'}, {last});")
+            f"{bias.array if bias else 'NULL'}, {epilogue(call) if output else 'NULL'});")
 
 
 def _refuse_options(call: Call) -> None:
