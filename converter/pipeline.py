@@ -123,12 +123,16 @@ def _checked_and_written(model: Any, tensors: Sequence[Tensor], hashing: Backgro
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
     blocks = {key: value for block, _ in prepared.values() for key, value in block.items()}
-    embedded = ""
-    if any(getattr(registry.get(name), "EMBEDS_MANIFEST", False) for name in format_names):
-        hashing.wait()  # the manifest (no file list yet) goes into the files: its checksums first
-        embedded = json.dumps(manifests.build(model, tensors, stem, chosen, blocks.get("inference")), sort_keys=True,
-                              allow_nan=False)
-    info = ExportInfo(model, layout, embedded, graph=(blocks.get("inference") or {}).get("graph"),
+
+    def description() -> dict:  # the manifest without its file list, once every tensor's digest is in
+        hashing.wait()
+        return manifests.build(model, tensors, stem, chosen, blocks.get("inference"))
+
+    # a format that embeds the manifest (Parquet) needs it before writing; otherwise it is built after the writes
+    embedded = description() if any(getattr(registry.get(name), "EMBEDS_MANIFEST", False) for name in format_names) \
+        else None
+    info = ExportInfo(model, layout, json.dumps(embedded, sort_keys=True, allow_nan=False) if embedded else "",
+                      graph=(blocks.get("inference") or {}).get("graph"),
                       prepared={name: ready for name, (_, ready) in prepared.items()})
     files: list[dict] = []
     # All or nothing: every file is written into a staging folder and moved into place only when all
@@ -142,8 +146,7 @@ def _checked_and_written(model: Any, tensors: Sequence[Tensor], hashing: Backgro
                 files += [_file_entry(name, file_name, staging / file_name, digests[file_name])
                           for file_name in names[name]]
                 memory.release_free_memory()  # what a writer's threads freed, before the next writer runs
-            hashing.wait()
-            manifest = {**manifests.build(model, tensors, stem, chosen, blocks.get("inference")), "files": files}
+            manifest = {**(embedded or description()), "files": files}
             (staging / manifests.FILE_NAME).write_text(manifests.dumps(manifest), "utf-8")
             replaced = [*outputs, *_previous_outputs(folder)] if force else []
             atomic.publish(staging, [entry["path"] for entry in files] + [manifests.FILE_NAME], folder, replaced)

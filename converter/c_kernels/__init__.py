@@ -84,12 +84,12 @@ def weighted(kind: str, quantized: bool) -> str:
     """The C text of a kernel with weights, reading float or int8 arrays."""
     if quantized:
         fields = dict(s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o=" scale + o,",
-                      sa_full=" scale + full,", sc=" * scale[o]", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
+                      sa_full=" scale + full,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
                       scale_sums="        KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{\n"
                                  + "".join(f"            a{k}[j] *= scale[j];\n" for k in range(4)) + "        }}\n",
                       scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
     else:
-        fields = dict(s="_f32", w="float", sp="", sa="", sa_o="", sa_full="", sc="", scaled="yr[o]", scaled_yo="yo[o]",
+        fields = dict(s="_f32", w="float", sp="", sa="", sa_o="", sa_full="", scaled="yr[o]", scaled_yo="yo[o]",
                       scale_sums="",
                       scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
     panels = {f"panel_{name}": PANEL.format(name=name, width=width, **{**fields, "scale_sums":

@@ -76,25 +76,14 @@ TEMPLATES = {
         kw_dense_half{s}(x, y + full, blocked, in, out, w + full,{sa_full} b ? b + full : NULL, post, full);
     for (size_t r = blocked; r < rows; ++r) {{  /* the last rows % 4 rows: each weight row streamed once */
         float *KW_RESTRICT yr = y + r * out;
-        const float *KW_RESTRICT xr = x + r * in;
-        const size_t in4 = KW_SMALL ? 0 : in - in % 4;
         for (size_t o = 0; o < out; ++o) yr[o] = 0.0f;
-        for (size_t i = 0; i < in4; i += 4) {{  /* four weight rows per pass: the sums are loaded and stored a quarter as often */
-            const float x0 = xr[i], x1 = xr[i + 1], x2 = xr[i + 2], x3 = xr[i + 3];
-            const {w} *KW_RESTRICT w0 = w + i * out, *KW_RESTRICT w1 = w0 + out, *KW_RESTRICT w2 = w1 + out,
-                      *KW_RESTRICT w3 = w2 + out;
-            for (size_t o = 0; o < full; o += KW_PANEL) {{
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j)
-                    yr[o + j] = yr[o + j] + x0 * (float)w0[o + j] + x1 * (float)w1[o + j] + x2 * (float)w2[o + j]
-                              + x3 * (float)w3[o + j];
-            }}
-            for (size_t o = full; o < out; ++o)
-                yr[o] = yr[o] + x0 * (float)w0[o] + x1 * (float)w1[o] + x2 * (float)w2[o] + x3 * (float)w3[o];
-        }}
-        for (size_t i = in4; i < in; ++i) {{
-            const float xi = xr[i];
+        for (size_t i = 0; i < in; ++i) {{
+            const float xi = x[r * in + i];
             const {w} *KW_RESTRICT wi = w + i * out;
-            for (size_t o = 0; o < out; ++o) yr[o] += xi * (float)wi[o];
+            for (size_t o = 0; o < full; o += KW_PANEL) {{
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) yr[o + j] += xi * (float)wi[o + j];
+            }}
+            for (size_t o = full; o < out; ++o) yr[o] += xi * (float)wi[o];
         }}
         for (size_t o = 0; o < out; ++o) yr[o] = {scaled} + (b ? b[o] : 0.0f);
         if (post) kw_finish(yr, 1, out, out, post, 0);
@@ -159,34 +148,7 @@ static void kw_depthwise2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, 
         for (int ow = 0; ow < OW; ++ow) {{
             float *KW_RESTRICT yo = y + ((size_t)oh * OW + ow) * OC;
             const int ih0 = oh * sh - pt, iw0 = ow * sw - pl;
-            if (!KW_SMALL && inside && ow + 4 <= OW && iw0 >= 0 && (ow + 3) * sw - pl + 3 <= W) {{
-                /* four 3x3 windows inside the input: four independent sums per channel, each weight loaded once */
-                const size_t step = (size_t)sw * C, down = (size_t)W * C;
-                const float *KW_RESTRICT p = x + ((size_t)ih0 * W + iw0) * C;
-#define KW_TAP(at, k) do {{ const float v = (float)w[k]; s0 = KW_MADD(p[at], v, s0); s1 = KW_MADD(p[step + at], v, s1); \
-                           s2 = KW_MADD(p[2 * step + at], v, s2); s3 = KW_MADD(p[3 * step + at], v, s3); }} while (0)
-                for (int o = 0; o < C; ++o) {{
-                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-                    KW_TAP(o, o);
-                    KW_TAP(C + o, 1 * C + o);
-                    KW_TAP(2 * C + o, 2 * C + o);
-                    KW_TAP(down + o, 3 * C + o);
-                    KW_TAP(down + C + o, 4 * C + o);
-                    KW_TAP(down + 2 * C + o, 5 * C + o);
-                    KW_TAP(2 * down + o, 6 * C + o);
-                    KW_TAP(2 * down + C + o, 7 * C + o);
-                    KW_TAP(2 * down + 2 * C + o, 8 * C + o);
-                    const float bias = b ? b[o] : 0.0f;
-                    yo[o] = s0{sc} + bias;
-                    yo[OC + o] = s1{sc} + bias;
-                    yo[2 * OC + o] = s2{sc} + bias;
-                    yo[3 * OC + o] = s3{sc} + bias;
-                }}
-#undef KW_TAP
-                ow += 3;
-                continue;
-            }}
-            if (!KW_SMALL && inside && iw0 >= 0 && iw0 + 3 <= W) {{  /* one 3x3 window inside: nine taps in registers */
+            if (!KW_SMALL && inside && iw0 >= 0 && iw0 + 3 <= W) {{  /* a 3x3 window inside: nine taps in registers */
                 const float *KW_RESTRICT r0 = x + ((size_t)ih0 * W + iw0) * C;
                 const float *KW_RESTRICT r1 = r0 + (size_t)W * C, *KW_RESTRICT r2 = r1 + (size_t)W * C;
                 for (int o = 0; o < C; ++o) {{

@@ -83,8 +83,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
                          f"({', '.join(graph.inputs)})", hint="Give one shape per input, joined by commas.")
     given = dict(zip(graph.inputs, input_shapes))
     readers = fusion.readers(graph)
-    padders = fusion.padding_fused(graph)
     sole = fusion.sole_readers(graph)
+    padders = fusion.padding_fused(sole)
     folded: set[str] = set()  # element-wise layers folded into the kernel before them: computed there
     values: dict[tuple[str, int], _Value] = {}
     steps: list[_Step] = []
@@ -210,9 +210,8 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
         if node.class_name == layers.INPUT:
             shape = _input_shape(node)
         elif layers.spec(node.class_name).c and all(ref[0] in shapes and ref[1] == 0 for ref in node.inputs):
-            layer = node.layer + "/"
             call = Call(node, [shapes[ref[0]] for ref in node.inputs], ["@IN@"] * len(node.inputs),
-                        {name[len(layer):]: ref for name, ref in refs.items() if name.startswith(layer)})
+                        fusion.weights_of(node, refs))
             try:
                 shape = layers.spec(node.class_name).c(call)
             except (Unsupported, KeyError, ValueError, TypeError):

@@ -48,17 +48,10 @@ def fold(call: Call, shape: Shape, sole: dict[str, Any], weights: dict[str, Any]
     return found
 
 
-def padding_fused(graph: Graph) -> set[str]:
-    """Nodes whose output is read once, as input 0 of a layer whose emitter takes a padded input (Spec.c_padded),
-    and is no model output: a zero padding there is never made."""
-    uses: dict[str, list] = {}
-    for node in graph.nodes:
-        for index, ref in enumerate(node.inputs):
-            uses.setdefault(ref[0], []).append((node, index, ref[1]))
-    outputs = {ref[0] for ref in graph.outputs}
-    return {name for name, found in uses.items() if len(found) == 1 and name not in outputs
-            and found[0][1] == 0 and found[0][2] == 0 and len(found[0][0].inputs) == 1
-            and layers.spec(found[0][0].class_name).c_padded}
+def padding_fused(sole: dict[str, Any]) -> set[str]:
+    """Nodes whose sole reader (:func:`sole_readers`) is a layer whose emitter takes a padded input
+    (``Spec.c_padded``): a zero padding there is never made."""
+    return {name for name, reader in sole.items() if layers.spec(reader.class_name).c_padded}
 
 
 def readers(graph: Graph) -> dict[tuple[str, int], int]:

@@ -57,7 +57,7 @@ def _projection(call: Call, part: str, source: str, target: str, rows: int, widt
     bias = call.weight(f"{part}/bias", required=False, shape=(columns,) if output else (heads, per_head))
     suffix = "_i8" if kernel.scale else "_f32"
     scale = f", {kernel.scale}" if kernel.scale else ""
-    call.kernels.update(("dense" + suffix, "post"))
+    call.kernels.add("dense" + suffix)
     return (f"kw_dense{suffix}({source}, {target}, {rows}, {inputs}, {columns}, {kernel.array}{scale}, "
             f"{bias.array if bias else 'NULL'}, {epilogue(call) if output else 'NULL'});")
 

@@ -47,13 +47,13 @@ def conv_c(call: Call) -> Shape:
     suffix = "_i8" if quantized else "_f32"
     if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):  # a 1x1 convolution is Dense over the pixels
         call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}, {bias}, "
-                  f"{epilogue(call)});", "dense" + suffix, "post")
+                  f"{epilogue(call)});", "dense" + suffix)
     else:
         patch, rows = f"T{len(call.temporaries)}", _patch_rows(KH * KW * C, OH * OW)
         call.temporaries.append(rows * KH * KW * C)
         call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
                   f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {patch}, {rows}, {epilogue(call)});",
-                  "conv2d" + suffix, "dense" + suffix, "post")
+                  "conv2d" + suffix, "dense" + suffix)
     return spatial_output(call, rank, OH, OW, filters)
 
 
@@ -66,8 +66,7 @@ def depthwise_c(call: Call) -> Shape:
     args, bias, quantized = weights_arguments(call, role, "bias", (*window, C, multiplier), C * multiplier)
     suffix = "_i8" if quantized else "_f32"
     call.emit(f"kw_depthwise2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, "
-              f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {epilogue(call)});", "depthwise2d" + suffix,
-              "post")
+              f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {epilogue(call)});", "depthwise2d" + suffix)
     return spatial_output(call, rank, OH, OW, C * multiplier)
 
 
@@ -83,7 +82,7 @@ def separable_c(call: Call) -> Shape:
     call.temporaries.append(OH * OW * C * multiplier)
     ds, ps = ("_i8" if depth_quantized else "_f32"), ("_i8" if point_quantized else "_f32")
     call.emit(f"kw_depthwise2d{ds}({call.source()}, {middle}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, {KW}, "
-              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL, NULL);", "depthwise2d" + ds, "post")
+              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL, NULL);", "depthwise2d" + ds)
     call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}, {bias}, "
               f"{epilogue(call)});", "dense" + ps)
     return spatial_output(call, rank, OH, OW, filters)

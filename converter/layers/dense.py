@@ -19,7 +19,7 @@ def dense_c(call: Call) -> Shape:
     suffix = "_i8" if quantized else "_f32"
     rows, width = size(shape[:-1]), shape[-1]
     call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}, {bias}, "
-              f"{epilogue(call)});", "dense" + suffix, "post")
+              f"{epilogue(call)});", "dense" + suffix)
     out = (*shape[:-1], units)
     activation(call, call.config.get("activation"), call.output, out)
     return out

@@ -52,7 +52,7 @@ def _recurrent(call: Call, class_name: str, config: dict, under: str, source: st
     def dense(ref, x, y, width, bias_text):
         suffix = "_i8" if ref.scale else "_f32"
         scale = f", {ref.scale}" if ref.scale else ""
-        call.kernels.update(("dense" + suffix, "post"))
+        call.kernels.add("dense" + suffix)
         return f"kw_dense{suffix}({x}, {y}, 1, {width}, {gates * U}, {ref.array}{scale}, {bias_text}, NULL);"
 
     input_bias = bias.array if bias else "NULL"
