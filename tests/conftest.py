@@ -20,7 +20,8 @@ PROVIDERS = {"gcc": "Debian package gcc", "g++": "Debian package g++", "arm-none
              "arm-none-eabi-objcopy": "Debian package binutils-arm-none-eabi", "avr-gcc": "Debian package gcc-avr",
              "avr-objcopy": "Debian package binutils-avr", "chromium": "Debian package chromium",
              "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu; the CPU build is enough",
-             "lint-imports": "pip install '.[test]'"}
+             "lint-imports": "pip install '.[test]'",
+             "tflite_micro.python.tflite_micro.runtime": "pip install tflite-micro (in '.[test]')"}
 
 
 def missing(what: str) -> None:

@@ -1,0 +1,128 @@
+"""The integer arithmetic of full-integer int8 (``--quantize int8 --calibration``), as TFLite's quantization
+specification defines it: the numpy reference the generated C is proven against bit for bit, and the export-time
+arithmetic (activation parameters, requantization multipliers) both sides use.
+
+- An activation is int8, asymmetric, per tensor: ``real = scale * (q - zero_point)``, with scale and zero point
+  from the calibration range (:func:`activation_parameters`, TFLite's ``GetAsymmetricQuantizationParams``).
+- A requantization multiplies an int32 accumulator by a real factor held as an int32 fixed-point ``multiplier``
+  and a power-of-two ``shift`` (:func:`quantize_multiplier`), applied with gemmlowp's saturating rounding doubling
+  high multiply, then a rounding right shift (:func:`requantize`, TFLite's ``MultiplyByQuantizedMultiplier``):
+  the multiply rounds ties up, the shift rounds them away from zero.
+
+Everything works on numpy int64 arrays so that no intermediate overflows; the C does the same steps in int32 and
+int64 (docs/quantization.md).
+
+>>> activation_parameters(-1.0, 3.0)
+(0.01568627543747425, -64)
+>>> quantize_multiplier(0.0003)
+(1319413953, -11)
+>>> int(requantize(np.array([100000]), *quantize_multiplier(0.0003))[0])  # round(30.0)
+30
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def activation_parameters(low: float, high: float) -> tuple[float, int]:
+    """(scale, zero_point) of an int8 activation whose values span [low, high]: the range widened to hold 0 (so
+    that zero padding and ReLU's zero are exact), 256 steps over it, and the zero point that is nearer to exact
+    of the two the range's ends give, rounded and kept within int8. The scale is rounded to float32, as the manifest
+    and TFLite's flatbuffer hold it (the zero point comes from the unrounded one, as TFLite's calibration does); a
+    range of one point (all zeros) gets scale 1.
+
+    >>> activation_parameters(0.0, 6.0), activation_parameters(-2.0, -1.0), activation_parameters(0.0, 0.0)
+    ((0.0235294122248888, -128), (0.007843137718737125, 127), (1.0, 0))
+    """
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"activation range [{low}, {high}] is not finite")
+    if low == high:
+        return 1.0, 0
+    scale = (high - low) / (INT8_MAX - INT8_MIN)
+    from_low, from_high = INT8_MIN - low / scale, INT8_MAX - high / scale
+    low_error, high_error = abs(INT8_MIN) + abs(low / scale), abs(INT8_MAX) + abs(high / scale)
+    zero = from_low if low_error < high_error else from_high
+    return float(np.float32(scale)), int(min(max(round_half_away(zero), INT8_MIN), INT8_MAX))
+
+
+def round_half_away(value: float) -> float:
+    """C's ``round``: halves away from zero (Python's round goes to even).
+
+    >>> round_half_away(2.5), round_half_away(-2.5), round_half_away(2.4)
+    (3.0, -3.0, 2.0)
+    """
+    return math.copysign(math.floor(abs(value) + 0.5), value)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(multiplier, shift) with ``real = multiplier * 2**(shift - 31)``, multiplier a Q31 fraction of magnitude
+    from 2**30 to 2**31 - 1 (negative for a negative factor: BatchNormalization folded into a convolution can flip a
+    channel's sign). TFLite's ``QuantizeMultiplier``; factors below 2**-31 in magnitude become (0, 0).
+
+    >>> quantize_multiplier(0.5), quantize_multiplier(1.0), quantize_multiplier(-0.75), quantize_multiplier(0.0)
+    ((1073741824, 0), (1073741824, 1), (-1610612736, 0), (0, 0))
+    """
+    if not math.isfinite(real):
+        raise ValueError(f"requantization factor {real} is not finite")
+    if real == 0.0:
+        return 0, 0
+    fraction, shift = math.frexp(abs(real))
+    fixed = int(round_half_away(fraction * 2**31))
+    if fixed == 2**31:
+        fixed, shift = fixed // 2, shift + 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        raise ValueError(f"requantization factor {real} is too large for an int32 multiplier")
+    return (fixed if real > 0 else -fixed), shift
+
+
+def doubling_high_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of 2ab, ties rounded up (the nudge is
+    2**30, or 1 - 2**30 below zero, and the division truncates); INT32_MIN times INT32_MIN (the only overflow)
+    saturates. Arrays of int64 holding int32 values."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    product = a * b
+    nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
+    total = product + nudge
+    high = np.where(total >= 0, total >> 31, -((-total) >> 31))  # C's division: toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+
+
+def rounding_shift_right(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp's ``RoundingDivideByPOT``: x / 2**exponent rounded to nearest, halves away from zero."""
+    x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def requantize(accumulator: np.ndarray, multiplier, shift) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier`` on int32 accumulators: a left shift (factors of 1 and more, the
+    result saturated to int32 where TFLite's would overflow), the doubling high multiply, a rounding right shift.
+    ``multiplier`` and ``shift`` are numbers or per-channel arrays (broadcast over the last axis)."""
+    shift = np.asarray(shift, np.int64)
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    shifted = np.clip(np.asarray(accumulator, np.int64) << left, INT32_MIN, INT32_MAX)
+    return rounding_shift_right(doubling_high_multiply(shifted, multiplier), right)
+
+
+def quantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float values as int8: ``zero_point + round(v / scale)``, halves away from zero, saturated, NaN as the zero
+    point. The C edge (``<prefix>_predict``) computes the same in float32."""
+    scaled = np.asarray(values, np.float32) / np.float32(scale)
+    whole = np.trunc(scaled)  # C's roundf: the fraction (exact in float) decides, halves away from zero
+    rounded = np.where(np.isnan(scaled), 0, whole + np.where(np.abs(scaled - whole) >= 0.5, np.sign(scaled), 0))
+    return np.clip(rounded + zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """int8 values as float32: ``scale * (q - zero_point)``."""
+    return (np.float32(scale) * (np.asarray(values, np.int32) - zero_point).astype(np.float32)).astype(np.float32)
