@@ -22,6 +22,7 @@ int64 (docs/quantization.md).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -126,3 +127,70 @@ def quantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """int8 values as float32: ``scale * (q - zero_point)``."""
     return (np.float32(scale) * (np.asarray(values, np.int32) - zero_point).astype(np.float32)).astype(np.float32)
+
+
+# -- the kernels' numpy twins (converter/c_kernels/integer.py), bit for bit --------------------------------------
+@dataclass(frozen=True)
+class Requantization:
+    """What a weighted int8 kernel's C ``kw_q8`` holds: per output channel an int32 bias, a Q31 multiplier and a
+    shift; the zero points of its input and output; the clamp of its int8 output (a ReLU's, or int8's range)."""
+
+    bias: np.ndarray        # int32, [channels]
+    multiplier: np.ndarray  # int32, [channels]
+    shift: np.ndarray       # int8, [channels]
+    in_zero: int
+    out_zero: int
+    lo: int = INT8_MIN
+    hi: int = INT8_MAX
+
+    def output(self, accumulator: np.ndarray) -> np.ndarray:
+        """int32 sums (channels on the last axis) as the int8 values the kernel stores."""
+        scaled = requantize(accumulator, self.multiplier.astype(np.int64), self.shift.astype(np.int64))
+        return np.clip(self.out_zero + scaled, self.lo, self.hi).astype(np.int8)
+
+
+def dense(x: np.ndarray, w: np.ndarray, q: Requantization) -> np.ndarray:
+    """``kw_dense_q8``: rows of int8 [rows, in] by the kernel [in, out]; the bias holds the input zero point's share
+    (:func:`folded_bias`)."""
+    return q.output(q.bias.astype(np.int64) + x.astype(np.int64) @ w.astype(np.int64))
+
+
+def folded_bias(bias: np.ndarray, w: np.ndarray, in_zero: int) -> np.ndarray:
+    """A Dense or Conv2D bias with ``-in_zero * sum(w)`` per output channel added, so that the kernel sums the
+    stored values instead of (x - in_zero); int32, or ValueError where a sum leaves int32."""
+    total = bias.astype(np.int64) - in_zero * w.reshape(-1, w.shape[-1]).astype(np.int64).sum(axis=0)
+    return _int32(total, "a bias with the input zero point folded in")
+
+
+def _int32(values: np.ndarray, what: str) -> np.ndarray:
+    if values.size and (values.min() < INT32_MIN or values.max() > INT32_MAX):
+        raise ValueError(f"{what} leaves int32")
+    return values.astype(np.int32)
+
+
+def _windows(x: np.ndarray, fill: int, out: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+             dilation: tuple[int, int], pads: tuple[int, int]) -> np.ndarray:
+    """[OH, OW, KH, KW, C] of each output pixel's input window, ``fill`` where it leaves the input."""
+    (H, W, C), (OH, OW), (KH, KW), (sh, sw), (dh, dw), (pt, pl) = x.shape, out, kernel, strides, dilation, pads
+    rows = np.arange(OH)[:, None] * sh - pt + np.arange(KH)[None, :] * dh  # [OH, KH]
+    cols = np.arange(OW)[:, None] * sw - pl + np.arange(KW)[None, :] * dw  # [OW, KW]
+    inside = ((rows >= 0) & (rows < H))[:, None, :, None] & ((cols >= 0) & (cols < W))[None, :, None, :]
+    taken = x[np.clip(rows, 0, H - 1)[:, None, :, None], np.clip(cols, 0, W - 1)[None, :, None, :]]
+    return np.where(inside[..., None], taken, np.int8(fill))
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, q: Requantization, out: tuple[int, int], strides=(1, 1), dilation=(1, 1),
+           pads=(0, 0)) -> np.ndarray:
+    """``kw_conv2d_q8``: x [H, W, C], kernel [KH, KW, C, OC]; the bias as for :func:`dense`."""
+    KH, KW, C, OC = w.shape
+    patches = _windows(x, q.in_zero, out, (KH, KW), strides, dilation, pads).reshape(out[0] * out[1], -1)
+    return dense(patches, w.reshape(-1, OC), q).reshape(*out, OC)
+
+
+def depthwise2d(x: np.ndarray, w: np.ndarray, q: Requantization, out: tuple[int, int], strides=(1, 1),
+                dilation=(1, 1), pads=(0, 0)) -> np.ndarray:
+    """``kw_depthwise2d_q8``: x [H, W, C], kernel [KH, KW, C, M]; output channel c * M + m; the bias plain."""
+    KH, KW, C, M = w.shape
+    windows = _windows(x, q.in_zero, out, (KH, KW), strides, dilation, pads).astype(np.int64) - q.in_zero
+    acc = np.einsum("hwijc,ijcm->hwcm", windows, w.astype(np.int64)).reshape(*out, C * M)
+    return q.output(q.bias.astype(np.int64) + acc)

@@ -128,3 +128,119 @@ def test_quantize_is_c_roundf_and_saturates():
     values = np.array([0.5, -0.5, 1.49999, 2.5, 1e9, -1e9, np.nan, 0.49999997], np.float32)
     assert integer.quantize(values, 1.0, 0).tolist() == [1, -1, 1, 3, 127, -128, 0, 0]
     assert integer.dequantize(np.array([-128, 0, 127], np.int8), 0.5, -1).tolist() == [-63.5, 0.5, 64.0]
+
+
+# -- the C kernels (converter/c_kernels/integer.py) against their numpy twins, compiled by the host's gcc ----------
+WRAPPERS = """
+void t_dense(const int8_t *x, int8_t *y, size_t rows, size_t in, size_t out, const int8_t *w, int32_t *acc,
+             const int32_t *bias, const int32_t *mult, const int8_t *shift, const int32_t *zeros) {
+    const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
+    kw_dense_q8(x, y, rows, in, out, w, acc, &q);
+}
+void t_conv(const int8_t *x, int8_t *y, const int *g, const int8_t *w, int8_t *patch, int32_t *acc,
+            const int32_t *bias, const int32_t *mult, const int8_t *shift, const int32_t *zeros) {
+    const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
+    if (g[14]) kw_depthwise2d_q8(x, y, g[0], g[1], g[2], g[14], g[3], g[4], g[6], g[7], g[8], g[9], g[10], g[11],
+                                 g[12], g[13], w, acc, &q);
+    else kw_conv2d_q8(x, y, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13],
+                      w, patch, acc, &q);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """The int8 kernels compiled (-O2, -Werror) into a shared library, with wrappers ctypes can call."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    from converter.c_kernels.integer import FUNCTIONS
+    from converter.cgen.codegen import RESTRICT
+
+    if shutil.which("gcc") is None:
+        from tests.conftest import missing
+        missing("gcc")
+    folder = tmp_path_factory.mktemp("q8")
+    source = folder / "q8.c"
+    source.write_text("#include <stddef.h>\n#include <stdint.h>\n" + RESTRICT + "".join(FUNCTIONS.values()) + WRAPPERS)
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", str(source), "-o",
+                    str(folder / "q8.so")], check=True)
+    return ctypes.CDLL(str(folder / "q8.so"))
+
+
+def _requantization(rng, channels: int, in_zero: int, taps: int, fold_kernel=None, relu=False) -> integer.Requantization:
+    """Per-channel parameters as export makes them: factors that bring typical sums of ``taps`` products into int8's
+    range (times 2**-3 to 2**3, so that some saturate), some negative (a folded BatchNorm's sign); one channel's
+    factor 0, one's 4 (a left shift)."""
+    typical = 74.0 * 74.0 * np.sqrt(taps) + 30000.0  # int8 values spread uniformly: 74 is their deviation
+    factors = rng.choice([-1, 1], channels) * 2.0 ** rng.uniform(-3, 3, channels) * 64.0 / typical
+    factors[:2] = (0.0, 4.0)[:channels]
+    pairs = [integer.quantize_multiplier(f) for f in factors]
+    bias = rng.integers(-30000, 30000, channels).astype(np.int32)
+    if fold_kernel is not None:
+        bias = integer.folded_bias(bias, fold_kernel, in_zero)
+    out_zero = int(rng.integers(-20, 20))
+    return integer.Requantization(bias, np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int8),
+                                  in_zero, out_zero, out_zero if relu else -128, 100 if relu else 127)
+
+
+def _spread(y: np.ndarray, q: integer.Requantization) -> None:
+    """The case tests the arithmetic, not only the clamp: a good share of values fall strictly inside it (a ReLU's
+    clamp takes about half, the channels of factor 0 and 4 theirs)."""
+    assert np.mean((y > q.lo) & (y < q.hi)) > 0.2
+
+
+def _call(function, *arrays_and_numbers):
+    import ctypes
+
+    args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else ctypes.c_size_t(a)
+            for a in arrays_and_numbers]
+    function(*args)
+
+
+def _zeros(q: integer.Requantization) -> np.ndarray:
+    return np.array([q.in_zero, q.out_zero, q.lo, q.hi], np.int32)
+
+
+@pytest.mark.parametrize("rows, inputs, outputs, relu", [(1, 1, 1, False), (5, 37, 19, True), (64, 300, 10, False)])
+def test_dense_kernel_is_its_numpy_twin(kernels, rows, inputs, outputs, relu):
+    rng = np.random.default_rng(rows + inputs)
+    x = rng.integers(-128, 128, (rows, inputs)).astype(np.int8)
+    w = rng.integers(-127, 128, (inputs, outputs)).astype(np.int8)
+    q = _requantization(rng, outputs, int(rng.integers(-128, 128)), inputs, w, relu)
+    y = np.zeros((rows, outputs), np.int8)
+    _call(kernels.t_dense, x, y, rows, inputs, outputs, w, np.zeros(outputs, np.int32), q.bias, q.multiplier, q.shift,
+          _zeros(q))
+    assert np.array_equal(y, integer.dense(x, w, q))
+    _spread(y, q)
+
+
+CONVOLUTIONS = [  # H, W, C, OC or M, KH, KW, strides, dilation, padding (top, left), depthwise
+    (9, 7, 3, 5, 3, 3, (1, 1), (1, 1), (1, 1), False),
+    (12, 12, 4, 6, 3, 3, (2, 2), (1, 1), (0, 0), False),
+    (10, 9, 2, 3, 5, 3, (1, 2), (2, 1), (4, 1), False),
+    (1, 30, 6, 4, 1, 5, (1, 1), (1, 1), (0, 4), False),   # Conv1D, causal
+    (9, 7, 5, 1, 3, 3, (1, 1), (1, 1), (1, 1), True),
+    (12, 11, 3, 2, 3, 3, (2, 2), (1, 1), (1, 0), True),  # depth multiplier 2
+    (8, 8, 4, 1, 3, 3, (1, 1), (2, 2), (2, 2), True),
+]
+
+
+@pytest.mark.parametrize("H, W, C, N, KH, KW, strides, dilation, pads, depthwise", CONVOLUTIONS)
+def test_convolution_kernels_are_their_numpy_twins(kernels, H, W, C, N, KH, KW, strides, dilation, pads, depthwise):
+    rng = np.random.default_rng(H * W + C)
+    OH = (H + 2 * pads[0] - (KH - 1) * dilation[0] - 1) // strides[0] + 1
+    OW = (W + 2 * pads[1] - (KW - 1) * dilation[1] - 1) // strides[1] + 1
+    x = rng.integers(-128, 128, (H, W, C)).astype(np.int8)
+    w = rng.integers(-127, 128, (KH, KW, C, N)).astype(np.int8)
+    in_zero = int(rng.integers(-128, 128))
+    OC = C * N if depthwise else N
+    q = _requantization(rng, OC, in_zero, KH * KW * (1 if depthwise else C), None if depthwise else w, bool(C % 2))
+    y = np.zeros((OH, OW, OC), np.int8)
+    geometry = np.array([H, W, C, OH, OW, OC, KH, KW, *strides, *dilation, *pads, N if depthwise else 0], np.intc)
+    _call(kernels.t_conv, x, y, geometry, w, np.zeros(KH * KW * C, np.int8), np.zeros(OC, np.int32), q.bias,
+          q.multiplier, q.shift, _zeros(q))
+    twin = integer.depthwise2d if depthwise else integer.conv2d
+    assert np.array_equal(y, twin(x, w, q, (OH, OW), strides, dilation, pads))
+    _spread(y, q)

@@ -1,0 +1,104 @@
+"""The C kernels of full-integer int8 (``--quantize int8 --calibration``): int8 activations in and out, int32 sums,
+fixed-point requantization; no float between the edges. Each has its numpy twin in :mod:`converter.integer`, which
+the tests hold it to bit for bit. Arithmetic right shifts of negative numbers are what GCC, Clang, MSVC and every
+compiler for Arm, AVR and RISC-V do (C99 leaves them implementation-defined)."""
+
+FUNCTIONS = {
+    "requantize": """/* Requantization (TFLite's MultiplyByQuantizedMultiplier): acc * mult * 2^(shift - 31), the product's high
+ * half rounded (gemmlowp's saturating rounding doubling high multiply), then a rounding right shift. */
+typedef struct {
+    const int32_t *bias;   /* per output channel, with the input zero point's share folded in where a kernel says */
+    const int32_t *mult;   /* per output channel: a Q31 fraction (negative where a folded BatchNorm flips the sign) */
+    const int8_t *shift;   /* per output channel */
+    int32_t in_zero, out_zero, lo, hi;  /* zero points; the clamp (int8, or a ReLU's) */
+} kw_q8;
+
+static int32_t kw_requantize(int32_t acc, int32_t mult, int shift) {
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    int64_t shifted = (int64_t)acc * ((int64_t)1 << left);
+    shifted = shifted > INT32_MAX ? INT32_MAX : (shifted < INT32_MIN ? INT32_MIN : shifted);
+    if (shifted == INT32_MIN && mult == INT32_MIN) return INT32_MAX;
+    const int64_t product = shifted * mult;
+    const int32_t high = (int32_t)((product + (product >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31));
+    const int32_t mask = (int32_t)(((int64_t)1 << right) - 1), threshold = (mask >> 1) + (high < 0);
+    return (high >> right) + ((high & mask) > threshold);
+}
+
+static int8_t kw_q8_out(int32_t acc, const kw_q8 *q, size_t c) {
+    int32_t v = q->out_zero + kw_requantize(acc, q->mult[c], q->shift[c]);
+    v = v < q->lo ? q->lo : v;
+    return (int8_t)(v > q->hi ? q->hi : v);
+}
+
+""",
+    "dense_q8": """/* Dense on int8 rows: y[r][o] = requantize(bias[o] + sum_i x[r][i] * w[i][o]) (kernel [in][out]); the bias holds
+ * -in_zero * sum_i w[i][o], so the sum runs over the stored values. 1x1 convolutions are Dense over pixels. */
+static void kw_dense_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, size_t rows, size_t in, size_t out,
+                        const int8_t *KW_RESTRICT w, int32_t *KW_RESTRICT acc, const kw_q8 *q) {
+    for (size_t r = 0; r < rows; ++r) {
+        const int8_t *KW_RESTRICT xr = x + r * in;
+        for (size_t o = 0; o < out; ++o) acc[o] = q->bias[o];
+        for (size_t i = 0; i < in; ++i) {
+            const int32_t v = xr[i];
+            const int8_t *KW_RESTRICT wi = w + i * out;
+            for (size_t o = 0; o < out; ++o) acc[o] += v * wi[o];
+        }
+        for (size_t o = 0; o < out; ++o) y[r * out + o] = kw_q8_out(acc[o], q, o);
+    }
+}
+
+""",
+    "conv2d_q8": """/* Conv2D on int8 (channels last), kernel [KH][KW][C][OC]: each output pixel's input patch (the input's zero
+ * point where the window leaves the input: a real 0) copied into `patch`, then multiplied as Dense. */
+static void kw_conv2d_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, int H, int W, int C, int OH, int OW,
+                         int OC, int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl,
+                         const int8_t *KW_RESTRICT w, int8_t *KW_RESTRICT patch, int32_t *KW_RESTRICT acc,
+                         const kw_q8 *q) {
+    const size_t K = (size_t)KH * KW * C;
+    for (int oh = 0; oh < OH; ++oh) {
+        for (int ow = 0; ow < OW; ++ow) {
+            for (int kh = 0; kh < KH; ++kh) {
+                const int ih = oh * sh - pt + kh * dh;
+                for (int kw = 0; kw < KW; ++kw) {
+                    const int iw = ow * sw - pl + kw * dw;
+                    int8_t *KW_RESTRICT to = patch + ((size_t)kh * KW + kw) * C;
+                    const int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                    for (int c = 0; c < C; ++c)
+                        to[c] = inside ? x[((size_t)ih * W + iw) * C + c] : (int8_t)q->in_zero;
+                }
+            }
+            kw_dense_q8(patch, y + ((size_t)oh * OW + ow) * OC, 1, K, (size_t)OC, w, acc, q);
+        }
+    }
+}
+
+""",
+    "depthwise2d_q8": """/* DepthwiseConv2D on int8: output channel c * M + m sees input channel c only, kernel [KH][KW][C][M];
+ * y = requantize(bias + sum over the window's taps inside the input of (x - in_zero) * w). */
+static void kw_depthwise2d_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, int H, int W, int C, int M, int OH,
+                              int OW, int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl,
+                              const int8_t *KW_RESTRICT w, int32_t *KW_RESTRICT acc, const kw_q8 *q) {
+    const int OC = C * M;
+    for (int oh = 0; oh < OH; ++oh) {
+        for (int ow = 0; ow < OW; ++ow) {
+            for (int o = 0; o < OC; ++o) acc[o] = q->bias[o];
+            for (int kh = 0; kh < KH; ++kh) {
+                const int ih = oh * sh - pt + kh * dh;
+                if (ih < 0 || ih >= H) continue;
+                for (int kw = 0; kw < KW; ++kw) {
+                    const int iw = ow * sw - pl + kw * dw;
+                    if (iw < 0 || iw >= W) continue;
+                    const int8_t *KW_RESTRICT xi = x + ((size_t)ih * W + iw) * C;
+                    const int8_t *KW_RESTRICT wk = w + ((size_t)kh * KW + kw) * OC;
+                    for (int c = 0; c < C; ++c)
+                        for (int m = 0; m < M; ++m) acc[c * M + m] += (xi[c] - q->in_zero) * wk[c * M + m];
+                }
+            }
+            int8_t *KW_RESTRICT yo = y + ((size_t)oh * OW + ow) * OC;
+            for (int o = 0; o < OC; ++o) yo[o] = kw_q8_out(acc[o], q, (size_t)o);
+        }
+    }
+}
+
+""",
+}
