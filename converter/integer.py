@@ -194,3 +194,108 @@ def depthwise2d(x: np.ndarray, w: np.ndarray, q: Requantization, out: tuple[int,
     windows = _windows(x, q.in_zero, out, (KH, KW), strides, dilation, pads).astype(np.int64) - q.in_zero
     acc = np.einsum("hwijc,ijcm->hwcm", windows, w.astype(np.int64)).reshape(*out, C * M)
     return q.output(q.bias.astype(np.int64) + acc)
+
+
+def weighted_requantization(in_params: tuple[float, int], kernel_scales: np.ndarray, bias: np.ndarray | None,
+                            out_params: tuple[float, int], clamp: tuple[float, float] = (-math.inf, math.inf),
+                            affine: tuple[np.ndarray, np.ndarray] | None = None) -> Requantization:
+    """The requantization of a convolution or Dense whose real output in channel c is ``mul[c] * (s_in * s_w[c] *
+    acc + b[c]) + add[c]`` (``affine`` = (mul, add): a BatchNormalization folded in; none: 1 and 0), clamped to
+    ``clamp`` (a ReLU's, in real values): the int32 bias ``round((b * mul + add) / (s_in * s_w * mul))`` and the
+    multipliers of ``s_in * s_w * mul / s_out``, all worked out in float64 from the float32 values stored. The bias
+    is plain (the kernel subtracts the input zero point); :func:`folded_bias` folds it for Dense and Conv2D.
+
+    >>> q = weighted_requantization((0.5, 3), np.array([0.01, 0.02], np.float32), np.array([1.0, -1.0], np.float32),
+    ...                             (0.25, -10), (0.0, 6.0))
+    >>> q.bias.tolist(), q.multiplier.tolist(), q.shift.tolist(), (q.lo, q.hi)
+    ([200, -100], [1374389504, 1374389504], [-5, -4], (-10, 14))
+    """
+    (s_in, in_zero), (s_out, out_zero) = in_params, out_params
+    scales = np.asarray(kernel_scales, np.float32).astype(np.float64)
+    mul, add = (np.ones_like(scales), np.zeros_like(scales)) if affine is None else \
+        (np.asarray(affine[0], np.float64), np.asarray(affine[1], np.float64))
+    if np.any(mul == 0) or not np.all(np.isfinite(mul) & np.isfinite(add)):
+        raise ValueError("a folded BatchNormalization scales a channel by 0 or a non-finite number")
+    effective = float(np.float32(s_in)) * scales * mul
+    b = np.zeros_like(scales) if bias is None else np.asarray(bias, np.float32).astype(np.float64)
+    rounded = np.vectorize(round_half_away, otypes=[np.float64])((b * mul + add) / effective)
+    pairs = [quantize_multiplier(float(f / np.float32(s_out))) for f in effective]
+    lo = INT8_MIN if clamp[0] == -math.inf else max(INT8_MIN, out_zero + int(round_half_away(clamp[0] / s_out)))
+    hi = INT8_MAX if clamp[1] == math.inf else min(INT8_MAX, out_zero + int(round_half_away(clamp[1] / s_out)))
+    return Requantization(_int32(rounded, "a bias in int32 steps of its accumulator"),
+                          np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int8),
+                          int(in_zero), int(out_zero), lo, hi)
+
+
+def _divide_rounded(total: np.ndarray, count) -> np.ndarray:
+    """C's (total + count / 2) / count, or (total - count / 2) / count below zero: halves away from zero."""
+    half = np.asarray(count) // 2
+    shifted = np.where(total >= 0, total + half, total - half)
+    return np.sign(shifted) * (np.abs(shifted) // count)  # C's division truncates toward zero
+
+
+def pool2d(x: np.ndarray, out: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
+           pads: tuple[int, int], average: bool) -> np.ndarray:
+    """``kw_pool2d_q8``: x [H, W, C] -> [OH, OW, C], the window's cells inside the input only."""
+    H, W, C = x.shape
+    inside = _windows(np.ones((H, W, 1), np.int8), 0, out, kernel, strides, (1, 1), pads)  # [OH, OW, KH, KW, 1]
+    values = _windows(x, 0, out, kernel, strides, (1, 1), pads).astype(np.int64)
+    if not average:
+        return np.where(inside == 1, values, -128).max(axis=(2, 3)).astype(np.int8)
+    count = inside.sum(axis=(2, 3)).astype(np.int64)
+    return _divide_rounded((values * inside).sum(axis=(2, 3)), count).astype(np.int8)
+
+
+def global_pool(x: np.ndarray, average: bool) -> np.ndarray:
+    """``kw_global_pool_q8``: [n, C] -> [C]."""
+    values = x.reshape(-1, x.shape[-1]).astype(np.int64)
+    if not average:
+        return values.max(axis=0).astype(np.int8)
+    return _divide_rounded(values.sum(axis=0), values.shape[0]).astype(np.int8)
+
+
+ADD_SHIFT = 20  # TFLite's left shift of Add's inputs before rescaling
+
+
+def add_parameters(first: tuple[float, int], second: tuple[float, int], output: tuple[float, int]) -> np.ndarray:
+    """``kw_add_q8``'s a[]: the multipliers and shifts of input 1, input 2 (each over twice the larger input
+    scale) and the output (that scale over 2**20 output scales), as TFLite's Add prepares them."""
+    twice = 2.0 * max(float(np.float32(first[0])), float(np.float32(second[0])))
+    factors = (float(np.float32(first[0])) / twice, float(np.float32(second[0])) / twice,
+               twice / ((1 << ADD_SHIFT) * float(np.float32(output[0]))))
+    return np.array([v for f in factors for v in quantize_multiplier(f)], np.int32)
+
+
+def add(x1: np.ndarray, x2: np.ndarray, zeros: tuple[int, int, int], a: np.ndarray) -> np.ndarray:
+    """``kw_add_q8``."""
+    v1 = requantize((x1.astype(np.int64) - zeros[0]) << ADD_SHIFT, int(a[0]), int(a[1]))
+    v2 = requantize((x2.astype(np.int64) - zeros[1]) << ADD_SHIFT, int(a[2]), int(a[3]))
+    return np.clip(zeros[2] + requantize(v1 + v2, int(a[4]), int(a[5])), INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def lookup_table(function, source: tuple[float, int], target: tuple[float, int]) -> np.ndarray:
+    """``kw_lookup_q8``'s table: for each int8 input q, ``function`` (numpy, float64) of its real value, quantized
+    to the output's parameters (halves away from zero, saturated)."""
+    real = float(np.float32(source[0])) * (np.arange(INT8_MIN, INT8_MAX + 1) - source[1])
+    scaled = np.asarray(function(real), np.float64) / float(np.float32(target[0]))
+    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+    return np.clip(np.nan_to_num(rounded, nan=0.0) + target[1], INT8_MIN, INT8_MAX).astype(np.int32)
+
+
+def lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``kw_lookup_q8``."""
+    return table[x.astype(np.int64) + 128].astype(np.int8)
+
+
+def softmax_table(scale: float) -> np.ndarray:
+    """``kw_softmax_q8``'s e[d] = round(65536 * exp(-d * scale)) for d = 0..255."""
+    values = 65536.0 * np.exp(-np.arange(256) * float(np.float32(scale)))
+    return np.floor(values + 0.5).astype(np.int32)
+
+
+def softmax(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``kw_softmax_q8`` over the last axis: output scale 1/256, zero point -128."""
+    values = x.astype(np.int64)
+    e = table.astype(np.int64)[values.max(axis=-1, keepdims=True) - values]
+    total = e.sum(axis=-1, keepdims=True)
+    return (np.minimum((e * 256 + total // 2) // total, 255) - 128).astype(np.int8)

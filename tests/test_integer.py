@@ -132,6 +132,17 @@ def test_quantize_is_c_roundf_and_saturates():
 
 # -- the C kernels (converter/c_kernels/integer.py) against their numpy twins, compiled by the host's gcc ----------
 WRAPPERS = """
+void t_pool(const int8_t *x, int8_t *y, const int *g, int32_t *acc) {
+    if (g[0] < 0) kw_global_pool_q8(x, y, (size_t)g[1], (size_t)g[2], acc, g[3]);
+    else kw_pool2d_q8(x, y, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]);
+}
+void t_add(const int8_t *x1, const int8_t *x2, int8_t *y, size_t n, const int32_t *zeros, const int32_t *a) {
+    kw_add_q8(x1, x2, y, n, zeros[0], zeros[1], zeros[2], a);
+}
+void t_lookup(const int8_t *x, int8_t *y, size_t n, const int32_t *table) { kw_lookup_q8(x, y, n, table); }
+void t_softmax(const int8_t *x, int8_t *y, size_t rows, size_t last, const int32_t *e) {
+    kw_softmax_q8(x, y, rows, last, e);
+}
 void t_dense(const int8_t *x, int8_t *y, size_t rows, size_t in, size_t out, const int8_t *w, int32_t *acc,
              const int32_t *bias, const int32_t *mult, const int8_t *shift, const int32_t *zeros) {
     const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
@@ -244,3 +255,48 @@ def test_convolution_kernels_are_their_numpy_twins(kernels, H, W, C, N, KH, KW, 
     twin = integer.depthwise2d if depthwise else integer.conv2d
     assert np.array_equal(y, twin(x, w, q, (OH, OW), strides, dilation, pads))
     _spread(y, q)
+
+
+@pytest.mark.parametrize("H, W, C, K, stride, pads, average", [(9, 9, 3, 2, 2, (0, 0), False), (7, 8, 2, 3, 2, (1, 1), True),
+                                                             (6, 5, 4, 3, 1, (1, 1), False), (1, 20, 3, 2, 2, (0, 0), True)])
+def test_pooling_kernels_are_their_numpy_twins(kernels, H, W, C, K, stride, pads, average):
+    rng = np.random.default_rng(H + W + C)
+    KH = 1 if H == 1 else K
+    OH, OW = (H + 2 * pads[0] - KH) // stride + 1 if H > 1 else 1, (W + 2 * pads[1] - K) // stride + 1
+    x = rng.integers(-128, 128, (H, W, C)).astype(np.int8)
+    y = np.zeros((OH, OW, C), np.int8)
+    geometry = np.array([H, W, C, OH, OW, KH, K, 1 if H == 1 else stride, stride, *pads, int(average)], np.intc)
+    _call(kernels.t_pool, x, y, geometry, np.zeros(1, np.int32))
+    assert np.array_equal(y, integer.pool2d(x, (OH, OW), (KH, K), (1 if H == 1 else stride, stride), pads, average))
+    for whole in (False, True):
+        g = np.zeros(C, np.int8)
+        _call(kernels.t_pool, x, g, np.array([-1, H * W, C, int(whole)], np.intc), np.zeros(C, np.int32))
+        assert np.array_equal(g, integer.global_pool(x, whole))
+
+
+def test_add_kernel_is_its_numpy_twin_and_tflites_arithmetic(kernels):
+    rng = np.random.default_rng(5)
+    x1, x2 = (rng.integers(-128, 128, 500).astype(np.int8) for _ in range(2))
+    params = ((0.02, 3), (0.05, -7), (0.06, 1))
+    a = integer.add_parameters(*params)
+    zeros = np.array([p[1] for p in params], np.int32)
+    y = np.zeros(500, np.int8)
+    _call(kernels.t_add, x1, x2, y, 500, zeros, a)
+    assert np.array_equal(y, integer.add(x1, x2, tuple(zeros), a))
+    real = 0.02 * (x1 - 3.0) + 0.05 * (x2 + 7.0)  # and it is the sum, to the output's step
+    assert np.max(np.abs(integer.dequantize(y, 0.06, 1) - np.clip(real, 0.06 * -129, 0.06 * 126))) <= 0.0301
+
+
+def test_lookup_and_softmax_kernels_are_their_numpy_twins(kernels):
+    rng = np.random.default_rng(6)
+    x = rng.integers(-128, 128, (7, 33)).astype(np.int8)
+    table = integer.lookup_table(np.tanh, (0.03, 10), (1 / 128, 0))
+    y = np.zeros_like(x)
+    _call(kernels.t_lookup, x, y, x.size, table)
+    assert np.array_equal(y, integer.lookup(x, table))
+    e = integer.softmax_table(0.1)
+    _call(kernels.t_softmax, x, y, 7, 33, e)
+    assert np.array_equal(y, integer.softmax(x, e))
+    probabilities = integer.dequantize(y, 1 / 256, -128)
+    exact = np.exp(0.1 * x) / np.exp(0.1 * x).sum(axis=1, keepdims=True)
+    assert np.max(np.abs(probabilities - exact)) < 2 / 256

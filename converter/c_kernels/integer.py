@@ -101,4 +101,83 @@ static void kw_depthwise2d_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y
 }
 
 """,
+    "pool2d_q8": """/* MaxPooling2D / AveragePooling2D on int8 (output parameters = input's): the maximum, or the average over
+ * the window's cells inside the input, rounded half away from zero. */
+static void kw_pool2d_q8(const int8_t *x, int8_t *y, int H, int W, int C, int OH, int OW, int KH, int KW, int sh,
+                         int sw, int pt, int pl, int average) {
+    for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow)
+            for (int c = 0; c < C; ++c) {
+                int32_t acc = average ? 0 : -128, count = 0;
+                for (int kh = 0; kh < KH; ++kh) {
+                    const int ih = oh * sh - pt + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < KW; ++kw) {
+                        const int iw = ow * sw - pl + kw;
+                        if (iw < 0 || iw >= W) continue;
+                        const int32_t v = x[((size_t)ih * W + iw) * C + c];
+                        acc = average ? acc + v : (v > acc ? v : acc);
+                        ++count;
+                    }
+                }
+                if (average) acc = acc >= 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                y[((size_t)oh * OW + ow) * C + c] = (int8_t)acc;
+            }
+}
+
+""",
+    "global_pool_q8": """/* GlobalAveragePooling / GlobalMaxPooling on int8 (output parameters = input's): n positions of C channels
+ * -> C values; the average rounded half away from zero. */
+static void kw_global_pool_q8(const int8_t *x, int8_t *y, size_t n, size_t C, int32_t *acc, int average) {
+    for (size_t c = 0; c < C; ++c) acc[c] = average ? 0 : -128;
+    for (size_t p = 0; p < n; ++p)
+        for (size_t c = 0; c < C; ++c) {
+            const int32_t v = x[p * C + c];
+            acc[c] = average ? acc[c] + v : (v > acc[c] ? v : acc[c]);
+        }
+    const int32_t count = (int32_t)n;
+    for (size_t c = 0; c < C; ++c)
+        y[c] = (int8_t)(!average ? acc[c] : acc[c] >= 0 ? (acc[c] + count / 2) / count : (acc[c] - count / 2) / count);
+}
+
+""",
+    "add_q8": """/* Add on int8 as TFLite computes it: each input's offset value shifted left by 20 bits and rescaled to a
+ * common scale (twice the larger input scale), summed, rescaled to the output; a[] = {mult, shift} of input 1,
+ * input 2 and the output. Any buffer may be another. */
+static void kw_add_q8(const int8_t *x1, const int8_t *x2, int8_t *y, size_t n, int32_t z1, int32_t z2, int32_t zo,
+                      const int32_t *a) {
+    for (size_t i = 0; i < n; ++i) {
+        const int32_t v1 = kw_requantize((x1[i] - z1) * (1 << 20), a[0], (int)a[1]);
+        const int32_t v2 = kw_requantize((x2[i] - z2) * (1 << 20), a[2], (int)a[3]);
+        int32_t v = zo + kw_requantize(v1 + v2, a[4], (int)a[5]);
+        v = v < -128 ? -128 : v;
+        y[i] = (int8_t)(v > 127 ? 127 : v);
+    }
+}
+
+""",
+    "lookup_q8": """/* An element-wise activation on int8 (ReLU, sigmoid, tanh...): a table of its 256 results, by input value. */
+static void kw_lookup_q8(const int8_t *x, int8_t *y, size_t n, const int32_t *table) {
+    for (size_t i = 0; i < n; ++i) y[i] = (int8_t)table[x[i] + 128];
+}
+
+""",
+    "softmax_q8": """/* Softmax on int8 over rows of `last` values, into TFLite's fixed output (scale 1/256, zero point -128):
+ * e[d] = round(65536 * exp(-d * input scale)) for d = row maximum - value (a table), then 256 * e / sum,
+ * rounded half up and capped at 255. Any buffer may be the other. */
+static void kw_softmax_q8(const int8_t *x, int8_t *y, size_t rows, size_t last, const int32_t *e) {
+    for (size_t r = 0; r < rows; ++r) {
+        const int8_t *xr = x + r * last;
+        int32_t top = -128;
+        uint32_t sum = 0;
+        for (size_t i = 0; i < last; ++i) top = xr[i] > top ? xr[i] : top;
+        for (size_t i = 0; i < last; ++i) sum += (uint32_t)e[top - xr[i]];
+        for (size_t i = 0; i < last; ++i) {
+            const uint64_t v = ((uint64_t)(uint32_t)e[top - xr[i]] * 256 + sum / 2) / sum;
+            y[r * last + i] = (int8_t)((v > 255 ? 255 : (int32_t)v) - 128);
+        }
+    }
+}
+
+""",
 }

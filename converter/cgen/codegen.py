@@ -28,6 +28,8 @@ class WeightRef:
     shape: tuple[int, ...]
     transposed: bool
     dtype: str = "float32"
+    values: Any = field(default=None, compare=False)        # the stored array (full-integer int8 works from it)
+    scale_values: Any = field(default=None, compare=False)  # int8: the stored scales
 
 
 @dataclass

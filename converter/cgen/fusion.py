@@ -35,7 +35,8 @@ def fold(call: Call, shape: Shape, sole: dict[str, Any], weights: dict[str, Any]
     post, found = call.post, []
     if post is None:
         return found
-    reader = sole.get(call.node.name) if POST in call.statements[-1] else None
+    takes = POST in call.statements[-1] if call.q8 is None else call.q8.epilogue  # its last kernel takes it
+    reader = sole.get(call.node.name) if takes else None
     while reader is not None and layers.spec(reader.class_name).c_fold is not None:
         try:
             layers.spec(reader.class_name).c_fold(Call(reader, [shape], ["@IN0@"], weights_of(reader, weights)), post)
@@ -44,7 +45,8 @@ def fold(call: Call, shape: Shape, sole: dict[str, Any], weights: dict[str, Any]
         found.append(reader)
         reader = sole.get(reader.name)
     post.folded = [n.name for n in found]
-    finish_epilogue(call, shape[-1])
+    if call.q8 is None:  # full-integer int8 folds them into its requantization instead (layers.q8)
+        finish_epilogue(call, shape[-1])
     return found
 
 

@@ -300,14 +300,16 @@ _NOT_ON_AVR = ("/* The forward pass (not on AVR, whose PROGMEM arrays need pgm_r
 def weight_refs(tensors: Sequence[Tensor], names: Mapping[str, str], nested: bool = False) -> dict:
     """Each tensor as the generated forward pass names it (C expressions of its array and scale), by name. The
     kernels read flat arrays: a nested array (``--c-arrays nested``) is passed as a pointer to its first element."""
-    refs = {}
+    refs, by_name = {}, {t.name: t for t in tensors}
     for tensor in tensors:
         q = tensor.quantization
         array = names[tensor.name]
         if nested and len(tensor.shape) >= 2:
             array = f"((const {dtypes.lookup(tensor.array.dtype).c_type} *){array})"
+        scale = by_name.get(q.scale) if q and q.scale else None
         refs[tensor.name] = codegen.WeightRef(array, names[q.scale] if q and q.scale else None, tensor.shape,
-                                              tensor.transform == "transpose", tensor.dtype)
+                                              tensor.transform == "transpose", tensor.dtype, tensor.array,
+                                              scale.array if scale is not None else None)
     return refs
 
 

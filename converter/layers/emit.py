@@ -27,6 +27,7 @@ class Post:
 
     def __init__(self) -> None:
         self.batch_norm: str | None = None
+        self.norm: tuple | None = None  # the BatchNormalization's (gamma, beta, mean, variance, epsilon) values
         self.lo, self.hi = -math.inf, math.inf
         self.folded: list[str] = []
 
@@ -56,6 +57,7 @@ class Call:
         self.padded: tuple[int, int, int, int] | None = None  # input 0 is a padding never made: (top, left, H, W)
                                                               # of the input it pads (Spec.c_padded emitters only)
         self.post: Post | None = None      # its kernel's epilogue, once the emitter passed it (see epilogue)
+        self.q8: Any = None                # full-integer int8: the call's int8 side (layers.q8.Q8), else None
 
     def weight(self, role: str, required: bool = True, shape: tuple[int, ...] | None = None):
         """The weight ``role``; ``shape`` is what the layer's configuration makes the generated loops read, so a

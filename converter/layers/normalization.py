@@ -41,6 +41,11 @@ def batch_norm_fold(call: Call, post: Post) -> None:
     if not post.empty:
         raise Unsupported("after an activation")
     post.batch_norm = _batch_norm_arguments(call)
+    channels = (call.inputs[0][-1],)
+    values = [None if ref is None else ref.values for ref in
+              (call.weight(role, required=role.startswith("moving"), shape=channels)
+               for role in ("gamma", "beta", "moving_mean", "moving_variance"))]
+    post.norm = (*values, call.number("epsilon", 1e-3, positive=True))
 
 
 def layer_norm_c(call: Call) -> Shape:
