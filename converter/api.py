@@ -49,11 +49,13 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
            options: Mapping[str, Mapping[str, Any]] | None = None, reader: str = "auto",
            fail_on_non_finite: bool = False, trust_code: bool = False, allow_sparse: bool = False,
            quantize: str | None = None, min_snr: float | None = None, max_bytes: int | None = None,
-           progress: Callable[[str, int, int, int, int], None] | None = None) -> dict:
+           progress: Callable[[str, int, int, int, int], None] | None = None, calibration: Any = None) -> dict:
     """Write the weights to ``out_dir`` in each format plus ``manifest.json``; return the manifest.
 
     ``quantize`` is ``int8``, ``float16`` or ``bfloat16`` (see ``converter.quantize``): every format then
-    stores the quantized tensors, and the manifest records how and at what error. ``min_snr`` (dB) refuses
+    stores the quantized tensors, and the manifest records how and at what error. With ``quantize="int8"`` and the C
+    forward pass, ``calibration`` (samples: an array ``(N, *input shape)``, a dict of them by input name, or a
+    ``.npy``/``.npz`` path) makes it full-integer int8 (docs/inference.md). ``min_snr`` (dB) refuses
     an export whose quantized tensors fall below it; ``max_bytes`` one whose C arrays would take more flash
     (alignment padding included). Both refuse before anything is written.
 
@@ -74,7 +76,7 @@ def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str]
     """
     try:
         return pipeline.run_export(source, Path(out_dir), registry.parse(formats), force, stem, layout, options, reader,
-                       fail_on_non_finite, trust_code, allow_sparse, pipeline.Bounds(quantize, min_snr, max_bytes), progress)
+                       fail_on_non_finite, trust_code, allow_sparse, pipeline.Bounds(quantize, min_snr, max_bytes, calibration), progress)
     except ConverterError as error:
         error.outputs = error.outputs or f"nothing in {out_dir} was written or changed"
         raise

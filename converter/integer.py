@@ -211,7 +211,7 @@ def weighted_requantization(in_params: tuple[float, int], kernel_scales: np.ndar
     ([200, -100], [1374389504, 1374389504], [-5, -4], (-10, 14))
     """
     (s_in, in_zero), (s_out, out_zero) = in_params, out_params
-    scales = np.asarray(kernel_scales, np.float32).astype(np.float64)
+    scales = np.asarray(kernel_scales, np.float32).astype(np.float64).reshape(-1)  # C x M for depthwise
     mul, add = (np.ones_like(scales), np.zeros_like(scales)) if affine is None else \
         (np.asarray(affine[0], np.float64), np.asarray(affine[1], np.float64))
     if np.any(mul == 0) or not np.all(np.isfinite(mul) & np.isfinite(add)):

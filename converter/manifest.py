@@ -277,8 +277,11 @@ def export_info(manifest: Mapping) -> ExportInfo:
                           Source(source["file"], source["format"], source["sha256"], source["reader"]))
     producer = manifest["producer"]
     version = producer.get("keras-weights") or producer.get("converter")  # the key before 0.2: "converter"
-    return ExportInfo(record, manifest["options"]["layout"], producer_version=version,
-                      graph=(manifest.get("inference") or {}).get("graph"))
+    inference = manifest.get("inference") or {}
+    activations = {entry["name"]: (entry["scale"], entry["zero_point"]) for entry in inference["activations"]} \
+        if "activations" in inference else None
+    return ExportInfo(record, manifest["options"]["layout"], producer_version=version, graph=inference.get("graph"),
+                      activations=activations)
 
 
 def tensor_records(manifest: Mapping, format_name: str, arrays: Mapping[str, Any]) -> list[Tensor]:

@@ -86,6 +86,9 @@ def run_export(source: Any, out_dir: Path, format_names: list[str], force: bool,
             module.check_layout(chosen[name], layout)
     if bounds.quantize:
         chosen["quantize"] = bounds.quantize
+    if bounds.calibration is not None and not ("c" in format_names and chosen["c"].get("inference")):
+        raise UsageError("calibration is for the full-integer int8 forward pass, which the C format writes",
+                         hint="Add [[-f c --c-inference|formats=['c'], options={'c': {'inference': True}}]].")
     folder = _output_folder(out_dir, stem)
     _refuse_output_inside_input(source, folder)
     stem = stem or stem_of(source)
@@ -118,7 +121,8 @@ def _checked_and_written(model: Any, tensors: Sequence[Tensor], hashing: Backgro
         hashing.wait()
         error.manifest = manifests.build(model, tensors, options={"layout": layout, "quantize": bounds.quantize})
         raise
-    prepared = _prepare(model, tensors, stem, format_names, chosen)  # refuses what a format cannot write, before any write
+    prepared = _prepare(model, tensors, stem, format_names, chosen, bounds.calibration)  # refuses what a format
+    # cannot write, before any write
     _create(folder)
     for name in atomic.remove_stale(folder):
         log.warning("removed %s, left in %s by an export that was killed", name, folder)
@@ -133,7 +137,7 @@ def _checked_and_written(model: Any, tensors: Sequence[Tensor], hashing: Backgro
         else None
     info = ExportInfo(model, layout, json.dumps(embedded, sort_keys=True, allow_nan=False) if embedded else "",
                       graph=(blocks.get("inference") or {}).get("graph"),
-                      prepared={name: ready for name, (_, ready) in prepared.items()})
+                      prepared={name: ready for name, (_, ready) in prepared.items()})  # the C program, made once
     files: list[dict] = []
     # All or nothing: every file is written into a staging folder and moved into place only when all
     # were written; the manifest comes last. A failure leaves earlier outputs untouched.
@@ -160,12 +164,13 @@ def _checked_and_written(model: Any, tensors: Sequence[Tensor], hashing: Backgro
     return manifest
 
 
-def _prepare(model: Any, tensors: Sequence[Tensor], stem: str, format_names: list[str], chosen: dict) -> dict:
+def _prepare(model: Any, tensors: Sequence[Tensor], stem: str, format_names: list[str], chosen: dict,
+             calibration: Any) -> dict:
     """Each format's ``prepare`` hook, where it has one: ``{format: (manifest blocks, what its writer takes)}``."""
     prepared = {}
     for name in format_names:
         module = registry.get(name)
-        result = module.prepare(model, tensors, stem, chosen[name]) if hasattr(module, "prepare") else None
+        result = module.prepare(model, tensors, stem, chosen[name], calibration) if hasattr(module, "prepare") else None
         if result is not None:
             prepared[name] = result
     return prepared
@@ -174,8 +179,10 @@ def _prepare(model: Any, tensors: Sequence[Tensor], stem: str, format_names: lis
 class Bounds:
     """What a quantized or size-bounded export must hold before anything is written."""
 
-    def __init__(self, quantize: str | None, min_snr: float | None, max_bytes: int | None) -> None:
+    def __init__(self, quantize: str | None, min_snr: float | None, max_bytes: int | None,
+                 calibration: Any = None) -> None:
         self.quantize, self.min_snr, self.max_bytes = quantize, min_snr, max_bytes
+        self.calibration = calibration  # full-integer int8: the samples (or their file) activations are ranged on
 
     def check(self) -> None:
         """The arguments themselves, before the model is read."""
@@ -186,6 +193,9 @@ class Bounds:
             if not self.quantize:
                 raise UsageError("min_snr bounds the error of quantization, and no quantization was asked for",
                                  hint="Add [[--quantize int8|quantize='int8']] (or float16, bfloat16), or drop [[--min-snr|min_snr]].")
+        if self.calibration is not None and self.quantize != "int8":
+            raise UsageError("calibration sets the ranges of full-integer int8, and int8 was not asked for",
+                             hint="Add [[--quantize int8|quantize='int8']], or drop [[--calibration|calibration]].")
         if self.max_bytes is not None and (not isinstance(self.max_bytes, int) or isinstance(self.max_bytes, bool)
                                            or self.max_bytes < 1):
             raise UsageError(f"max_bytes must be a positive number of bytes. Received: max_bytes={self.max_bytes!r}")

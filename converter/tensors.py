@@ -166,5 +166,6 @@ class ExportInfo:
     producer_version: str = __version__
     graph: dict | None = None  # the model's graph as JSON (cgen.graph), for C code that runs the weights
     prepared: dict = field(default_factory=dict)  # per format, what its prepare hook computed (C: the forward pass)
+    activations: dict | None = None  # full-integer int8: (scale, zero point) by traced value name (C: its forward pass)
 
 

@@ -6,6 +6,7 @@ int8 arrays and multiplies each output channel's sum by its scale (``y = scale[c
 """
 from __future__ import annotations
 
+from .integer import FUNCTIONS as INTEGER_FUNCTIONS
 from .plain import FUNCTIONS
 from .weighted import PANEL, TEMPLATES
 
@@ -100,3 +101,8 @@ def weighted(kind: str, quantized: bool) -> str:
 
 def plain(kind: str) -> str:
     return FUNCTIONS[kind]
+
+
+def integer(needed: set[str]) -> str:
+    """The full-integer int8 kernels needed, in the order they call one another (requantization first)."""
+    return "".join(text for name, text in INTEGER_FUNCTIONS.items() if name in needed)

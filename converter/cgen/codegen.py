@@ -15,9 +15,10 @@ from ..errors import InputInvalid, UsageError
 from .. import c_kernels as kernels
 from .. import layers
 from .arena import Storage, place
-from . import fusion
+from . import fusion, integer_program
 from .graph import Graph
-from ..layers.emit import Call, Shape, Unsupported, size
+from ..layers.emit import TRACE, Call, Shape, Unsupported, size
+from ..layers.q8 import Q8
 
 @dataclass(frozen=True)
 class WeightRef:
@@ -39,6 +40,7 @@ class Program:
     arena_bytes: int
     input_size: int
     output_size: int
+    reference: Any = None  # full-integer int8: the numpy twin of <prefix>_predict_int8 (int8 inputs -> outputs)
 
 
 @dataclass
@@ -78,8 +80,11 @@ def parse_input_shapes(text: str) -> list[Shape]:
     return shapes
 
 
-def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_shapes: list[Shape] = ()) -> Program:
-    """The C text of the forward pass, or :class:`InputInvalid` naming every layer it cannot run."""
+def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_shapes: list[Shape] = (),
+             activations: dict[str, tuple[float, int]] | None = None) -> Program:
+    """The C text of the forward pass, or :class:`InputInvalid` naming every layer it cannot run. With
+    ``activations`` (the (scale, zero point) of each value the float pass traces, by name), the full-integer int8
+    pass (``converter.cgen.integer_program``) and its numpy twin."""
     if input_shapes and len(input_shapes) != len(graph.inputs):
         raise UsageError(f"--c-input-shape gives {len(input_shapes)} shapes for a model of {len(graph.inputs)} inputs "
                          f"({', '.join(graph.inputs)})", hint="Give one shape per input, joined by commas.")
@@ -92,6 +97,9 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     steps: list[_Step] = []
     problems: list[str] = []
     input_offset = 0
+    integer = activations is not None
+    params: dict[tuple[str, int], tuple[float, int]] = {}  # int8: each value's (scale, zero point)
+    twins: list = []  # int8: (names, input refs, twin, shape) per node, in order: the numpy program
     for node in graph.nodes:
         if node.name in folded:
             continue
@@ -114,10 +122,14 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             values[(node.name, 0)] = _Value(shape, Storage(size(shape), -1, -1, external="input",
                                                             pending=readers.get((node.name, 0), 0)), input_offset)
             input_offset += size(shape)
+            if integer:
+                params[(node.name, 0)] = activations.get(node.name) or (1.0, 0)
+                problems += [] if node.name in activations else [f"input '{node.name}': no calibrated range"]
             continue
-        kind = layers.spec(node.class_name).c
+        kind = layers.spec(node.class_name).c_int8 if integer else layers.spec(node.class_name).c
         if kind is None:
-            problems.append(f"layer '{node.name}' ({node.class_name}): not supported")
+            problems.append(f"layer '{node.name}' ({node.class_name}): not supported"
+                            + (" in full-integer int8" if integer and layers.spec(node.class_name).c else ""))
             continue
         try:
             sources = [values[ref] for ref in node.inputs]
@@ -132,6 +144,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         for value in sources:
             value.storage.pending -= 1
         call.input_dead = bool(sources) and sources[0].storage.pending == 0 and not sources[0].storage.external
+        if integer:
+            call.q8 = Q8([params[ref] for ref in node.inputs], integer_program.params_lookup(activations))
         try:
             shape = kind(call)
         except Unsupported as why:
@@ -156,6 +170,12 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         folded.update(n.name for n in after)
         reads = readers.get(((after[-1] if after else node).name, 0), 0)
         fused = call.pads is not None and node.name in padders  # its only reader pads the input itself
+        if integer:
+            try:
+                integer_program.finish(call, node, after, fused, params, activations, twins, shape)
+            except Unsupported as why:
+                problems.append(f"layer '{node.name}' ({node.class_name}): {why}")
+                continue
         if call.alias or call.in_place or fused:  # the output is the input's buffer, its readers now that buffer's
             padded = (*call.pads, *sources[0].shape[:2]) if fused else None
             values[(node.name, 0)] = _Value(shape, sources[0].storage, sources[0].at, padded)
@@ -184,6 +204,10 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             raise InputInvalid(f"--c-inference cannot generate code for this model: {what} would take {4 * floats:,} "
                                f"bytes, more than {MAX_BYTES:,} (what a 32-bit size_t and C's int hold)",
                                hint="Give smaller inputs with --c-input-shape, or export the weights alone.")
+    if integer:
+        layout = [(name, values[(name, 0)].shape, values[(name, 0)].at) for name in graph.inputs]
+        return integer_program.render(graph, steps, outputs, layout, input_offset, arena, prefix, params, twins,
+                                      _pointer, _shape_text)
     return _program(graph, steps, outputs, input_offset, arena, prefix)
 
 
@@ -283,7 +307,7 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
         body += ["    {"] if post else []  # the block holding its kw_post
         for statement in call.statements:
             text = re.sub(r"@IN\d+@|@OUT@|\bT\d+\b", lambda found: f"({replacements[found.group(0)]})", statement)
-            body.append(indent + re.sub(r"\bkw_", f"{prefix}_kw_", text))
+            body.append(indent + traced_inside(re.sub(r"\bkw_", f"{prefix}_kw_", text), step.node.name, f"{m}_TRACE"))
         body += ["    }"] if post else []
         traced = post.folded[-1] if post and post.folded else step.node.name  # the values the buffer now holds
         body.append(f"    {m}_TRACE({c_string(traced)}, {replacements['@OUT@']}, {size(step.shape)});")
@@ -331,6 +355,12 @@ BLOCKING = ("#ifndef KW_SMALL\n#ifdef __OPTIMIZE_SIZE__\n#define KW_SMALL 1\n#el
             "#else\n#define KW_NO_UNROLL\n#endif\n"
             "#ifdef FP_FAST_FMAF\n#define KW_MADD(a, b, c) fmaf((a), (b), (c))\n#else\n#define KW_MADD(a, b, c) ((a) * (b) + (c))\n"
             "#endif\n\n")
+
+
+def traced_inside(statement: str, layer: str, hook: str) -> str:
+    """A trace inside a layer (``Call.trace``) as a call of the trace hook, named '<layer>/<label>'."""
+    return re.sub(re.escape(TRACE) + r"\((\w+), ", lambda found: f"{hook}({c_string(layer + '/' + found.group(1))}, ",
+                  statement)
 
 
 def _kernel_text(needed: set[str]) -> str:

@@ -9,17 +9,19 @@ into one header as ``static const`` definitions. The text is streamed tensor by 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
-from .. import atomic, choices
+from .. import atomic, choices, integer
 from ..errors import InputInvalid, UsageError
 from ..cgen import codegen, graph
 from ..tensors import ExportInfo, Tensor
-from . import c_build
+from . import c_build, c_calibration
 from .c_parse import read  # noqa: F401  (the registry face: c.read)
 from .c_names import (DEFAULT_ALIGN, SYSTEM_HEADERS, files, flash_by_layer, keys, prefix_for,  # noqa: F401  (the face)
                       scale_indexing)
@@ -124,10 +126,12 @@ def check_layout(options: Mapping[str, object], layout: str) -> None:
                          hint="Drop --layout (or export the C forward pass and the other layout separately).")
 
 
-def prepare(model, tensors: Sequence[Tensor], stem: str, options: Mapping[str, object]) -> tuple[dict, object] | None:
+def prepare(model, tensors: Sequence[Tensor], stem: str, options: Mapping[str, object], calibration: Any = None
+            ) -> tuple[dict, object] | None:
     """What the C output computes before anything is written: with ``inference``, the forward pass (an unsupported
     model is refused now, with nothing written), as (the manifest's ``inference`` block, the program for
-    :func:`write`); None without it."""
+    :func:`write`); None without it. With ``calibration`` (samples, see ``c_calibration.samples_for``), the
+    full-integer int8 pass, its activations' ranges and parameters in the block."""
     if not options.get("inference"):
         return None
     if model.config is None:
@@ -136,10 +140,23 @@ def prepare(model, tensors: Sequence[Tensor], stem: str, options: Mapping[str, o
                            hint="Export a model saved whole (model.save), or leave out --c-inference.")
     graph_json = graph.to_json(graph.from_config(model.config))
     names = keys(tensors, stem, prefix=str(options["prefix"]))
-    program = inference_program(tensors, names, str(options["prefix"]), ExportInfo(model, graph=graph_json),
-                                str(options.get("input_shape", "")), nested=options.get("arrays") == "nested")
+    info, shape, activations = ExportInfo(model, graph=graph_json), str(options.get("input_shape", "")), None
+    if calibration is not None:
+        found = graph.from_json(graph_json)
+        samples = c_calibration.samples_for(calibration, list(found.inputs), codegen.input_shapes(found, shape))
+        ranges = c_calibration.ranges(tensors, str(options["prefix"]), info, shape, list(found.inputs), samples,
+                                      c_calibration.default_compiler())
+        activations = [{"name": name, "min": low, "max": high, **dict(zip(("scale", "zero_point"),
+                                                                           integer.activation_parameters(low, high)))}
+                       for name, (low, high) in ranges.items()]
+        info = dataclasses.replace(info, activations={a["name"]: (a["scale"], a["zero_point"]) for a in activations})
+    program = inference_program(tensors, names, str(options["prefix"]), info, shape,
+                                nested=options.get("arrays") == "nested")
     block = {"graph": graph_json, "arena_bytes": program.arena_bytes, "input_size": program.input_size,
              "output_size": program.output_size}
+    if activations is not None:
+        block["calibration_samples"] = len(samples[0])
+        block["activations"] = activations
     return {"inference": block}, program
 
 

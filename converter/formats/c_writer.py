@@ -55,13 +55,13 @@ class Unit:
             out.write(f"extern const {self.prefix}_layer_t {self.prefix}_layers[{max(len(self.layer_rows), 1)}];\n")
             out.write("#endif\n\n")
         if self.program:
-            predict = f"int {self.prefix}_predict("
+            predict = re.compile(rf"^int {self.prefix}_predict(_int8)?\(", re.M)
             out.write(_NOT_ON_AVR)
             if self.header_only:  # everything static in the one header; inline, so a unit that only
                 # includes it is not warned of functions it does not call (-Wunused-function)
-                out.write(self.program.header.replace(predict, "static inline " + predict))
+                out.write(predict.sub(lambda found: "static inline " + found.group(0), self.program.header))
                 source = re.sub(r"^static (?!inline)", "static inline ", self.program.source, flags=re.M)
-                out.write("#include <math.h>\n\n" + source.replace(predict, "static inline " + predict))
+                out.write("#include <math.h>\n\n" + predict.sub(lambda found: "static inline " + found.group(0), source))
             else:
                 out.write(self.program.header)
             out.write("#endif /* __AVR__ */\n\n")
@@ -320,7 +320,7 @@ def inference_program(tensors: Sequence[Tensor], names: Mapping[str, str], prefi
         raise InputInvalid("--c-inference needs the model's configuration (layers and how they connect), which this "
                            "input does not hold", hint="Export a model saved whole (model.save), not weights only.")
     return codegen.generate(graph.from_json(info.graph), weight_refs(tensors, names, nested), prefix,
-                            codegen.parse_input_shapes(input_shape))
+                            codegen.parse_input_shapes(input_shape), info.activations)
 
 
 def emit(unit: Unit, path: Path, output_for: Callable[[Path], atomic.HashedOutput]) -> dict[str, str]:

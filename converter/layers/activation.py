@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import math
 
-from .emit import CLAMPS, Call, Post, Shape, Unsupported, activation, c_float, copied, size
+import numpy as np
+
+from . import q8
+from .emit import CLAMPS, Call, Post, Shape, Unsupported, activation, c_float, copied, in_place, size
 from .spec import Spec
 
 
@@ -68,8 +71,51 @@ def softmax_c(call: Call) -> Shape:
     return shape
 
 
+# -- full-integer int8: a table of the 256 results (softmax: its own kernel), in place where the input is dead --
+def _elementwise_q8(call: Call, name: str, a: float = 0.0, function=None) -> Shape:
+    shape = call.inputs[0]
+    if name in (None, "linear"):
+        call.alias = True
+        return shape
+    in_place(call)
+    twin = q8.elementwise(call, name, call.source(), call.output, shape, call.q8.inputs[0], a, function)
+    call.q8.reference = lambda xs, qs: twin(xs[0])
+    return shape
+
+
+def activation_q8(call: Call) -> Shape:
+    return _elementwise_q8(call, call.config.get("activation"))
+
+
+def relu_q8(call: Call) -> Shape:
+    top, slope, threshold = _max_value(call), call.number("negative_slope", 0.0), call.number("threshold", 0.0)
+
+    def relu(v):  # kw_relu's definition
+        out = np.where(v >= threshold, v, slope * (v - threshold))
+        return np.minimum(out, top) if top >= 0 else out
+
+    return _elementwise_q8(call, "relu", function=relu)
+
+
+def leaky_relu_q8(call: Call) -> Shape:
+    return _elementwise_q8(call, "leaky_relu", call.number("negative_slope" if "negative_slope" in call.config
+                                                          else "alpha", 0.3))
+
+
+def elu_q8(call: Call) -> Shape:
+    return _elementwise_q8(call, "elu", call.number("alpha", 1.0))
+
+
+def softmax_q8(call: Call) -> Shape:
+    axis = call.config.get("axis", -1)
+    if axis not in (-1, len(call.inputs[0]), [-1]):
+        raise Unsupported(f"axis={axis}")
+    return _elementwise_q8(call, q8.SOFTMAX)
+
+
 # Elementwise: every value stays where it was, so a flattened map keeps its order through them.
-SPECS = (Spec("Activation", elementwise=True, c=activation_c, c_fold=activation_fold),
-         Spec("ReLU", elementwise=True, c=relu_c, c_fold=relu_fold),
-         Spec("LeakyReLU", elementwise=True, c=leaky_relu_c), Spec("ELU", elementwise=True, c=elu_c),
-         Spec("Softmax", c=softmax_c), Spec("PReLU", roles=("alpha",)))
+SPECS = (Spec("Activation", elementwise=True, c=activation_c, c_int8=activation_q8, c_fold=activation_fold),
+         Spec("ReLU", elementwise=True, c=relu_c, c_int8=relu_q8, c_fold=relu_fold),
+         Spec("LeakyReLU", elementwise=True, c=leaky_relu_c, c_int8=leaky_relu_q8),
+         Spec("ELU", elementwise=True, c=elu_c, c_int8=elu_q8), Spec("Softmax", c=softmax_c, c_int8=softmax_q8),
+         Spec("PReLU", roles=("alpha",)))

@@ -2,10 +2,14 @@
 channels last; PyTorch holds them channels first."""
 from __future__ import annotations
 
+import numpy as np
+
+from . import q8
 from .dense import KERNEL_BIAS
 from .emit import Call, Shape, Unsupported, epilogue, spatial, spatial_output, weights_arguments, window
 from .spec import Spec
 from .to_torch import Site, Unmappable, channels_first, permute
+from .. import integer
 from ..transforms import Step
 
 
@@ -83,6 +87,7 @@ def separable_c(call: Call) -> Shape:
     ds, ps = ("_i8" if depth_quantized else "_f32"), ("_i8" if point_quantized else "_f32")
     call.emit(f"kw_depthwise2d{ds}({call.source()}, {middle}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, {KW}, "
               f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL, NULL);", "depthwise2d" + ds)
+    call.trace("depthwise", middle, OH * OW * C * multiplier)  # calibrated: full-integer int8 holds it in int8
     call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}, {bias}, "
               f"{epilogue(call)});", "dense" + ps)
     return spatial_output(call, rank, OH, OW, filters)
@@ -112,6 +117,103 @@ def conv_transpose_c(call: Call) -> Shape:
     call.emit(f"kw_conv2d_transpose{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, "
               f"{KW}, {SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias});", "conv2d_transpose" + suffix)
     return spatial_output(call, rank, OH, OW, filters)
+
+
+# -- full-integer int8 (layers.q8): the same geometry, int8 kernels ---------------------------------------------
+def _accumulators(call: Call, count: int) -> str:
+    """An arena temporary of ``count`` int32 sums (temporaries are in bytes in the int8 program, 4-aligned)."""
+    call.temporaries.append(4 * count)
+    return f"(int32_t *)T{len(call.temporaries) - 1}"
+
+
+def conv_q8(call: Call) -> Shape:
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    if call.integer("groups", 1) != 1:
+        raise Unsupported(f"groups={call.config['groups']}")
+    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
+    filters = call.integer("filters")
+    window = (KW,) if rank == 1 else (KH, KW)
+    kernel = q8.int8_kernel(call, "kernel", (*window, C, filters))
+    name = call.config.get("activation")
+    before = q8.before_activation(call, name)
+    requantization = q8.weighted(call, kernel, q8.float_values(call, "bias", filters), True, inside=before)
+    acc = _accumulators(call, filters)
+    if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):
+        call.emit(f"kw_dense_q8({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {kernel.array}, {acc}, "
+                  f"{requantization});", "dense_q8", "requantize")
+    else:
+        call.temporaries.append(KH * KW * C)
+        call.emit(f"kw_conv2d_q8({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
+                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {kernel.array}, T{len(call.temporaries) - 1}, {acc}, "
+                  f"{requantization});", "conv2d_q8", "dense_q8", "requantize")
+    out = (OW, filters) if rank == 1 else (OH, OW, filters)
+    after = q8.activation(call, name, call.output, out, before)
+    w = np.asarray(kernel.values).reshape(KH, KW, C, filters)
+    call.q8.reference = lambda xs, qs: q8.then(after, integer.conv2d(
+        xs[0].reshape(H, W, C), w, qs[0], (OH, OW), (SH, SW), (DH, DW), (PT, PL)).reshape(out))
+    return out
+
+
+def _depthwise_q8(call: Call, role: str, geometry, multiplier: int, inside=None, middle: bool = False) -> tuple:
+    """The int8 depthwise kernel's call on input 0, into ``call.output`` or (``middle``: a separable convolution's
+    half, without bias) a temporary; ``inside``: the parameters of the value it writes where that is not the
+    step's output. (Its output buffer, its twin on input 0.)"""
+    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = geometry
+    rank_window = (KH, KW) if "1D" not in call.node.class_name else (KW,)
+    kernel = q8.int8_kernel(call, role, (*rank_window, C, multiplier), C * multiplier)
+    values = None if middle else q8.float_values(call, "bias", C * multiplier)
+    requantization = q8.weighted(call, kernel, values, fold_zero_point=False, inside=inside)
+    acc = _accumulators(call, C * multiplier)
+    target = call.output
+    if middle:
+        call.temporaries.append(OH * OW * C * multiplier)
+        target = f"T{len(call.temporaries) - 1}"
+    call.emit(f"kw_depthwise2d_q8({call.source()}, {target}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, {KW}, "
+              f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {kernel.array}, {acc}, {requantization});", "depthwise2d_q8",
+              "requantize")
+    w = np.asarray(kernel.values).reshape(KH, KW, C, multiplier)
+    index = len(call.q8.requantizers) - 1
+    return target, lambda x, qs: integer.depthwise2d(x.reshape(H, W, C), w, qs[index], (OH, OW), (SH, SW), (DH, DW),
+                                                     (PT, PL))
+
+
+def depthwise_q8(call: Call) -> Shape:
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    geometry = _conv_geometry(call, rank)
+    (OH, OW), C = geometry[1], geometry[0][2]
+    multiplier = call.integer("depth_multiplier", 1)
+    name = call.config.get("activation")
+    before = q8.before_activation(call, name)
+    _, reference = _depthwise_q8(call, "kernel" if "kernel" in call.weights else "depthwise_kernel", geometry,
+                                 multiplier, before)
+    out = (OW, C * multiplier) if rank == 1 else (OH, OW, C * multiplier)
+    after = q8.activation(call, name, call.output, out, before)
+    call.q8.reference = lambda xs, qs: q8.then(after, reference(xs[0], qs).reshape(out))
+    return out
+
+
+def separable_q8(call: Call) -> Shape:
+    """The depthwise half into a temporary, at the parameters calibrated for it (the float pass traces it as
+    '<layer>/depthwise'), then the pointwise half as Dense over the pixels."""
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    geometry = _conv_geometry(call, rank)
+    (OH, OW), C = geometry[1], geometry[0][2]
+    multiplier, filters = call.integer("depth_multiplier", 1), call.integer("filters")
+    middle = call.q8.params_of(f"{call.node.name}/depthwise")
+    target, depthwise = _depthwise_q8(call, "depthwise_kernel", geometry, multiplier, middle, middle=True)
+    kernel = q8.int8_kernel(call, "pointwise_kernel", (*(1,) * rank, C * multiplier, filters))
+    name = call.config.get("activation")
+    before = q8.before_activation(call, name)
+    requantization = q8.weighted(call, kernel, q8.float_values(call, "bias", filters), True, source=middle,
+                                 inside=before)
+    call.emit(f"kw_dense_q8({target}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {kernel.array}, "
+              f"{_accumulators(call, filters)}, {requantization});", "dense_q8")
+    out = (OW, filters) if rank == 1 else (OH, OW, filters)
+    after = q8.activation(call, name, call.output, out, before)
+    w = np.asarray(kernel.values).reshape(C * multiplier, filters)
+    call.q8.reference = lambda xs, qs: q8.then(after, integer.dense(depthwise(xs[0], qs).reshape(OH * OW, -1), w,
+                                                                    qs[1]).reshape(out))
+    return out
 
 
 # -- PyTorch: nn.ConvNd, nn.ConvTransposeNd, depthwise as a grouped nn.ConvNd, separable as depthwise + pointwise ----
@@ -157,12 +259,14 @@ def separable_torch(site: Site) -> list:
 
 SPECS = (
     *(Spec(name, roles=KERNEL_BIAS, channels="last", torch=conv_torch, c=conv_c if "3" not in name else None,
-           c_padded=name == "Conv2D") for name in ("Conv1D", "Conv2D", "Conv3D")),
+           c_int8=conv_q8 if "3" not in name else None, c_padded=name == "Conv2D")
+      for name in ("Conv1D", "Conv2D", "Conv3D")),
     *(Spec(name, roles=("depthwise_kernel", "pointwise_kernel", "bias"), channels="last", torch=separable_torch,
-           c=separable_c, c_padded=name == "SeparableConv2D") for name in ("SeparableConv1D", "SeparableConv2D")),
+           c=separable_c, c_int8=separable_q8, c_padded=name == "SeparableConv2D")
+      for name in ("SeparableConv1D", "SeparableConv2D")),
     *(Spec(name, channels="keras1", c=conv_c) for name in ("Convolution1D", "Convolution2D")),
     Spec("Convolution3D", channels="keras1"),
-    *(Spec(name, roles=KERNEL_BIAS, channels="depthwise", torch=depthwise_torch, c=depthwise_c,
+    *(Spec(name, roles=KERNEL_BIAS, channels="depthwise", torch=depthwise_torch, c=depthwise_c, c_int8=depthwise_q8,
            c_padded=name == "DepthwiseConv2D") for name in ("DepthwiseConv1D", "DepthwiseConv2D")),
     *(Spec(name, roles=KERNEL_BIAS, channels="transposed", torch=conv_torch,
            c=conv_transpose_c if "3" not in name else None)

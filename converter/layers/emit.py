@@ -16,6 +16,7 @@ class Unsupported(Exception):
     """A layer, or an option of it, the generated code does not implement."""
 
 
+TRACE = "@TRACE@"  # a trace inside a layer (Call.trace); the code generator names it
 POST = "@POST@"  # a kernel's last argument, its epilogue: NULL, or the kw_post of the layers folded into it
 
 
@@ -102,6 +103,11 @@ class Call:
     def emit(self, text: str, *needs: str) -> None:
         self.statements.append(text)
         self.kernels.update(needs)
+
+    def trace(self, label: str, buffer: str, count: int) -> None:
+        """Hand a value computed inside the layer to the trace hook as '<layer>/<label>' (label: ASCII letters):
+        calibration records its range, which full-integer int8 needs where it keeps that value in int8."""
+        self.statements.append(f"{TRACE}({label}, {buffer}, {count});")
 
     def source(self, index: int = 0) -> str:
         self.read.add(index)
@@ -238,6 +244,8 @@ def activation(call: Call, name: Any, buffer: str, shape: Shape, a: float = 0.0)
         return
     if not isinstance(name, str) or (name not in kernels.ACTIVATIONS and name != kernels.SOFTMAX):
         raise Unsupported(f"activation {name!r}")
+    if buffer == call.output and call.post is not None:  # a weighted layer's own: its values before are calibrated
+        call.trace("before_activation", buffer, size(shape))
     if name == "leaky_relu" and not a:
         a = 0.2  # keras.activations.leaky_relu's default negative slope
     if name == "elu" and not a:

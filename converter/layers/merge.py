@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .emit import Call, Shape, Unsupported, in_place, size
 from .spec import Spec
+from .. import integer
 
 
 def merge_c(call: Call) -> Shape:
@@ -15,6 +16,38 @@ def merge_c(call: Call) -> Shape:
     call.emit(f"kw_merge({call.source(0)}, {call.source(1)}, {call.output}, {n}, {op});", "merge")
     for index in range(2, len(shapes)):
         call.emit(f"kw_merge({call.output}, {call.source(index)}, {call.output}, {n}, {op});", "merge")
+    return shapes[0]
+
+
+def add_q8(call: Call) -> Shape:
+    """int8 Add as TFLite computes it, input by input into the output (in place where input 0 is dead); the
+    output's parameters are calibrated. More than two inputs: each further one added to the running sum, whose
+    parameters are the output's."""
+    shapes = call.inputs
+    if call.node.class_name != "Add":
+        raise Unsupported(f"{call.node.class_name} in full-integer int8 (Add is computed)")
+    if any(s != shapes[0] for s in shapes):
+        raise Unsupported(f"inputs of different shapes {[list(s) for s in shapes]} (broadcasting)")
+    n, sources = size(shapes[0]), call.q8.inputs
+    in_place(call)
+    tables = []
+    for index in range(1, len(shapes)):
+        first = sources[0] if index == 1 else None  # None: the running sum, at the output's parameters
+        tables.append(call.q8.table(lambda output, first=first, second=sources[index]:
+                                    integer.add_parameters(first or output, second, output)))
+        a = call.source(0) if index == 1 else call.output
+        zero = f"{sources[0][1]}" if index == 1 else "@OUT_ZERO@"
+        call.emit(f"kw_add_q8({a}, {call.source(index)}, {call.output}, {n}, {zero}, {sources[index][1]}, @OUT_ZERO@, "
+                  f"{tables[-1]});", "add_q8", "requantize")
+
+    def reference(xs, qs):
+        out_zero = call.q8.final[1]
+        total = integer.add(xs[0], xs[1], (sources[0][1], sources[1][1], out_zero), call.q8.table_values[0])
+        for index in range(2, len(xs)):
+            total = integer.add(total, xs[index], (out_zero, sources[index][1], out_zero), call.q8.table_values[index - 1])
+        return total
+
+    call.q8.reference = reference
     return shapes[0]
 
 
@@ -36,5 +69,5 @@ def concatenate_c(call: Call) -> Shape:
     return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
 
 
-SPECS = (Spec("Add", c=merge_c), Spec("Subtract", c=merge_c), Spec("Multiply", c=merge_c),
+SPECS = (Spec("Add", c=merge_c, c_int8=add_q8), Spec("Subtract", c=merge_c), Spec("Multiply", c=merge_c),
          Spec("Concatenate", c=concatenate_c))

@@ -20,5 +20,5 @@ def random_crop_c(call: Call) -> Shape:
     raise Unsupported("RandomCrop (crops at inference)")
 
 
-SPECS = (*(Spec(name, identity=True, c=identity_c) for name in _IDENTITY),
+SPECS = (*(Spec(name, identity=True, c=identity_c, c_int8=identity_c) for name in _IDENTITY),
          Spec("RandomCrop", identity=True, c=random_crop_c))

@@ -1,8 +1,10 @@
 """Pooling, windowed and global."""
 from __future__ import annotations
 
+from . import q8
 from .emit import Call, Shape, channels_last, size, spatial, window
 from .spec import Spec
+from .. import integer
 
 
 def pooling_c(call: Call) -> Shape:
@@ -24,6 +26,36 @@ def global_pooling_c(call: Call) -> Shape:
     return (*(1,) * (len(shape) - 1), shape[-1]) if call.config.get("keepdims") else (shape[-1],)
 
 
+def pooling_q8(call: Call) -> Shape:
+    """int8 pooling keeps its input's parameters (TFLite's rule), so the maximum or average needs no rescaling."""
+    rank = 1 if call.node.class_name.endswith("1D") else 2
+    (H, W, C), (KH, KW), (SH, SW), _, padding = spatial(call, rank)
+    OH, PT = window(H, KH, SH, 1, padding) if rank == 2 else (1, 0)
+    OW, PL = window(W, KW, SW, 1, padding)
+    average = "Average" in call.node.class_name or "Avg" in call.node.class_name
+    call.emit(f"kw_pool2d_q8({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {KH}, {KW}, {SH}, {SW}, {PT}, "
+              f"{PL}, {int(average)});", "pool2d_q8")
+    call.q8.output = call.q8.inputs[0]
+    out = (OW, C) if rank == 1 else (OH, OW, C)
+    call.q8.reference = lambda xs, qs: integer.pool2d(xs[0].reshape(H, W, C), (OH, OW), (KH, KW), (SH, SW), (PT, PL),
+                                                      average).reshape(out)
+    return out
+
+
+def global_pooling_q8(call: Call) -> Shape:
+    channels_last(call)
+    shape = call.inputs[0]
+    average = "Av" in call.node.class_name
+    call.temporaries.append(4 * shape[-1])
+    call.emit(f"kw_global_pool_q8({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, "
+              f"(int32_t *)T{len(call.temporaries) - 1}, {int(average)});", "global_pool_q8")
+    call.q8.output = call.q8.inputs[0]
+    out = (*(1,) * (len(shape) - 1), shape[-1]) if call.config.get("keepdims") else (shape[-1],)
+    call.q8.reference = lambda xs, qs: integer.global_pool(xs[0], average).reshape(out)
+    return out
+
+
 WINDOWED = ('MaxPooling1D', 'MaxPooling2D', 'AveragePooling1D', 'AveragePooling2D', 'MaxPool1D', 'MaxPool2D', 'AvgPool1D', 'AvgPool2D')
 GLOBAL = ('GlobalAveragePooling1D', 'GlobalAveragePooling2D', 'GlobalAveragePooling3D', 'GlobalMaxPooling1D', 'GlobalMaxPooling2D', 'GlobalMaxPooling3D', 'GlobalAvgPool1D', 'GlobalAvgPool2D', 'GlobalMaxPool1D', 'GlobalMaxPool2D')
-SPECS = (*(Spec(name, c=pooling_c) for name in WINDOWED), *(Spec(name, c=global_pooling_c) for name in GLOBAL))
+SPECS = (*(Spec(name, c=pooling_c, c_int8=pooling_q8) for name in WINDOWED),
+         *(Spec(name, c=global_pooling_c, c_int8=global_pooling_q8 if "3D" not in name else None) for name in GLOBAL))

@@ -35,34 +35,41 @@ class Q8:
         self.epilogue = False
         self.requantizers: list[Callable[[Params, Post | None], integer.Requantization]] = []
         self.reference: Callable[[list[np.ndarray], list[integer.Requantization]], np.ndarray] | None = None
-        self.tables: list[np.ndarray] = []  # int32 lookup tables its kernels read (``@TABLE:i@``)
+        self.tables: list[Callable[[Params], np.ndarray]] = []  # int32 tables its kernels read (``@TABLE:i@``),
+        self.table_values: list[np.ndarray] = []                # from the step's output parameters
         self.q: list[integer.Requantization] = []
+        self.final: Params | None = None  # the step's output parameters, once known
 
     def argument(self, requantize: Callable[[Params, Post | None], integer.Requantization]) -> str:
         """A kernel's requantization argument: a placeholder the code generator replaces by its kw_q8."""
         self.requantizers.append(requantize)
         return f"@Q8:{len(self.requantizers) - 1}@"
 
-    def table(self, values: np.ndarray) -> str:
-        self.tables.append(np.asarray(values, np.int32))
+    def table(self, make: Callable[[Params], np.ndarray]) -> str:
+        """A kernel's int32 table, made from the step's output parameters once known: a placeholder for its array."""
+        self.tables.append(make)
         return f"@TABLE:{len(self.tables) - 1}@"
 
     def finish(self, output: Params, post: Post | None) -> None:
         """Once the output's parameters and the layers folded in are known: the requantizations."""
+        self.final = output
         try:
             self.q = [requantize(output, post) for requantize in self.requantizers]
+            self.table_values = [np.asarray(make(output), np.int32) for make in self.tables]
         except ValueError as why:
             raise Unsupported(f"full-integer int8: {why}") from None
 
 
-def int8_kernel(call: Call, role: str, shape: tuple[int, ...]):
-    """A kernel weight as full-integer int8 reads it: int8 with per-channel scales (``--quantize int8``)."""
+def int8_kernel(call: Call, role: str, shape: tuple[int, ...], channels: int | None = None):
+    """A kernel weight as full-integer int8 reads it: int8 with a scale per output channel (``--quantize int8``;
+    ``channels``: their number where it is not the last axis's, a depthwise kernel's C x M)."""
     kernel = call.weight(role, shape=shape)
     if kernel.scale is None or kernel.values is None or kernel.scale_values is None:
         raise Unsupported("full-integer int8 needs int8 weights: export with --quantize int8")
-    if np.asarray(kernel.scale_values).size != shape[-1]:
+    channels = channels or shape[-1]
+    if np.asarray(kernel.scale_values).size != channels:
         raise Unsupported(f"its weight '{role}' has {np.asarray(kernel.scale_values).size} scales, not one per "
-                          f"output channel ({shape[-1]})")
+                          f"output channel ({channels})")
     return kernel
 
 
@@ -91,21 +98,26 @@ def clamp_of(post: Post | None) -> tuple[float, float]:
     return (post.lo, post.hi) if post is not None else (-math.inf, math.inf)
 
 
-def weighted(call: Call, kernel: Any, bias: np.ndarray | None, fold_zero_point: bool,
-             inside: tuple[Params, Params] | None = None) -> str:
+def weighted(call: Call, kernel: Any, bias: np.ndarray | None, fold_zero_point: bool, source: Params | None = None,
+             inside: Params | None = None) -> str:
     """The requantization argument of a convolution or Dense: per-channel multipliers, the int32 bias (with the
     input zero point's share folded in for kernels that sum stored values), and the BatchNorm and clamp folded into
-    the layer's last kernel. ``inside``: (input, output) parameters of a kernel writing a value inside the layer (a
-    separable convolution's depthwise half), which takes nothing folded; else input 0 to the step's output."""
+    the layer's last kernel. ``source``: its input's parameters (input 0's by default); ``inside``: the parameters
+    of the value it writes where that is inside the layer (a separable convolution's depthwise half: nothing is
+    folded into it), else the step's output."""
+    source = source or call.q8.inputs[0]
+
     def requantize(step_output: Params, post: Post | None) -> integer.Requantization:
-        source, target = inside or (call.q8.inputs[0], step_output)
         post = None if inside else post
-        q = integer.weighted_requantization(source, kernel.scale_values, bias, target, clamp_of(post), affine_of(post))
+        q = integer.weighted_requantization(source, kernel.scale_values, bias, inside or step_output, clamp_of(post),
+                                            affine_of(post))
         if fold_zero_point:
             q = replace(q, bias=integer.folded_bias(q.bias, np.asarray(kernel.values), q.in_zero))
         return q
 
     call.q8.epilogue = inside is None
+    if inside is None:
+        call.post = call.post or Post()  # what fusion folds in, and the layer's own relu, set its clamp and affine
     return call.q8.argument(requantize)
 
 
@@ -118,3 +130,94 @@ def clamp_activation(call: Call, name: Any) -> None:
         raise Unsupported(f"activation {name!r} in full-integer int8 (relu and relu6 are computed; put others in a "
                           f"layer of their own)")
     call.post.clamp(*CLAMPS[name])
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
+
+
+def _hard_sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
+
+
+# The element-wise activations int8 computes through a table (kw_lookup_q8): each as its float kernel defines it
+# (converter.c_kernels.ACTIVATIONS), in float64; a: the layer's parameter.
+LOOKUP: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "relu": lambda x, a: np.maximum(x, 0.0),
+    "relu6": lambda x, a: np.clip(x, 0.0, 6.0),
+    "leaky_relu": lambda x, a: np.where(x >= 0, x, a * x),
+    "elu": lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))),
+    "selu": lambda x, a: 1.05070098735548049342 * np.where(x > 0, x, 1.67326324235437728481 * np.expm1(np.minimum(x, 0.0))),
+    "sigmoid": lambda x, a: 1.0 / (1.0 + np.exp(-x)),
+    "hard_sigmoid": lambda x, a: _hard_sigmoid(x),
+    "tanh": lambda x, a: np.tanh(x),
+    "softplus": lambda x, a: _softplus(x),
+    "softsign": lambda x, a: x / (1.0 + np.abs(x)),
+    "swish": lambda x, a: x / (1.0 + np.exp(-x)),
+    "silu": lambda x, a: x / (1.0 + np.exp(-x)),
+    "gelu": lambda x, a: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "hard_silu": lambda x, a: x * _hard_sigmoid(x),
+    "hard_swish": lambda x, a: x * _hard_sigmoid(x),
+    "mish": lambda x, a: x * np.tanh(_softplus(x)),
+}
+SOFTMAX = "softmax"
+MAX_SOFTMAX_ROW = 65535  # the softmax kernel's uint32 sum of 65536-scaled exponentials holds this many
+
+
+def before_activation(call: Call, name: Any) -> Params | None:
+    """Where a weighted layer's own activation is no clamp its kernel applies, the kernel writes the values before
+    it, at the parameters calibrated for them ('<layer>/before_activation' in the float pass); else None."""
+    if name in (None, "linear") or name in CLAMPS:
+        return None
+    if name != SOFTMAX and name not in LOOKUP:
+        raise Unsupported(f"activation {name!r} in full-integer int8")
+    return call.q8.params_of(f"{call.node.name}/before_activation")
+
+
+def activation(call: Call, name: Any, buffer: str, shape: tuple[int, ...], source: Params | None,
+               a: float = 0.0) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A weighted layer's own activation, in place on its output ``buffer`` (int8 at ``source`` parameters, from
+    :func:`before_activation`): relu and relu6 (``source`` None) are its kernel's clamp. The numpy twin of what it
+    emits, or None where it emits nothing."""
+    if name in (None, "linear"):
+        return None
+    if source is None:  # a clamp the kernel applies
+        clamp_activation(call, name)
+        return None
+    return elementwise(call, name, buffer, buffer, shape, source, a)
+
+
+def elementwise(call: Call, name: Any, source_buffer: str, buffer: str, shape: tuple[int, ...], source: Params,
+                a: float = 0.0, function: Callable[[np.ndarray], np.ndarray] | None = None
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """An element-wise activation (or softmax over the last axis) from ``source_buffer`` (int8 at ``source``
+    parameters; may be ``buffer``) into ``buffer``, at the step's output parameters (softmax: TFLite's fixed
+    ones): a table of its 256 results. ``function``: a float64 function of its own (a ReLU's options) instead of
+    ``name``'s. Its numpy twin."""
+    count, last = math.prod(shape), shape[-1] if shape else 1
+    if name == SOFTMAX:
+        if last > MAX_SOFTMAX_ROW:
+            raise Unsupported(f"softmax over {last} values in full-integer int8 (at most {MAX_SOFTMAX_ROW})")
+        call.q8.output = SOFTMAX_OUTPUT
+        e = integer.softmax_table(source[0])
+        table = call.q8.table(lambda output: e)
+        call.emit(f"kw_softmax_q8({source_buffer}, {buffer}, {count // last}, {last}, {table});", "softmax_q8")
+        return lambda x: integer.softmax(x.reshape(-1, last), e).reshape(x.shape)
+    if function is None:
+        if name not in LOOKUP:
+            raise Unsupported(f"activation {name!r} in full-integer int8")
+        a = a or {"leaky_relu": 0.2, "elu": 1.0}.get(name, 0.0)  # Keras's defaults, as the float kernels take them
+        function = lambda v: LOOKUP[name](v, a)  # noqa: E731
+    index = len(call.q8.tables)
+    table = call.q8.table(lambda output: integer.lookup_table(function, source, output))
+    call.emit(f"kw_lookup_q8({source_buffer}, {buffer}, {count}, {table});", "lookup_q8")
+    return lambda x: integer.lookup(x, call.q8.table_values[index])
+
+
+def then(activation_twin: Callable[[np.ndarray], np.ndarray] | None, values: np.ndarray) -> np.ndarray:
+    """A kernel's numpy twin's values through the twin of the activation emitted after it, if any."""
+    return values if activation_twin is None else activation_twin(values)

@@ -89,6 +89,9 @@ def cropping_c(call: Call) -> Shape:
     return (OW, C) if call.node.class_name == "Cropping1D" else (OH, OW, C)
 
 
-SPECS = (Spec("Flatten", flattens=True, c=flatten_c), Spec("Reshape", c=reshape_c), Spec("Permute", c=permute_c),
-         Spec("RepeatVector", c=repeat_vector_c), Spec("ZeroPadding2D", c=zero_padding_c),
+# Full-integer int8: the layers that only view their input's memory take it as it is (c_int8 = c); a zero padding
+# only where the convolution reading it takes it as its own (zeros are the input's zero point there).
+SPECS = (Spec("Flatten", flattens=True, c=flatten_c, c_int8=flatten_c), Spec("Reshape", c=reshape_c, c_int8=reshape_c),
+         Spec("Permute", c=permute_c), Spec("RepeatVector", c=repeat_vector_c),
+         Spec("ZeroPadding2D", c=zero_padding_c, c_int8=zero_padding_c),
          Spec("UpSampling2D", c=upsampling_c), Spec("Cropping1D", c=cropping_c), Spec("Cropping2D", c=cropping_c))

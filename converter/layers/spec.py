@@ -40,6 +40,8 @@ class Spec:
     torch: Callable[[Any], list] | None = None  # its tensors as torch.nn holds them (to_torch.Site -> Tensors)
     c: Callable[[Any], tuple[int, ...]] | None = None  # the C forward pass: emits its calls, gives its output shape
                                                         # (emit.Call -> Shape), float32 or int8 weights
+    c_int8: Callable[[Any], tuple[int, ...]] | None = None  # full-integer int8 (--calibration): emits its int8
+                                                             # calls and their numpy twin (emit.Call with q8 set)
     c_padded: bool = False            # its C emitter reads a ZeroPadding's input itself, taking the padding as its
                                       # own (Call.padded): the padded copy is never made
     c_fold: Callable[[Any, Any], None] | None = None  # an element-wise layer the code generator may fold into the
