@@ -22,7 +22,7 @@ int64 (docs/quantization.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -246,12 +246,21 @@ def pool2d(x: np.ndarray, out: tuple[int, int], kernel: tuple[int, int], strides
     return _divide_rounded((values * inside).sum(axis=(2, 3)), count).astype(np.int8)
 
 
-def global_pool(x: np.ndarray, average: bool) -> np.ndarray:
-    """``kw_global_pool_q8``: [n, C] -> [C]."""
+def global_pool(x: np.ndarray, q: Requantization | None) -> np.ndarray:
+    """``kw_global_pool_q8``: [n, C] -> [C]; the maximum where ``q`` is None, else the requantized sum."""
     values = x.reshape(-1, x.shape[-1]).astype(np.int64)
-    if not average:
+    if q is None:
         return values.max(axis=0).astype(np.int8)
-    return _divide_rounded(values.sum(axis=0), values.shape[0]).astype(np.int8)
+    return q.output(q.bias.astype(np.int64) + values.sum(axis=0))
+
+
+def average_requantization(in_params: tuple[float, int], count: int, channels: int, out_params: tuple[float, int]
+                           ) -> Requantization:
+    """A global average's requantization (TFLite's Mean): the sum of ``count`` values minus count x in_zero,
+    times in_scale / (count x out_scale), each channel alike."""
+    q = weighted_requantization(in_params, np.full(channels, 1.0, np.float32), None, out_params,
+                                affine=(np.full(channels, 1.0 / count), np.zeros(channels)))
+    return replace(q, bias=_int32(np.full(channels, -count * in_params[1], np.int64), "an average's bias"))
 
 
 ADD_SHIFT = 20  # TFLite's left shift of Add's inputs before rescaling
@@ -299,3 +308,19 @@ def softmax(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     e = table.astype(np.int64)[values.max(axis=-1, keepdims=True) - values]
     total = e.sum(axis=-1, keepdims=True)
     return (np.minimum((e * 256 + total // 2) // total, 255) - 128).astype(np.int8)
+
+
+def affine(x: np.ndarray, q: Requantization) -> np.ndarray:
+    """``kw_affine_q8``: channels on the last axis; its requantization made with kernel scales of
+    :data:`AFFINE_STEP` (:func:`affine_requantization`)."""
+    return q.output((x.astype(np.int64) - q.in_zero) * 256 + q.bias.astype(np.int64))
+
+
+AFFINE_STEP = 1.0 / 256.0  # kw_affine_q8 sums in 1/256 of an input step: the shift in its bias that much finer
+
+
+def affine_requantization(in_params: tuple[float, int], mul: np.ndarray, add: np.ndarray,
+                          out_params: tuple[float, int]) -> Requantization:
+    """A per-channel ``mul * x + add`` on int8 (``kw_affine_q8``)."""
+    return weighted_requantization(in_params, np.full(len(mul), AFFINE_STEP, np.float32), None, out_params,
+                                   affine=(mul, add))

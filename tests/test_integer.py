@@ -132,12 +132,20 @@ def test_quantize_is_c_roundf_and_saturates():
 
 # -- the C kernels (converter/c_kernels/integer.py) against their numpy twins, compiled by the host's gcc ----------
 WRAPPERS = """
-void t_pool(const int8_t *x, int8_t *y, const int *g, int32_t *acc) {
-    if (g[0] < 0) kw_global_pool_q8(x, y, (size_t)g[1], (size_t)g[2], acc, g[3]);
+void t_pool(const int8_t *x, int8_t *y, const int *g, int32_t *acc, const int32_t *bias, const int32_t *mult,
+            const int8_t *shift, const int32_t *zeros) {
+    const kw_q8 q = {bias, mult, shift, zeros ? zeros[0] : 0, zeros ? zeros[1] : 0, zeros ? zeros[2] : 0,
+                     zeros ? zeros[3] : 0};
+    if (g[0] < 0) kw_global_pool_q8(x, y, (size_t)g[1], (size_t)g[2], acc, bias ? &q : NULL);
     else kw_pool2d_q8(x, y, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]);
 }
 void t_add(const int8_t *x1, const int8_t *x2, int8_t *y, size_t n, const int32_t *zeros, const int32_t *a) {
     kw_add_q8(x1, x2, y, n, zeros[0], zeros[1], zeros[2], a);
+}
+void t_affine(const int8_t *x, int8_t *y, size_t rows, size_t C, const int32_t *bias, const int32_t *mult,
+              const int8_t *shift, const int32_t *zeros) {
+    const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
+    kw_affine_q8(x, y, rows, C, &q);
 }
 void t_lookup(const int8_t *x, int8_t *y, size_t n, const int32_t *table) { kw_lookup_q8(x, y, n, table); }
 void t_softmax(const int8_t *x, int8_t *y, size_t rows, size_t last, const int32_t *e) {
@@ -205,8 +213,8 @@ def _spread(y: np.ndarray, q: integer.Requantization) -> None:
 def _call(function, *arrays_and_numbers):
     import ctypes
 
-    args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else ctypes.c_size_t(a)
-            for a in arrays_and_numbers]
+    args = [a.ctypes.data_as(ctypes.c_void_p) if isinstance(a, np.ndarray) else
+            ctypes.c_void_p(None) if a is None else ctypes.c_size_t(a) for a in arrays_and_numbers]
     function(*args)
 
 
@@ -266,12 +274,15 @@ def test_pooling_kernels_are_their_numpy_twins(kernels, H, W, C, K, stride, pads
     x = rng.integers(-128, 128, (H, W, C)).astype(np.int8)
     y = np.zeros((OH, OW, C), np.int8)
     geometry = np.array([H, W, C, OH, OW, KH, K, 1 if H == 1 else stride, stride, *pads, int(average)], np.intc)
-    _call(kernels.t_pool, x, y, geometry, np.zeros(1, np.int32))
+    _call(kernels.t_pool, x, y, geometry, np.zeros(1, np.int32), None, None, None, None)
     assert np.array_equal(y, integer.pool2d(x, (OH, OW), (KH, K), (1 if H == 1 else stride, stride), pads, average))
-    for whole in (False, True):
-        g = np.zeros(C, np.int8)
-        _call(kernels.t_pool, x, g, np.array([-1, H * W, C, int(whole)], np.intc), np.zeros(C, np.int32))
-        assert np.array_equal(g, integer.global_pool(x, whole))
+    g = np.zeros(C, np.int8)
+    _call(kernels.t_pool, x, g, np.array([-1, H * W, C], np.intc), np.zeros(C, np.int32), None)
+    assert np.array_equal(g, integer.global_pool(x, None))
+    q = integer.average_requantization((0.05, 7), H * W, C, (0.01, -3))
+    _call(kernels.t_pool, x, g, np.array([-1, H * W, C], np.intc), np.zeros(C, np.int32), q.bias, q.multiplier,
+          q.shift, _zeros(q))
+    assert np.array_equal(g, integer.global_pool(x, q))
 
 
 def test_add_kernel_is_its_numpy_twin_and_tflites_arithmetic(kernels):
@@ -300,3 +311,17 @@ def test_lookup_and_softmax_kernels_are_their_numpy_twins(kernels):
     probabilities = integer.dequantize(y, 1 / 256, -128)
     exact = np.exp(0.1 * x) / np.exp(0.1 * x).sum(axis=1, keepdims=True)
     assert np.max(np.abs(probabilities - exact)) < 2 / 256
+
+
+def test_affine_kernel_is_its_numpy_twin(kernels):
+    """A BatchNormalization of its own: per-channel scale (some negative) and shift."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, (40, 6)).astype(np.int8)
+    mul, add = rng.uniform(-2, 2, 6), rng.uniform(-1, 1, 6)
+    q = integer.affine_requantization((0.02, 5), mul, add, (0.03, -2))
+    y = np.zeros_like(x)
+    _call(kernels.t_affine, x, y, 40, 6, q.bias, q.multiplier, q.shift, _zeros(q))
+    assert np.array_equal(y, integer.affine(x, q))
+    real = mul * 0.02 * (x - 5.0) + add
+    # the output's half step, and the bias's (1/256 of an input step, times mul)
+    assert np.max(np.abs(integer.dequantize(y, 0.03, -2) - np.clip(real, 0.03 * -126, 0.03 * 129))) <= 0.0151

@@ -101,6 +101,14 @@ static void kw_depthwise2d_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y
 }
 
 """,
+    "affine_q8": """/* A per-channel scale and shift on int8 (a BatchNormalization of its own): y = requantize(256 * (x -
+ * in_zero) + bias[c]), the scale in each channel's multiplier, the shift in its bias, in 1/256 of an input step. */
+static void kw_affine_q8(const int8_t *x, int8_t *y, size_t rows, size_t C, const kw_q8 *q) {
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < C; ++c) y[r * C + c] = kw_q8_out((x[r * C + c] - q->in_zero) * 256 + q->bias[c], q, c);
+}
+
+""",
     "pool2d_q8": """/* MaxPooling2D / AveragePooling2D on int8 (output parameters = input's): the maximum, or the average over
  * the window's cells inside the input, rounded half away from zero. */
 static void kw_pool2d_q8(const int8_t *x, int8_t *y, int H, int W, int C, int OH, int OW, int KH, int KW, int sh,
@@ -126,18 +134,17 @@ static void kw_pool2d_q8(const int8_t *x, int8_t *y, int H, int W, int C, int OH
 }
 
 """,
-    "global_pool_q8": """/* GlobalAveragePooling / GlobalMaxPooling on int8 (output parameters = input's): n positions of C channels
- * -> C values; the average rounded half away from zero. */
-static void kw_global_pool_q8(const int8_t *x, int8_t *y, size_t n, size_t C, int32_t *acc, int average) {
-    for (size_t c = 0; c < C; ++c) acc[c] = average ? 0 : -128;
+    "global_pool_q8": """/* GlobalAveragePooling / GlobalMaxPooling on int8: n positions of C channels -> C values. The maximum keeps
+ * the input's parameters (q NULL); the average is requantized to its own: requantize(bias + sum of x), the bias
+ * holding -n * in_zero and the multiplier in_scale / (n * out_scale). */
+static void kw_global_pool_q8(const int8_t *x, int8_t *y, size_t n, size_t C, int32_t *acc, const kw_q8 *q) {
+    for (size_t c = 0; c < C; ++c) acc[c] = q ? q->bias[c] : -128;
     for (size_t p = 0; p < n; ++p)
         for (size_t c = 0; c < C; ++c) {
             const int32_t v = x[p * C + c];
-            acc[c] = average ? acc[c] + v : (v > acc[c] ? v : acc[c]);
+            acc[c] = q ? acc[c] + v : (v > acc[c] ? v : acc[c]);
         }
-    const int32_t count = (int32_t)n;
-    for (size_t c = 0; c < C; ++c)
-        y[c] = (int8_t)(!average ? acc[c] : acc[c] >= 0 ? (acc[c] + count / 2) / count : (acc[c] - count / 2) / count);
+    for (size_t c = 0; c < C; ++c) y[c] = q ? kw_q8_out(acc[c], q, c) : (int8_t)acc[c];
 }
 
 """,

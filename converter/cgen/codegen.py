@@ -16,8 +16,9 @@ from .. import c_kernels as kernels
 from .. import layers
 from .arena import Storage, place
 from . import fusion, integer_program
+from .program import RESTRICT, Program, traced_inside
 from .graph import Graph
-from ..layers.emit import TRACE, Call, Shape, Unsupported, size
+from ..layers.emit import Call, Shape, Unsupported, size
 from ..layers.q8 import Q8
 
 @dataclass(frozen=True)
@@ -31,16 +32,6 @@ class WeightRef:
     dtype: str = "float32"
     values: Any = field(default=None, compare=False)        # the stored array (full-integer int8 works from it)
     scale_values: Any = field(default=None, compare=False)  # int8: the stored scales
-
-
-@dataclass
-class Program:
-    header: str            # declarations for <stem>.h
-    source: str            # kernels and predict, for the .c (static)
-    arena_bytes: int
-    input_size: int
-    output_size: int
-    reference: Any = None  # full-integer int8: the numpy twin of <prefix>_predict_int8 (int8 inputs -> outputs)
 
 
 @dataclass
@@ -207,7 +198,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     if integer:
         layout = [(name, values[(name, 0)].shape, values[(name, 0)].at) for name in graph.inputs]
         return integer_program.render(graph, steps, outputs, layout, input_offset, arena, prefix, params, twins,
-                                      _pointer, _shape_text)
+                                      lambda storage, at=0: _pointer(_Value((), storage, at)), _shape_text)
     return _program(graph, steps, outputs, input_offset, arena, prefix)
 
 
@@ -341,10 +332,6 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
     return Program(header, source, 4 * arena, input_size, at)
 
 
-# The kernels' pointer qualifier: C99's restrict, which C++ spells __restrict__ (GCC, Clang) or __restrict (MSVC).
-RESTRICT = ("#ifndef KW_RESTRICT\n#if !defined(__cplusplus)\n#define KW_RESTRICT restrict\n"
-            "#elif defined(__GNUC__) || defined(__clang__)\n#define KW_RESTRICT __restrict__\n"
-            "#elif defined(_MSC_VER)\n#define KW_RESTRICT __restrict\n#else\n#define KW_RESTRICT\n#endif\n#endif\n\n")
 # KW_SMALL (1 with -Os, which asks for the least code; either may be defined when compiling): the kernels' plain
 # loops only. Register blocks of the kernels: KW_PANEL outputs at a time, 16 where the compiler has 256-bit vectors,
 # else 8 (and either may be defined when compiling). KW_NO_UNROLL: see kw_dense.
@@ -355,12 +342,6 @@ BLOCKING = ("#ifndef KW_SMALL\n#ifdef __OPTIMIZE_SIZE__\n#define KW_SMALL 1\n#el
             "#else\n#define KW_NO_UNROLL\n#endif\n"
             "#ifdef FP_FAST_FMAF\n#define KW_MADD(a, b, c) fmaf((a), (b), (c))\n#else\n#define KW_MADD(a, b, c) ((a) * (b) + (c))\n"
             "#endif\n\n")
-
-
-def traced_inside(statement: str, layer: str, hook: str) -> str:
-    """A trace inside a layer (``Call.trace``) as a call of the trace hook, named '<layer>/<label>'."""
-    return re.sub(re.escape(TRACE) + r"\((\w+), ", lambda found: f"{hook}({c_string(layer + '/' + found.group(1))}, ",
-                  statement)
 
 
 def _kernel_text(needed: set[str]) -> str:

@@ -10,6 +10,7 @@ computes. This module gives each step its output parameters and requantizations 
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..c_text import c_string, comment_text
 from .. import c_kernels as kernels
 from .. import integer
 from ..layers.emit import Call, Unsupported, size
+from .program import RESTRICT, Program, traced_inside
 
 Params = tuple[float, int]
 EDGE_CLAMP = 256.0  # |x / scale| is capped here before rounding at the float edge: beyond, int8 saturates anyway
@@ -79,18 +81,14 @@ def _float(value: float) -> str:
 
 def render(graph, steps: list, outputs: list, inputs: list, input_size: int, arena: int, prefix: str, params: dict,
            twins: list, pointer: Callable, shape_text: Callable):
-    """The C text of the int8 pass and its float edges (a ``codegen.Program``). ``inputs``: (name, shape, offset)
-    of each model input in the input buffer."""
-    import re
-
-    from .codegen import Program, RESTRICT, traced_inside, _Value
-
+    """The C text of the int8 pass and its float edges (a :class:`Program`). ``inputs``: (name, shape, offset)
+    of each model input in the input buffer; ``pointer``: the C expression of a storage's memory."""
     m = prefix.upper()
     constants, body, needed = [], [], set()
     for index, step in enumerate(steps):
         call = step.call
-        replacements = {f"@IN{i}@": pointer(v) for i, v in enumerate(step.sources)}
-        replacements["@OUT@"] = pointer(_Value((), step.output))
+        replacements = {f"@IN{i}@": pointer(v.storage, v.at) for i, v in enumerate(step.sources)}
+        replacements["@OUT@"] = pointer(step.output)
         for k, temporary in enumerate(step.temporaries):
             replacements[f"T{k}"] = f"A + {temporary.offset}" if temporary.offset else "A"
         declared = []
@@ -124,7 +122,7 @@ def render(graph, steps: list, outputs: list, inputs: list, input_size: int, are
     at, copies, output_params = 0, [], []
     for ref, value in zip(graph.outputs, outputs):
         n = size(value.shape)
-        copies.append(f"    for (size_t i = 0; i < {n}; ++i) output[{at} + i] = ({pointer(value)})[i];")
+        copies.append(f"    for (size_t i = 0; i < {n}; ++i) output[{at} + i] = ({pointer(value.storage, value.at)})[i];")
         output_params.append((params[ref], at, n))
         at += n
     input_params = [(params[(name, 0)], offset, size(shape)) for name, shape, offset in inputs]

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import q8
 from .emit import Call, Post, Shape, Unsupported, c_float, in_place, size
 from .spec import Spec
+from .. import integer
 from .to_torch import Site
 from ..transforms import Step
 
@@ -46,6 +48,35 @@ def batch_norm_fold(call: Call, post: Post) -> None:
               (call.weight(role, required=role.startswith("moving"), shape=channels)
                for role in ("gamma", "beta", "moving_mean", "moving_variance"))]
     post.norm = (*values, call.number("epsilon", 1e-3, positive=True))
+
+
+def batch_norm_q8(call: Call) -> Shape:
+    """A BatchNormalization no kernel before it took in: a per-channel affine on int8 (kw_affine_q8), its scale in
+    the multipliers, its shift in the int32 bias, as a convolution with a kernel of ones would have them."""
+    shape = call.inputs[0]
+    post = Post()
+    batch_norm_fold(call, post)
+    channels = shape[-1]
+    call.q8.requantizers.append(lambda output, _: integer.affine_requantization(call.q8.inputs[0], *q8.affine_of(post),
+                                                                                output))
+    in_place(call)
+    call.emit(f"kw_affine_q8({call.source()}, {call.output}, {size(shape[:-1])}, {channels}, @Q8:0@);", "affine_q8",
+              "requantize")
+    call.q8.reference = lambda xs, qs: integer.affine(xs[0], qs[0])
+    return shape
+
+
+def rescaling_q8(call: Call) -> Shape:
+    """``x * scale + offset`` through a table of its 256 results (kw_lookup_q8)."""
+    if any(isinstance(call.config.get(key), (list, tuple, dict)) for key in ("scale", "offset")):
+        raise Unsupported("a scale or offset per channel")
+    scale, offset = call.number("scale", 1.0), call.number("offset", 0.0)
+    shape = call.inputs[0]
+    in_place(call)
+    twin = q8.elementwise(call, "rescaling", call.source(), call.output, shape, call.q8.inputs[0],
+                          function=lambda v: v * scale + offset)
+    call.q8.reference = lambda xs, qs: twin(xs[0])
+    return shape
 
 
 def layer_norm_c(call: Call) -> Shape:
@@ -113,8 +144,8 @@ def layer_norm_torch(site: Site) -> list:
 
 
 SPECS = (Spec("BatchNormalization", roles=("gamma", "beta", "moving_mean", "moving_variance"), torch=batch_norm_torch,
-              c=batch_norm_c, c_fold=batch_norm_fold),
+              c=batch_norm_c, c_int8=batch_norm_q8, c_fold=batch_norm_fold),
          Spec("LayerNormalization", roles=("gamma", "beta"), torch=layer_norm_torch, c=layer_norm_c),
          Spec("RMSNormalization", roles=("scale",)),
          Spec("Normalization", roles=("mean", "variance", "count"), c=normalization_c),
-         Spec("Rescaling", c=rescaling_c))
+         Spec("Rescaling", c=rescaling_c, c_int8=rescaling_q8))

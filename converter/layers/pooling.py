@@ -43,15 +43,23 @@ def pooling_q8(call: Call) -> Shape:
 
 
 def global_pooling_q8(call: Call) -> Shape:
+    """The maximum keeps its input's parameters; the average is requantized to its own calibrated ones (TFLite's
+    Mean: the mean of a wide map spans far less than the map, so its own scale is finer)."""
     channels_last(call)
     shape = call.inputs[0]
+    count, channels = size(shape[:-1]), shape[-1]
     average = "Av" in call.node.class_name
-    call.temporaries.append(4 * shape[-1])
-    call.emit(f"kw_global_pool_q8({call.source()}, {call.output}, {size(shape[:-1])}, {shape[-1]}, "
-              f"(int32_t *)T{len(call.temporaries) - 1}, {int(average)});", "global_pool_q8")
-    call.q8.output = call.q8.inputs[0]
-    out = (*(1,) * (len(shape) - 1), shape[-1]) if call.config.get("keepdims") else (shape[-1],)
-    call.q8.reference = lambda xs, qs: integer.global_pool(xs[0], average).reshape(out)
+    call.temporaries.append(4 * channels)
+    requantization = "NULL"
+    if average:
+        requantization = call.q8.argument(lambda output, _: integer.average_requantization(
+            call.q8.inputs[0], count, channels, output))
+    else:
+        call.q8.output = call.q8.inputs[0]
+    call.emit(f"kw_global_pool_q8({call.source()}, {call.output}, {count}, {channels}, "
+              f"(int32_t *)T{len(call.temporaries) - 1}, {requantization});", "global_pool_q8", "requantize")
+    out = (*(1,) * (len(shape) - 1), channels) if call.config.get("keepdims") else (channels,)
+    call.q8.reference = lambda xs, qs: integer.global_pool(xs[0], qs[0] if average else None).reshape(out)
     return out
 
 
