@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "per tensor is printed (docs/quantization.md)")
     small.add_argument("--min-snr", type=float, metavar="DB",
                        help="refuse the export (exit 4, nothing written) if a quantized tensor's SNR falls below DB")
+    small.add_argument("--calibration", metavar="SAMPLES",
+                       help="with --quantize int8 -f c --c-inference: a .npy of samples (N, *input shape), or an .npz "
+                            "of one such array per input named as model.inputs; the forward pass becomes full-integer "
+                            "int8 (int8 activations, <prefix>_predict_int8), its ranges calibrated on them "
+                            "(docs/inference.md)")
     small.add_argument("--max-bytes", type=_byte_count, metavar="N",
                        help="refuse the export (exit 4, nothing written) if the C arrays would take more than N bytes "
                             "of flash, alignment included (K and M suffixes: 1024 and 1024*1024)")

@@ -23,6 +23,7 @@ from .tensors import ExportInfo, Layer, ModelWeights, Quantization, Source, Tens
 SCHEMA_ID = "keras-weights/manifest"
 SCHEMA_VERSION = "1.1"
 BASE_VERSION = "1.0"  # what an export that uses no 1.1 field says, so that it stays byte-identical to before
+INTEGER_VERSION = "1.2"  # what a full-integer int8 export says (the inference block's activations)
 FILE_NAME = "manifest.json"
 _PRODUCER_PACKAGES = ("keras", "tensorflow", "numpy", "safetensors", "pyarrow")
 
@@ -41,8 +42,8 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
     keys = {name: formats.get(name).keys(tensors, stem, **options[name]) for name in format_names}
     return {
         "schema": SCHEMA_ID,
-        "schema_version": SCHEMA_VERSION if inference or any(t.quantization or t.keras_name for t in tensors)
-        else BASE_VERSION,
+        "schema_version": INTEGER_VERSION if inference and "activations" in inference else SCHEMA_VERSION
+        if inference or any(t.quantization or t.keras_name for t in tensors) else BASE_VERSION,
         "source": {"file": model.source.file, "format": model.source.format, "sha256": model.source.sha256,
                    "reader": model.source.reader, "keras_version": model.source.keras_version,
                    "backend": model.source.backend, "note": model.source.note},

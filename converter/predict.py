@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes, exports, layers
+from . import dtypes, exports, integer, layers
 from .errors import InputInvalid, UnsafeInput
 from .formats import c, c_build
 from .cgen import graph as graphs
@@ -64,17 +64,21 @@ def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any,
         raise _no_reference(source, "load", error) from None
     if not arrays:
         return ["the C files were not verified, so their forward pass is not built"], "nothing compared", None
-    if manifest["options"].get("quantize"):
+    integer_pass = "activations" in manifest["inference"]
+    if manifest["options"].get("quantize") and not integer_pass:  # full-integer int8 is measured against the model
         quantized = {t["name"] for t in manifest["tensors"] if "quantization" in t}
         _hold(model, _dequantized(manifest, arrays), read_model(model).tensors, quantized)
     try:
         inputs, expected = _varying(model, manifest)
     except Exception as error:
         raise _no_reference(source, "run", error) from None
-    with c.regenerated(manifest, tensor_records(manifest, "c", arrays), export_info(manifest)) as files:
+    tensors, info = tensor_records(manifest, "c", arrays), export_info(manifest)
+    with c.regenerated(manifest, tensors, info) as files:
         got = _run(files, manifest["options"]["c"]["prefix"], inputs, cc)
     if got.shape != expected.shape:
         return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs", None
+    if integer_pass:
+        return _integer_problems(manifest, tensors, info, inputs, got, expected, cc)
     error = float(np.max(np.abs(got.astype(np.float64) - expected))) if expected.size else 0.0
     bound = TOLERANCE * (1 + float(np.max(np.abs(expected)))) if expected.size else 0.0
     spread = _spread(expected)
@@ -86,6 +90,36 @@ def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any,
                 f"with -D{manifest['options']['c']['prefix'].upper()}_TRACE_PRINT to see the first layer that differs"], \
             detail, spread
     return [], detail, spread
+
+
+def _integer_problems(manifest: dict, tensors, info, inputs: list[np.ndarray], got: np.ndarray, expected: np.ndarray,
+                      cc: str) -> tuple[list[str], str, float | None]:
+    """Full-integer int8: the C outputs against the numpy twin of the same integer arithmetic, bit for bit (the
+    finding), and against Keras's float model (reported: the error quantization makes)."""
+    options = manifest["options"]["c"]
+    header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
+    names = c.keys(tensors, header[:-2], prefix=options["prefix"])
+    program = c.inference_program(tensors, names, options["prefix"], info, options.get("input_shape", ""))
+    params = {a["name"]: (a["scale"], a["zero_point"]) for a in manifest["inference"]["activations"]}
+    graph = graphs.from_json(manifest["inference"]["graph"])
+    twin = []
+    for sample in range(SAMPLES):
+        quantized = [integer.quantize(x[sample], *params[name]) for name, x in zip(graph.inputs, inputs)]
+        outputs = program.reference(quantized)
+        twin.append(np.concatenate([integer.dequantize(y, *params_of_output).reshape(-1) for y, params_of_output
+                                    in zip(outputs, program.output_parameters)]))
+    twin = np.array(twin, np.float32)
+    differing = int(np.sum(got.view(np.uint32) != twin.view(np.uint32)))
+    error = float(np.max(np.abs(got.astype(np.float64) - expected))) if expected.size else 0.0
+    rmse = float(np.sqrt(np.mean((got.astype(np.float64) - expected) ** 2))) if expected.size else 0.0
+    spread = _spread(expected)
+    detail = (f"{SAMPLES} samples, full-integer int8, compiled with {cc}: {differing} of {got.size} outputs differ from "
+              f"the numpy twin of its integer arithmetic; against Keras's float model max abs difference {error:.3g}, "
+              f"RMSE {rmse:.3g}; outputs spread {spread:.3g} across the samples")
+    problems = [] if differing == 0 else [
+        f"{differing} of {got.size} int8 outputs differ from the numpy twin of the same integer arithmetic (the C "
+        f"code or the compiler does not compute what converter.integer defines)"]
+    return problems, detail, spread
 
 
 def _spread(outputs: np.ndarray) -> float:

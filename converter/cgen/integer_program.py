@@ -58,12 +58,15 @@ def finish(call: Call, node: Any, after: list, fused: bool, params: dict, activa
 def reference_program(inputs: list[tuple[str, tuple[int, ...]]], outputs: list[tuple[str, int]], twins: list
                       ) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     """The numpy twin of ``<prefix>_predict_int8``: one int8 sample per model input in, the outputs out."""
-    def run(samples: list[np.ndarray]) -> list[np.ndarray]:
+    def run(samples: list[np.ndarray], trace: Callable[[str, np.ndarray], None] | None = None) -> list[np.ndarray]:
+        """``trace(name, values)``: called with each step's int8 output, by its last layer's name."""
         values = {(name, 0): np.asarray(x, np.int8).reshape(shape) for (name, shape), x in zip(inputs, samples)}
         for names, refs, twin, q8 in twins:
             result = np.asarray(twin([values[ref] for ref in refs], q8.q), np.int8)
             for name in names:
                 values[(name, 0)] = result
+            if trace is not None:
+                trace(names[-1], result)
         return [values[ref] for ref in outputs]
     return run
 
@@ -134,7 +137,7 @@ def render(graph, steps: list, outputs: list, inputs: list, input_size: int, are
     reference = reference_program([(name, shape) for name, shape, _ in inputs], list(graph.outputs), twins)
     total = _aligned(arena) + _aligned(input_size) + _aligned(at)
     return Program(_header(graph, prefix, m, input_size, at, total, input_params, output_params), source, total,
-                   input_size, at, reference)
+                   input_size, at, reference, tuple(found for found, _, _ in output_params))
 
 
 def _aligned(n: int) -> int:

@@ -18,6 +18,7 @@ class Program:
     input_size: int
     output_size: int
     reference: Any = None  # full-integer int8: the numpy twin of <prefix>_predict_int8 (int8 inputs -> outputs)
+    output_parameters: tuple = ()  # full-integer int8: (scale, zero point) of each model output
 
 
 # The kernels' pointer qualifier: C99's restrict, which C++ spells __restrict__ (GCC, Clang) or __restrict (MSVC).

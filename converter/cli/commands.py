@@ -43,7 +43,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     options = dict(formats=args.formats, force=args.force, layout=args.layout, options=given_format_options(args) or None,
                    reader=args.reader, fail_on_non_finite=args.fail_on_non_finite, trust_code=args.trust_model_code,
-                   allow_sparse=args.allow_sparse, quantize=args.quantize, min_snr=args.min_snr, max_bytes=args.max_bytes)
+                   allow_sparse=args.allow_sparse, quantize=args.quantize, min_snr=args.min_snr, max_bytes=args.max_bytes,
+                   calibration=args.calibration)
     if len(args.model) > 1 or batch.is_folder_of_models(args.model[0]):
         return _report_batch(batch.export_many(args.model, args.output, jobs=args.jobs, **options), args.json)
     bar = ProgressBar() if sys.stderr.isatty() and not args.quiet and not args.json else None

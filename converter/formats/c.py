@@ -116,7 +116,23 @@ def manifest_problems(manifest: Mapping, options: Mapping[str, object]) -> list[
     exactly when the inference option is on."""
     if bool(options.get("inference")) != ("inference" in manifest):
         return ["the inference block and the C option that writes it disagree"]
-    return []
+    activations = (manifest.get("inference") or {}).get("activations")
+    if activations is None:
+        return []
+    problems = [f"the int8 parameters of '{a['name'][:100]}' are not what its range [{a['min']}, {a['max']}] gives"
+                for a in activations if _parameters_of(a) != (a["scale"], a["zero_point"])]
+    if len({a["name"] for a in activations}) != len(activations):
+        problems.append("the inference block names a traced value twice")
+    if manifest.get("options", {}).get("quantize") != "int8":
+        problems.append("the inference block holds int8 activations, and the export is not --quantize int8")
+    return problems[:5]
+
+
+def _parameters_of(activation: Mapping) -> tuple[float, int] | None:
+    try:
+        return integer.activation_parameters(activation["min"], activation["max"])
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return None
 
 
 def check_layout(options: Mapping[str, object], layout: str) -> None:
