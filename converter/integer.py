@@ -282,6 +282,18 @@ def add(x1: np.ndarray, x2: np.ndarray, zeros: tuple[int, int, int], a: np.ndarr
     return np.clip(zeros[2] + requantize(v1 + v2, int(a[4]), int(a[5])), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
+def rescale_parameters(source: tuple[float, int], target: tuple[float, int]) -> np.ndarray:
+    """``kw_concat_part_q8``'s a[]: the multiplier and shift of in_scale / out_scale, and the two zero points."""
+    return np.array([*quantize_multiplier(float(np.float32(source[0])) / float(np.float32(target[0]))), source[1],
+                     target[1]], np.int32)
+
+
+def rescale(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """An input of ``kw_concat_part_q8``, rescaled to the output's parameters."""
+    scaled = requantize(x.astype(np.int64) - int(a[2]), int(a[0]), int(a[1]))
+    return np.clip(int(a[3]) + scaled, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
 def lookup_table(function, source: tuple[float, int], target: tuple[float, int]) -> np.ndarray:
     """``kw_lookup_q8``'s table: for each int8 input q, ``function`` (numpy, float64) of its real value, quantized
     to the output's parameters (halves away from zero, saturated)."""

@@ -148,3 +148,15 @@ def with_edited_config(source: Path, target: Path, edit) -> Path:
                 data = json.dumps(config).encode()
             new.writestr(info, data)
     return target
+
+
+def calibration_samples(model_path, count: int = 16, seed: int = 0) -> dict:
+    """Seeded normal samples for each input of a model the C forward pass accepts, by input name (--calibration)."""
+    from converter.cgen import graph as graphs
+    from converter.cgen.codegen import input_shapes
+    from converter.readers import read_model
+
+    found = graphs.from_config(read_model(model_path).config)
+    rng = np.random.default_rng(seed)
+    return {name: rng.normal(0, 1, (count, *shape)).astype(np.float32)
+            for name, shape in zip(found.inputs, input_shapes(found))}

@@ -1,5 +1,5 @@
 """The generated C in a firmware build: every variant (--c-arrays flat|nested x .h + .c | --c-header-only x float32 |
-int8, with --c-inference) builds without a warning under -Wall -Wextra -Werror -pedantic as C99, C11, C++11 and
+int8 | full-integer int8, with --c-inference) builds without a warning under -Wall -Wextra -Werror -pedantic as C99, C11, C++11 and
 C++17, with gcc/g++ and clang where installed, and for Cortex-M0+ and M4 with arm-none-eabi-gcc: a firmware of two
 translation units, one calling <prefix>_predict, the other only including the header."""
 import shutil
@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import converter
-from conftest import FIXTURES, need, needs
+from conftest import FIXTURES, calibration_samples, need, needs
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 HOST = [("gcc", ["-std=c99"]), ("gcc", ["-std=c11"]), ("g++", ["-x", "c++", "-std=c++11"]),
@@ -51,6 +51,13 @@ def exports(tmp_path_factory):
                     converter.export(FIXTURES / "zoo" / f"{model}.keras", folder, formats=["c"], quantize=quantize,
                                      options={"c": {"inference": True, "arrays": arrays, "header_only": header_only}})
                     found[(model, arrays, header_only, quantize)] = (folder, _firmware(folder, model, header_only))
+    for arrays in ("flat", "nested"):  # full-integer int8 (--calibration) of the CNN
+        for header_only in (False, True):
+            folder = tmp_path_factory.mktemp(f"conv_bn_{arrays}_{int(header_only)}_full_int8")
+            converter.export(FIXTURES / "zoo" / "conv_bn.keras", folder, formats=["c"], quantize="int8",
+                             calibration=calibration_samples(FIXTURES / "zoo" / "conv_bn.keras"),
+                             options={"c": {"inference": True, "arrays": arrays, "header_only": header_only}})
+            found[("conv_bn", arrays, header_only, "full_int8")] = (folder, _firmware(folder, "conv_bn", header_only))
     return found
 
 
@@ -65,13 +72,13 @@ def _matrix(exports, compilers):
 def test_every_variant_builds_warning_free_on_the_host(exports):
     compilers = [(cc, flags) for cc, flags in HOST if shutil.which(cc)]  # clang where installed
     count, failures = _matrix(exports, compilers)
-    assert count >= 16 * 4 and failures == [], "\n".join(failures[:3])
+    assert count >= 20 * 4 and failures == [], "\n".join(failures[:3])
 
 
 def test_every_variant_builds_warning_free_for_cortex_m(exports):
     need("arm-none-eabi-gcc")
     count, failures = _matrix(exports, CORTEX_M)
-    assert count == 16 * 2 and failures == [], "\n".join(failures[:3])
+    assert count == 20 * 2 and failures == [], "\n".join(failures[:3])
 
 
 @needs("gcc")

@@ -163,6 +163,19 @@ static void kw_add_q8(const int8_t *x1, const int8_t *x2, int8_t *y, size_t n, i
 }
 
 """,
+    "concat_q8": """/* One input of a Concatenate on int8: `outer` blocks of `inner` values land at `at` in blocks of `total`,
+ * rescaled to the output's parameters; a[] = {mult, shift, in_zero, out_zero}. */
+static void kw_concat_part_q8(const int8_t *x, int8_t *y, size_t outer, size_t inner, size_t total, size_t at,
+                              const int32_t *a) {
+    for (size_t o = 0; o < outer; ++o)
+        for (size_t i = 0; i < inner; ++i) {
+            int32_t v = a[3] + kw_requantize(x[o * inner + i] - a[2], a[0], (int)a[1]);
+            v = v < -128 ? -128 : v;
+            y[o * total + at + i] = (int8_t)(v > 127 ? 127 : v);
+        }
+}
+
+""",
     "lookup_q8": """/* An element-wise activation on int8 (ReLU, sigmoid, tanh...): a table of its 256 results, by input value. */
 static void kw_lookup_q8(const int8_t *x, int8_t *y, size_t n, const int32_t *table) {
     for (size_t i = 0; i < n; ++i) y[i] = (int8_t)table[x[i] + 128];

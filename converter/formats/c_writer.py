@@ -60,7 +60,7 @@ class Unit:
             if self.header_only:  # everything static in the one header; inline, so a unit that only
                 # includes it is not warned of functions it does not call (-Wunused-function)
                 out.write(predict.sub(lambda found: "static inline " + found.group(0), self.program.header))
-                source = re.sub(r"^static (?!inline)", "static inline ", self.program.source, flags=re.M)
+                source = re.sub(r"^static (?!inline|const)", "static inline ", self.program.source, flags=re.M)
                 out.write("#include <math.h>\n\n" + predict.sub(lambda found: "static inline " + found.group(0), source))
             else:
                 out.write(self.program.header)

@@ -1,6 +1,8 @@
 """Merging layers: Add, Subtract, Multiply, Concatenate."""
 from __future__ import annotations
 
+import numpy as np
+
 from .emit import Call, Shape, Unsupported, in_place, size
 from .spec import Spec
 from .. import integer
@@ -51,7 +53,8 @@ def add_q8(call: Call) -> Shape:
     return shapes[0]
 
 
-def concatenate_c(call: Call) -> Shape:
+def _concatenation(call: Call) -> tuple:
+    """(input shapes, axis, blocks before it, values per output block, output shape) of a Concatenate."""
     shapes = call.inputs
     rank = len(shapes[0])
     axis = call.integer("axis", -1, low=-rank)
@@ -59,15 +62,38 @@ def concatenate_c(call: Call) -> Shape:
     if not 0 <= axis < rank or any(len(s) != rank or s[:axis] != shapes[0][:axis] or s[axis + 1:] != shapes[0][axis + 1:]
                                    for s in shapes):
         raise Unsupported(f"axis={call.config.get('axis')} with inputs {[list(s) for s in shapes]}")
-    outer = size(shapes[0][:axis])
-    total = sum(size(s[axis:]) for s in shapes)
+    out = (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
+    return shapes, axis, size(shapes[0][:axis]), sum(size(s[axis:]) for s in shapes), out
+
+
+def concatenate_c(call: Call) -> Shape:
+    shapes, axis, outer, total, out = _concatenation(call)
     at = 0
     for index, s in enumerate(shapes):
         call.emit(f"kw_concat_part({call.source(index)}, {call.output}, {outer}, {size(s[axis:])}, {total}, {at});",
                   "concat")
         at += size(s[axis:])
-    return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
+    return out
+
+
+def concatenate_q8(call: Call) -> Shape:
+    """Each input rescaled to the output's calibrated parameters as it is copied into place."""
+    shapes, axis, outer, total, out = _concatenation(call)
+    at, parts = 0, []
+    for index, s in enumerate(shapes):
+        table = call.q8.table(lambda output, source=call.q8.inputs[index]: integer.rescale_parameters(source, output))
+        call.emit(f"kw_concat_part_q8({call.source(index)}, {call.output}, {outer}, {size(s[axis:])}, {total}, {at}, "
+                  f"{table});", "concat_q8", "requantize")
+        parts.append((index, size(s[axis:])))
+        at += size(s[axis:])
+
+    def reference(xs, qs):
+        pieces = [integer.rescale(xs[i].reshape(outer, inner), call.q8.table_values[i]) for i, inner in parts]
+        return np.concatenate(pieces, axis=1).reshape(out)
+
+    call.q8.reference = reference
+    return out
 
 
 SPECS = (Spec("Add", c=merge_c, c_int8=add_q8), Spec("Subtract", c=merge_c), Spec("Multiply", c=merge_c),
-         Spec("Concatenate", c=concatenate_c))
+         Spec("Concatenate", c=concatenate_c, c_int8=concatenate_q8))

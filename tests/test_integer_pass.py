@@ -1,0 +1,120 @@
+"""Full-integer int8 (--quantize int8 --c-inference --calibration): every fixture model the int8 pass accepts runs
+in C bit for bit as the numpy twin of its integer arithmetic (verify --predict, which also reports the error
+against Keras's float model); what it does not compute is refused by name; the calibration samples are checked
+as untrusted input; the manifest records the ranges and verify holds them to their parameters."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import converter
+from converter.errors import InputInvalid, ManifestInvalid, UsageError
+from tests.conftest import FIXTURES, SEED_KERAS, calibration_samples, needs
+
+ACCEPTED = ["conv_bn", "nested", "no_bias", "shared", "shared_nested"]  # the zoo models the int8 pass runs
+REFUSED = {"attention": "'mha' (MultiHeadAttention): not supported in full-integer int8",
+           "recurrent": "'lstm' (LSTM): not supported in full-integer int8",
+           "embedding": "'embed' (Embedding): not supported in full-integer int8"}
+
+
+def _export(model, folder, **extra):
+    return converter.export(model, folder, formats=["c"], quantize="int8", options={"c": {"inference": True}},
+                            calibration=calibration_samples(model), **extra)
+
+
+@needs("gcc")
+@pytest.mark.parametrize("name", [*ACCEPTED, "seed_mlp"])
+def test_the_int8_pass_is_its_numpy_twin_bit_for_bit(tmp_path, name):
+    model = SEED_KERAS if name == "seed_mlp" else FIXTURES / "zoo" / f"{name}.keras"
+    manifest = _export(model, tmp_path)
+    assert manifest["schema_version"] == "1.2" and manifest["inference"]["calibration_samples"] == 16
+    report = converter.verify(tmp_path, predict=model)
+    predict = next(f for f in report.files if f.format == "predict")
+    assert report.ok, predict.problems
+    assert " 0 of " in predict.detail and "against Keras's float model" in predict.detail
+    assert predict.output_spread > 0  # the samples tell the outputs apart: the comparison is not of one constant
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_layers_the_int8_pass_does_not_compute_are_refused_by_name(tmp_path, name):
+    model = FIXTURES / "zoo" / f"{name}.keras"
+    with pytest.raises(InputInvalid) as refused:
+        converter.export(model, tmp_path / "out", formats=["c"], quantize="int8", options={"c": {"inference": True}},
+                         calibration=calibration_samples(model))
+    assert REFUSED[name] in str(refused.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibration_needs_int8_and_the_forward_pass(tmp_path):
+    samples = calibration_samples(SEED_KERAS)
+    with pytest.raises(UsageError, match="int8 was not asked for"):
+        converter.export(SEED_KERAS, tmp_path / "a", formats=["c"], options={"c": {"inference": True}},
+                         calibration=samples)
+    with pytest.raises(UsageError, match="which the C format writes"):
+        converter.export(SEED_KERAS, tmp_path / "b", formats=["npz"], quantize="int8", calibration=samples)
+
+
+@needs("gcc")
+def test_samples_of_the_wrong_shape_or_names_are_refused(tmp_path):
+    (name, good), = calibration_samples(SEED_KERAS).items()
+    for bad, message in ((good[:, :-1], "needs samples of shape"), ({"other": good}, "the model's inputs are"),
+                         ([good, good], "2 arrays for a model of 1 inputs"), (good[:0], "N >= 1")):
+        with pytest.raises(UsageError, match=message):
+            _export_with(tmp_path, bad)
+
+
+def _export_with(tmp_path, samples):
+    return converter.export(SEED_KERAS, tmp_path / "out", formats=["c"], quantize="int8", force=True,
+                            options={"c": {"inference": True}}, calibration=samples)
+
+
+@needs("gcc")
+def test_a_samples_file_is_untrusted_input(tmp_path):
+    """No pickles, and no array declared larger than its file: refused before numpy allocates it."""
+    (name, good), = calibration_samples(SEED_KERAS).items()
+    np.save(tmp_path / "good.npy", good)
+    assert _export_with(tmp_path, tmp_path / "good.npy")["inference"]["calibration_samples"] == len(good)
+    np.savez(tmp_path / "named.npz", **{name: good})
+    assert _export_with(tmp_path, str(tmp_path / "named.npz"))["inference"]["calibration_samples"] == len(good)
+    np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(InputInvalid, match="pickled.npy"):
+        _export_with(tmp_path, tmp_path / "pickled.npy")
+    huge = bytearray((tmp_path / "good.npy").read_bytes())
+    header = huge[:128].decode("latin1")
+    shape = header[header.index("(") + 1:header.index(")")]
+    huge[:128] = header.replace(shape, "4000000000, 4".ljust(len(shape))).encode("latin1")[:128]
+    (tmp_path / "huge.npy").write_bytes(bytes(huge))
+    with pytest.raises(InputInvalid, match="declared in"):
+        _export_with(tmp_path, tmp_path / "huge.npy")
+
+
+@needs("gcc")
+def test_verify_holds_each_range_to_its_parameters(tmp_path):
+    _export(SEED_KERAS, tmp_path)
+    assert converter.verify(tmp_path).ok
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["inference"]["activations"][1]["scale"] *= 2  # a crafted parameter the C would be generated from
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestInvalid, match="int8 parameters of '.*' are not what its range"):
+        converter.verify(tmp_path)
+
+
+@needs("gcc")
+def test_the_command_line_takes_a_samples_file(tmp_path):
+    (name, good), = calibration_samples(SEED_KERAS).items()
+    np.save(tmp_path / "samples.npy", good)
+    run = subprocess.run([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(tmp_path / "out"),
+                          "-f", "c", "--c-inference", "--quantize", "int8", "--calibration", str(tmp_path / "samples.npy"),
+                          "-q"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    header = (tmp_path / "out" / "seed_mlp.h").read_text()
+    assert "int seed_mlp_predict_int8(const int8_t *input, int8_t *output, void *arena);" in header
+    assert "#define SEED_MLP_INPUT_SCALE" in header and "#define SEED_MLP_OUTPUT_ZERO_POINT" in header
+    run = subprocess.run([sys.executable, "-m", "converter", "export", str(SEED_KERAS), "-o", str(tmp_path / "bad"),
+                          "-f", "c", "--c-inference", "--calibration", str(tmp_path / "samples.npy")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "--quantize int8" in run.stderr
