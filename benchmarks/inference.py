@@ -40,6 +40,7 @@ GESTURE = ROOT.parent / "shared" / "corpus" / "tinyml-uraich" / "magic_wand_save
 BUILDS = {"O2": ["-O2"], "Os": ["-Os"], "O3native": ["-O3", "-march=native"]}
 BATCHES = 7
 ARENA_LIMIT = {"mobilenet_v2_0.35_96": 700_000}
+INTEGER_ARENA_LIMIT = {"mobilenet_v2_0.35_96": 200_000}
 BASELINE_M4_TEXT = {"small_cnn": 2_310, "mobilenet_v2_0.35_96": 7_530, "gesture_cnn": 1_814}  # before issue 26
 sys.path.insert(0, str(ROOT))
 
@@ -112,11 +113,12 @@ def models(keras, only: set[str]) -> dict:
     return built
 
 
-def time_c(model_file: Path, folder: Path, calls: int, quantize: str | None) -> dict:
+def time_c(model_file: Path, folder: Path, calls: int, quantize: str | None, calibration=None) -> dict:
     import converter
 
-    out = folder / f"c_{quantize or 'float32'}"
-    manifest = converter.export(model_file, out, formats=["c"], quantize=quantize, options={"c": {"inference": True}})
+    out = folder / f"c_{quantize or 'float32'}{'_full' if calibration is not None else ''}"
+    manifest = converter.export(model_file, out, formats=["c"], quantize=quantize, options={"c": {"inference": True}},
+                                calibration=calibration)
     prefix = manifest["options"]["c"]["prefix"]
     header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
     source = out / header.replace(".h", ".c")
@@ -149,14 +151,58 @@ def cortex_m4_sizes(source: Path, folder: Path) -> dict:
     return {"m4_code_bytes": code, "m4_weight_bytes": weights}
 
 
-def tflite_model(model) -> bytes:
+def tflite_model(model, calibration=None) -> bytes:
+    """The model as TFLite converts it: float32, or (``calibration``) full-integer int8 calibrated on those samples,
+    with float input and output (what issue 27's anchors measured)."""
     import contextlib
     import io
+    import warnings
 
     import tensorflow as tf
 
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the saved artifact's signature
-        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([sample[None]] for sample in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # it prints the artifact's signature
+        warnings.simplefilter("ignore")
+        return converter.convert()
+
+
+def litert_outputs(flatbuffer: bytes, samples):
+    from ai_edge_litert.interpreter import Interpreter
+    import numpy as np
+
+    interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    found = []
+    for sample in samples:
+        interpreter.set_tensor(inp["index"], sample[None])
+        interpreter.invoke()
+        found.append(interpreter.get_tensor(out["index"])[0])
+    return np.array(found)
+
+
+def our_int8_outputs(folder: Path, samples):
+    """The full-integer int8 pass on ``samples`` (float edges), through its numpy twin: the C computes the same
+    bits (tests/test_integer_pass.py)."""
+    import numpy as np
+
+    from converter import integer
+    from converter.formats import c
+    from converter.manifest import export_info, tensor_records
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
+    tensors = tensor_records(manifest, "c", c.read(folder / header.replace(".h", ".c")))
+    prefix = manifest["options"]["c"]["prefix"]
+    program = c.inference_program(tensors, c.keys(tensors, header[:-2], prefix=prefix), prefix, export_info(manifest))
+    first = manifest["inference"]["graph"]["inputs"][0]
+    params = {a["name"]: (a["scale"], a["zero_point"]) for a in manifest["inference"]["activations"]}
+    return np.array([integer.dequantize(program.reference([integer.quantize(x, *params[first])])[0],
+                                        *program.output_parameters[0]) for x in samples])
 
 
 def _best(invoke, calls: int) -> float:
@@ -217,9 +263,64 @@ def table(rows: dict) -> list[str]:
     return lines
 
 
+def full_integer_row(model, model_file: Path, folder: Path, calls: int) -> dict:
+    """Full-integer int8 (issue 27): ours calibrated on 64 uniform samples beside TFLite's converter on the same
+    samples (float input and output), run by LiteRT and TFLite Micro; the error of each against Keras's float model
+    on 32 other samples (RMSE over all outputs)."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    shape = tuple(model.inputs[0].shape[1:])
+    calibration = rng.uniform(-1, 1, (64, *shape)).astype(np.float32)
+    held_out = rng.uniform(-1, 1, (32, *shape)).astype(np.float32)
+    flatbuffer = tflite_model(model, calibration)
+    row = {**time_c(model_file, folder, calls, "int8", calibration), "litert_us": time_litert(flatbuffer, calls),
+           "tflm_us": time_tflite_micro(flatbuffer, calls)}
+    expected = np.asarray(model.predict(held_out, verbose=0)).reshape(len(held_out), -1)
+    ours = our_int8_outputs(folder / "c_int8_full", held_out).reshape(len(held_out), -1)
+    theirs = litert_outputs(flatbuffer, held_out).reshape(len(held_out), -1)
+    row["rmse_ours"] = float(np.sqrt(np.mean((ours - expected) ** 2)))
+    row["rmse_tflite"] = float(np.sqrt(np.mean((theirs - expected) ** 2)))
+    return row
+
+
+def full_integer_table(rows: dict) -> list[str]:
+    lines = [f"{'model':<22} {'-O2 us':>9} {'-Os us':>9} {'-O3n us':>9} {'LiteRT':>9} {'TFLM':>9} {'TFLM/-O2':>8} "
+             f"{'LiteRT/-O3n':>11} {'arena B':>10} {'M4 .text':>9} {'M4 weights':>10} {'RMSE ours':>10} "
+             f"{'RMSE TFLite':>11} {'ratio':>6}"]
+    for (name, weights), r in rows.items():
+        if weights != "full_int8":
+            continue
+        lines.append(f"{name:<22} {_cell(r['c_O2_us'], 9)} {_cell(r['c_Os_us'], 9)} {_cell(r['c_O3native_us'], 9)} "
+                     f"{_cell(r['litert_us'], 9)} {_cell(r['tflm_us'], 9)} {_ratio(r['tflm_us'], r['c_O2_us'])} "
+                     f"{_ratio(r['litert_us'], r['c_O3native_us']):>11} {r['arena_bytes']:>10,} "
+                     f"{_cell(r['m4_code_bytes'], 9, 0)} {_cell(r['m4_weight_bytes'], 10, 0)} {r['rmse_ours']:>10.5f} "
+                     f"{r['rmse_tflite']:>11.5f} {r['rmse_ours'] / r['rmse_tflite']:>6.2f}")
+    return lines
+
+
+def full_integer_checks(rows: dict) -> list[tuple[str, bool]]:
+    found = []
+    for (name, weights), r in rows.items():
+        if weights != "full_int8":
+            continue
+        if r["tflm_us"]:
+            found.append((f"{name} full int8: -O2 at least 3x faster than TFLite Micro's int8", r["tflm_us"] >= 3 * r["c_O2_us"]))
+        if r["litert_us"]:
+            found.append((f"{name} full int8: -O3 -march=native no slower than LiteRT's int8",
+                          r["c_O3native_us"] <= r["litert_us"]))
+        found.append((f"{name} full int8: RMSE against Keras at most 1.1x TFLite's int8", r["rmse_ours"] <= 1.1 * r["rmse_tflite"]))
+        if name in INTEGER_ARENA_LIMIT:
+            found.append((f"{name} full int8: arena at most {INTEGER_ARENA_LIMIT[name]:,} bytes",
+                          r["arena_bytes"] <= INTEGER_ARENA_LIMIT[name]))
+    return found
+
+
 def checks(rows: dict) -> list[tuple[str, bool]]:
     found = []
     for (name, weights), r in rows.items():
+        if weights == "full_int8":
+            continue
         if r["tflm_us"]:
             found.append((f"{name} {weights}: -O2 at least 3x faster than TFLite Micro", r["tflm_us"] >= 3 * r["c_O2_us"]))
         if r["litert_us"]:
@@ -253,8 +354,12 @@ def main() -> int:
                 row = {**time_c(model_file, folder, calls, quantize), **anchors}
                 rows[(name, quantize or "float32")] = row
                 print(f"{name} {quantize or 'float32'}: {row}", file=sys.stderr, flush=True)
-    print("\n".join(table(rows)))
-    found = checks(rows)
+            rows[(name, "full_int8")] = full_integer_row(model, model_file, folder, calls)
+            print(f"{name} full_int8: {rows[(name, 'full_int8')]}", file=sys.stderr, flush=True)
+    print("\n".join(table({key: r for key, r in rows.items() if key[1] != "full_int8"})))
+    print("\nFull-integer int8 (issue 27; LiteRT and TFLite Micro run TFLiteConverter's int8 model of the same samples):")
+    print("\n".join(full_integer_table(rows)))
+    found = checks(rows) + full_integer_checks(rows)
     for what, ok in found:
         print(f"  {'PASS' if ok else 'FAIL'}  {what}")
     if args.json:

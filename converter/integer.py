@@ -283,14 +283,15 @@ def add(x1: np.ndarray, x2: np.ndarray, zeros: tuple[int, int, int], a: np.ndarr
 
 
 def rescale_parameters(source: tuple[float, int], target: tuple[float, int]) -> np.ndarray:
-    """``kw_concat_part_q8``'s a[]: the multiplier and shift of in_scale / out_scale, and the two zero points."""
-    return np.array([*quantize_multiplier(float(np.float32(source[0])) / float(np.float32(target[0]))), source[1],
-                     target[1]], np.int32)
+    """``kw_concat_part_q8``'s a[]: the multiplier and shift of in_scale / (2**20 x out_scale) (the kernel shifts
+    its offset values left by 20 bits first, as Add does), and the two zero points."""
+    factor = float(np.float32(source[0])) / ((1 << ADD_SHIFT) * float(np.float32(target[0])))
+    return np.array([*quantize_multiplier(factor), source[1], target[1]], np.int32)
 
 
 def rescale(x: np.ndarray, a: np.ndarray) -> np.ndarray:
     """An input of ``kw_concat_part_q8``, rescaled to the output's parameters."""
-    scaled = requantize(x.astype(np.int64) - int(a[2]), int(a[0]), int(a[1]))
+    scaled = requantize((x.astype(np.int64) - int(a[2])) << ADD_SHIFT, int(a[0]), int(a[1]))
     return np.clip(int(a[3]) + scaled, INT8_MIN, INT8_MAX).astype(np.int8)
 
 

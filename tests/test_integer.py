@@ -147,6 +147,9 @@ void t_affine(const int8_t *x, int8_t *y, size_t rows, size_t C, const int32_t *
     const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
     kw_affine_q8(x, y, rows, C, &q);
 }
+void t_concat(const int8_t *x, int8_t *y, size_t outer, size_t inner, size_t total, size_t at, const int32_t *a) {
+    kw_concat_part_q8(x, y, outer, inner, total, at, a);
+}
 void t_lookup(const int8_t *x, int8_t *y, size_t n, const int32_t *table) { kw_lookup_q8(x, y, n, table); }
 void t_softmax(const int8_t *x, int8_t *y, size_t rows, size_t last, const int32_t *e) {
     kw_softmax_q8(x, y, rows, last, e);
@@ -162,7 +165,7 @@ void t_conv(const int8_t *x, int8_t *y, const int *g, const int8_t *w, int8_t *p
     if (g[14]) kw_depthwise2d_q8(x, y, g[0], g[1], g[2], g[14], g[3], g[4], g[6], g[7], g[8], g[9], g[10], g[11],
                                  g[12], g[13], w, acc, &q);
     else kw_conv2d_q8(x, y, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13],
-                      w, patch, acc, &q);
+                      w, patch, 8, acc, &q);
 }
 """
 
@@ -175,14 +178,15 @@ def kernels(tmp_path_factory):
     import subprocess
 
     from converter.c_kernels.integer import FUNCTIONS
-    from converter.cgen.codegen import RESTRICT
+    from converter.cgen.program import BLOCKING, RESTRICT
 
     if shutil.which("gcc") is None:
         from tests.conftest import missing
         missing("gcc")
     folder = tmp_path_factory.mktemp("q8")
     source = folder / "q8.c"
-    source.write_text("#include <stddef.h>\n#include <stdint.h>\n" + RESTRICT + "".join(FUNCTIONS.values()) + WRAPPERS)
+    source.write_text("#include <stddef.h>\n#include <stdint.h>\n" + RESTRICT + BLOCKING + "".join(FUNCTIONS.values())
+                      + WRAPPERS)
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", str(source), "-o",
                     str(folder / "q8.so")], check=True)
     return ctypes.CDLL(str(folder / "q8.so"))
@@ -222,7 +226,8 @@ def _zeros(q: integer.Requantization) -> np.ndarray:
     return np.array([q.in_zero, q.out_zero, q.lo, q.hi], np.int32)
 
 
-@pytest.mark.parametrize("rows, inputs, outputs, relu", [(1, 1, 1, False), (5, 37, 19, True), (64, 300, 10, False)])
+@pytest.mark.parametrize("rows, inputs, outputs, relu", [(1, 1, 1, False), (5, 37, 19, True), (64, 300, 10, False),
+                                                         (9, 20, 40, True)])  # register blocks and what they leave
 def test_dense_kernel_is_its_numpy_twin(kernels, rows, inputs, outputs, relu):
     rng = np.random.default_rng(rows + inputs)
     x = rng.integers(-128, 128, (rows, inputs)).astype(np.int8)
@@ -258,7 +263,7 @@ def test_convolution_kernels_are_their_numpy_twins(kernels, H, W, C, N, KH, KW, 
     q = _requantization(rng, OC, in_zero, KH * KW * (1 if depthwise else C), None if depthwise else w, bool(C % 2))
     y = np.zeros((OH, OW, OC), np.int8)
     geometry = np.array([H, W, C, OH, OW, OC, KH, KW, *strides, *dilation, *pads, N if depthwise else 0], np.intc)
-    _call(kernels.t_conv, x, y, geometry, w, np.zeros(KH * KW * C, np.int8), np.zeros(OC, np.int32), q.bias,
+    _call(kernels.t_conv, x, y, geometry, w, np.zeros(8 * KH * KW * C, np.int8), np.zeros(OC, np.int32), q.bias,
           q.multiplier, q.shift, _zeros(q))
     twin = integer.depthwise2d if depthwise else integer.conv2d
     assert np.array_equal(y, twin(x, w, q, (OH, OW), strides, dilation, pads))
@@ -325,3 +330,20 @@ def test_affine_kernel_is_its_numpy_twin(kernels):
     real = mul * 0.02 * (x - 5.0) + add
     # the output's half step, and the bias's (1/256 of an input step, times mul)
     assert np.max(np.abs(integer.dequantize(y, 0.03, -2) - np.clip(real, 0.03 * -126, 0.03 * 129))) <= 0.0151
+
+
+def test_concatenation_kernel_is_its_numpy_twin(kernels):
+    """Each input rescaled to the output's parameters (a larger scale, a smaller one) as it lands in place."""
+    rng = np.random.default_rng(8)
+    parts = [rng.integers(-128, 128, (5, n)).astype(np.int8) for n in (3, 4)]
+    sources, target = [(0.02, 4), (0.1, -9)], (0.05, 2)
+    y = np.zeros((5, 7), np.int8)
+    at = 0
+    for part, source in zip(parts, sources):
+        _call(kernels.t_concat, part, y, 5, part.shape[1], 7, at, integer.rescale_parameters(source, target))
+        at += part.shape[1]
+    twin = np.concatenate([integer.rescale(p, integer.rescale_parameters(s, target)) for p, s in zip(parts, sources)], 1)
+    assert np.array_equal(y, twin)
+    real = np.concatenate([s[0] * (p - s[1]) for p, s in zip(parts, sources)], axis=1)
+    inside = np.abs(real) < 0.05 * 120
+    assert np.max(np.abs(integer.dequantize(y, *target) - real)[inside]) <= 0.025 + 1e-6

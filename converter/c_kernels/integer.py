@@ -32,43 +32,78 @@ static int8_t kw_q8_out(int32_t acc, const kw_q8 *q, size_t c) {
 
 """,
     "dense_q8": """/* Dense on int8 rows: y[r][o] = requantize(bias[o] + sum_i x[r][i] * w[i][o]) (kernel [in][out]); the bias holds
- * -in_zero * sum_i w[i][o], so the sum runs over the stored values. 1x1 convolutions are Dense over pixels. */
+ * -in_zero * sum_i w[i][o], so the sum runs over the stored values. 1x1 convolutions are Dense over pixels.
+ * Register blocks of 4 rows x KW_PANEL outputs as in the float kernel: int32 sums in fixed-length arrays, each
+ * weight row widened once for 4 rows; the requantization on the block's sums before they are stored. `acc`
+ * (out int32s) serves the rows and outputs the blocks leave, one row at a time. */
+static void kw_requantize_block(int32_t *KW_RESTRICT a, int8_t *KW_RESTRICT y, int n, const kw_q8 *q, size_t c0) {
+    for (int j = 0; j < n; ++j) y[j] = kw_q8_out(a[j], q, c0 + (size_t)j);
+}
+
 static void kw_dense_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, size_t rows, size_t in, size_t out,
                         const int8_t *KW_RESTRICT w, int32_t *KW_RESTRICT acc, const kw_q8 *q) {
-    for (size_t r = 0; r < rows; ++r) {
+    const size_t blocked = KW_SMALL ? 0 : rows - rows % 4, full = KW_SMALL ? 0 : out - out % KW_PANEL;
+    for (size_t o = 0; o < full; o += KW_PANEL)
+        for (size_t r = 0; r < blocked; r += 4) {
+            const int8_t *KW_RESTRICT x0 = x + r * in, *KW_RESTRICT x1 = x0 + in, *KW_RESTRICT x2 = x1 + in,
+                         *KW_RESTRICT x3 = x2 + in, *KW_RESTRICT wi = w + o;
+            int32_t a0[KW_PANEL], a1[KW_PANEL], a2[KW_PANEL], a3[KW_PANEL];
+            for (int j = 0; j < KW_PANEL; ++j) a0[j] = a1[j] = a2[j] = a3[j] = q->bias[o + j];
+            for (size_t i = 0; i < in; ++i, wi += out) {
+                const int32_t v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
+                int32_t wv[KW_PANEL];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) wv[j] = wi[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a0[j] += v0 * wv[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a1[j] += v1 * wv[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a2[j] += v2 * wv[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a3[j] += v3 * wv[j];
+            }
+            int8_t *KW_RESTRICT y0 = y + r * out + o;
+            kw_requantize_block(a0, y0, KW_PANEL, q, o);
+            kw_requantize_block(a1, y0 + out, KW_PANEL, q, o);
+            kw_requantize_block(a2, y0 + 2 * out, KW_PANEL, q, o);
+            kw_requantize_block(a3, y0 + 3 * out, KW_PANEL, q, o);
+        }
+    for (size_t r = 0; r < rows; ++r) {  /* what the blocks leave: the outputs past `full`, or every output of a row
+                                            past `blocked` */
+        const size_t o0 = r < blocked ? full : 0;
+        if (o0 == out) continue;
         const int8_t *KW_RESTRICT xr = x + r * in;
-        for (size_t o = 0; o < out; ++o) acc[o] = q->bias[o];
+        for (size_t o = o0; o < out; ++o) acc[o] = q->bias[o];
         for (size_t i = 0; i < in; ++i) {
             const int32_t v = xr[i];
             const int8_t *KW_RESTRICT wi = w + i * out;
-            for (size_t o = 0; o < out; ++o) acc[o] += v * wi[o];
+            for (size_t o = o0; o < out; ++o) acc[o] += v * wi[o];
         }
-        for (size_t o = 0; o < out; ++o) y[r * out + o] = kw_q8_out(acc[o], q, o);
+        for (size_t o = o0; o < out; ++o) y[r * out + o] = kw_q8_out(acc[o], q, o);
     }
 }
 
 """,
-    "conv2d_q8": """/* Conv2D on int8 (channels last), kernel [KH][KW][C][OC]: each output pixel's input patch (the input's zero
- * point where the window leaves the input: a real 0) copied into `patch`, then multiplied as Dense. */
+    "conv2d_q8": """/* Conv2D on int8 (channels last), kernel [KH][KW][C][OC]: P output pixels at a time (a multiple of 4), their
+ * input patches (the input's zero point where the window leaves the input: a real 0) copied into `patch`
+ * (P x KH * KW * C), then multiplied as Dense. */
 static void kw_conv2d_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, int H, int W, int C, int OH, int OW,
                          int OC, int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl,
-                         const int8_t *KW_RESTRICT w, int8_t *KW_RESTRICT patch, int32_t *KW_RESTRICT acc,
+                         const int8_t *KW_RESTRICT w, int8_t *KW_RESTRICT patch, size_t P, int32_t *KW_RESTRICT acc,
                          const kw_q8 *q) {
-    const size_t K = (size_t)KH * KW * C;
-    for (int oh = 0; oh < OH; ++oh) {
-        for (int ow = 0; ow < OW; ++ow) {
+    const size_t K = (size_t)KH * KW * C, pixels = (size_t)OH * OW;
+    for (size_t first = 0; first < pixels; first += P) {
+        const size_t count = pixels - first < P ? pixels - first : P;
+        for (size_t n = 0; n < count; ++n) {
+            const int oh = (int)((first + n) / (size_t)OW), ow = (int)((first + n) % (size_t)OW);
             for (int kh = 0; kh < KH; ++kh) {
                 const int ih = oh * sh - pt + kh * dh;
                 for (int kw = 0; kw < KW; ++kw) {
                     const int iw = ow * sw - pl + kw * dw;
-                    int8_t *KW_RESTRICT to = patch + ((size_t)kh * KW + kw) * C;
+                    int8_t *KW_RESTRICT to = patch + n * K + ((size_t)kh * KW + kw) * C;
                     const int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-                    for (int c = 0; c < C; ++c)
-                        to[c] = inside ? x[((size_t)ih * W + iw) * C + c] : (int8_t)q->in_zero;
+                    const int8_t *KW_RESTRICT from = x + ((size_t)(inside ? ih : 0) * W + (inside ? iw : 0)) * C;
+                    for (int c = 0; c < C; ++c) to[c] = inside ? from[c] : (int8_t)q->in_zero;
                 }
             }
-            kw_dense_q8(patch, y + ((size_t)oh * OW + ow) * OC, 1, K, (size_t)OC, w, acc, q);
         }
+        kw_dense_q8(patch, y + first * OC, count, K, (size_t)OC, w, acc, q);
     }
 }
 
@@ -164,12 +199,13 @@ static void kw_add_q8(const int8_t *x1, const int8_t *x2, int8_t *y, size_t n, i
 
 """,
     "concat_q8": """/* One input of a Concatenate on int8: `outer` blocks of `inner` values land at `at` in blocks of `total`,
- * rescaled to the output's parameters; a[] = {mult, shift, in_zero, out_zero}. */
+ * rescaled to the output's parameters; a[] = {mult, shift, in_zero, out_zero}, of in_scale / (2^20 out_scale):
+ * the offset value shifted left by 20 bits first, as Add does, so that the result is rounded once. */
 static void kw_concat_part_q8(const int8_t *x, int8_t *y, size_t outer, size_t inner, size_t total, size_t at,
                               const int32_t *a) {
     for (size_t o = 0; o < outer; ++o)
         for (size_t i = 0; i < inner; ++i) {
-            int32_t v = a[3] + kw_requantize(x[o * inner + i] - a[2], a[0], (int)a[1]);
+            int32_t v = a[3] + kw_requantize((x[o * inner + i] - a[2]) * (1 << 20), a[0], (int)a[1]);
             v = v < -128 ? -128 : v;
             y[o * total + at + i] = (int8_t)(v > 127 ? 127 : v);
         }

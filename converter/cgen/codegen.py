@@ -16,7 +16,7 @@ from .. import c_kernels as kernels
 from .. import layers
 from .arena import Storage, place
 from . import fusion, integer_program
-from .program import RESTRICT, Program, traced_inside
+from .program import BLOCKING, RESTRICT, Program, traced_inside
 from .graph import Graph
 from ..layers.emit import Call, Shape, Unsupported, size
 from ..layers.q8 import Q8
@@ -330,18 +330,6 @@ def _program(graph: Graph, steps: list[_Step], outputs: list[_Value], input_size
     source = (f"{trace}{RESTRICT}{BLOCKING}{functions}int {prefix}_predict(const float *input, float *output, void *arena) {{\n"
               f"    float *A = (float *)arena;\n    (void)A;\n" + "\n".join(body) + "\n    return 0;\n}\n")
     return Program(header, source, 4 * arena, input_size, at)
-
-
-# KW_SMALL (1 with -Os, which asks for the least code; either may be defined when compiling): the kernels' plain
-# loops only. Register blocks of the kernels: KW_PANEL outputs at a time, 16 where the compiler has 256-bit vectors,
-# else 8 (and either may be defined when compiling). KW_NO_UNROLL: see kw_dense.
-BLOCKING = ("#ifndef KW_SMALL\n#ifdef __OPTIMIZE_SIZE__\n#define KW_SMALL 1\n#else\n#define KW_SMALL 0\n#endif\n#endif\n"
-            "#ifndef KW_PANEL\n#if defined(__AVX__) || defined(__ARM_FEATURE_SVE)\n#define KW_PANEL 16\n#else\n"
-            "#define KW_PANEL 8\n#endif\n#endif\n"
-            "#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)\n#define KW_NO_UNROLL _Pragma(\"GCC unroll 1\")\n"
-            "#else\n#define KW_NO_UNROLL\n#endif\n"
-            "#ifdef FP_FAST_FMAF\n#define KW_MADD(a, b, c) fmaf((a), (b), (c))\n#else\n#define KW_MADD(a, b, c) ((a) * (b) + (c))\n"
-            "#endif\n\n")
 
 
 def _kernel_text(needed: set[str]) -> str:

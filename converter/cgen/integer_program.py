@@ -20,7 +20,7 @@ from ..c_text import c_string, comment_text
 from .. import c_kernels as kernels
 from .. import integer
 from ..layers.emit import Call, Unsupported, size
-from .program import RESTRICT, Program, traced_inside
+from .program import BLOCKING, RESTRICT, Program, traced_inside
 
 Params = tuple[float, int]
 EDGE_CLAMP = 256.0  # |x / scale| is capped here before rounding at the float edge: beyond, int8 saturates anyway
@@ -129,8 +129,8 @@ def render(graph, steps: list, outputs: list, inputs: list, input_size: int, are
         output_params.append((params[ref], at, n))
         at += n
     input_params = [(params[(name, 0)], offset, size(shape)) for name, shape, offset in inputs]
-    source = (_trace(prefix, m) + RESTRICT + "".join(constants) + "\n"
-              + re.sub(r"\bkw_", f"{prefix}_kw_", kernels.integer(needed))
+    source = (_trace(prefix, m) + RESTRICT + BLOCKING + "".join(constants) + "\n"
+              + re.sub(r"\bkw_", f"{prefix}_kw_", kernels.integer(needed | {"requantize"}))
               + f"int {prefix}_predict_int8(const int8_t *input, int8_t *output, void *arena) {{\n"
               + "    int8_t *A = (int8_t *)arena;\n    (void)A;\n" + "\n".join(body + copies) + "\n    return 0;\n}\n\n"
               + _edges(prefix, m, arena, input_size, at, input_params, output_params))

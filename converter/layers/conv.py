@@ -142,9 +142,10 @@ def conv_q8(call: Call) -> Shape:
         call.emit(f"kw_dense_q8({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {kernel.array}, {acc}, "
                   f"{requantization});", "dense_q8", "requantize")
     else:
-        call.temporaries.append(KH * KW * C)
+        rows = _patch_rows(KH * KW * C, OH * OW)
+        call.temporaries.append(rows * KH * KW * C)
         call.emit(f"kw_conv2d_q8({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
-                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {kernel.array}, T{len(call.temporaries) - 1}, {acc}, "
+                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {kernel.array}, T{len(call.temporaries) - 1}, {rows}, {acc}, "
                   f"{requantization});", "conv2d_q8", "dense_q8", "requantize")
     out = (OW, filters) if rank == 1 else (OH, OW, filters)
     after = q8.activation(call, name, call.output, out, before)
