@@ -14,14 +14,15 @@ typedef struct {
 } kw_q8;
 
 static int32_t kw_requantize(int32_t acc, int32_t mult, int shift) {
+    /* in int64, without branches, so that compilers vectorise it over a block of sums (kw_requantize_block) */
     const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
     int64_t shifted = (int64_t)acc * ((int64_t)1 << left);
     shifted = shifted > INT32_MAX ? INT32_MAX : (shifted < INT32_MIN ? INT32_MIN : shifted);
-    if (shifted == INT32_MIN && mult == INT32_MIN) return INT32_MAX;
-    const int64_t product = shifted * mult;
-    const int32_t high = (int32_t)((product + (product >= 0 ? (1 << 30) : 1 - (1 << 30))) / ((int64_t)1 << 31));
-    const int32_t mask = (int32_t)(((int64_t)1 << right) - 1), threshold = (mask >> 1) + (high < 0);
-    return (high >> right) + ((high & mask) > threshold);
+    const int64_t product = shifted * mult, sum = product + (product >= 0 ? (1 << 30) : 1 - (1 << 30));
+    int64_t high = (sum >= 0 ? sum : sum + INT32_MAX) >> 31;  /* the division by 2^31, toward zero */
+    high = high > INT32_MAX ? INT32_MAX : high;  /* INT32_MIN times INT32_MIN, the one overflow, saturates */
+    const int32_t h = (int32_t)high, mask = (int32_t)((UINT32_C(1) << right) - 1u);
+    return (h >> right) + ((h & mask) > (mask >> 1) + (h < 0));
 }
 
 static int8_t kw_q8_out(int32_t acc, const kw_q8 *q, size_t c) {
@@ -36,8 +37,14 @@ static int8_t kw_q8_out(int32_t acc, const kw_q8 *q, size_t c) {
  * Register blocks of 4 rows x KW_PANEL outputs as in the float kernel: int32 sums in fixed-length arrays, each
  * weight row widened once for 4 rows; the requantization on the block's sums before they are stored. `acc`
  * (out int32s) serves the rows and outputs the blocks leave, one row at a time. */
-static void kw_requantize_block(int32_t *KW_RESTRICT a, int8_t *KW_RESTRICT y, int n, const kw_q8 *q, size_t c0) {
-    for (int j = 0; j < n; ++j) y[j] = kw_q8_out(a[j], q, c0 + (size_t)j);
+static void kw_requantize_block(const int32_t *KW_RESTRICT a, int8_t *KW_RESTRICT y, const kw_q8 *q, size_t c0) {
+    const int32_t *KW_RESTRICT mult = q->mult + c0, zero = q->out_zero, lo = q->lo, hi = q->hi;
+    const int8_t *KW_RESTRICT shift = q->shift + c0;
+    KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) {
+        int32_t v = zero + kw_requantize(a[j], mult[j], shift[j]);
+        v = v < lo ? lo : v;
+        y[j] = (int8_t)(v > hi ? hi : v);
+    }
 }
 
 static void kw_dense_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, size_t rows, size_t in, size_t out,
@@ -50,19 +57,19 @@ static void kw_dense_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, size
             int32_t a0[KW_PANEL], a1[KW_PANEL], a2[KW_PANEL], a3[KW_PANEL];
             for (int j = 0; j < KW_PANEL; ++j) a0[j] = a1[j] = a2[j] = a3[j] = q->bias[o + j];
             for (size_t i = 0; i < in; ++i, wi += out) {
-                const int32_t v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
-                int32_t wv[KW_PANEL];
+                const int16_t v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
+                int16_t wv[KW_PANEL];  /* 16-bit products widened to 32: what SSE2 and NEON multiply in vectors */
                 KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) wv[j] = wi[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a0[j] += v0 * wv[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a1[j] += v1 * wv[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a2[j] += v2 * wv[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a3[j] += v3 * wv[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a0[j] += (int32_t)v0 * wv[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a1[j] += (int32_t)v1 * wv[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a2[j] += (int32_t)v2 * wv[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a3[j] += (int32_t)v3 * wv[j];
             }
             int8_t *KW_RESTRICT y0 = y + r * out + o;
-            kw_requantize_block(a0, y0, KW_PANEL, q, o);
-            kw_requantize_block(a1, y0 + out, KW_PANEL, q, o);
-            kw_requantize_block(a2, y0 + 2 * out, KW_PANEL, q, o);
-            kw_requantize_block(a3, y0 + 3 * out, KW_PANEL, q, o);
+            kw_requantize_block(a0, y0, q, o);
+            kw_requantize_block(a1, y0 + out, q, o);
+            kw_requantize_block(a2, y0 + 2 * out, q, o);
+            kw_requantize_block(a3, y0 + 3 * out, q, o);
         }
     for (size_t r = 0; r < rows; ++r) {  /* what the blocks leave: the outputs past `full`, or every output of a row
                                             past `blocked` */
