@@ -77,10 +77,13 @@ static void kw_dense_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, size
         if (o0 == out) continue;
         const int8_t *KW_RESTRICT xr = x + r * in;
         for (size_t o = o0; o < out; ++o) acc[o] = q->bias[o];
+        const size_t chunked = KW_SMALL ? o0 : o0 + (out - o0) / KW_PANEL * KW_PANEL;
         for (size_t i = 0; i < in; ++i) {
-            const int32_t v = xr[i];
+            const int16_t v = xr[i];
             const int8_t *KW_RESTRICT wi = w + i * out;
-            for (size_t o = o0; o < out; ++o) acc[o] += v * wi[o];
+            for (size_t o = o0; o < chunked; o += KW_PANEL)  /* fixed-length chunks: vectorised at -O2 too */
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) acc[o + j] += (int32_t)v * (int16_t)wi[o + j];
+            for (size_t o = chunked; o < out; ++o) acc[o] += v * wi[o];
         }
         for (size_t o = o0; o < out; ++o) y[r * out + o] = kw_q8_out(acc[o], q, o);
     }
@@ -132,8 +135,11 @@ static void kw_depthwise2d_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y
                     if (iw < 0 || iw >= W) continue;
                     const int8_t *KW_RESTRICT xi = x + ((size_t)ih * W + iw) * C;
                     const int8_t *KW_RESTRICT wk = w + ((size_t)kh * KW + kw) * OC;
-                    for (int c = 0; c < C; ++c)
-                        for (int m = 0; m < M; ++m) acc[c * M + m] += (xi[c] - q->in_zero) * wk[c * M + m];
+                    if (M == 1)  /* the common case: a contiguous loop of 16-bit products, which compilers vectorise */
+                        for (int c = 0; c < C; ++c) acc[c] += (int32_t)(int16_t)(xi[c] - q->in_zero) * wk[c];
+                    else
+                        for (int c = 0; c < C; ++c)
+                            for (int m = 0; m < M; ++m) acc[c * M + m] += (xi[c] - q->in_zero) * wk[c * M + m];
                 }
             }
             int8_t *KW_RESTRICT yo = y + ((size_t)oh * OW + ow) * OC;
