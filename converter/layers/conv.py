@@ -40,13 +40,19 @@ def _patch_rows(K: int, pixels: int) -> int:
     return min(rows, -(-pixels // 4) * 4)
 
 
-def conv_c(call: Call) -> Shape:
+def _conv_setup(call: Call) -> tuple:
+    """(rank, geometry as _conv_geometry gives it, filters, kernel window) of a Conv1D/2D."""
     rank = 1 if call.node.class_name.endswith("1D") else 2
     if call.integer("groups", 1) != 1:
         raise Unsupported(f"groups={call.config['groups']}")
-    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
-    filters = call.integer("filters")
-    window = (KW,) if rank == 1 else (KH, KW)
+    geometry = _conv_geometry(call, rank)
+    KH, KW = geometry[2]
+    return rank, geometry, call.integer("filters"), (KW,) if rank == 1 else (KH, KW)
+
+
+def conv_c(call: Call) -> Shape:
+    rank, geometry, filters, window = _conv_setup(call)
+    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = geometry
     args, bias, quantized = weights_arguments(call, "kernel", "bias", (*window, C, filters), filters)
     suffix = "_i8" if quantized else "_f32"
     if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):  # a 1x1 convolution is Dense over the pixels
@@ -127,12 +133,8 @@ def _accumulators(call: Call, count: int) -> str:
 
 
 def conv_q8(call: Call) -> Shape:
-    rank = 1 if call.node.class_name.endswith("1D") else 2
-    if call.integer("groups", 1) != 1:
-        raise Unsupported(f"groups={call.config['groups']}")
-    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = _conv_geometry(call, rank)
-    filters = call.integer("filters")
-    window = (KW,) if rank == 1 else (KH, KW)
+    rank, geometry, filters, window = _conv_setup(call)
+    (H, W, C), (OH, OW), (KH, KW), (SH, SW), (DH, DW), (PT, PL) = geometry
     kernel = q8.int8_kernel(call, "kernel", (*window, C, filters))
     name = call.config.get("activation")
     before = q8.before_activation(call, name)

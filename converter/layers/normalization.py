@@ -68,9 +68,7 @@ def batch_norm_q8(call: Call) -> Shape:
 
 def rescaling_q8(call: Call) -> Shape:
     """``x * scale + offset`` through a table of its 256 results (kw_lookup_q8)."""
-    if any(isinstance(call.config.get(key), (list, tuple, dict)) for key in ("scale", "offset")):
-        raise Unsupported("a scale or offset per channel")
-    scale, offset = call.number("scale", 1.0), call.number("offset", 0.0)
+    scale, offset = _rescaling(call)
     shape = call.inputs[0]
     in_place(call)
     twin = q8.elementwise(call, "rescaling", call.source(), call.output, shape, call.q8.inputs[0],
@@ -104,10 +102,14 @@ def normalization_c(call: Call) -> Shape:
     return shape
 
 
-def rescaling_c(call: Call) -> Shape:
+def _rescaling(call: Call) -> tuple[float, float]:
     if any(isinstance(call.config.get(key), (list, tuple, dict)) for key in ("scale", "offset")):
         raise Unsupported("a scale or offset per channel")
-    scale, offset = call.number("scale", 1.0), call.number("offset", 0.0)
+    return call.number("scale", 1.0), call.number("offset", 0.0)
+
+
+def rescaling_c(call: Call) -> Shape:
+    scale, offset = _rescaling(call)
     shape = call.inputs[0]
     in_place(call)
     call.emit(f"for (size_t i = 0; i < {size(shape)}; ++i) {call.output}[i] = {call.source()}[i] * {c_float(scale)} + "
