@@ -178,6 +178,7 @@ def kernels(tmp_path_factory):
     import subprocess
 
     from converter.c_kernels.integer import FUNCTIONS
+    from converter.cgen.integer_program import PANEL_Q8
     from converter.cgen.program import BLOCKING, RESTRICT
 
     if shutil.which("gcc") is None:
@@ -185,7 +186,7 @@ def kernels(tmp_path_factory):
         missing("gcc")
     folder = tmp_path_factory.mktemp("q8")
     source = folder / "q8.c"
-    source.write_text("#include <stddef.h>\n#include <stdint.h>\n" + RESTRICT + BLOCKING + "".join(FUNCTIONS.values())
+    source.write_text("#include <stddef.h>\n#include <stdint.h>\n" + RESTRICT + BLOCKING + PANEL_Q8 + "".join(FUNCTIONS.values())
                       + WRAPPERS)
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", str(source), "-o",
                     str(folder / "q8.so")], check=True)

@@ -34,13 +34,13 @@ static int8_t kw_q8_out(int32_t acc, const kw_q8 *q, size_t c) {
 """,
     "dense_q8": """/* Dense on int8 rows: y[r][o] = requantize(bias[o] + sum_i x[r][i] * w[i][o]) (kernel [in][out]); the bias holds
  * -in_zero * sum_i w[i][o], so the sum runs over the stored values. 1x1 convolutions are Dense over pixels.
- * Register blocks of 4 rows x KW_PANEL outputs as in the float kernel: int32 sums in fixed-length arrays, each
+ * Register blocks of 4 rows x KW_PANEL_Q8 outputs as in the float kernel: int32 sums in fixed-length arrays, each
  * weight row widened once for 4 rows; the requantization on the block's sums before they are stored. `acc`
  * (out int32s) serves the rows and outputs the blocks leave, one row at a time. */
 static void kw_requantize_block(const int32_t *KW_RESTRICT a, int8_t *KW_RESTRICT y, const kw_q8 *q, size_t c0) {
     const int32_t *KW_RESTRICT mult = q->mult + c0, zero = q->out_zero, lo = q->lo, hi = q->hi;
     const int8_t *KW_RESTRICT shift = q->shift + c0;
-    KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) {
+    KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) {
         int32_t v = zero + kw_requantize(a[j], mult[j], shift[j]);
         v = v < lo ? lo : v;
         y[j] = (int8_t)(v > hi ? hi : v);
@@ -49,21 +49,34 @@ static void kw_requantize_block(const int32_t *KW_RESTRICT a, int8_t *KW_RESTRIC
 
 static void kw_dense_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, size_t rows, size_t in, size_t out,
                         const int8_t *KW_RESTRICT w, int32_t *KW_RESTRICT acc, const kw_q8 *q) {
-    const size_t blocked = KW_SMALL ? 0 : rows - rows % 4, full = KW_SMALL ? 0 : out - out % KW_PANEL;
-    for (size_t o = 0; o < full; o += KW_PANEL)
+    const size_t blocked = KW_SMALL ? 0 : rows - rows % 4, full = KW_SMALL ? 0 : out - out % KW_PANEL_Q8;
+    for (size_t o = 0; o < full; o += KW_PANEL_Q8)
         for (size_t r = 0; r < blocked; r += 4) {
             const int8_t *KW_RESTRICT x0 = x + r * in, *KW_RESTRICT x1 = x0 + in, *KW_RESTRICT x2 = x1 + in,
                          *KW_RESTRICT x3 = x2 + in, *KW_RESTRICT wi = w + o;
-            int32_t a0[KW_PANEL], a1[KW_PANEL], a2[KW_PANEL], a3[KW_PANEL];
-            for (int j = 0; j < KW_PANEL; ++j) a0[j] = a1[j] = a2[j] = a3[j] = q->bias[o + j];
-            for (size_t i = 0; i < in; ++i, wi += out) {
+            int32_t a0[KW_PANEL_Q8], a1[KW_PANEL_Q8], a2[KW_PANEL_Q8], a3[KW_PANEL_Q8];
+            for (int j = 0; j < KW_PANEL_Q8; ++j) a0[j] = a1[j] = a2[j] = a3[j] = q->bias[o + j];
+            size_t i = 0;
+            for (; i + 1 < in; i += 2, wi += 2 * out) {  /* two inputs a step: |x w + x' w'| <= 2 * 128 * 127 fits
+                                                          * 16 bits, so the products are 16-bit multiplies */
                 const int16_t v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
-                int16_t wv[KW_PANEL];  /* 16-bit products widened to 32: what SSE2 and NEON multiply in vectors */
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) wv[j] = wi[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a0[j] += (int32_t)v0 * wv[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a1[j] += (int32_t)v1 * wv[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a2[j] += (int32_t)v2 * wv[j];
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) a3[j] += (int32_t)v3 * wv[j];
+                const int16_t u0 = x0[i + 1], u1 = x1[i + 1], u2 = x2[i + 1], u3 = x3[i + 1];
+                int16_t wa[KW_PANEL_Q8], wb[KW_PANEL_Q8];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) wa[j] = wi[j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) wb[j] = wi[out + j];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) a0[j] += (int16_t)(v0 * wa[j] + u0 * wb[j]);
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) a1[j] += (int16_t)(v1 * wa[j] + u1 * wb[j]);
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) a2[j] += (int16_t)(v2 * wa[j] + u2 * wb[j]);
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) a3[j] += (int16_t)(v3 * wa[j] + u3 * wb[j]);
+            }
+            if (i < in) {  /* an odd input count's last input */
+                const int16_t v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) {
+                    a0[j] += v0 * wi[j];
+                    a1[j] += v1 * wi[j];
+                    a2[j] += v2 * wi[j];
+                    a3[j] += v3 * wi[j];
+                }
             }
             int8_t *KW_RESTRICT y0 = y + r * out + o;
             kw_requantize_block(a0, y0, q, o);
@@ -77,12 +90,12 @@ static void kw_dense_q8(const int8_t *KW_RESTRICT x, int8_t *KW_RESTRICT y, size
         if (o0 == out) continue;
         const int8_t *KW_RESTRICT xr = x + r * in;
         for (size_t o = o0; o < out; ++o) acc[o] = q->bias[o];
-        const size_t chunked = KW_SMALL ? o0 : o0 + (out - o0) / KW_PANEL * KW_PANEL;
+        const size_t chunked = KW_SMALL ? o0 : o0 + (out - o0) / KW_PANEL_Q8 * KW_PANEL_Q8;
         for (size_t i = 0; i < in; ++i) {
             const int16_t v = xr[i];
             const int8_t *KW_RESTRICT wi = w + i * out;
-            for (size_t o = o0; o < chunked; o += KW_PANEL)  /* fixed-length chunks: vectorised at -O2 too */
-                KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) acc[o + j] += (int32_t)v * (int16_t)wi[o + j];
+            for (size_t o = o0; o < chunked; o += KW_PANEL_Q8)  /* fixed-length chunks: vectorised at -O2 too */
+                KW_NO_UNROLL for (int j = 0; j < KW_PANEL_Q8; ++j) acc[o + j] += (int32_t)v * (int16_t)wi[o + j];
             for (size_t o = chunked; o < out; ++o) acc[o] += v * wi[o];
         }
         for (size_t o = o0; o < out; ++o) y[r * out + o] = kw_q8_out(acc[o], q, o);

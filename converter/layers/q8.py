@@ -66,6 +66,9 @@ def int8_kernel(call: Call, role: str, shape: tuple[int, ...], channels: int | N
     kernel = call.weight(role, shape=shape)
     if kernel.scale is None or kernel.values is None or kernel.scale_values is None:
         raise Unsupported("full-integer int8 needs int8 weights: export with --quantize int8")
+    if np.asarray(kernel.values).size and int(np.min(kernel.values)) < -127:  # the kernels sum two products in 16 bits
+        raise Unsupported(f"its weight '{role}' holds -128: int8 weights from -127 to 127 (as --quantize int8 "
+                          f"stores them) needed")
     channels = channels or shape[-1]
     if np.asarray(kernel.scale_values).size != channels:
         raise Unsupported(f"its weight '{role}' has {np.asarray(kernel.scale_values).size} scales, not one per "
