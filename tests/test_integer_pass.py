@@ -118,3 +118,21 @@ def test_the_command_line_takes_a_samples_file(tmp_path):
                           "-f", "c", "--c-inference", "--calibration", str(tmp_path / "samples.npy")],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "--quantize int8" in run.stderr
+
+
+def test_a_kernel_holding_minus_128_is_refused(tmp_path):
+    """The int8 kernels sum two products in 16 bits, which weights from -127 (what --quantize int8 stores) allow;
+    a foreign export's -128 is refused, not computed wrong."""
+    from converter.formats import c
+    from converter.manifest import export_info, tensor_records
+
+    manifest = _export(SEED_KERAS, tmp_path)
+    header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
+    tensors = tensor_records(manifest, "c", c.read(tmp_path / header.replace(".h", ".c")))
+    prefix = manifest["options"]["c"]["prefix"]
+    names = c.keys(tensors, header[:-2], prefix=prefix)
+    assert c.inference_program(tensors, names, prefix, export_info(manifest)).reference is not None
+    kernel = next(t for t in tensors if t.array.dtype == np.int8)
+    kernel.array.flat[0] = -128
+    with pytest.raises(InputInvalid, match="holds -128"):
+        c.inference_program(tensors, names, prefix, export_info(manifest))
