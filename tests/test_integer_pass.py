@@ -4,6 +4,7 @@ against Keras's float model); what it does not compute is refused by name; the c
 as untrusted input; the manifest records the ranges and verify holds them to their parameters."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -132,7 +133,9 @@ def test_a_kernel_holding_minus_128_is_refused(tmp_path):
     prefix = manifest["options"]["c"]["prefix"]
     names = c.keys(tensors, header[:-2], prefix=prefix)
     assert c.inference_program(tensors, names, prefix, export_info(manifest)).reference is not None
-    kernel = next(t for t in tensors if t.array.dtype == np.int8)
-    kernel.array.flat[0] = -128
+    index = next(i for i, t in enumerate(tensors) if t.array.dtype == np.int8)
+    crafted = tensors[index].array.copy()
+    crafted.flat[0] = -128
+    tensors[index] = dataclasses.replace(tensors[index], array=crafted)
     with pytest.raises(InputInvalid, match="holds -128"):
         c.inference_program(tensors, names, prefix, export_info(manifest))
