@@ -27,9 +27,11 @@ def extract(source: Any, *, reader: str = "auto", trust_code: bool = False, allo
 
 
 def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allow_sparse: bool = False,
-            quantize: str | None = None) -> dict:
+            quantize: str | None = None, calibration: Any = None) -> dict:
     """The manifest of a model without exporting anything: layers, tensors, shapes, dtypes, checksums; with
-    ``quantize``, of the tensors as a quantized export would store them (with their error figures).
+    ``quantize``, of the tensors as a quantized export would store them (with their error figures); with
+    ``calibration`` too (``quantize="int8"``, see :func:`export`), the full-integer int8 forward pass's block:
+    each traced value's calibrated range, scale and zero point (``inference.activations``).
 
     >>> info = inspect("fixtures/seed_mlp.keras")
     >>> info["model"]["parameters"], [layer["class"] for layer in info["layers"]]
@@ -38,10 +40,14 @@ def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allo
     ['int8', 'float32', 'float32']
     """
     quantization.validate_scheme(quantize)
+    pipeline.Bounds(quantize, None, None, calibration).check()
     model = readers.read_model(source, reader, trust_code, allow_sparse)
     pipeline.hash_and_scan(model.tensors)
     tensors = quantization.apply(model.tensors, quantize, model.layers)
-    return manifests.build(model, tensors, options={"layout": "keras", **({"quantize": quantize} if quantize else {})})
+    inference = None if calibration is None else pipeline.integer_inference(model, tensors, pipeline.stem_of(source),
+                                                                             calibration)
+    return manifests.build(model, tensors, options={"layout": "keras", **({"quantize": quantize} if quantize else {})},
+                           inference=inference)
 
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,

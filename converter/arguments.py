@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"one row per weight tensor (the default up to {TABLE_ROWS})")
     inspect.add_argument("--quantize", choices=list(choices.QUANTIZE_SCHEMES),
                          help="show the tensors as an export with --quantize would store them, with their error")
+    inspect.add_argument("--calibration", metavar="SAMPLES",
+                         help="with --quantize int8: calibrate the full-integer int8 forward pass on SAMPLES (as "
+                              "export --calibration) and show each value's range, scale and zero point")
     _reader_option(inspect)
 
     export = _command(commands, "export", "write the weights in every chosen format plus manifest.json",

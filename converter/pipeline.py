@@ -164,6 +164,15 @@ def _checked_and_written(model: Any, tensors: Sequence[Tensor], hashing: Backgro
     return manifest
 
 
+def integer_inference(model: Any, tensors: Sequence[Tensor], stem: str, calibration: Any) -> dict:
+    """The C format's ``inference`` block of a full-integer int8 forward pass calibrated on ``calibration``, without
+    writing anything (``inspect --calibration``)."""
+    module = registry.get("c")
+    chosen = module.effective(stem, registry.options("c", {"inference": True}))
+    blocks, _ = module.prepare(model, tensors, stem, chosen, calibration)
+    return blocks["inference"]
+
+
 def _prepare(model: Any, tensors: Sequence[Tensor], stem: str, format_names: list[str], chosen: dict,
              calibration: Any) -> dict:
     """Each format's ``prepare`` hook, where it has one: ``{format: (manifest blocks, what its writer takes)}``."""

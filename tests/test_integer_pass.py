@@ -139,3 +139,22 @@ def test_a_kernel_holding_minus_128_is_refused(tmp_path):
     tensors[index] = dataclasses.replace(tensors[index], array=crafted)
     with pytest.raises(InputInvalid, match="holds -128"):
         c.inference_program(tensors, names, prefix, export_info(manifest))
+
+
+@needs("gcc")
+def test_inspect_shows_the_calibrated_parameters_without_writing(tmp_path):
+    info = converter.inspect(FIXTURES / "zoo" / "conv_bn.keras", quantize="int8",
+                             calibration=calibration_samples(FIXTURES / "zoo" / "conv_bn.keras"))
+    activations = info["inference"]["activations"]
+    assert info["schema_version"] == "1.2" and info["inference"]["calibration_samples"] == 16
+    assert all(a["scale"] > 0 and -128 <= a["zero_point"] <= 127 and a["min"] <= a["max"] for a in activations)
+    names = [a["name"] for a in activations]
+    assert names[0] == info["inference"]["graph"]["inputs"][0] and len(set(names)) == len(names)
+    np.save(tmp_path / "samples.npy", next(iter(calibration_samples(FIXTURES / "zoo" / "conv_bn.keras").values())))
+    run = subprocess.run([sys.executable, "-m", "converter", "inspect", str(FIXTURES / "zoo" / "conv_bn.keras"),
+                          "--quantize", "int8", "--calibration", str(tmp_path / "samples.npy")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "Activations (full-integer int8, calibrated on 16 samples)" in run.stdout
+    assert all(name in run.stdout for name in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.npy"]  # nothing written

@@ -18,7 +18,8 @@ from ..html_report import report
 from ..load import load_into
 from ..readers import open_keras_model
 from ..arguments import given_format_options
-from .render import SHOWN_ROWS, check_json, print_report, render_budget, render_diff, render_quantization, render_table, show
+from .render import (SHOWN_ROWS, check_json, print_report, render_activations, render_budget, render_diff,
+                     render_quantization, render_table, show)
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -30,13 +31,15 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def run_inspect(args: argparse.Namespace) -> int:
     _say(args, f"reading {args.model} ...")
     info = api.inspect(args.model, reader=args.reader, trust_code=args.trust_model_code, allow_sparse=args.allow_sparse,
-                       quantize=args.quantize)
+                       quantize=args.quantize, calibration=args.calibration)
     if args.json:
         print(json.dumps(info, sort_keys=True, indent=2, allow_nan=False))
         return 0
     show(render_table(info, args.view))
     if args.quantize:
         show("\n" + render_quantization(info, limit=None if args.verbose else SHOWN_ROWS))
+    if args.calibration is not None:
+        show("\n" + render_activations(info))
     return 0
 
 

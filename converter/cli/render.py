@@ -150,6 +150,25 @@ def render_quantization(info: dict, min_snr: float | None = None, limit: int | N
                       "the model's", rule, line(header), rule, *map(line, rows), *left_out, rule, total])
 
 
+def render_activations(info: dict) -> str:
+    """Full-integer int8: each traced value's calibrated range and the int8 scale and zero point it gives."""
+    activations = (info.get("inference") or {}).get("activations") or []
+    header = ("Value", "Min", "Max", "Scale", "Zero point")
+    rows = [(printable(a["name"]), f"{a['min']:.4g}", f"{a['max']:.4g}", f"{a['scale']:.4g}", str(a["zero_point"]))
+            for a in activations]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    rule = "-" * len(line(header))
+    samples = (info.get("inference") or {}).get("calibration_samples", 0)
+    return "\n".join([f"Activations (full-integer int8, calibrated on {samples} samples): real = scale x (q - zero point)",
+                      rule, line(header), rule, *map(line, rows), rule,
+                      "Where a layer fixes its output's parameters, it uses those: pooling its input's, softmax 1/256 "
+                      "and -128."])
+
+
 def render_diff(result, show_all: bool = False) -> str:
     """The differing tensors as a table, then one line: equal, or how many differ and how."""
     header = ("Tensor", "Status", "Shape", "Max abs diff", "Max rel diff", "Changed")
