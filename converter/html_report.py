@@ -40,7 +40,8 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
     if output.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"the report is an .html file. Received: -o {output}")
     atomic.check_new_file(output, force)  # before any work
-    title, summary, layers, tensors, bytes_per_layer, values = _gather(source, reader, for_errors=model is not None)
+    title, summary, layers, tensors, bytes_per_layer, values, activations = _gather(source, reader,
+                                                                                 for_errors=model is not None)
     if model is not None:
         if values is None:
             raise UsageError(f"{source} is a model: [[--model|model=]] gives the model an export came from",
@@ -49,7 +50,7 @@ def report(source: Any, output: str | os.PathLike, *, model: Any = None, against
     differences = None
     if against is not None:
         differences = diff(source, against, reader=reader)
-    page = render(title, summary, layers, tensors, bytes_per_layer, differences)
+    page = render(title, summary, layers, tensors, bytes_per_layer, differences, activations)
     return atomic.write_file(output, lambda path: path.write_text(page, "utf-8"), force)  # whole, or not at all
 
 
@@ -61,7 +62,7 @@ def _gather(source: Any, reader: str, for_errors: bool = False):
         weights = read_model(source, reader)
         info = manifests.build(weights)
         tensors = [tensor_stats(t.name, t.layer, t.array) for t in weights.tensors]
-        return _title(info), _summary(info), info["layers"], tensors, None, None
+        return _title(info), _summary(info), info["layers"], tensors, None, None, []
     export = Export.open(folder)
     info = export.manifest
     arrays = export.arrays()
@@ -76,7 +77,8 @@ def _gather(source: Any, reader: str, for_errors: bool = False):
             stats.stands_for = tensor_stats(name, stats.layer, values[name])
         tensors.append(stats)
     bytes_per_layer = formats.flash_of_export(info)
-    return _title(info), _summary(info), info["layers"], tensors, bytes_per_layer, values
+    return (_title(info), _summary(info), info["layers"], tensors, bytes_per_layer, values,
+            (info.get("inference") or {}).get("activations", []))
 
 
 def _error_histograms(tensors: list[Stats], back: dict[str, np.ndarray], model: Any, reader: str) -> None:
@@ -163,7 +165,7 @@ MAX_ROWS = 20_000       # rows of any table: beyond, the page says how many were
 MAX_ANOMALIES = 1000
 
 
-def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, differences) -> str:
+def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, differences, activations=()) -> str:
     """The HTML page (a pure function of what it is given), bounded in size whatever the model's size."""
     e = _text
     script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
@@ -194,6 +196,13 @@ def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, d
                  + _left_out(len(layers), MAX_ROWS) + "</details>")
     if bytes_per_layer:
         parts.append("<h2>C arrays: bytes per layer</h2>" + _bars(bytes_per_layer))
+    if activations:  # a full-integer int8 export: what its calibration gave each value
+        parts.append("<h2>Full-integer int8 activations</h2><p>real = scale x (q - zero point); where a layer fixes its "
+                     "output's parameters it uses those (pooling: its input's; softmax: 1/256 and -128).</p><table>"
+                     "<tr><th>Value</th><th>Min</th><th>Max</th><th>Scale</th><th>Zero point</th></tr>" + "".join(
+                         f"<tr><td>{e(a['name'])}</td><td class=n>{a['min']:.4g}</td><td class=n>{a['max']:.4g}</td>"
+                         f"<td class=n>{a['scale']:.4g}</td><td class=n>{a['zero_point']}</td></tr>"
+                         for a in activations[:MAX_ROWS]) + "</table>" + _left_out(len(activations), MAX_ROWS))
     parts.append('<h2>Tensors</h2><p><label>Filter by name <input id="filter" type="search"></label></p>')
     parts += [_tensor_section(t) for t in tensors[:SCREENFUL]]
     parts += _folded_by_layer(tensors[SCREENFUL:MAX_SECTIONS])

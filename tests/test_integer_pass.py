@@ -158,3 +158,14 @@ def test_inspect_shows_the_calibrated_parameters_without_writing(tmp_path):
     assert "Activations (full-integer int8, calibrated on 16 samples)" in run.stdout
     assert all(name in run.stdout for name in names)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.npy"]  # nothing written
+
+
+@needs("gcc")
+def test_the_report_of_an_int8_export_shows_its_calibrated_parameters(tmp_path):
+    manifest = _export(SEED_KERAS, tmp_path / "out")
+    page = tmp_path / "report.html"
+    converter.report(tmp_path / "out", page)
+    text = page.read_text()
+    assert "<h2>Full-integer int8 activations</h2>" in text
+    for a in manifest["inference"]["activations"]:
+        assert f"<td>{a['name']}</td>" in text and f"<td class=n>{a['zero_point']}</td>" in text
