@@ -169,3 +169,36 @@ def test_the_report_of_an_int8_export_shows_its_calibrated_parameters(tmp_path):
     assert "<h2>Full-integer int8 activations</h2>" in text
     for a in manifest["inference"]["activations"]:
         assert f"<td>{a['name']}</td>" in text and f"<td class=n>{a['zero_point']}</td>" in text
+
+
+@needs("gcc")
+def test_every_layer_the_int8_pass_computes_is_its_numpy_twin(tmp_path, keras_module):
+    """A model of every int8 layer kind besides the zoo's: Rescaling, a BatchNormalization of its own, average
+    pooling, element-wise activations through tables (own and as layers), Add, Concatenate, global max pooling,
+    Conv1D, a Dense with its own tanh and a softmax layer."""
+    keras, L = keras_module, keras_module.layers
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((12, 12, 3))
+    x = L.Rescaling(2.0, offset=-1.0)(inputs)
+    a = L.Conv2D(8, 3, padding="same", activation="sigmoid")(x)
+    a = L.BatchNormalization()(L.AveragePooling2D(2)(a))
+    b = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, activation="tanh")(x)
+    b = L.LeakyReLU(0.1)(L.Conv2D(8, 1)(b))
+    merged = L.Concatenate()([L.Add()([a, b]), L.ELU()(b)])
+    sequence = L.Reshape((36, 16))(merged)
+    sequence = L.Conv1D(6, 3, padding="causal", activation="relu6")(sequence)
+    y = L.Dense(5, activation="tanh")(L.GlobalMaxPooling1D()(sequence))
+    outputs = L.Softmax()(L.Dense(4)(L.Activation("swish")(y)))
+    model = keras.Model(inputs, outputs)
+    for layer in model.layers:  # statistics away from their defaults, so the folded affine does work
+        if isinstance(layer, L.BatchNormalization):
+            layer.set_weights([np.random.default_rng(1).uniform(0.5, 1.5, w.shape).astype(np.float32)
+                               for w in layer.get_weights()])
+    path = tmp_path / "kinds.keras"
+    model.save(path)
+    manifest = _export(path, tmp_path / "out")
+    assert manifest["schema_version"] == "1.2"
+    report = converter.verify(tmp_path / "out", predict=path)
+    predict = next(f for f in report.files if f.format == "predict")
+    assert report.ok, predict.problems
+    assert " 0 of " in predict.detail and predict.output_spread > 0
