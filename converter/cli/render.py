@@ -153,7 +153,7 @@ def render_quantization(info: dict, min_snr: float | None = None, limit: int | N
 def render_activations(info: dict) -> str:
     """Full-integer int8: each traced value's calibrated range and the int8 scale and zero point it gives."""
     activations = (info.get("inference") or {}).get("activations") or []
-    header = ("Value", "Min", "Max", "Scale", "Zero point")
+    header = ("Value", "Range from", "Range to", "Scale", "Zero point")
     rows = [(printable(a["name"]), f"{a['min']:.4g}", f"{a['max']:.4g}", f"{a['scale']:.4g}", str(a["zero_point"]))
             for a in activations]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
