@@ -3,6 +3,8 @@ fixed-point requantization; no float between the edges. Each has its numpy twin 
 the tests hold it to bit for bit. Arithmetic right shifts of negative numbers are what GCC, Clang, MSVC and every
 compiler for Arm, AVR and RISC-V do (C99 leaves them implementation-defined)."""
 
+from .plain import POOL2D
+
 FUNCTIONS = {
     "requantize": """/* Requantization (TFLite's MultiplyByQuantizedMultiplier): acc * mult * 2^(shift - 31), the product's high
  * half rounded (gemmlowp's saturating rounding doubling high multiply), then a rounding right shift. */
@@ -170,31 +172,12 @@ static void kw_affine_q8(const int8_t *x, int8_t *y, size_t rows, size_t C, cons
 }
 
 """,
-    "pool2d_q8": """/* MaxPooling2D / AveragePooling2D on int8 (output parameters = input's): the maximum, or the average over
- * the window's cells inside the input, rounded half away from zero. */
-static void kw_pool2d_q8(const int8_t *x, int8_t *y, int H, int W, int C, int OH, int OW, int KH, int KW, int sh,
-                         int sw, int pt, int pl, int average) {
-    for (int oh = 0; oh < OH; ++oh)
-        for (int ow = 0; ow < OW; ++ow)
-            for (int c = 0; c < C; ++c) {
-                int32_t acc = average ? 0 : -128, count = 0;
-                for (int kh = 0; kh < KH; ++kh) {
-                    const int ih = oh * sh - pt + kh;
-                    if (ih < 0 || ih >= H) continue;
-                    for (int kw = 0; kw < KW; ++kw) {
-                        const int iw = ow * sw - pl + kw;
-                        if (iw < 0 || iw >= W) continue;
-                        const int32_t v = x[((size_t)ih * W + iw) * C + c];
-                        acc = average ? acc + v : (v > acc ? v : acc);
-                        ++count;
-                    }
-                }
-                if (average) acc = acc >= 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-                y[((size_t)oh * OW + ow) * C + c] = (int8_t)acc;
-            }
-}
-
-""",
+    "pool2d_q8": POOL2D.format(s="_q8", t="int8_t", acc="int32_t", zero="0", lowest="-128",
+                               result="(int8_t)(!average ? acc : acc >= 0 ? (acc + count / 2) / count "
+                                      ": (acc - count / 2) / count)",
+                               what="MaxPooling2D / AveragePooling2D on int8 (output parameters = input's): the "
+                                    "maximum, or the average over\n * the window's cells inside the input, rounded "
+                                    "half away from zero."),
     "global_pool_q8": """/* GlobalAveragePooling / GlobalMaxPooling on int8: n positions of C channels -> C values. The maximum keeps
  * the input's parameters (q NULL); the average is requantized to its own: requantize(bias + sum of x), the bias
  * holding -n * in_zero and the multiplier in_scale / (n * out_scale). */

@@ -1,32 +1,37 @@
 """The C kernels without weights (pooling, normalization, merging, moving values): one function each."""
 
-FUNCTIONS = {
-    "pool2d": """/* MaxPooling2D / AveragePooling2D (channels last); average over the window's cells inside the input. */
-static void kw_pool2d(const float *x, float *y, int H, int W, int C, int OH, int OW, int KH, int KW, int sh, int sw,
-                      int pt, int pl, int average) {
-    for (int oh = 0; oh < OH; ++oh) {
-        for (int ow = 0; ow < OW; ++ow) {
-            for (int c = 0; c < C; ++c) {
-                float acc = average ? 0.0f : -INFINITY;
+# Windowed pooling over float or int8 values: one text for both (converter.c_kernels.integer fills in int8's).
+POOL2D = """/* {what} */
+static void kw_pool2d{s}(const {t} *x, {t} *y, int H, int W, int C, int OH, int OW, int KH, int KW, int sh, int sw,
+                      int pt, int pl, int average) {{
+    for (int oh = 0; oh < OH; ++oh) {{
+        for (int ow = 0; ow < OW; ++ow) {{
+            for (int c = 0; c < C; ++c) {{
+                {acc} acc = average ? {zero} : {lowest};
                 int count = 0;
-                for (int kh = 0; kh < KH; ++kh) {
+                for (int kh = 0; kh < KH; ++kh) {{
                     const int ih = oh * sh - pt + kh;
                     if (ih < 0 || ih >= H) continue;
-                    for (int kw = 0; kw < KW; ++kw) {
+                    for (int kw = 0; kw < KW; ++kw) {{
                         const int iw = ow * sw - pl + kw;
                         if (iw < 0 || iw >= W) continue;
-                        const float v = x[((size_t)ih * W + iw) * C + c];
+                        const {acc} v = x[((size_t)ih * W + iw) * C + c];
                         acc = average ? acc + v : (v > acc ? v : acc);
                         ++count;
-                    }
-                }
-                y[((size_t)oh * OW + ow) * C + c] = average ? acc / (float)count : acc;
-            }
-        }
-    }
-}
+                    }}
+                }}
+                y[((size_t)oh * OW + ow) * C + c] = {result};
+            }}
+        }}
+    }}
+}}
 
-""",
+"""
+
+FUNCTIONS = {
+    "pool2d": POOL2D.format(s="", t="float", acc="float", zero="0.0f", lowest="-INFINITY",
+                            result="average ? acc / (float)count : acc",
+                            what="MaxPooling2D / AveragePooling2D (channels last); average over the window's cells inside the input."),
     "global_pool": """/* GlobalAveragePooling / GlobalMaxPooling: n positions of C channels -> C values. */
 static void kw_global_pool(const float *x, float *y, size_t n, size_t C, int average) {
     for (size_t c = 0; c < C; ++c) y[c] = average ? 0.0f : x[c];
