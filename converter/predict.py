@@ -6,6 +6,7 @@ For an int8 export the Keras model's quantized tensors are replaced by the expor
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import tempfile
@@ -73,12 +74,15 @@ def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any,
     except Exception as error:
         raise _no_reference(source, "run", error) from None
     tensors, info = tensor_records(manifest, "c", arrays), export_info(manifest)
+    program = _integer_program(manifest, tensors, info) if integer_pass else None
+    if program is not None:  # generated once: the files and the numpy twin come from the same program
+        info = dataclasses.replace(info, prepared={"c": program})
     with c.regenerated(manifest, tensors, info) as files:
         got = _run(files, manifest["options"]["c"]["prefix"], inputs, cc)
     if got.shape != expected.shape:
         return [f"the C code gives {got.shape[1]} output values a sample, Keras {expected.shape[1]}"], "outputs", None
     if integer_pass:
-        return _integer_problems(manifest, tensors, info, inputs, got, expected, cc)
+        return _integer_problems(manifest, program, inputs, got, expected, cc)
     error = float(np.max(np.abs(got.astype(np.float64) - expected))) if expected.size else 0.0
     bound = TOLERANCE * (1 + float(np.max(np.abs(expected)))) if expected.size else 0.0
     spread = _spread(expected)
@@ -92,14 +96,19 @@ def predict_problems(manifest: dict, arrays: dict[str, np.ndarray], source: Any,
     return [], detail, spread
 
 
-def _integer_problems(manifest: dict, tensors, info, inputs: list[np.ndarray], got: np.ndarray, expected: np.ndarray,
-                      cc: str) -> tuple[list[str], str, float | None]:
-    """Full-integer int8: the C outputs against the numpy twin of the same integer arithmetic, bit for bit (the
-    finding), and against Keras's float model (reported: the error quantization makes)."""
+def _integer_program(manifest: dict, tensors, info):
+    """The full-integer int8 program of an export, regenerated from its values and manifest."""
     options = manifest["options"]["c"]
     header = next(f["path"] for f in manifest["files"] if f["path"].endswith(".h"))
     names = c.keys(tensors, header[:-2], prefix=options["prefix"])
-    program = c.inference_program(tensors, names, options["prefix"], info, options.get("input_shape", ""))
+    return c.inference_program(tensors, names, options["prefix"], info, options.get("input_shape", ""),
+                               nested=options.get("arrays") == "nested")
+
+
+def _integer_problems(manifest: dict, program, inputs: list[np.ndarray], got: np.ndarray, expected: np.ndarray,
+                      cc: str) -> tuple[list[str], str, float | None]:
+    """Full-integer int8: the C outputs against the numpy twin of the same integer arithmetic, bit for bit (the
+    finding), and against Keras's float model (reported: the error quantization makes)."""
     params = {a["name"]: (a["scale"], a["zero_point"]) for a in manifest["inference"]["activations"]}
     graph = graphs.from_json(manifest["inference"]["graph"])
     twin = []

@@ -202,3 +202,13 @@ def test_every_layer_the_int8_pass_computes_is_its_numpy_twin(tmp_path, keras_mo
     predict = next(f for f in report.files if f.format == "predict")
     assert report.ok, predict.problems
     assert " 0 of " in predict.detail and predict.output_spread > 0
+
+
+@needs("gcc")
+@pytest.mark.parametrize("arrays, header_only", [("nested", False), ("flat", True)])
+def test_the_int8_pass_of_every_c_variant_is_its_numpy_twin(tmp_path, arrays, header_only):
+    converter.export(SEED_KERAS, tmp_path, formats=["c"], quantize="int8", calibration=calibration_samples(SEED_KERAS),
+                     options={"c": {"inference": True, "arrays": arrays, "header_only": header_only}})
+    report = converter.verify(tmp_path, predict=SEED_KERAS)
+    predict = next(f for f in report.files if f.format == "predict")
+    assert report.ok and " 0 of " in predict.detail, predict.problems

@@ -90,7 +90,8 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
     input_offset = 0
     integer = activations is not None
     params: dict[tuple[str, int], tuple[float, int]] = {}  # int8: each value's (scale, zero point)
-    twins: list = []  # int8: (names, input refs, twin, shape) per node, in order: the numpy program
+    twins: list = []  # int8: (names, input refs, twin, its Q8) per node, in order: the numpy program
+    params_of = integer_program.params_lookup(activations) if integer else None
     for node in graph.nodes:
         if node.name in folded:
             continue
@@ -136,7 +137,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             value.storage.pending -= 1
         call.input_dead = bool(sources) and sources[0].storage.pending == 0 and not sources[0].storage.external
         if integer:
-            call.q8 = Q8([params[ref] for ref in node.inputs], integer_program.params_lookup(activations))
+            call.q8 = Q8([params[ref] for ref in node.inputs], params_of)
         try:
             shape = kind(call)
         except Unsupported as why:

@@ -87,10 +87,16 @@ def ranges(tensors: Sequence[Tensor], prefix: str, info: ExportInfo, input_shape
         except FileNotFoundError:
             raise CompilerUnusable(f"--calibration runs the float forward pass, built with a C compiler: {cc!r} "
                                    "was not found", hint="Install one (gcc or clang) as cc, or set CC.") from None
+        except subprocess.TimeoutExpired:
+            raise CompilerUnusable(f"{cc} did not build the float forward pass for calibration in {TIMEOUT} s") from None
         if built.returncode != 0:
             raise CompilerUnusable(f"{cc} cannot build the float forward pass for calibration: "
                                    f"{built.stderr.strip()[-2000:]}")
-        ran = subprocess.run([str(binary)], input=flat.tobytes(), capture_output=True, timeout=TIMEOUT)
+        try:
+            ran = subprocess.run([str(binary)], input=flat.tobytes(), capture_output=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise InputInvalid(f"the float forward pass did not finish the {len(flat)} calibration samples in "
+                               f"{TIMEOUT} s", hint="Give fewer samples.") from None
     if ran.returncode != 0:
         raise InputInvalid(f"the float forward pass stopped (exit {ran.returncode}) on the calibration samples")
     for line in ran.stdout.decode("ascii").splitlines():

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import c_kernels as kernels
 from .. import integer
 from .emit import CLAMPS, Call, Post, Unsupported
 
@@ -167,7 +168,7 @@ LOOKUP: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "hard_swish": lambda x, a: x * _hard_sigmoid(x),
     "mish": lambda x, a: x * np.tanh(_softplus(x)),
 }
-SOFTMAX = "softmax"
+SOFTMAX = kernels.SOFTMAX  # the Keras activation name, as the float pass knows it
 MAX_SOFTMAX_ROW = 65535  # the softmax kernel's uint32 sum of 65536-scaled exponentials holds this many
 
 
