@@ -38,26 +38,29 @@ def converted(keras_module):
 
 
 def _tensors(flatbuffer: bytes) -> dict:
-    """name-agnostic view of the flatbuffer: each tensor's values (constants) and (scales, zero points), by the
-    role it plays in the model's three operators."""
+    """The flatbuffer's tensors by the role they play, found by dtype and shape through the interpreter's public
+    tensor details: each constant's values and each tensor's (scales, zero points)."""
     import tensorflow as tf
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reader = tf.lite.Interpreter(model_content=flatbuffer)
     reader.allocate_tensors()
-    details = {d["index"]: d for d in reader.get_tensor_details()}
-    ops = {op["op_name"]: op for op in reader._get_ops_details()}  # the operator list: no public equivalent
-    conv, dense = ops["CONV_2D"], ops["FULLY_CONNECTED"]
+    details = reader.get_tensor_details()
 
-    def params(index):
-        q = details[index]["quantization_parameters"]
+    def one(dtype, shape):
+        (found,) = [d for d in details if d["dtype"] == dtype and tuple(d["shape"]) == shape]
+        return found
+
+    def params(detail):
+        q = detail["quantization_parameters"]
         return q["scales"].astype(np.float64), q["zero_points"].astype(np.int64)
 
-    return {"input": params(conv["inputs"][0]), "conv_kernel": reader.get_tensor(conv["inputs"][1]),
-            "conv_kernel_q": params(conv["inputs"][1]), "conv_bias": reader.get_tensor(conv["inputs"][2]),
-            "hidden": params(conv["outputs"][0]), "dense_kernel": reader.get_tensor(dense["inputs"][1]),
-            "dense_kernel_q": params(dense["inputs"][1]), "output": params(dense["outputs"][0])}
+    conv_kernel, dense_kernel = one(np.int8, (5, 3, 3, 3)), one(np.int8, (4, 320))
+    return {"input": params(reader.get_input_details()[0]), "conv_kernel": reader.get_tensor(conv_kernel["index"]),
+            "conv_kernel_q": params(conv_kernel), "conv_bias": reader.get_tensor(one(np.int32, (5,))["index"]),
+            "hidden": params(one(np.int8, (1, 8, 8, 5))), "dense_kernel": reader.get_tensor(dense_kernel["index"]),
+            "dense_kernel_q": params(dense_kernel), "output": params(reader.get_output_details()[0])}
 
 
 def _multipliers(input_scale: float, kernel_scales: np.ndarray, output_scale: float) -> tuple[np.ndarray, np.ndarray]:
