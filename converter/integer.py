@@ -137,7 +137,7 @@ class Requantization:
 
     bias: np.ndarray        # int32, [channels]
     multiplier: np.ndarray  # int32, [channels]
-    shift: np.ndarray       # int8, [channels]
+    shift: np.ndarray       # int32, [channels]
     in_zero: int
     out_zero: int
     lo: int = INT8_MIN
@@ -223,7 +223,7 @@ def weighted_requantization(in_params: tuple[float, int], kernel_scales: np.ndar
     lo = INT8_MIN if clamp[0] == -math.inf else max(INT8_MIN, out_zero + int(round_half_away(clamp[0] / s_out)))
     hi = INT8_MAX if clamp[1] == math.inf else min(INT8_MAX, out_zero + int(round_half_away(clamp[1] / s_out)))
     return Requantization(_int32(rounded, "a bias in int32 steps of its accumulator"),
-                          np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int8),
+                          np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32),
                           int(in_zero), int(out_zero), lo, hi)
 
 

@@ -136,7 +136,7 @@ def test_quantize_is_c_roundf_and_saturates():
 # -- the C kernels (converter/c_kernels/integer.py) against their numpy twins, compiled by the host's gcc ----------
 WRAPPERS = """
 void t_pool(const int8_t *x, int8_t *y, const int *g, int32_t *acc, const int32_t *bias, const int32_t *mult,
-            const int8_t *shift, const int32_t *zeros) {
+            const int32_t *shift, const int32_t *zeros) {
     const kw_q8 q = {bias, mult, shift, zeros ? zeros[0] : 0, zeros ? zeros[1] : 0, zeros ? zeros[2] : 0,
                      zeros ? zeros[3] : 0};
     if (g[0] < 0) kw_global_pool_q8(x, y, (size_t)g[1], (size_t)g[2], acc, bias ? &q : NULL);
@@ -146,7 +146,7 @@ void t_add(const int8_t *x1, const int8_t *x2, int8_t *y, size_t n, const int32_
     kw_add_q8(x1, x2, y, n, zeros[0], zeros[1], zeros[2], a);
 }
 void t_affine(const int8_t *x, int8_t *y, size_t rows, size_t C, const int32_t *bias, const int32_t *mult,
-              const int8_t *shift, const int32_t *zeros) {
+              const int32_t *shift, const int32_t *zeros) {
     const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
     kw_affine_q8(x, y, rows, C, &q);
 }
@@ -157,13 +157,13 @@ void t_lookup(const int8_t *x, int8_t *y, size_t n, const int32_t *table) { kw_l
 void t_softmax(const int8_t *x, int8_t *y, size_t rows, size_t last, const int32_t *e) {
     kw_softmax_q8(x, y, rows, last, e);
 }
-void t_dense(const int8_t *x, int8_t *y, size_t rows, size_t in, size_t out, const int8_t *w, int32_t *acc,
-             const int32_t *bias, const int32_t *mult, const int8_t *shift, const int32_t *zeros) {
+void t_dense(const int8_t *x, int8_t *y, size_t rows, size_t in, size_t out, const int8_t *w, void *scratch,
+             const int32_t *bias, const int32_t *mult, const int32_t *shift, const int32_t *zeros) {
     const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
-    kw_dense_q8(x, y, rows, in, out, w, acc, &q);
+    kw_dense_q8(x, y, rows, in, out, w, scratch, &q);
 }
 void t_conv(const int8_t *x, int8_t *y, const int *g, const int8_t *w, int8_t *patch, int32_t *acc,
-            const int32_t *bias, const int32_t *mult, const int8_t *shift, const int32_t *zeros) {
+            const int32_t *bias, const int32_t *mult, const int32_t *shift, const int32_t *zeros) {
     const kw_q8 q = {bias, mult, shift, zeros[0], zeros[1], zeros[2], zeros[3]};
     if (g[14]) kw_depthwise2d_q8(x, y, g[0], g[1], g[2], g[14], g[3], g[4], g[6], g[7], g[8], g[9], g[10], g[11],
                                  g[12], g[13], w, acc, &q);
@@ -180,8 +180,7 @@ def kernels(tmp_path_factory):
     import shutil
     import subprocess
 
-    from converter.c_kernels.integer import FUNCTIONS
-    from converter.cgen.integer_program import PANEL_Q8
+    from converter.c_kernels.integer import FUNCTIONS, PANEL_MACRO
     from converter.cgen.program import BLOCKING, RESTRICT
 
     if shutil.which("gcc") is None:
@@ -189,7 +188,7 @@ def kernels(tmp_path_factory):
         missing("gcc")
     folder = tmp_path_factory.mktemp("q8")
     source = folder / "q8.c"
-    source.write_text("#include <stddef.h>\n#include <stdint.h>\n" + RESTRICT + BLOCKING + PANEL_Q8 + "".join(FUNCTIONS.values())
+    source.write_text("#include <stddef.h>\n#include <stdint.h>\n" + RESTRICT + BLOCKING + PANEL_MACRO + "".join(FUNCTIONS.values())
                       + WRAPPERS)
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", str(source), "-o",
                     str(folder / "q8.so")], check=True)
@@ -208,7 +207,7 @@ def _requantization(rng, channels: int, in_zero: int, taps: int, fold_kernel=Non
     if fold_kernel is not None:
         bias = integer.folded_bias(bias, fold_kernel, in_zero)
     out_zero = int(rng.integers(-20, 20))
-    return integer.Requantization(bias, np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int8),
+    return integer.Requantization(bias, np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32),
                                   in_zero, out_zero, out_zero if relu else -128, 100 if relu else 127)
 
 
@@ -226,19 +225,24 @@ def _call(function, *arrays_and_numbers):
     function(*args)
 
 
+def _scratch(inputs: int, outputs: int) -> np.ndarray:
+    """kw_dense_q8's scratch as its comment sizes it: a panel of 16 int16 weights per input, or an int32 per output."""
+    return np.zeros(max(2 * 16 * inputs, 4 * outputs) // 4, np.int32)
+
+
 def _zeros(q: integer.Requantization) -> np.ndarray:
     return np.array([q.in_zero, q.out_zero, q.lo, q.hi], np.int32)
 
 
 @pytest.mark.parametrize("rows, inputs, outputs, relu", [(1, 1, 1, False), (5, 37, 19, True), (64, 300, 10, False),
-                                                         (9, 20, 40, True)])  # register blocks and what they leave
+                                                         (9, 20, 40, True), (8, 6, 16, False)])  # register blocks and what they leave
 def test_dense_kernel_is_its_numpy_twin(kernels, rows, inputs, outputs, relu):
     rng = np.random.default_rng(rows + inputs)
     x = rng.integers(-128, 128, (rows, inputs)).astype(np.int8)
     w = rng.integers(-127, 128, (inputs, outputs)).astype(np.int8)
     q = _requantization(rng, outputs, int(rng.integers(-128, 128)), inputs, w, relu)
     y = np.zeros((rows, outputs), np.int8)
-    _call(kernels.t_dense, x, y, rows, inputs, outputs, w, np.zeros(outputs, np.int32), q.bias, q.multiplier, q.shift,
+    _call(kernels.t_dense, x, y, rows, inputs, outputs, w, _scratch(inputs, outputs), q.bias, q.multiplier, q.shift,
           _zeros(q))
     assert np.array_equal(y, integer.dense(x, w, q))
     _spread(y, q)
@@ -267,7 +271,7 @@ def test_convolution_kernels_are_their_numpy_twins(kernels, H, W, C, N, KH, KW, 
     q = _requantization(rng, OC, in_zero, KH * KW * (1 if depthwise else C), None if depthwise else w, bool(C % 2))
     y = np.zeros((OH, OW, OC), np.int8)
     geometry = np.array([H, W, C, OH, OW, OC, KH, KW, *strides, *dilation, *pads, N if depthwise else 0], np.intc)
-    _call(kernels.t_conv, x, y, geometry, w, np.zeros(8 * KH * KW * C, np.int8), np.zeros(OC, np.int32), q.bias,
+    _call(kernels.t_conv, x, y, geometry, w, np.zeros(8 * KH * KW * C, np.int8), _scratch(KH * KW * C, OC), q.bias,
           q.multiplier, q.shift, _zeros(q))
     twin = integer.depthwise2d if depthwise else integer.conv2d
     assert np.array_equal(y, twin(x, w, q, (OH, OW), strides, dilation, pads))

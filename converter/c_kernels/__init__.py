@@ -6,7 +6,10 @@ int8 arrays and multiplies each output channel's sum by its scale (``y = scale[c
 """
 from __future__ import annotations
 
+from .integer import CALLS as INTEGER_CALLS
 from .integer import FUNCTIONS as INTEGER_FUNCTIONS
+from .integer import PANEL_MACRO as PANEL_Q8_MACRO
+from .integer import PANEL_WIDTH as PANEL_Q8_WIDTH
 from .plain import FUNCTIONS
 from .weighted import PANEL, TEMPLATES
 
@@ -105,4 +108,5 @@ def plain(kind: str) -> str:
 
 def integer(needed: set[str]) -> str:
     """The full-integer int8 kernels needed, in the order they call one another (requantization first)."""
+    needed = set(needed) | {called for name in needed for called in INTEGER_CALLS.get(name, ())}
     return "".join(text for name, text in INTEGER_FUNCTIONS.items() if name in needed)

@@ -23,10 +23,11 @@ from ..layers.emit import Call, Unsupported, size
 from .program import BLOCKING, RESTRICT, Program, traced_inside
 
 Params = tuple[float, int]
-# The int8 kernels' register blocks: KW_PANEL_Q8 outputs of 16-bit products (16 measured fastest at -O2 with SSE2
-# and at -O3 with AVX-512 alike; -DKW_PANEL_Q8=n sets it).
-PANEL_Q8 = "#ifndef KW_PANEL_Q8\n#define KW_PANEL_Q8 16\n#endif\n\n"
 EDGE_CLAMP = 256.0  # |x / scale| is capped here before rounding at the float edge: beyond, int8 saturates anyway
+# A comparison that raises no floating-point exception on NaN: compilers turn it into a vector select, which they
+# may not do with < (it may trap, by default).
+LESS = ("#ifndef KW_LESS\n#if defined(__GNUC__) || defined(__clang__)\n#define KW_LESS(a, b) __builtin_isless(a, b)\n"
+        "#else\n#define KW_LESS(a, b) ((a) < (b))\n#endif\n#endif\n\n")
 
 
 def params_lookup(activations: dict[str, Params]) -> Callable[[str], Params]:
@@ -101,7 +102,7 @@ def render(graph, steps: list, outputs: list, inputs: list, input_size: int, are
         for k, q in enumerate(call.q8.q):
             base = f"{prefix}_q8_{index}_{k}"
             constants += [_array("int32_t", base + "_bias", q.bias), _array("int32_t", base + "_mult", q.multiplier),
-                          _array("int8_t", base + "_shift", q.shift)]
+                          _array("int32_t", base + "_shift", q.shift)]
             declared.append(f"const {prefix}_kw_q8 q{k} = {{{base}_bias, {base}_mult, {base}_shift, {q.in_zero}, "
                             f"{q.out_zero}, {q.lo}, {q.hi}}};")
             replacements[f"@Q8:{k}@"] = f"&q{k}"
@@ -132,7 +133,7 @@ def render(graph, steps: list, outputs: list, inputs: list, input_size: int, are
         output_params.append((params[ref], at, n))
         at += n
     input_params = [(params[(name, 0)], offset, size(shape)) for name, shape, offset in inputs]
-    source = (_trace(prefix, m) + RESTRICT + BLOCKING + PANEL_Q8 + "".join(constants) + "\n"
+    source = (_trace(prefix, m) + RESTRICT + BLOCKING + LESS + kernels.PANEL_Q8_MACRO + "".join(constants) + "\n"
               + re.sub(r"\bkw_", f"{prefix}_kw_", kernels.integer(needed | {"requantize"}))
               + f"int {prefix}_predict_int8(const int8_t *input, int8_t *output, void *arena) {{\n"
               + "    int8_t *A = (int8_t *)arena;\n    (void)A;\n" + "\n".join(body + copies) + "\n    return 0;\n}\n\n"
@@ -164,12 +165,15 @@ def _edges(prefix: str, m: str, arena: int, input_size: int, output_size: int, i
     lines = [f"int {prefix}_predict(const float *input, float *output, void *arena) {{",
              f"    int8_t *q_in = (int8_t *)arena + {first}, *q_out = (int8_t *)arena + {second};"]
     for (scale, zero), at, n in input_params:
-        lines += [f"    for (size_t i = {at}; i < {at + n}; ++i) {{",
-                  f"        const float v = input[i] / {_float(scale)};",
-                  f"        long r = v != v ? 0 : v >= {EDGE_CLAMP}f ? {int(EDGE_CLAMP)} : v <= -{EDGE_CLAMP}f ? "
-                  f"-{int(EDGE_CLAMP)} : (long)roundf(v);",
-                  f"        r += {zero};",
-                  "        q_in[i] = (int8_t)(r < -128 ? -128 : r > 127 ? 127 : r);", "    }"]
+        lines += [f"    for (size_t i = {at}; i < {at + n}; ++i) {{  /* branch-free and without library calls, so that",
+                  "         * compilers vectorise it: quiet comparisons, and roundf's half away from zero on 2v */",
+                  f"        float v = input[i] / {_float(scale)};",
+                  "        v = v == v ? v : 0.0f;",
+                  f"        v = KW_LESS(v, {EDGE_CLAMP}f) ? v : {EDGE_CLAMP}f;",
+                  f"        v = KW_LESS(-{EDGE_CLAMP}f, v) ? v : -{EDGE_CLAMP}f;",
+                  "        const int32_t twice = (int32_t)(2.0f * v);  /* exact, toward zero */",
+                  f"        int32_t r = (twice + (twice > 0) - (twice < 0)) / 2 + {zero};",
+                  "        r = r < -128 ? -128 : r;", "        r = r > 127 ? 127 : r;", "        q_in[i] = (int8_t)r;", "    }"]
     lines.append(f"    if ({prefix}_predict_int8(q_in, q_out, arena) != 0) return 1;")
     for (scale, zero), at, n in output_params:
         lines.append(f"    for (size_t i = {at}; i < {at + n}; ++i) output[i] = {_float(scale)} * (float)(q_out[i] - "

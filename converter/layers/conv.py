@@ -139,16 +139,17 @@ def conv_q8(call: Call) -> Shape:
     name = call.config.get("activation")
     before = q8.before_activation(call, name)
     requantization = q8.weighted(call, kernel, q8.float_values(call, "bias", filters), True, inside=before)
-    acc = _accumulators(call, filters)
     if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):
-        call.emit(f"kw_dense_q8({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {kernel.array}, {acc}, "
-                  f"{requantization});", "dense_q8", "requantize")
+        scratch = q8.dense_scratch(call, OH * OW, C, filters)
+        call.emit(f"kw_dense_q8({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {kernel.array}, "
+                  f"{scratch}, {requantization});", "dense_q8", "requantize")
     else:
         rows = _patch_rows(KH * KW * C, OH * OW)
+        scratch = q8.dense_scratch(call, rows, KH * KW * C, filters)
         call.temporaries.append(rows * KH * KW * C)
         call.emit(f"kw_conv2d_q8({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
-                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {kernel.array}, T{len(call.temporaries) - 1}, {rows}, {acc}, "
-                  f"{requantization});", "conv2d_q8", "dense_q8", "requantize")
+                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {kernel.array}, T{len(call.temporaries) - 1}, {rows}, "
+                  f"{scratch}, {requantization});", "conv2d_q8", "dense_q8", "requantize")
     out = (OW, filters) if rank == 1 else (OH, OW, filters)
     after = q8.activation(call, name, call.output, out, before)
     w = np.asarray(kernel.values).reshape(KH, KW, C, filters)
@@ -210,7 +211,7 @@ def separable_q8(call: Call) -> Shape:
     requantization = q8.weighted(call, kernel, q8.float_values(call, "bias", filters), True, source=middle,
                                  inside=before)
     call.emit(f"kw_dense_q8({target}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {kernel.array}, "
-              f"{_accumulators(call, filters)}, {requantization});", "dense_q8")
+              f"{q8.dense_scratch(call, OH * OW, C * multiplier, filters)}, {requantization});", "dense_q8")
     out = (OW, filters) if rank == 1 else (OH, OW, filters)
     after = q8.activation(call, name, call.output, out, before)
     w = np.asarray(kernel.values).reshape(C * multiplier, filters)

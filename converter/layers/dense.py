@@ -39,9 +39,9 @@ def dense_q8(call: Call) -> Shape:
     before = q8.before_activation(call, name)
     requantization = q8.weighted(call, kernel, q8.float_values(call, "bias", units), True, inside=before)
     rows, width, out = size(shape[:-1]), shape[-1], (*shape[:-1], units)
-    call.temporaries.append(4 * units)
-    call.emit(f"kw_dense_q8({call.source()}, {call.output}, {rows}, {width}, {units}, {kernel.array}, "
-              f"(int32_t *)T{len(call.temporaries) - 1}, {requantization});", "dense_q8", "requantize")
+    scratch = q8.dense_scratch(call, rows, width, units)
+    call.emit(f"kw_dense_q8({call.source()}, {call.output}, {rows}, {width}, {units}, {kernel.array}, {scratch}, "
+              f"{requantization});", "dense_q8", "requantize")
     after = q8.activation(call, name, call.output, out, before)
     w = np.asarray(kernel.values).reshape(width, units)
     call.q8.reference = lambda xs, qs: q8.then(after, integer.dense(xs[0].reshape(rows, width), w, qs[0]).reshape(out))

@@ -98,6 +98,19 @@ def affine_of(post: Post | None) -> tuple[np.ndarray, np.ndarray] | None:
     return mul, (0.0 if beta is None else beta.astype(np.float64)) - mean.astype(np.float64) * mul
 
 
+def dense_scratch(call: Call, rows: int, inputs: int, outputs: int) -> str:
+    """kw_dense_q8's arena temporary (bytes, as the int8 program counts them): a panel of weights widened to int16
+    while there are register blocks (rows >= 4), and the int32 sums of the rows and outputs they leave.
+
+    >>> call = Call.__new__(Call); call.temporaries = []
+    >>> dense_scratch(call, 2304, 27, 16), dense_scratch(call, 1, 1280, 1000), call.temporaries
+    ('T0', 'T1', [864, 4000])
+    """
+    panel = 2 * kernels.PANEL_Q8_WIDTH * inputs if rows >= 4 else 0
+    call.temporaries.append(max(panel, 4 * outputs))
+    return f"T{len(call.temporaries) - 1}"
+
+
 def clamp_of(post: Post | None) -> tuple[float, float]:
     return (post.lo, post.hi) if post is not None else (-math.inf, math.inf)
 
