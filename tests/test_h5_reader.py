@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 
 import converter
@@ -237,3 +238,22 @@ def test_groups_named_with_gaps_in_their_counters_map_by_counter_order(keras_mod
     for i, layer in enumerate(model.layers):
         assert_bit_identical(tensors[f"d{i}/kernel"], layer.get_weights()[0])
         assert_bit_identical(tensors[f"d{i}/bias"], layer.get_weights()[1])
+
+
+@pytest.mark.parametrize("held, named, kind", [(SEED_H5, "seed_mlp.keras", "HDF5 data"),
+                                               (SEED_KERAS, "seed_mlp.h5", "a .keras (zip) archive")])
+@pytest.mark.parametrize("reader", ["auto", "keras", "h5"])
+def test_a_file_is_read_as_what_it_holds_whatever_its_name(held, named, kind, reader, tmp_path):
+    """HDF5 saved under a .keras name (what tf.keras 2.x's model.save("m.keras") wrote) and a .keras archive named
+    .h5: every reader reads the file as what it holds, bit for bit as under its right name, and says so."""
+    misnamed = tmp_path / named
+    shutil.copyfile(held, misnamed)
+    expected = read_model(held, reader)
+    weights = read_model(misnamed, reader)
+    assert records(weights) == records(expected) and weights.source.format == expected.source.format
+    assert weights.source.note.startswith(f"{named} holds {kind}")
+    manifest = converter.export(misnamed, tmp_path / "out", formats=["npz", "c"], reader=reader)
+    assert converter.verify(tmp_path / "out").ok and manifest["source"]["note"].startswith(f"{named} holds")
+    with np.load(tmp_path / "out" / "seed_mlp.npz") as exported:
+        for tensor in expected.tensors:
+            assert_bit_identical(exported[tensor.name], tensor.array)

@@ -123,8 +123,9 @@ def _read_checked(path: Path, kind: str, chain: tuple[str, ...], options: ReadOp
 
 
 def _read_along(path: Path, kind: str, chain: tuple[str, ...], base: Source, options: ReadOptions) -> ModelWeights:
-    """The first reader's result; when it cannot read the input (not damage), the next one's, with a note."""
-    notes = []
+    """The first reader's result; when it cannot read the input (not damage), the next one's, with a note (and
+    one when the file's name does not say what it holds)."""
+    notes = [note] if (note := inputs.misnamed(path, kind)) else []
     for position, name in enumerate(chain):
         try:
             weights = READERS[name].read(path, kind, replace(base, reader=name), options)

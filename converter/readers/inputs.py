@@ -1,5 +1,6 @@
 """What a model argument is, checked before any reader touches it: an in-memory model, a SavedModel folder,
-or a local regular file whose signature (not its extension) says ``keras`` (zip) or ``h5``.
+or a local regular file whose signature (not its extension) says ``keras`` (zip) or ``h5``: a file is read as what
+it holds, whatever its name (:func:`misnamed`).
 
 >>> sniff(b"\\x89HDF\\r\\n\\x1a\\n...."), sniff(b"PK\\x03\\x04...."), sniff(b"GIF89a")
 ('h5', 'keras', None)
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ IN_MEMORY, SAVEDMODEL = "keras.Model", "savedmodel"
 HOLDS_HDF5 = frozenset({"keras", "h5"})  # kinds whose weights are HDF5 data (a .keras archive's model.weights.h5)
 _SIGNATURES = {b"\x89HDF\r\n\x1a\n": "h5", b"PK\x03\x04": "keras"}
 _EXTENSIONS = {"h5": (".h5", ".hdf5"), "keras": (".keras",)}
+_NAMES = {"h5": "HDF5 file", "keras": ".keras archive"}
 MODEL_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")  # what a model file's name ends with, longest first
 
 
@@ -78,10 +81,33 @@ def _file_kind(path: Path) -> str:
     if kind is None:
         what = "empty" if not head else "neither an HDF5 file nor a .keras (zip) archive"
         raise InputInvalid(f"{path.name} is {what}", hint="Pass a model saved by Keras (model.save).")
-    if path.suffix.lower() not in _EXTENSIONS[kind]:
-        raise InputInvalid(f"{path.name} holds {kind} data but its extension is {path.suffix or 'missing'}",
-                           hint=f"Rename it to end in {_EXTENSIONS[kind][0]} so Keras reads it as such.")
     return kind
+
+
+def misnamed(path: Path, kind: str) -> str | None:
+    """What to say when a file's name does not match what it holds (HDF5 saved as ``model.keras``, as tf.keras 2.x
+    did when asked to; a .keras archive named ``.h5``): it is read as what it is, and the manifest's note says so.
+
+    >>> misnamed(Path("transformer.keras"), "h5"), misnamed(Path("m.h5"), "h5")
+    ('transformer.keras holds HDF5 data, not a .keras (zip) archive: read as the HDF5 file it is', None)
+    """
+    if kind not in _EXTENSIONS or path.suffix.lower() in _EXTENSIONS[kind]:
+        return None
+    what = {"h5": "HDF5 data, not a .keras (zip) archive", "keras": "a .keras (zip) archive, not HDF5 data"}[kind]
+    return f"{path.name} holds {what}: read as the {_NAMES[kind]} it is"
+
+
+def named_for_keras(path: Path, kind: str, folder: Path) -> Path:
+    """``path`` under a name whose extension matches its content, for Keras, which picks its loader by the name:
+    the path itself, or a link (else a copy) in ``folder``."""
+    if misnamed(path, kind) is None:
+        return path
+    target = folder / (path.stem + _EXTENSIONS[kind][0])
+    try:
+        target.symlink_to(path.resolve())
+    except OSError:  # no symbolic links here (Windows without the privilege)
+        shutil.copyfile(path, target)
+    return target
 
 
 def sha256(path: Path) -> str:

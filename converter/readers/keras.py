@@ -25,7 +25,7 @@ from .. import memory
 from ..errors import DamagedInput, InputInvalid, UnsafeInput
 from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
-from . import archive, describe
+from . import archive, describe, inputs
 from .describe import code_layers, layers_of_class
 from .hdf5 import model_config
 from .base import ReadOptions
@@ -86,12 +86,14 @@ def import_keras():
 def load(path: Path, kind: str, trust_code: bool = False):
     """Load a model file without compiling it; safe mode stays on unless ``trust_code``."""
     keras = import_keras()
-    try:
-        with native_stderr_silenced():
-            model = _load_archive_from_disk(keras, path, safe_mode=not trust_code) if kind == "keras" else None
-            return model or keras.saving.load_model(path, compile=False, safe_mode=not trust_code)
-    except Exception as error:  # Keras raises many types while deserializing
-        raise _load_error(path, kind, error) from error
+    with tempfile.TemporaryDirectory(prefix="keras-weights-") as folder:
+        named = inputs.named_for_keras(path, kind, Path(folder))  # Keras picks its loader by the file's name
+        try:
+            with native_stderr_silenced():
+                model = _load_archive_from_disk(keras, named, safe_mode=not trust_code) if kind == "keras" else None
+                return model or keras.saving.load_model(named, compile=False, safe_mode=not trust_code)
+        except Exception as error:  # Keras raises many types while deserializing
+            raise _load_error(path, kind, error) from error
 
 
 COPY_BLOCK = 2**20
