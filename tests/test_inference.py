@@ -181,6 +181,25 @@ def test_nested_models_compute_each_call_on_its_own_activations(name, keras_modu
     assert_runs_like_keras(model, None, tmp_path, seed=2)
 
 
+def test_layers_of_a_model_in_a_model_in_a_keras_2_file_are_found_under_slashed_names(tmp_path):
+    """A Functional in a Sequential in a Functional, saved by tf.keras 2 with slashes in layer names (Keras 3
+    cannot load it; Keras 2 stored the inner weights as layer1/conv/kernel:0): the direct reader puts the models
+    between back as for any nested layer, the forward pass finds each layer's weights and computes what tf_keras
+    computed, verify regenerates the same program, and --layout torch maps the inner convolutions."""
+    stored = np.load(FIXTURES / "legacy" / "legacy_nested.io.npz")  # tf_keras's outputs, made with the fixture
+    manifest = converter.export(FIXTURES / "legacy" / "legacy_nested.h5", tmp_path / "out", formats=["c"],
+                                options={"c": {"inference": True}})
+    names = [t["name"] for t in manifest["tensors"]]
+    assert names[:3] == ["sequential_2/model_2/layer1/conv/kernel", "sequential_2/model_2/layer1/conv/bias",
+                         "sequential_2/model_2/layer2/depthwise_conv/depthwise_kernel"]
+    assert converter.verify(tmp_path / "out").ok
+    assert_close(run_c(tmp_path / "out", manifest, [stored["x"]], tmp_path), stored["y"].reshape(SAMPLES, -1))
+    torch = converter.export(FIXTURES / "legacy" / "legacy_nested.h5", tmp_path / "torch", formats=["npz"],
+                             layout="torch")
+    assert torch["tensors"][0]["name"] == "sequential_2.model_2.layer1.conv.weight"
+    assert torch["tensors"][0]["shape"] == [4, 3, 3, 3]
+
+
 def test_a_layer_called_with_inputs_the_code_would_not_read_is_refused(keras_module, tmp_path, capsys):
     """An LSTM given its initial state: the code computes from zeros, so it is refused, not run wrong."""
     from converter.cli import main

@@ -207,8 +207,28 @@ def _keras3_chain(parts: list[str], class_name: str, config: dict, nested: dict[
     elif inner and len(parts) == 1:  # TimeDistributed and other single-layer wrappers
         parts = [inner.get("config", {}).get("name", "layer"), parts[0]]
     elif nested and len(parts) > 1:
-        parts = [*nested.get(parts[0], parts[:1]), *parts[1:]]
+        parts = _nested_chain(parts, nested)
     return parts, _owner(parts[:-1], class_name, config)
+
+
+MAX_NAME_PARTS = 16  # slashes a layer's own name may hold, as far as nested weights are matched
+
+
+def _nested_chain(parts: list[str], nested: dict[str, list[str]]) -> list[str]:
+    """A nested layer's weight path with the models between put back (``_nested_paths``). Keras 2 allowed slashes
+    in layer names, and its variable names do not say where a name ends: the longest leading run of parts that
+    names a layer is that layer.
+
+    >>> _nested_chain(["layer1", "conv", "kernel"], {"layer1/conv": ["model_2", "layer1/conv"]})
+    ['model_2', 'layer1/conv', 'kernel']
+    >>> _nested_chain(["d", "kernel"], {"d": ["block", "d"]}), _nested_chain(["x", "kernel"], {})
+    (['block', 'd', 'kernel'], ['x', 'kernel'])
+    """
+    for end in range(min(len(parts) - 1, MAX_NAME_PARTS), 0, -1):  # bounded: a crafted name may hold many slashes
+        found = nested.get("/".join(parts[:end]))
+        if found:
+            return [*found, *parts[end:]]
+    return parts
 
 
 def _nested_paths(config: dict) -> dict[str, list[str]]:
