@@ -200,6 +200,51 @@ def test_layers_of_a_model_in_a_model_in_a_keras_2_file_are_found_under_slashed_
     assert torch["tensors"][0]["shape"] == [4, 3, 3, 3]
 
 
+def _operations(keras):
+    """Keras 3 operation nodes as saved graphs hold them: slices (GetItem), the reductions, ops.multiply; after an
+    LSTM, as an autoencoder for an ESP32 takes its last step (x[:, -1])."""
+    ops = keras.ops
+    x = keras.Input((6, 4), name="x")
+    sequence = keras.layers.LSTM(5, return_sequences=True, name="lstm")(x)
+    last = sequence[:, -1]                                          # an integer index drops the axis
+    strided = keras.layers.Flatten(name="f1")(sequence[:, 1:6:2, ::-1])  # steps, negative too
+    picked = sequence[:, 2]
+    peak = ops.max(sequence, axis=1)
+    low = ops.min(sequence, axis=-2, keepdims=True)
+    total = ops.sum(sequence, axis=[1, 2])
+    average = ops.mean(sequence, axis=1)
+    mixed = ops.add(ops.multiply(ops.multiply(last, peak), average), 0.25)  # a number too
+    joined = keras.layers.Concatenate(name="join")([mixed, picked, strided, keras.layers.Flatten(name="f2")(low),
+                                                    keras.layers.Reshape((1,), name="r")(total)])
+    return keras.Model(x, keras.layers.Dense(3, name="out")(joined), name="operations")
+
+
+def test_keras_3_operation_nodes_compute_as_keras(keras_module, tmp_path):
+    model = _operations(keras_module)
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+    assert_runs_like_keras(model, None, tmp_path, seed=3)
+
+
+def test_operation_nodes_the_code_does_not_compute_are_refused_by_name(keras_module, tmp_path, capsys):
+    keras = keras_module
+    x = keras.Input((6, 4), name="x")
+    hidden = keras.layers.Dense(4, name="d")(x)
+    model = keras.Model(x, [hidden[0], keras.ops.max(hidden, axis=[1, 2])[:, None], keras.ops.argmax(hidden, axis=1),
+                            keras.ops.subtract(hidden, 1.0)],
+                        name="refused_operations")
+    model.save(tmp_path / "refused.keras")
+    from converter.cli import main
+
+    code = main(["export", str(tmp_path / "refused.keras"), "-o", str(tmp_path / "out"), "-f", "c",
+                     "--c-inference"])
+    err = capsys.readouterr().err
+    assert code == 4 and not (tmp_path / "out").exists()
+    assert "(GetItem): index [0]: the first axis (the samples) must be taken whole" in err, err
+    assert "(GetItem): index None: integers and slices only" in err, err
+    assert "(Argmax): not supported" in err and "(Subtract): Subtract of one tensor and 1.0" in err, err
+
+
 def test_a_layer_called_with_inputs_the_code_would_not_read_is_refused(keras_module, tmp_path, capsys):
     """An LSTM given its initial state: the code computes from zeros, so it is refused, not run wrong."""
     from converter.cli import main

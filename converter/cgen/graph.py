@@ -206,6 +206,9 @@ def _inbound_calls(inbound: list) -> list[_Inbound]:
         call = _Inbound()
         if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}} with __keras_tensor__ leaves
             call.refs = _keras_tensors(node.get("args", []))
+            constants = [a for a in (node.get("args") or []) if not _keras_tensors(a)]
+            if constants:  # the arguments that are no tensors: a slice's index (GetItem)
+                call.keywords["positional"] = constants
             for key, value in (node.get("kwargs") or {}).items():
                 call.keyword(str(key), value, _keras_tensors(value))
         elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]

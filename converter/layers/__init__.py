@@ -27,6 +27,7 @@ from . import (
     merge,
     models,
     normalization,
+    ops,
     passthrough,
     pooling,
     recurrent,
@@ -44,7 +45,7 @@ __all__ = ["DEFAULT_CELL", "INPUT", "SEQUENTIAL", "Call", "Shape", "Site", "Spec
            "roles", "identity_classes", "keeps_positions", "c_function", "is_container", "code_classes", "classes"]
 
 FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,
-            reshape, resizing, merge, passthrough, models)
+            reshape, resizing, merge, ops, passthrough, models)
 
 # Roles of the weights int8 quantizes (kernels), in Keras's names; the report also knows torch's for them.
 KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})

@@ -1,15 +1,19 @@
 """Merging layers: Add, Subtract, Multiply, Concatenate."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .emit import Call, Shape, Unsupported, in_place, size
+from .emit import Call, Shape, Unsupported, in_place, shown, size
 from .spec import Spec
 from .. import integer
 
 
 def merge_c(call: Call) -> Shape:
     shapes = call.inputs
+    if len(shapes) == 1:
+        return _with_constant(call)
     if any(s != shapes[0] for s in shapes):
         raise Unsupported(f"inputs of different shapes {[list(s) for s in shapes]} (broadcasting)")
     op = {"Add": 0, "Subtract": 1, "Multiply": 2}[call.node.class_name]
@@ -19,6 +23,20 @@ def merge_c(call: Call) -> Shape:
     for index in range(2, len(shapes)):
         call.emit(f"kw_merge({call.output}, {call.source(index)}, {call.output}, {n}, {op});", "merge")
     return shapes[0]
+
+
+def _with_constant(call: Call) -> Shape:
+    """``keras.ops.add(x, c)`` / ``multiply(x, c)`` with a number (saved as the call's argument): each value plus or
+    times it. Subtract is refused: the saved call does not say on which side the number was."""
+    constants = call.node.keywords.get("positional")
+    value = constants[0] if isinstance(constants, list) and len(constants) == 1 else None
+    if call.node.class_name == "Subtract" or not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or not math.isfinite(value):
+        raise Unsupported(f"{call.node.class_name} of one tensor and {shown(value)}: Add or Multiply by a finite "
+                          "number only")
+    n, op = size(call.inputs[0]), "+" if call.node.class_name == "Add" else "*"
+    call.emit(f"for (size_t i = 0; i < {n}; ++i) {call.output}[i] = {call.source()}[i] {op} {float(value)!r}f;")
+    return call.inputs[0]
 
 
 def add_q8(call: Call) -> Shape:
