@@ -41,7 +41,7 @@ def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allo
     """
     quantization.validate_scheme(quantize)
     pipeline.Bounds(quantize, None, None, calibration).check()
-    model = readers.read_model(source, reader, trust_code, allow_sparse)
+    model = pipeline.read(source, reader, trust_code, allow_sparse)
     pipeline.hash_and_scan(model.tensors)
     tensors = quantization.apply(model.tensors, quantize, model.layers)
     inference = None if calibration is None else pipeline.integer_inference(model, tensors, pipeline.stem_of(source),

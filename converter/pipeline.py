@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import atomic, layouts, manifest as manifests, memory, quantize as quantization, readers
 from . import formats as registry  # `formats` is export()'s argument name
+from .cgen.signature import model_signature
 from .errors import NonFiniteValues, OutputError, OverBudget, QuantizationError, UsageError
 from .tensors import ExportInfo, Tensor, sha256_of
 
@@ -31,6 +33,18 @@ def report_non_finite(tensors: Sequence[Tensor], fail: bool = False, where: str 
     if found and fail:
         names = ", ".join(t.name for t, *_ in found[:5]) + (" ..." if len(found) > 5 else "")
         raise NonFiniteValues(f"{len(found)} tensors of {where} hold NaN or infinite values: {names}")
+
+
+def read(source: Any, reader: str, trust_code: bool, allow_sparse: bool) -> Any:
+    """The model's records (``readers.read_model``), with its input and output shapes worked out from its
+    configuration where the reader leaves them unknown (the direct HDF5 reader builds no model): what the
+    manifest states does not depend on the reader."""
+    model = readers.read_model(source, reader, trust_code, allow_sparse)
+    if model.inputs is not None and model.outputs is not None:
+        return model
+    inputs, outputs = model_signature(model)
+    return replace(model, inputs=model.inputs if model.inputs is not None else inputs,
+                   outputs=model.outputs if model.outputs is not None else outputs)
 
 
 def hash_and_scan(tensors: Sequence[Tensor]) -> None:
@@ -98,7 +112,7 @@ def run_export(source: Any, out_dir: Path, format_names: list[str], force: bool,
     names = {name: registry.get(name).files(stem, **chosen[name]) for name in format_names}
     outputs = [*(n for group in names.values() for n in group), manifests.FILE_NAME]
     _refuse_overwrite(folder, outputs, force)  # before the model is read: a refusal costs no load
-    model = readers.read_model(source, reader, trust_code, allow_sparse)
+    model = read(source, reader, trust_code, allow_sparse)
     report_non_finite(model.tensors, fail_on_non_finite, model.source.file or model.name)
     tensors = quantization.apply(layouts.apply(model.tensors, layout, model), bounds.quantize, model.layers)
     hashing = BackgroundDigests(tensors)

@@ -257,3 +257,21 @@ def test_a_file_is_read_as_what_it_holds_whatever_its_name(held, named, kind, re
     with np.load(tmp_path / "out" / "seed_mlp.npz") as exported:
         for tensor in expected.tensors:
             assert_bit_identical(exported[tensor.name], tensor.array)
+
+
+@pytest.mark.parametrize("path", ALL_MODEL_FILES, ids=lambda p: p.name)
+def test_both_readers_state_one_model_in_the_manifest(path):
+    """Name, class, inputs and outputs: the direct reader builds no model, so its input and output shapes come
+    from the configuration (cgen.signature), equal to what Keras's model.inputs/outputs give."""
+    assert converter.inspect(path, reader="h5")["model"] == converter.inspect(path, reader="keras")["model"]
+
+
+def test_a_functional_model_saved_as_model_is_functional(tmp_path):
+    """tf.keras before 2.4 saved functional models with class_name "Model"; Keras 3 loads them as Functional."""
+    edited = tmp_path / "old_class.h5"
+    shutil.copyfile(FIXTURES / "zoo" / "nested.h5", edited)
+    with h5py.File(edited, "r+") as handle:
+        config = json.loads(handle.attrs["model_config"])
+        config["class_name"] = "Model"
+        handle.attrs["model_config"] = json.dumps(config)
+    assert read_model(edited, "h5").class_name == "Functional"

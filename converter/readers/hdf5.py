@@ -138,9 +138,15 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
         notes.append("a Keras 1 file without configuration: kernels are in the layout of the backend that wrote "
                      "them (Theano: convolution kernels (out, in, kh, kw)), which the file does not record")
     note = "; ".join(filter(None, [source.note, *dict.fromkeys(notes)])) or None
-    return ModelWeights(model_name or Path(file_name).stem, (config or {}).get("class_name", ""),
+    return ModelWeights(model_name or Path(file_name).stem, _model_class((config or {}).get("class_name", "")),
                         _input_shapes(config), None, tuple(layers), tuple(tensors), replace(source, note=note),
                         config=config if isinstance(config, dict) else None)
+
+
+def _model_class(class_name: Any) -> str:
+    """The model's class as Keras 3 builds it: tf.keras before 2.4 saved a functional model as ``Model``, which
+    Keras loads as ``Functional`` (what the Keras reader records)."""
+    return "Functional" if class_name == "Model" else class_name if isinstance(class_name, str) else ""
 
 
 def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,
