@@ -1,4 +1,5 @@
 """SavedModel folders: variables from the TensorFlow checkpoint, grouped by layer with role names."""
+import numpy as np
 import pytest
 
 import converter
@@ -57,3 +58,22 @@ def test_keras3_export_names_match_the_model_without_its_own_name(tmp_path, kera
     expected = converter.extract(model)
     assert [(t.name, t.layer) for t in weights.tensors] == [(t.name, t.layer) for t in expected]
     assert not any(t.name.startswith("sm/") for t in weights.tensors)
+
+
+def test_a_savedmodel_from_before_tensorflow_2_5_gives_layer_names_classes_and_its_forward_pass(tmp_path):
+    """Before 2.5 the Keras metadata was in saved_model.pb (no keras_metadata.pb): fixtures/make_legacy_fixtures.py
+    writes that layout from a tf_keras model. Real names and classes, and the C forward pass computes what
+    tf_keras computed (legacy_savedmodel.io.npz)."""
+    folder = FIXTURES / "legacy" / "legacy_savedmodel"
+    assert not (folder / "keras_metadata.pb").exists()
+    weights = read_model(folder)
+    assert [t.name for t in weights.tensors][:3] == ["conv/kernel", "conv/bias", "bn/gamma"]
+    assert [layer.class_name for layer in weights.layers] == ["Conv2D", "BatchNormalization", "ReLU", "Flatten",
+                                                               "Dense"]
+    assert weights.name == "legacy_savedmodel" and weights.class_name == "Sequential"
+    manifest = converter.export(folder, tmp_path / "out", formats=["c"], options={"c": {"inference": True}})
+    assert converter.verify(tmp_path / "out").ok
+    from test_inference import SAMPLES, assert_close, run_c
+
+    stored = np.load(FIXTURES / "legacy" / "legacy_savedmodel.io.npz")
+    assert_close(run_c(tmp_path / "out", manifest, [stored["x"]], tmp_path), stored["y"].reshape(SAMPLES, -1))

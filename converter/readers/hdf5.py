@@ -144,9 +144,9 @@ def _read_legacy(handle: h5py.File, root: h5py.Group, file_name: str, source: So
 
 
 def _model_class(class_name: Any) -> str:
-    """The model's class as Keras 3 builds it: tf.keras before 2.4 saved a functional model as ``Model``, which
-    Keras loads as ``Functional`` (what the Keras reader records)."""
-    return "Functional" if class_name == "Model" else class_name if isinstance(class_name, str) else ""
+    """The model's class as Keras 3 builds it (what the Keras reader records): ``Model`` of old tf.keras files is
+    ``Functional`` (``registry.KERAS3_CLASS``)."""
+    return registry.KERAS3_CLASS.get(class_name, class_name) if isinstance(class_name, str) else ""
 
 
 def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: int, class_name: str,

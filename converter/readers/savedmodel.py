@@ -1,8 +1,9 @@
 """TensorFlow SavedModel folders: variables from the checkpoint, grouped by layer with role names.
 
 A SavedModel is trusted input: reading it needs TensorFlow (the checkpoint format is TensorFlow's),
-though no graph function is loaded or run. Layer names, classes and configs come from
-``keras_metadata.pb`` (written by tf.keras) when present; the checkpoint's object graph gives each
+though no graph function is loaded or run. Layer names, classes and configs (and the model's, for the forward pass)
+come from ``keras_metadata.pb`` (written by tf.keras from TensorFlow 2.5 on), or before 2.5 from each Keras object's
+metadata inside ``saved_model.pb``; the checkpoint's object graph gives each
 layer's variables in the order the layer tracks them, non-trainable ones (BatchNorm statistics) right
 beside their layer. Optimizer slots are skipped.
 """
@@ -40,7 +41,8 @@ def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOpt
         raise InputInvalid(f"{folder.name} is a SavedModel folder without variables/variables.index",
                            hint="Copy the whole SavedModel folder, including its variables/ subfolder.")
     checkpoint, graph = _checkpoint(folder / "variables" / "variables")
-    metadata = _keras_metadata(folder / "keras_metadata.pb")
+    metadata = _keras_metadata(folder / "keras_metadata.pb") or _object_graph_metadata(folder / "saved_model.pb")
+    metadata = {path: _untupled(found) for path, found in metadata.items()}
     root = graph.nodes[0]
     layer_refs = sorted((int(c.local_name.split("-")[1]), c.node_id) for c in root.children
                         if c.local_name.startswith("layer-"))
@@ -65,8 +67,10 @@ def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOpt
         layers.append(Layer(index_in_model, layer_name, info.get("class_name", ""),
                             describe.summary(info.get("config", {}) or {}), None, None, tuple(t.name for t in mine)))
     model_info = metadata.get("root", {})
+    config = model_info.get("config")
+    serialized = {"class_name": model_info.get("class_name", ""), "config": config} if isinstance(config, dict) else None
     return ModelWeights(model_info.get("name") or folder.name, model_info.get("class_name", ""), None, None,
-                        tuple(layers), tuple(tensors), source)
+                        tuple(layers), tuple(tensors), source, config=serialized)
 
 
 def _read_variable_list(checkpoint: Any, graph: Any, folder: Path, source: Source) -> ModelWeights:
@@ -169,6 +173,53 @@ def _keras_metadata(path: Path) -> dict[str, dict]:
     except (IndexError, ValueError, TypeError, AttributeError):  # truncated, or not the message it should be
         raise InputInvalid(f"{path.parent.name}/keras_metadata.pb is damaged or truncated",
                            hint="Copy the whole SavedModel folder again.") from None
+
+
+def _object_graph_metadata(path: Path) -> dict[str, dict]:
+    """node_path -> metadata JSON for the root and its children, where TensorFlow before 2.5 kept it: in each Keras
+    object's ``user_object.metadata`` inside saved_model.pb (there is no keras_metadata.pb yet)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    try:
+        saved.ParseFromString(path.read_bytes())
+    except Exception:  # TensorFlow's own error types; the checkpoint, read already, holds the weights
+        raise InputInvalid(f"{path.parent.name}/saved_model.pb is damaged or truncated",
+                           hint="Copy the whole SavedModel folder again.") from None
+    if not saved.meta_graphs:
+        return {}
+    nodes = saved.meta_graphs[0].object_graph_def.nodes
+    if not nodes:
+        return {}
+    paths = [("root", 0)] + [(f"root.{child.local_name}", child.node_id) for child in nodes[0].children]
+    result = {}
+    for node_path, node_id in paths:
+        text = nodes[node_id].user_object.metadata if 0 <= node_id < len(nodes) else ""
+        try:
+            found = json.loads(text) if text else None
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            result[node_path] = found
+    return result
+
+
+def _untupled(value: Any, depth: int = 0) -> Any:
+    """The metadata's JSON with tf.keras's tuples (``{"class_name": "__tuple__", "items": [...]}``) as the lists
+    a saved configuration holds elsewhere (``batch_input_shape: [null, 8, 8, 2]``).
+
+    >>> _untupled({"batch_input_shape": {"class_name": "__tuple__", "items": [None, 8]}, "n": [1, {"a": 2}]})
+    {'batch_input_shape': [None, 8], 'n': [1, {'a': 2}]}
+    """
+    if depth > 200:  # deeper than any model's configuration: a crafted file, left as it is
+        return value
+    if isinstance(value, dict):
+        if value.get("class_name") == "__tuple__" and isinstance(value.get("items"), list):
+            return [_untupled(item, depth + 1) for item in value["items"]]
+        return {key: _untupled(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_untupled(item, depth + 1) for item in value]
+    return value
 
 
 def _metadata_nodes(data: bytes) -> dict[str, dict]:
