@@ -25,17 +25,21 @@ def merge_c(call: Call) -> Shape:
     return shapes[0]
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # a larger number is no float32 (its C literal would overflow)
+
+
 def _with_constant(call: Call) -> Shape:
     """``keras.ops.add(x, c)`` / ``multiply(x, c)`` with a number (saved as the call's argument): each value plus or
     times it. Subtract is refused: the saved call does not say on which side the number was."""
     constants = call.node.keywords.get("positional")
     value = constants[0] if isinstance(constants, list) and len(constants) == 1 else None
     if call.node.class_name == "Subtract" or not isinstance(value, (int, float)) or isinstance(value, bool) \
-            or not math.isfinite(value):
-        raise Unsupported(f"{call.node.class_name} of one tensor and {shown(value)}: Add or Multiply by a finite "
+            or not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise Unsupported(f"{call.node.class_name} of one tensor and {shown(value)}: Add or Multiply by a float32 "
                           "number only")
     n, op = size(call.inputs[0]), "+" if call.node.class_name == "Add" else "*"
-    call.emit(f"for (size_t i = 0; i < {n}; ++i) {call.output}[i] = {call.source()}[i] {op} {float(value)!r}f;")
+    number = float(np.float32(value))  # what Keras computes with (no C literal that underflows to 0)
+    call.emit(f"for (size_t i = 0; i < {n}; ++i) {call.output}[i] = {call.source()}[i] {op} {number!r}f;")
     return call.inputs[0]
 
 
