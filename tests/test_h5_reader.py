@@ -275,3 +275,16 @@ def test_a_functional_model_saved_as_model_is_functional(tmp_path):
         config["class_name"] = "Model"
         handle.attrs["model_config"] = json.dumps(config)
     assert read_model(edited, "h5").class_name == "Functional"
+
+
+def test_a_quantization_aware_model_s_ranges_and_step_are_not_trainable():
+    """tensorflow-model-optimization's wrappers create their quantizer ranges and step counter untrainable (Keras 3
+    cannot load the file): the direct reader says so as tf_keras does (legacy_qat.trainable.json, written by
+    fixtures/make_legacy_fixtures.py from the variables themselves)."""
+    expected = json.loads((LEGACY / "legacy_qat.trainable.json").read_text())
+    weights = read_model(LEGACY / "legacy_qat.h5")
+    assert len(weights.tensors) == len(expected) == 17
+    for tensor in weights.tensors:  # named with the wrapper first: quant_dense_3/dense_3/kernel is dense_3/kernel
+        layer, *_, role = tensor.name.split("/")
+        key = f"{tensor.name.split('/')[1]}/{role}" if role in ("kernel", "bias") else f"{layer}/{role}"
+        assert tensor.trainable == expected[key], tensor.name

@@ -30,6 +30,7 @@ from . import (
     ops,
     passthrough,
     pooling,
+    quantization_aware,
     recurrent,
     reshape,
     resizing,
@@ -45,7 +46,7 @@ __all__ = ["DEFAULT_CELL", "INPUT", "KERAS3_CLASS", "SEQUENTIAL", "Call", "Shape
            "roles", "identity_classes", "keeps_positions", "c_function", "is_container", "code_classes", "classes"]
 
 FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,
-            reshape, resizing, merge, ops, passthrough, models)
+            reshape, resizing, merge, ops, passthrough, models, quantization_aware)
 
 # Roles of the weights int8 quantizes (kernels), in Keras's names; the report also knows torch's for them.
 KERNEL_ROLES = frozenset({"kernel", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel", "embeddings"})

@@ -1,6 +1,7 @@
 """The record the layer registry keeps per Keras layer class: everything any part of keras-weights knows of it."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,6 +26,8 @@ class Spec:
     wrapper: bool = False             # it wraps one layer given in its configuration (Bidirectional, TimeDistributed)
     container: bool = False           # a model (Sequential, Functional): its layers are listed in its configuration
     code: bool = False                # it carries Python code in its configuration (Lambda): never run
+    state: str | None = None          # a regular expression of roles it keeps out of training (a quantizer's
+                                      # ranges, a step counter), for readers that cannot ask the variable
     # Meaning, for the transforms.
     gates: int = 0                    # recurrent: gate blocks stacked on the kernel's last axis (LSTM 4, GRU 3)
     layer: str | None = None          # a recurrent cell: the layer class it belongs to (LSTMCell -> LSTM)
@@ -49,6 +52,14 @@ class Spec:
                                                        # adds itself to the Post, or raises Unsupported
     c_functions: Mapping[str, str] = field(default_factory=dict)  # C functions its emitter calls that the shared
                                                                    # library (converter.c_kernels) does not hold
+
+    def untrained(self, role: str) -> bool:
+        """Whether a variable of this role is state the class keeps out of training.
+
+        >>> Spec("Q", state=r"optimizer_step|\\w+_(min|max)").untrained("kernel_min"), Spec("Dense").untrained("kernel")
+        (True, False)
+        """
+        return self.state is not None and re.fullmatch(self.state, role) is not None
 
     def roles_for(self, config: Mapping[str, Any]) -> tuple[str, ...]:
         """Its weights' roles in creation order, without those its configuration switches off.

@@ -24,13 +24,17 @@ NON_TRAINABLE_ROLES = frozenset({"moving_mean", "moving_variance", "running_mean
                                  "count"})
 
 
-def trainable(role: str, layer_config: dict) -> bool:
-    """Whether Keras would mark a variable trainable, from its role and its layer's config.
+def trainable(role: str, layer_config: dict, class_name: str = "") -> bool:
+    """Whether Keras would mark a variable trainable, from its role, its layer's config and class (the registry's
+    ``Spec.state``: a quantization-aware wrapper's ranges).
 
     >>> trainable("kernel", {}), trainable("moving_mean", {}), trainable("kernel", {"trainable": False})
     (True, False, False)
+    >>> trainable("kernel_min", {}, "QuantizeWrapperV2"), trainable("kernel", {}, "QuantizeWrapperV2")
+    (False, True)
     """
-    return bool(layer_config.get("trainable", True)) and role not in NON_TRAINABLE_ROLES
+    return bool(layer_config.get("trainable", True)) and role not in NON_TRAINABLE_ROLES \
+        and not registry.spec(class_name).untrained(role)
 
 
 def summary(config: dict) -> dict:

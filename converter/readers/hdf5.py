@@ -158,7 +158,7 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
     parts = _relative_parts(weight_name, layer_name, model_name)
     parts, (owner_class, owner_config) = _keras3_chain(parts, class_name, layer_config, nested)
     name = unique(f"{layer_name}/{'/'.join(parts)}", used)
-    trainable = describe.trainable(parts[-1], layer_config)
+    trainable = describe.trainable(parts[-1], layer_config, class_name)
     array = keras3_groups.dataset_array(group[weight_name])
     read.add(group[weight_name].name)
     if array.dtype.kind == "V" and array.dtype.itemsize == 2 and "bfloat16" in (_policy(owner_config),
