@@ -245,6 +245,26 @@ def test_operation_nodes_the_code_does_not_compute_are_refused_by_name(keras_mod
     assert "(Argmax): not supported" in err and "(Subtract): Subtract of one tensor and 1.0" in err, err
 
 
+def test_a_crafted_reduction_axis_is_refused_by_name_for_both_readers(keras_module, tmp_path, capsys):
+    """An empty axis list in a saved Max (a crafted file): refused by name by --c-inference, and the direct
+    reader's export, which works the output shapes out from the configuration, still writes (output shape null)."""
+    from conftest import with_edited_config
+    from converter.cli import main
+
+    keras = keras_module
+    x = keras.Input((6, 4), name="x")
+    keras.Model(x, keras.ops.max(keras.layers.Dense(3, name="d")(x), axis=1), name="reduce").save(tmp_path / "r.keras")
+
+    def empty_axis(config):
+        next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Max")["config"]["axis"] = []
+
+    crafted = with_edited_config(tmp_path / "r.keras", tmp_path / "crafted.keras", empty_axis)
+    assert main(["export", str(crafted), "-o", str(tmp_path / "out"), "-f", "c", "--c-inference", "--reader", "h5"]) == 4
+    assert "(Max): axis=[]" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    manifest = converter.export(crafted, tmp_path / "plain", formats=["npz"], reader="h5")
+    assert manifest["model"]["inputs"] == [[None, 6, 4]] and manifest["model"]["outputs"] is None
+
+
 def test_a_layer_called_with_inputs_the_code_would_not_read_is_refused(keras_module, tmp_path, capsys):
     """An LSTM given its initial state: the code computes from zeros, so it is refused, not run wrong."""
     from converter.cli import main

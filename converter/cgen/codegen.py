@@ -21,6 +21,9 @@ from .graph import Graph
 from ..layers.emit import Call, Shape, Unsupported, size
 from ..layers.q8 import Q8
 
+# What an emitter raises on a configuration it cannot read (a crafted file's): reported, never a traceback.
+UNREADABLE = (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError)
+
 @dataclass(frozen=True)
 class WeightRef:
     """A weight as the generated code names it."""
@@ -143,7 +146,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
         except Unsupported as why:
             problems.append(f"layer '{node.name}' ({node.class_name}): {why}")
             continue
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError) as error:
+        except UNREADABLE as error:
             problems.append(f"layer '{node.name}' ({node.class_name}): its configuration cannot be read "
                             f"({type(error).__name__}: {_escaped(str(error))})")
             continue
@@ -232,7 +235,7 @@ def shapes_of(graph: Graph, model) -> dict[str, Shape]:
                         fusion.weights_of(node, refs))
             try:
                 shape = layers.spec(node.class_name).c(call)
-            except (Unsupported, KeyError, ValueError, TypeError):
+            except (Unsupported, *UNREADABLE):  # a configuration a crafted file makes unreadable: shape unknown
                 shape = None
         else:
             shape = None

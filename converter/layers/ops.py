@@ -79,7 +79,7 @@ def reduction_c(call: Call) -> Shape:
     if call.config.get("initial") is not None:
         raise Unsupported(f"initial={shown(call.config['initial'])}")
     axes = axis if isinstance(axis, list) else [axis]
-    if axis is None or not all(isinstance(a, int) and not isinstance(a, bool) and -rank <= a < rank for a in axes):
+    if axis is None or not axes or not all(isinstance(a, int) and not isinstance(a, bool) and -rank <= a < rank for a in axes):
         raise Unsupported(f"axis={shown(axis)}: axes of the sample needed (not the samples' axis, not all axes)")
     axes = sorted({a % rank - 1 for a in axes})
     if axes[0] < 0:

@@ -41,13 +41,13 @@ def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOpt
         raise InputInvalid(f"{folder.name} is a SavedModel folder without variables/variables.index",
                            hint="Copy the whole SavedModel folder, including its variables/ subfolder.")
     checkpoint, graph = _checkpoint(folder / "variables" / "variables")
-    metadata = _keras_metadata(folder / "keras_metadata.pb") or _object_graph_metadata(folder / "saved_model.pb")
-    metadata = {path: _untupled(found) for path, found in metadata.items()}
     root = graph.nodes[0]
     layer_refs = sorted((int(c.local_name.split("-")[1]), c.node_id) for c in root.children
                         if c.local_name.startswith("layer-"))
     if not layer_refs:  # exported by Keras 3 (model.export): no layer objects, only a variables list
         return _read_variable_list(checkpoint, graph, folder, source)
+    metadata = _keras_metadata(folder / "keras_metadata.pb") or _object_graph_metadata(folder / "saved_model.pb")
+    metadata = {path: _untupled(found) for path, found in metadata.items()}
     by_node = {}  # a layer is listed as layer-K and, with weights, also as layer_with_weights-J
     for child in root.children:
         by_node.setdefault(child.node_id, {}).update(metadata.get(f"root.{child.local_name}", {}))
@@ -198,7 +198,7 @@ def _object_graph_metadata(path: Path) -> dict[str, dict]:
         text = nodes[node_id].user_object.metadata if 0 <= node_id < len(nodes) else ""
         try:
             found = json.loads(text) if text else None
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
             continue
         if isinstance(found, dict):
             result[node_path] = found
@@ -230,7 +230,7 @@ def _metadata_nodes(data: bytes) -> dict[str, dict]:
         node_path = fields.get(3, [b""])[0].decode("utf-8", "replace")
         try:
             result[node_path] = json.loads(fields.get(5, [b"{}"])[0])
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python parses
             continue
     return result
 
