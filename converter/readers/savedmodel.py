@@ -41,12 +41,13 @@ def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOpt
         raise InputInvalid(f"{folder.name} is a SavedModel folder without variables/variables.index",
                            hint="Copy the whole SavedModel folder, including its variables/ subfolder.")
     checkpoint, graph = _checkpoint(folder / "variables" / "variables")
+    metadata = _keras_metadata(folder / "keras_metadata.pb")  # damage in it is reported whatever the layout
     root = graph.nodes[0]
     layer_refs = sorted((int(c.local_name.split("-")[1]), c.node_id) for c in root.children
                         if c.local_name.startswith("layer-"))
     if not layer_refs:  # exported by Keras 3 (model.export): no layer objects, only a variables list
         return _read_variable_list(checkpoint, graph, folder, source)
-    metadata = _keras_metadata(folder / "keras_metadata.pb") or _object_graph_metadata(folder / "saved_model.pb")
+    metadata = metadata or _object_graph_metadata(folder / "saved_model.pb")  # before TensorFlow 2.5
     metadata = {path: _untupled(found) for path, found in metadata.items()}
     by_node = {}  # a layer is listed as layer-K and, with weights, also as layer_with_weights-J
     for child in root.children:
