@@ -2,6 +2,7 @@
 ``pipeline``. Arguments are validated here and there, once."""
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -12,8 +13,11 @@ import numpy as np
 from . import exports, manifest as manifests, pipeline, quantize as quantization, readers
 from . import formats as registry  # `formats` is export()'s argument name
 from .errors import ConverterError, InputNotFound
+from .layers import QUANTIZER_RANGE
 from .pipeline import hash_and_scan, report_non_finite  # noqa: F401  (part of the library's face)
 from .tensors import Tensor
+
+log = logging.getLogger("converter")
 
 
 def extract(source: Any, *, reader: str = "auto", trust_code: bool = False, allow_sparse: bool = False) -> list[Tensor]:
@@ -44,10 +48,24 @@ def inspect(source: Any, *, reader: str = "auto", trust_code: bool = False, allo
     model = pipeline.read(source, reader, trust_code, allow_sparse)
     pipeline.hash_and_scan(model.tensors)
     tensors = quantization.apply(model.tensors, quantize, model.layers)
-    inference = None if calibration is None else pipeline.integer_inference(model, tensors, pipeline.stem_of(source),
-                                                                             calibration)
+    inference = _integer_preview(model, tensors, pipeline.stem_of(source), quantize, calibration)
     return manifests.build(model, tensors, options={"layout": "keras", **({"quantize": quantize} if quantize else {})},
                            inference=inference)
+
+
+def _integer_preview(model: Any, tensors: Sequence[Tensor], stem: str, quantize: str | None, calibration: Any
+                     ) -> dict | None:
+    """The full-integer int8 block ``inspect`` shows: with calibration samples, or for int8 of a model that trained
+    its own ranges (quantization-aware), where its forward pass can be generated (else only said, on the log)."""
+    if calibration is not None:
+        return pipeline.integer_inference(model, tensors, stem, calibration)
+    if quantize != "int8" or not any(t.kind == QUANTIZER_RANGE for t in tensors):
+        return None
+    try:
+        return pipeline.integer_inference(model, tensors, stem, None)
+    except ConverterError as error:
+        log.warning("no full-integer int8 preview from the trained ranges: %s", error)
+        return None
 
 
 def export(source: Any, out_dir: str | os.PathLike, formats: str | Sequence[str] | None = None, *,

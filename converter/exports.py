@@ -185,7 +185,8 @@ def _scale_of(name: str, arrays: dict[str, np.ndarray], q) -> np.ndarray:
 
 def _record(entry: dict, arrays: dict[str, np.ndarray]) -> Tensor:
     return Tensor(entry["name"], entry["layer"], entry["role"], entry["layer_index"], entry["trainable"],
-                  arrays[entry["name"]], transform=entry["transform"], keras_name=entry.get("keras_name"))
+                  arrays[entry["name"]], transform=entry["transform"], keras_name=entry.get("keras_name"),
+                  kind=entry.get("kind", "weight"))
 
 
 def _depthwise_shape(record: Tensor, configs: dict) -> tuple[int, ...]:

@@ -196,12 +196,14 @@ def render(title: str, summary, layers, tensors: list[Stats], bytes_per_layer, d
                  + _left_out(len(layers), MAX_ROWS) + "</details>")
     if bytes_per_layer:
         parts.append("<h2>C arrays: bytes per layer</h2>" + _bars(bytes_per_layer))
-    if activations:  # a full-integer int8 export: what its calibration gave each value
+    if activations:  # a full-integer int8 export: what its calibration (or training) gave each value
         parts.append("<h2>Full-integer int8 activations</h2><p>real = scale x (q - zero point); where a layer fixes its "
                      "output's parameters it uses those (pooling: its input's; softmax: 1/256 and -128).</p><table>"
-                     "<tr><th>Value</th><th>Min</th><th>Max</th><th>Scale</th><th>Zero point</th></tr>" + "".join(
+                     "<tr><th>Value</th><th>Min</th><th>Max</th><th>Scale</th><th>Zero point</th><th>Range from</th>"
+                     "</tr>" + "".join(
                          f"<tr><td>{e(a['name'])}</td><td class=n>{a['min']:.4g}</td><td class=n>{a['max']:.4g}</td>"
-                         f"<td class=n>{a['scale']:.4g}</td><td class=n>{a['zero_point']}</td></tr>"
+                         f"<td class=n>{a['scale']:.4g}</td><td class=n>{a['zero_point']}</td>"
+                         f"<td>{'training' if a.get('source') == 'training' else 'calibration'}</td></tr>"
                          for a in activations[:MAX_ROWS]) + "</table>" + _left_out(len(activations), MAX_ROWS))
     parts.append('<h2>Tensors</h2><p><label>Filter by name <input id="filter" type="search"></label></p>')
     parts += [_tensor_section(t) for t in tensors[:SCREENFUL]]

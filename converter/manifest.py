@@ -24,6 +24,7 @@ SCHEMA_ID = "keras-weights/manifest"
 SCHEMA_VERSION = "1.1"
 BASE_VERSION = "1.0"  # what an export that uses no 1.1 field says, so that it stays byte-identical to before
 INTEGER_VERSION = "1.2"  # what a full-integer int8 export says (the inference block's activations)
+KIND_VERSION = "1.3"  # what an export of a model with quantizer ranges or training state says (a tensor's kind)
 FILE_NAME = "manifest.json"
 _PRODUCER_PACKAGES = ("keras", "tensorflow", "numpy", "safetensors", "pyarrow")
 
@@ -42,8 +43,7 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
     keys = {name: formats.get(name).keys(tensors, stem, **options[name]) for name in format_names}
     return {
         "schema": SCHEMA_ID,
-        "schema_version": INTEGER_VERSION if inference and "activations" in inference else SCHEMA_VERSION
-        if inference or any(t.quantization or t.keras_name for t in tensors) else BASE_VERSION,
+        "schema_version": _schema_version(tensors, inference),
         "source": {"file": model.source.file, "format": model.source.format, "sha256": model.source.sha256,
                    "reader": model.source.reader, "keras_version": model.source.keras_version,
                    "backend": model.source.backend, "note": model.source.note},
@@ -61,6 +61,18 @@ def build(model: ModelWeights, tensors: Sequence[Tensor] | None = None, stem: st
         "files": [],
         **({"inference": dict(inference)} if inference else {}),
     }
+
+
+def _schema_version(tensors: Sequence[Tensor], inference: Mapping[str, Any] | None) -> str:
+    """The oldest schema version that holds every field the manifest uses: an export that uses no newer field stays
+    byte-identical to what earlier versions wrote."""
+    if any(t.kind != "weight" for t in tensors):
+        return KIND_VERSION
+    if inference and "activations" in inference:
+        return INTEGER_VERSION
+    if inference or any(t.quantization or t.keras_name for t in tensors):
+        return SCHEMA_VERSION
+    return BASE_VERSION
 
 
 def producer() -> dict:
@@ -115,6 +127,8 @@ def _tensor(tensor: Tensor, keys: dict[str, str]) -> dict:
              "nan": tensor.non_finite[0], "inf": tensor.non_finite[1]}
     if tensor.keras_name is not None:
         entry["keras_name"] = tensor.keras_name
+    if tensor.kind != "weight":
+        entry["kind"] = tensor.kind
     q = tensor.quantization
     if q is not None:
         axis = None if q.axis is None else q.axis[0] if len(q.axis) == 1 else list(q.axis)
@@ -288,5 +302,6 @@ def export_info(manifest: Mapping) -> ExportInfo:
 def tensor_records(manifest: Mapping, format_name: str, arrays: Mapping[str, Any]) -> list[Tensor]:
     """The manifest's tensors, in its order, holding the arrays read back from a format (by that format's key)."""
     return [Tensor(t["name"], t["layer"], t["role"], t["layer_index"], t["trainable"], arrays[t["keys"][format_name]],
-                   transform=t["transform"], quantization=quantization_of(t), keras_name=t.get("keras_name"))
+                   transform=t["transform"], quantization=quantization_of(t), keras_name=t.get("keras_name"),
+                   kind=t.get("kind", "weight"))
             for t in manifest["tensors"]]

@@ -75,6 +75,8 @@ class Tensor:
     transform: str = "none"    # a named layout change applied on export ("transpose"); see layouts.py
     quantization: Quantization | None = None  # set on the quantized tensors of a quantized export
     keras_name: str | None = None  # the Keras name, where a layout renamed the tensor (--layout torch)
+    kind: str = "weight"       # "weight", or what the layer keeps beside its weights: "quantizer_range" (a
+                               # quantization-aware model's kernel_min...) or "training_state" (its optimizer_step)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "array", canonical(self.array))

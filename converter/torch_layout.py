@@ -38,12 +38,13 @@ def apply(model: ModelWeights, tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
                            hint="Export a model saved whole (model.save), or use --layout keras.")
     graph = graphs.from_config(model.config)
     configs = {node.layer: (node.class_name, node.config) for node in graph.nodes}
+    modules = {node.layer: node.layer.rpartition("/")[0] for node in graph.nodes if node.wrapper}
     flattened = _flattened_inputs(graph, model)
     out: list[Tensor] = []
     problems: list[str] = []
     for tensor in tensors:
         try:
-            out += _map(tensor, configs, flattened)
+            out += _map(Site(tensor, configs, flattened, modules))
         except Unmappable as why:
             problems.append(str(why))
     if problems:
@@ -65,11 +66,11 @@ def _refuse_clashes(stored: Sequence[Tensor]) -> None:
                                hint="Rename one of the layers in Keras, or use --layout keras (names with '/').")
 
 
-def _map(tensor: Tensor, configs: dict, flattened: dict) -> list[Tensor]:
-    """One Keras tensor as its layer's torch module holds it (the registry's mapping), or kept as Keras holds it."""
-    site = Site(tensor, configs, flattened)
-    mapping = layers.spec(tensor.owner_class).torch
-    return mapping(site) if mapping is not None else site.kept()
+def _map(site: Site) -> list[Tensor]:
+    """One Keras tensor as its layer's torch module holds it (the registry's mapping), or kept as Keras holds it:
+    also a quantizer's range or a step counter, which no torch module computes with."""
+    mapping = layers.spec(site.tensor.owner_class).torch
+    return mapping(site) if mapping is not None and site.tensor.kind == layers.WEIGHT else site.kept()
 
 
 def _flattened_inputs(graph, model: ModelWeights) -> dict[str, tuple[int, int]]:

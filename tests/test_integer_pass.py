@@ -155,7 +155,7 @@ def test_inspect_shows_the_calibrated_parameters_without_writing(tmp_path):
                           "--quantize", "int8", "--calibration", str(tmp_path / "samples.npy")],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "Activations (full-integer int8, calibrated on 16 samples)" in run.stdout
+    assert "Activations (full-integer int8, ranges calibrated on 16 samples)" in run.stdout
     assert all(name in run.stdout for name in names)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.npy"]  # nothing written
 

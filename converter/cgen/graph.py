@@ -29,7 +29,8 @@ _DROPPED_KEYS = re.compile(r".*_(initializer|regularizer|constraint)$|^(module|r
 class Node:
     """One layer call: a name unique in the graph, the layer's class, configuration and inputs, and the path of
     the layer whose weights it uses (``layer``): a shared layer's second call ``d@1`` and the calls of a nested
-    model used twice (``tower@1/d``) use the weights of ``d`` and ``tower/d``."""
+    model used twice (``tower@1/d``) use the weights of ``d`` and ``tower/d``; a wrapper that computes as the layer
+    it wraps (``quant_d`` holding ``d``) is that layer, named as the wrapper, with the weights of ``quant_d/d``."""
 
     name: str
     class_name: str
@@ -38,6 +39,8 @@ class Node:
     layer: str = ""
     keywords: dict = field(default_factory=dict)  # the call's keyword arguments that are no tensors, as saved
     named: dict = field(default_factory=dict)     # keyword -> the index in inputs of the tensor it was given
+    wrapper: str = ""  # the class of the wrapper the model holds the layer in, where it computes as the layer it wraps
+                       # (a quantization-aware QuantizeWrapperV2); its weights are the wrapped layer's (``layer``)
 
     def __post_init__(self) -> None:
         self.layer = self.layer or self.name
@@ -170,9 +173,20 @@ class _Builder:
             return _Calls(outputs=outputs)
         node_name = scope.nodes + _called(name, call_index)
         keywords, named = (_clean(call.keywords), dict(call.named)) if call else ({}, {})
-        self.nodes.append(Node(node_name, class_name, _clean(config), list(feeds), scope.weights + name, keywords,
-                               named))
+        node = Node(node_name, class_name, _clean(config), list(feeds), scope.weights + name, keywords, named)
+        self.nodes.append(_unwrapped(node, config))
         return _Calls(node=node_name)
+
+
+def _unwrapped(node: Node, config: dict) -> Node:
+    """The node as the layer its wrapper computes (the registry's ``Spec.unwrap``), or as it is."""
+    unwrap = registry.spec(node.class_name).unwrap
+    inner = unwrap(config) if unwrap is not None else None
+    if inner is None:
+        return node
+    inner_name = inner["config"].get("name") or inner["class_name"].lower()
+    return Node(node.name, inner["class_name"], _clean(inner["config"]), node.inputs, f"{node.layer}/{inner_name}",
+                node.keywords, node.named, wrapper=node.class_name)
 
 
 def _output(produced: dict[str, list[_Calls]], source: str, node_index: int, tensor_index: int) -> tuple[str, int]:
@@ -279,7 +293,7 @@ def _node_json(node: Node) -> dict:
     data = {"name": node.name, "class": node.class_name, "config": node.config, "inputs": [list(i) for i in node.inputs]}
     if node.layer != _layer_of(node.name):  # whose weights it uses, where its name does not say
         data["layer"] = node.layer
-    for key in ("keywords", "named"):  # only where the call has them: older manifests stay as they were
+    for key in ("keywords", "named", "wrapper"):  # only where the call has them: older manifests stay as they were
         if getattr(node, key):
             data[key] = getattr(node, key)
     return data
@@ -299,7 +313,8 @@ def from_json(data: dict) -> Graph:
     try:
         nodes = [Node(_text(n["name"]), _text(n["class"]), _mapping(n["config"]), [_ref(i) for i in n["inputs"]],
                       _text(n["layer"]) if "layer" in n else _layer_of(_text(n["name"])),
-                      _mapping(n.get("keywords", {})), _named(n.get("named", {}), len(n["inputs"])))
+                      _mapping(n.get("keywords", {})), _named(n.get("named", {}), len(n["inputs"])),
+                      _text(n.get("wrapper", "")))
                  for n in data["nodes"]]
         graph = Graph(nodes, [_text(name) for name in data["inputs"]], [_ref(o) for o in data["outputs"]])
     except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -38,7 +38,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     show(render_table(info, args.view))
     if args.quantize:
         show("\n" + render_quantization(info, limit=None if args.verbose else SHOWN_ROWS))
-    if args.calibration is not None:
+    if "activations" in (info.get("inference") or {}):  # calibrated, or trained by a quantization-aware model
         show("\n" + render_activations(info))
     return 0
 

@@ -35,12 +35,22 @@ def render_table(info: dict, view: str | None = None) -> str:
     trainable = sum(_count(t["shape"]) for t in info["tensors"] if t["trainable"])
     totals = (_total_line(info) + "\n"
               f"Trainable: {trainable:,} parameters; non-trainable: {model['parameters'] - trainable:,}\n"
-              + formats.flash_line(info))
+              + _kinds_line(info) + formats.flash_line(info))
     if view == "layers":
         empty = sum(1 for layer in info["layers"] if not layer["tensors"])
         totals += (f"\nOne row per layer with weights ({len(rows)} of {len(info['layers'])} layers; {empty} without)"
                    "; --weights shows one row per weight tensor")
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, totals])
+
+
+def _kinds_line(info: dict) -> str:
+    """What a quantization-aware model keeps beside its weights (the tensors' ``kind``), or nothing."""
+    counts = {kind: sum(_count(t["shape"]) for t in info["tensors"] if t.get("kind") == kind)
+              for kind in ("quantizer_range", "training_state")}
+    if not any(counts.values()):
+        return ""
+    return (f"Of those, quantization-aware training's: {counts['quantizer_range']:,} in quantizer ranges, "
+            f"{counts['training_state']:,} training state (a tensor's kind)\n")
 
 
 def _weight_rows(layers: list[dict], tensors: dict[int, list[dict]]) -> list[tuple[str, ...]]:
@@ -162,8 +172,8 @@ def render_activations(info: dict) -> str:
         return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
     rule = "-" * len(line(header))
-    samples = (info.get("inference") or {}).get("calibration_samples", 0)
-    return "\n".join([f"Activations (full-integer int8, calibrated on {samples} samples): real = scale x (q - zero point)",
+    origin = formats.get("c").ranges_origin(info["inference"])
+    return "\n".join([f"Activations (full-integer int8, ranges {origin}): real = scale x (q - zero point)",
                       rule, line(header), rule, *map(line, rows), rule,
                       "Where a layer fixes its output's parameters, it uses those: pooling its input's, softmax 1/256 "
                       "and -128."])

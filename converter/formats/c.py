@@ -59,10 +59,30 @@ def summary_lines(manifest: Mapping, folder: str) -> list[str]:
     lines = [flash_line(manifest["tensors"], int(options.get("align", DEFAULT_ALIGN)))]
     if "inference" in manifest:
         figures = manifest["inference"]
+        if "activations" in figures:
+            lines.append(f"full-integer int8: {options['prefix']}_predict_int8, activation ranges "
+                         + ranges_origin(figures))
         lines.append(f"forward pass: {options['prefix']}_predict, {figures['input_size']:,} floats in, "
                      f"{figures['output_size']:,} out, arena {figures['arena_bytes']:,} bytes; "
                      f"`keras-weights verify {folder} --predict MODEL` runs it against Keras")
     return lines
+
+
+def ranges_origin(inference: Mapping) -> str:
+    """Where a full-integer int8 export's activation ranges came from, in words.
+
+    >>> ranges_origin({"calibration_samples": 16, "activations": [{"name": "d"}]})
+    'calibrated on 16 samples'
+    >>> ranges_origin({"calibration_samples": 0, "activations": [{"name": "d", "source": "training"}]})
+    'from quantization-aware training'
+    """
+    trained = sum(1 for a in inference["activations"] if a.get("source") == "training")
+    calibrated = f"calibrated on {inference.get('calibration_samples', 0)} samples"
+    if not trained:
+        return calibrated
+    if trained == len(inference["activations"]):
+        return "from quantization-aware training"
+    return f"from quantization-aware training ({trained} values), the others {calibrated}"
 
 
 def effective(stem: str, options: Mapping[str, object]) -> dict:
@@ -157,23 +177,38 @@ def prepare(model, tensors: Sequence[Tensor], stem: str, options: Mapping[str, o
     graph_json = graph.to_json(graph.from_config(model.config))
     names = keys(tensors, stem, prefix=str(options["prefix"]))
     info, shape, activations = ExportInfo(model, graph=graph_json), str(options.get("input_shape", "")), None
-    if calibration is not None:
-        found = graph.from_json(graph_json)
-        samples = c_calibration.samples_for(calibration, list(found.inputs), codegen.input_shapes(found, shape))
-        ranges = c_calibration.ranges(tensors, str(options["prefix"]), info, shape, list(found.inputs), samples,
-                                      c_calibration.default_compiler())
-        activations = [{"name": name, "min": low, "max": high, **dict(zip(("scale", "zero_point"),
-                                                                           integer.activation_parameters(low, high)))}
-                       for name, (low, high) in ranges.items()]
+    found = graph.from_json(graph_json)
+    trained = c_calibration.trained_ranges(found, tensors) if _int8_weights(tensors) else {}
+    samples: list = []
+    if calibration is not None or trained:  # full-integer int8: the ranges trained, else calibrated
+        if calibration is not None:
+            samples = c_calibration.samples_for(calibration, list(found.inputs), codegen.input_shapes(found, shape))
+        ranges = c_calibration.ranges(model.tensors, str(options["prefix"]), info, shape, list(found.inputs), samples,
+                                      c_calibration.default_compiler()) if samples else {}  # on the float weights
+        activations = [_activation(name, low, high, name in trained)
+                       for name, (low, high) in {**ranges, **trained}.items()]
         info = dataclasses.replace(info, activations={a["name"]: (a["scale"], a["zero_point"]) for a in activations})
     program = inference_program(tensors, names, str(options["prefix"]), info, shape,
                                 nested=options.get("arrays") == "nested")
     block = {"graph": graph_json, "arena_bytes": program.arena_bytes, "input_size": program.input_size,
              "output_size": program.output_size}
     if activations is not None:
-        block["calibration_samples"] = len(samples[0])
+        block["calibration_samples"] = len(samples[0]) if samples else 0
         block["activations"] = activations
     return {"inference": block}, program
+
+
+def _int8_weights(tensors: Sequence[Tensor]) -> bool:
+    """Whether the export stores int8 weights (``--quantize int8``), so its forward pass may run in int8."""
+    return any(t.quantization is not None and t.quantization.scheme == "int8_symmetric" for t in tensors)
+
+
+def _activation(name: str, low: float, high: float, trained: bool) -> dict:
+    """A value's entry in the manifest's ``activations``: its range, the int8 parameters that range gives, and
+    where the range came from where it was not calibrated (``"source": "training"``)."""
+    scale, zero_point = integer.activation_parameters(low, high)
+    return {"name": name, "min": low, "max": high, "scale": scale, "zero_point": zero_point,
+            **({"source": "training"} if trained else {})}
 
 
 def text_problems(paths: Sequence[Path], manifest: Mapping, tensors: Sequence[Tensor], info: ExportInfo) -> list[str]:

@@ -39,10 +39,10 @@ from .emit import Call, Shape, Unsupported
 from .models import KERAS3_CLASS, SEQUENTIAL
 from .passthrough import INPUT
 from .recurrent import DEFAULT_CELL
-from .spec import BY_CLASS, Spec, find, register
+from .spec import BY_CLASS, QUANTIZER_RANGE, TRAINING_STATE, WEIGHT, Spec, find, register
 from .to_torch import Site, Unmappable
 
-__all__ = ["DEFAULT_CELL", "INPUT", "KERAS3_CLASS", "SEQUENTIAL", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "known", "gates",
+__all__ = ["DEFAULT_CELL", "INPUT", "KERAS3_CLASS", "QUANTIZER_RANGE", "SEQUENTIAL", "TRAINING_STATE", "WEIGHT", "Call", "Shape", "Site", "Spec", "Unmappable", "Unsupported", "spec", "known", "gates",
            "roles", "identity_classes", "keeps_positions", "c_function", "is_container", "code_classes", "classes"]
 
 FAMILIES = (dense, conv, normalization, group_normalization, recurrent, embedding, attention, activation, pooling,

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+# What a variable is (Spec.kind): most are weights; a quantization-aware model also keeps its quantizers' ranges and
+# a step counter.
+WEIGHT, QUANTIZER_RANGE, TRAINING_STATE = "weight", "quantizer_range", "training_state"
+
 # Roles a configuration flag can switch off, and the flag (a Dense with use_bias=False has no bias).
 OPTIONAL = MappingProxyType({"bias": "use_bias", "gamma": "scale", "beta": "center"})
 
@@ -26,8 +30,15 @@ class Spec:
     wrapper: bool = False             # it wraps one layer given in its configuration (Bidirectional, TimeDistributed)
     container: bool = False           # a model (Sequential, Functional): its layers are listed in its configuration
     code: bool = False                # it carries Python code in its configuration (Lambda): never run
-    state: str | None = None          # a regular expression of roles it keeps out of training (a quantizer's
-                                      # ranges, a step counter), for readers that cannot ask the variable
+    ranges: str | None = None         # a regular expression of roles that are quantizer ranges, not weights (a
+                                      # quantization-aware wrapper's kernel_min), kept out of training
+    state: str | None = None          # a regular expression of roles that are training state (a step counter),
+                                      # kept out of training
+    unwrap: Callable[[Mapping[str, Any]], dict | None] | None = None  # it computes, at inference, the layer its
+                                      # configuration wraps: that layer's serialized form as the forward pass and
+                                      # the torch layout see it (a quantization-aware wrapper, fake quantization aside)
+    output_range: Callable[[Mapping[str, Any]], tuple[float, float] | None] | None = None  # the range it trained
+                                      # for its output, from its weights by role (full-integer int8 takes it)
     # Meaning, for the transforms.
     gates: int = 0                    # recurrent: gate blocks stacked on the kernel's last axis (LSTM 4, GRU 3)
     layer: str | None = None          # a recurrent cell: the layer class it belongs to (LSTMCell -> LSTM)
@@ -53,13 +64,19 @@ class Spec:
     c_functions: Mapping[str, str] = field(default_factory=dict)  # C functions its emitter calls that the shared
                                                                    # library (converter.c_kernels) does not hold
 
-    def untrained(self, role: str) -> bool:
-        """Whether a variable of this role is state the class keeps out of training.
+    def kind(self, role: str) -> str:
+        """What a variable of this role is: ``weight`` (what the layer computes with), ``quantizer_range`` or
+        ``training_state`` (both kept out of training).
 
-        >>> Spec("Q", state=r"optimizer_step|\\w+_(min|max)").untrained("kernel_min"), Spec("Dense").untrained("kernel")
-        (True, False)
+        >>> q = Spec("Q", ranges=r"\\w+_(min|max)", state="optimizer_step")
+        >>> q.kind("kernel_min"), q.kind("optimizer_step"), q.kind("kernel"), Spec("Dense").kind("kernel_min")
+        ('quantizer_range', 'training_state', 'weight', 'weight')
         """
-        return self.state is not None and re.fullmatch(self.state, role) is not None
+        if self.ranges is not None and re.fullmatch(self.ranges, role):
+            return QUANTIZER_RANGE
+        if self.state is not None and re.fullmatch(self.state, role):
+            return TRAINING_STATE
+        return WEIGHT
 
     def roles_for(self, config: Mapping[str, Any]) -> tuple[str, ...]:
         """Its weights' roles in creation order, without those its configuration switches off.

@@ -28,12 +28,15 @@ class Unmappable(Exception):
 @dataclasses.dataclass(frozen=True)
 class Site:
     """One Keras tensor to map: its layer's path and configuration, every layer's (class, config) by path
-    (``configs``), and the Dense layers that read a flattened channels-last map (``flattened``: path ->
-    (positions, channels)), whose input rows torch orders channels first."""
+    (``configs``), the Dense layers that read a flattened channels-last map (``flattened``: path ->
+    (positions, channels)), whose input rows torch orders channels first, and the layers stored under another
+    module's name (``modules``)."""
 
     tensor: Tensor
     configs: dict
     flattened: dict = dataclasses.field(default_factory=dict)
+    modules: dict = dataclasses.field(default_factory=dict)  # layer path -> the torch module path it is stored under,
+                                                              # where they differ (a wrapped layer: its wrapper's)
 
     @property
     def path(self) -> str:
@@ -58,8 +61,20 @@ class Site:
     def store(self, parameter: str, array: np.ndarray, *steps: Step, under: str | None = None) -> Tensor:
         """The tensor as torch stores it under ``<path>.<parameter>`` (or ``under``'s path), with the steps that
         made ``array`` from the Keras array."""
-        return dataclasses.replace(self.tensor, name=torch_name(self.path if under is None else under, parameter),
+        return dataclasses.replace(self.tensor, name=torch_name(self.module(self.path if under is None else under),
+                                                                parameter),
                                    array=array, transform=transforms.join(list(steps)), keras_name=self.tensor.name)
+
+    def module(self, path: str) -> str:
+        """The torch module path of a Keras layer path (or one below it): a wrapped layer is its wrapper's module.
+
+        >>> Site(None, {}, modules={"quant_d/d": "quant_d"}).module("quant_d/d"), Site(None, {}).module("d")
+        ('quant_d', 'd')
+        """
+        for layer, module in self.modules.items():
+            if path == layer or path.startswith(layer + "/"):
+                return module + path[len(layer):]
+        return path
 
     def kept(self) -> list[Tensor]:
         """A tensor with no torch counterpart, kept as Keras holds it under ``<layer>.<role>``."""

@@ -25,8 +25,8 @@ NON_TRAINABLE_ROLES = frozenset({"moving_mean", "moving_variance", "running_mean
 
 
 def trainable(role: str, layer_config: dict, class_name: str = "") -> bool:
-    """Whether Keras would mark a variable trainable, from its role, its layer's config and class (the registry's
-    ``Spec.state``: a quantization-aware wrapper's ranges).
+    """Whether Keras would mark a variable trainable, from its role, its layer's config and class (what the
+    registry says is no weight, :func:`kind`: a quantization-aware wrapper's ranges and step counter).
 
     >>> trainable("kernel", {}), trainable("moving_mean", {}), trainable("kernel", {"trainable": False})
     (True, False, False)
@@ -34,7 +34,16 @@ def trainable(role: str, layer_config: dict, class_name: str = "") -> bool:
     (False, True)
     """
     return bool(layer_config.get("trainable", True)) and role not in NON_TRAINABLE_ROLES \
-        and not registry.spec(class_name).untrained(role)
+        and kind(role, class_name) == registry.WEIGHT
+
+
+def kind(role: str, class_name: str) -> str:
+    """What a variable of a layer class is, by its role: ``weight``, ``quantizer_range`` or ``training_state``.
+
+    >>> kind("kernel", "QuantizeWrapperV2"), kind("post_activation_max", "QuantizeWrapperV2"), kind("kernel_min", "Dense")
+    ('weight', 'quantizer_range', 'weight')
+    """
+    return registry.spec(class_name).kind(role)
 
 
 def summary(config: dict) -> dict:

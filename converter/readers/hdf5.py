@@ -165,7 +165,8 @@ def _legacy_tensor(group: h5py.Group, weight_name: str, layer_name: str, index: 
                                                                                  _policy(layer_config)):
         array = array.view(dtypes.by_name("bfloat16").numpy)  # Keras writes bfloat16 to .h5 as opaque 2-byte data
         notes.append("bfloat16 weights recovered from opaque 2-byte HDF5 data by their layers' dtype policy")
-    return Tensor(name, layer_name, parts[-1], index, trainable, array, owner_class=owner_class)
+    return Tensor(name, layer_name, parts[-1], index, trainable, array, owner_class=owner_class,
+                  kind=describe.kind(parts[-1], class_name))
 
 
 def _refuse_unread(root: h5py.Group, read: set[str], file_name: str) -> None:

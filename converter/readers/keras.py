@@ -195,8 +195,9 @@ def extract(model: Any, source: Source) -> ModelWeights:
             seen.add(id(variable))
             value = snapshot(variable)
             path, owner = owners.get(id(variable), (f"{layer.name}/{_short_name(variable)}", layer))
-            mine.append(Tensor(unique(path, used), layer.name, _short_name(variable), index, bool(variable.trainable),
-                               value, owner_class=type(owner).__name__))
+            role = _short_name(variable)
+            mine.append(Tensor(unique(path, used), layer.name, role, index, bool(variable.trainable), value,
+                               owner_class=type(owner).__name__, kind=describe.kind(role, type(layer).__name__)))
         tensors += mine
         layers.append(_describe(index, layer, tuple(t.name for t in mine)))
     return ModelWeights(

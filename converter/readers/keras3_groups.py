@@ -115,7 +115,7 @@ def read(handle: h5py.File, config: dict | None, file_name: str, source: Source)
         for parts, owner, role, array in _walk(handle, path, class_name, layer_config, notes):
             name = unique("/".join([layer_name, *parts, role]), used)
             mine.append(Tensor(name, layer_name, role, index, describe.trainable(role, layer_config, class_name), array,
-                               owner_class=owner))
+                               owner_class=owner, kind=describe.kind(role, class_name)))
         tensors += mine
         layers.append(Layer(index, layer_name, class_name, describe.summary(layer_config), None, None,
                             tuple(t.name for t in mine)))

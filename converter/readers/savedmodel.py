@@ -62,9 +62,10 @@ def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOpt
             chain = parts[parts.index(layer_name) + 1:] if layer_name in parts[:-1] else parts[-1:]
             name = unique("/".join([layer_name, *chain]), used)
             role = chain[-1]
+            class_name = info.get("class_name", "")
             mine.append(Tensor(name, layer_name, role, index_in_model, describe.trainable(role, info.get("config") or {},
-                                                                               info.get("class_name", "")),
-                               checkpoint.get_tensor(key), owner_class=info.get("class_name", "")))
+                                                                               class_name),
+                               checkpoint.get_tensor(key), owner_class=class_name, kind=describe.kind(role, class_name)))
         tensors += mine
         layers.append(Layer(index_in_model, layer_name, info.get("class_name", ""),
                             describe.summary(info.get("config", {}) or {}), None, None, tuple(t.name for t in mine)))
