@@ -77,3 +77,48 @@ def test_a_savedmodel_from_before_tensorflow_2_5_gives_layer_names_classes_and_i
 
     stored = np.load(FIXTURES / "legacy" / "legacy_savedmodel.io.npz")
     assert_close(run_c(tmp_path / "out", manifest, [stored["x"]], tmp_path), stored["y"].reshape(SAMPLES, -1))
+
+
+def _copy(tmp_path):
+    import shutil
+
+    folder = tmp_path / "sm"
+    shutil.copytree(FIXTURES / "legacy" / "legacy_savedmodel", folder)
+    return folder
+
+
+@pytest.mark.parametrize("linked", ["variables/variables.data-00000-of-00001", "variables/variables.index",
+                                    "saved_model.pb", "variables"])
+def test_a_symbolic_link_inside_a_savedmodel_is_refused(tmp_path, capsys, linked):
+    """A SavedModel is untrusted input: a file of it that is a link elsewhere would make the export read another
+    file (here the same bytes, so only the refusal tells). Exit 5, naming the link; nothing written."""
+    from converter.cli import main
+
+    folder = _copy(tmp_path)
+    target = tmp_path / "elsewhere"
+    (folder / linked).rename(target)
+    (folder / linked).symlink_to(target)
+    code = main(["export", str(folder), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 5 and f"{linked} is a symbolic link" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_declaring_more_than_its_data_holds_is_refused_before_reading(tmp_path):
+    """TensorFlow allocates each variable as the index declares before reading it: an index declaring more bytes
+    than the data files hold (a crafted shape, or a truncated shard) is refused by the sizes alone."""
+    folder = _copy(tmp_path)
+    shard = folder / "variables" / "variables.data-00000-of-00001"
+    shard.write_bytes(shard.read_bytes()[:64])
+    with pytest.raises(converter.UnsafeInput, match=r"declares [\d,]+ bytes of variables .* more than the 64 bytes"):
+        read_model(folder)
+
+
+def test_a_fifo_inside_a_savedmodel_is_never_opened(tmp_path):
+    import os
+
+    folder = _copy(tmp_path)
+    (folder / "keras_metadata.pb").unlink(missing_ok=True)
+    os.mkfifo(folder / "keras_metadata.pb")
+    with pytest.raises(converter.UnsafeInput, match="keras_metadata.pb is not a regular file"):
+        read_model(folder)

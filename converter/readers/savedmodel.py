@@ -1,7 +1,9 @@
 """TensorFlow SavedModel folders: variables from the checkpoint, grouped by layer with role names.
 
-A SavedModel is trusted input: reading it needs TensorFlow (the checkpoint format is TensorFlow's),
-though no graph function is loaded or run. Layer names, classes and configs (and the model's, for the forward pass)
+A SavedModel folder is untrusted input, as every model is: no graph function is loaded or run (TensorFlow reads
+only the checkpoint, whose format is its own), every file read must be a regular file of the folder itself (a
+symbolic link would make us read another file), and the variables may not declare more bytes than the data files
+hold (TensorFlow allocates what the index declares before it reads: a crafted index could ask for terabytes). Layer names, classes and configs (and the model's, for the forward pass)
 come from ``keras_metadata.pb`` (written by tf.keras from TensorFlow 2.5 on), or before 2.5 from each Keras object's
 metadata inside ``saved_model.pb``; the checkpoint's object graph gives each
 layer's variables in the order the layer tracks them, non-trainable ones (BatchNorm statistics) right
@@ -10,12 +12,14 @@ beside their layer. Optimizer slots are skipped.
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputInvalid
+from ..errors import InputInvalid, UnsafeInput
 from ..naming import unique
 from ..tensors import Layer, ModelWeights, Source, Tensor
 from . import describe
@@ -40,6 +44,7 @@ def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOpt
     if not index.is_file():
         raise InputInvalid(f"{folder.name} is a SavedModel folder without variables/variables.index",
                            hint="Copy the whole SavedModel folder, including its variables/ subfolder.")
+    _refuse_foreign_files(folder)
     checkpoint, graph = _checkpoint(folder / "variables" / "variables")
     metadata = _keras_metadata(folder / "keras_metadata.pb")  # damage in it is reported whatever the layout
     root = graph.nodes[0]
@@ -158,13 +163,58 @@ def _checkpoint(prefix: Path) -> tuple[Any, Any]:
         from tensorflow.core.protobuf import trackable_object_graph_pb2
     try:
         checkpoint = tf.train.load_checkpoint(str(prefix))
+        _refuse_oversized(checkpoint, prefix.parent, tf.string)
         graph = trackable_object_graph_pb2.TrackableObjectGraph()
         graph.ParseFromString(checkpoint.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except UnsafeInput:
+        raise
     except Exception as error:  # TensorFlow raises its own error types for damaged checkpoints
         raise InputInvalid(f"cannot read the SavedModel checkpoint {prefix.parent.parent.name}/variables: "
                            f"{type(error).__name__}: {' '.join(str(error).split())[:200]}",
                            hint="The folder is damaged or incomplete; copy it again.") from None
     return checkpoint, graph
+
+
+# The files of a SavedModel the reader opens: beside saved_model.pb, and in variables/ (the index and data shards).
+_READ_FILES = ("saved_model.pb", "keras_metadata.pb")
+_VARIABLES_FILES = re.compile(r"variables\.(index|data-\d+-of-\d+)")
+
+
+def _refuse_foreign_files(folder: Path) -> None:
+    """Every file the reader (or TensorFlow's checkpoint reader) opens must be a regular file of the folder itself:
+    a symbolic link, or a FIFO or device, in a SavedModel would make the export read something else."""
+    variables = folder / "variables"
+    found = [folder / name for name in _READ_FILES if os.path.lexists(folder / name)] + [variables]
+    if not variables.is_symlink() and variables.is_dir():
+        found += [path for path in variables.iterdir() if _VARIABLES_FILES.fullmatch(path.name)]
+    for path in found:
+        where = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            raise UnsafeInput(f"{folder.name}: {where} is a symbolic link (to {os.readlink(path)!r}); a SavedModel's "
+                              "files are read only from the folder itself",
+                              hint="Copy the SavedModel with its links resolved (cp -rL) if you trust where they point.")
+        if path is not variables and not path.is_file():
+            raise UnsafeInput(f"{folder.name}: {where} is not a regular file (a FIFO or device is never opened)",
+                              hint="Copy the whole SavedModel folder again.")
+
+
+def _refuse_oversized(checkpoint: Any, variables: Path, string_dtype: Any) -> None:
+    """The checkpoint's variables may together declare no more bytes than its data shards hold: TensorFlow allocates
+    each tensor as its index declares before it reads the data, so a crafted index could ask for terabytes."""
+    held = sum(path.stat().st_size for path in variables.iterdir() if path.name.startswith("variables.data-"))
+    dtypes = checkpoint.get_variable_to_dtype_map()
+    declared, largest = 0, ("", 0)
+    for name, shape in checkpoint.get_variable_to_shape_map().items():
+        dtype = dtypes.get(name)
+        if dtype is None or dtype == string_dtype:  # strings hold what the data file gives them
+            continue
+        size = math.prod(int(n) for n in shape) * dtype.size
+        declared += size
+        largest = max(largest, (name, size), key=lambda pair: pair[1])
+    if declared > held:
+        raise UnsafeInput(f"{variables.parent.name}/variables: the checkpoint declares {declared:,} bytes of "
+                          f"variables (the largest, {largest[0]!r}, {largest[1]:,}), more than the {held:,} bytes its "
+                          "data files hold", hint="The checkpoint is truncated or crafted; copy the SavedModel again.")
 
 
 def _keras_metadata(path: Path) -> dict[str, dict]:
