@@ -36,6 +36,25 @@ def test_the_manifest_marks_quantizer_ranges_and_training_state(tmp_path):
     assert sum(1 for kind in kinds.values() if kind) == len(ranges_and_steps) == 22
     assert not any(flags[key] for key in ranges_and_steps)  # tf_keras keeps all of them out of training
     assert converter.verify(tmp_path / "out").ok
+    stored = np.load(tmp_path / "out" / "legacy_qat.npz")
+    assert sorted(_digest(stored[t["keys"]["npz"]]) for t in manifest["tensors"]) == sorted(_datasets(QAT))
+
+
+def _digest(array) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest() + str(array.dtype) + str(array.shape)
+
+
+def _datasets(path) -> list[str]:
+    """The digest of every weight dataset of the file, read by h5py itself: the export holds each exactly once."""
+    import h5py
+
+    found = []
+    with h5py.File(path, "r") as handle:
+        handle["model_weights"].visititems(lambda name, item: found.append(_digest(item[()]))
+                                           if isinstance(item, h5py.Dataset) else None)
+    return sorted(found)
 
 
 def test_the_forward_pass_computes_the_wrapped_layers(tmp_path):
