@@ -20,6 +20,8 @@ from typing import Any
 from .. import atomic, choices, integer
 from ..errors import InputInvalid, UsageError
 from ..cgen import codegen, graph
+from .._version import __version__
+from ..messages import printable
 from ..tensors import ExportInfo, Tensor
 from . import c_build, c_calibration
 from .c_parse import read  # noqa: F401  (the registry face: c.read)
@@ -217,8 +219,22 @@ def text_problems(paths: Sequence[Path], manifest: Mapping, tensors: Sequence[Te
     lines changed) is not ours."""
     header = next(p for p in paths if p.suffix == ".h")
     expected = rendered_sha256(tensors, header, info=info, **manifest["options"].get("c", {}))
-    return [f"{p.name}: not the text keras-weights writes for these values and options (edited or foreign C); "
-            "it will not be compiled" for p in paths if atomic.read_sha256(p) != expected.get(p.name)]
+    return [f"{p.name}: not the text keras-weights {__version__} writes for these values and options "
+            f"({_why_other_text(info.producer_version)}); it will not be compiled"
+            for p in paths if atomic.read_sha256(p) != expected.get(p.name)]
+
+
+def _why_other_text(producer: str | None) -> str:
+    """Why a C file may differ from the text this version writes: another version wrote it (the forward pass's
+    kernels change between versions), else it was edited or is foreign.
+
+    >>> _why_other_text(__version__), _why_other_text("0.0.9")
+    ('edited or foreign C', 'the manifest says keras-weights 0.0.9 wrote it, whose C may differ: export again with this version, or verify with that one; else edited or foreign C')
+    """
+    if not producer or producer == __version__:
+        return "edited or foreign C"
+    return (f"the manifest says keras-weights {printable(str(producer)[:40])} wrote it, whose C may differ: export again with this "
+            "version, or verify with that one; else edited or foreign C")
 
 
 @contextlib.contextmanager
