@@ -91,6 +91,33 @@ def test_full_integer_int8_takes_the_trained_ranges(tmp_path):
     assert converter.verify(tmp_path / "out").ok
 
 
+def test_calibration_fills_the_values_training_left_unranged(tmp_path):
+    """Without the ReLU wrapper's output range (a layer left unwrapped), int8 needs calibration samples: refused
+    without them, saying so, nothing written; with them, that value is calibrated and the others keep the trained
+    ranges."""
+    import h5py
+
+    partial = tmp_path / "partial.h5"
+    partial.write_bytes(QAT.read_bytes())
+    with h5py.File(partial, "r+") as handle:
+        group = handle["model_weights/quant_relu"]
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        group.attrs["weight_names"] = [n.encode() for n in names if "output_m" not in n]
+        for name in names:
+            if "output_m" in name:
+                del group[name]
+    options = {"c": {"inference": True}}
+    with pytest.raises(converter.ConverterError, match=r"no activation range for 'quant_relu'.*calibration=samples"):
+        converter.export(partial, tmp_path / "out", formats=["c"], quantize="int8", options=options)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    manifest = converter.export(partial, tmp_path / "out", formats=["c"], quantize="int8", options=options,
+                                calibration=STORED["x"])
+    sources = {a["name"]: a.get("source") for a in manifest["inference"]["activations"]}
+    assert sources["quant_relu"] is None and sources["quant_dense_3"] == sources["input_4"] == "training"
+    assert manifest["inference"]["calibration_samples"] == len(STORED["x"])
+    assert converter.verify(tmp_path / "out").ok
+
+
 def test_predict_holds_the_trained_int8_pass_to_its_numpy_twin(tmp_path, keras_module):
     """verify --predict against the same layers unwrapped in Keras 3 (what a user who rebuilt the float model has):
     the C int8 outputs equal the numpy twin of the integer arithmetic bit for bit."""

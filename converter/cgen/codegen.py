@@ -119,7 +119,7 @@ def generate(graph: Graph, weights: dict[str, WeightRef], prefix: str, input_sha
             input_offset += size(shape)
             if integer:
                 params[(node.name, 0)] = activations.get(node.name) or (1.0, 0)
-                problems += [] if node.name in activations else [f"input '{node.name}': no calibrated range"]
+                problems += [] if node.name in activations else [f"input {integer_program.no_range(node.name)}"]
             continue
         kind = layers.spec(node.class_name).c_int8 if integer else layers.spec(node.class_name).c
         if kind is None:

@@ -30,12 +30,18 @@ LESS = ("#ifndef KW_LESS\n#if defined(__GNUC__) || defined(__clang__)\n#define K
         "#else\n#define KW_LESS(a, b) ((a) < (b))\n#endif\n#endif\n\n")
 
 
+def no_range(name: str) -> str:
+    """What to say of a value full-integer int8 has no range for."""
+    return (f"no activation range for '{name}': neither the calibration samples nor quantization-aware training "
+            "give one (add [[--calibration SAMPLES|calibration=samples]])")
+
+
 def params_lookup(activations: dict[str, Params]) -> Callable[[str], Params]:
     """The calibrated parameters of a value by the name the float pass traces it under, or Unsupported."""
     def params_of(name: str) -> Params:
         found = activations.get(name)
         if found is None:
-            raise Unsupported(f"no calibrated range for '{name}' (the calibration did not trace it)")
+            raise Unsupported(no_range(name))
         return found
     return params_of
 

@@ -228,13 +228,15 @@ def _why_other_text(producer: str | None) -> str:
     """Why a C file may differ from the text this version writes: another version wrote it (the forward pass's
     kernels change between versions), else it was edited or is foreign.
 
-    >>> _why_other_text(__version__), _why_other_text("0.0.9")
-    ('edited or foreign C', 'the manifest says keras-weights 0.0.9 wrote it, whose C may differ: export again with this version, or verify with that one; else edited or foreign C')
+    >>> _why_other_text(__version__)
+    'edited or foreign C'
+    >>> _why_other_text("0.0.9").split(":")[0]
+    'the manifest says keras-weights 0.0.9 wrote it, whose C may differ'
     """
     if not producer or producer == __version__:
         return "edited or foreign C"
-    return (f"the manifest says keras-weights {printable(str(producer)[:40])} wrote it, whose C may differ: export again with this "
-            "version, or verify with that one; else edited or foreign C")
+    return (f"the manifest says keras-weights {printable(str(producer)[:40])} wrote it, whose C may differ: export "
+            "again with this version, or verify with that one; else edited or foreign C")
 
 
 @contextlib.contextmanager

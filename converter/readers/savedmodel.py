@@ -3,11 +3,12 @@
 A SavedModel folder is untrusted input, as every model is: no graph function is loaded or run (TensorFlow reads
 only the checkpoint, whose format is its own), every file read must be a regular file of the folder itself (a
 symbolic link would make us read another file), and the variables may not declare more bytes than the data files
-hold (TensorFlow allocates what the index declares before it reads: a crafted index could ask for terabytes). Layer names, classes and configs (and the model's, for the forward pass)
-come from ``keras_metadata.pb`` (written by tf.keras from TensorFlow 2.5 on), or before 2.5 from each Keras object's
-metadata inside ``saved_model.pb``; the checkpoint's object graph gives each
-layer's variables in the order the layer tracks them, non-trainable ones (BatchNorm statistics) right
-beside their layer. Optimizer slots are skipped.
+hold (TensorFlow allocates what the index declares before it reads: a crafted index could ask for terabytes).
+
+Layer names, classes and configs (and the model's, for the forward pass) come from ``keras_metadata.pb`` (written
+by tf.keras from TensorFlow 2.5 on), or before 2.5 from each Keras object's metadata inside ``saved_model.pb``; the
+checkpoint's object graph gives each layer's variables in the order the layer tracks them, non-trainable ones
+(BatchNorm statistics) right beside their layer. Optimizer slots are skipped.
 """
 from __future__ import annotations
 
@@ -68,9 +69,9 @@ def read(folder: Path, kind: str, source: Source, options: ReadOptions = ReadOpt
             name = unique("/".join([layer_name, *chain]), used)
             role = chain[-1]
             class_name = info.get("class_name", "")
-            mine.append(Tensor(name, layer_name, role, index_in_model, describe.trainable(role, info.get("config") or {},
-                                                                               class_name),
-                               checkpoint.get_tensor(key), owner_class=class_name, kind=describe.kind(role, class_name)))
+            trainable = describe.trainable(role, info.get("config") or {}, class_name)
+            mine.append(Tensor(name, layer_name, role, index_in_model, trainable, checkpoint.get_tensor(key),
+                               owner_class=class_name, kind=describe.kind(role, class_name)))
         tensors += mine
         layers.append(Layer(index_in_model, layer_name, info.get("class_name", ""),
                             describe.summary(info.get("config", {}) or {}), None, None, tuple(t.name for t in mine)))
