@@ -143,8 +143,8 @@ def test_parquet_columns_and_types(tmp_path):
     info = ExportInfo(model, manifest_json='{"model": {"name": "m"}}')
     FORMATS["parquet"].write(zoo_tensors(np.dtype(np.float16)), tmp_path / "w.parquet", info=info)
     table = pq.read_table(tmp_path / "w.parquet")
-    assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "dtype", "shape", "values",
-                                  "sha256", "payload_index", "payload_bits"]
+    assert table.column_names == ["name", "layer", "role", "layer_index", "trainable", "kind", "dtype", "shape",
+                                  "values", "sha256", "payload_index", "payload_bits"]
     assert table.schema.field("values").type.value_type == pa.float32()
     assert table.column("shape").to_pylist()[3] == [0, 4]
     assert parquet.embedded_manifest(tmp_path / "w.parquet") == {"model": {"name": "m"}}

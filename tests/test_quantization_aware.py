@@ -40,6 +40,20 @@ def test_the_manifest_marks_quantizer_ranges_and_training_state(tmp_path):
     assert sorted(_digest(stored[t["keys"]["npz"]]) for t in manifest["tensors"]) == sorted(_datasets(QAT))
 
 
+
+def test_the_parquet_rows_say_what_each_tensor_is(tmp_path):
+    """A query over the Parquet file alone (pyarrow reads it, not our reader) tells weights from what
+    quantization-aware training keeps: its `kind` column holds the manifest's kind, `weight` where it has none."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    manifest = converter.export(QAT, tmp_path / "out", formats=["parquet"])
+    table = pq.read_table(tmp_path / "out" / "legacy_qat.parquet", columns=["name", "kind"])
+    found = dict(zip(table.column("name").to_pylist(), table.column("kind").to_pylist(), strict=True))
+    assert found == {t["name"]: t.get("kind", "weight") for t in manifest["tensors"]}
+    assert found["quant_dense_3/dense_3/post_activation_max"] == "quantizer_range"
+    assert found["quant_relu/relu/optimizer_step"] == "training_state"
+    assert found["quant_dense_3/dense_3/kernel"] == "weight"
+    assert converter.verify(tmp_path / "out").ok
+
 def _digest(array) -> str:
     import hashlib
 

@@ -1,9 +1,11 @@
 """Apache Parquet: one row per tensor, queryable as-is by pyarrow, pandas, Polars and DuckDB.
 
-Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``dtype``, ``shape``
-(list of int64), ``values`` (the flattened C-order values, a ``large_list`` when a tensor exceeds 2**31 - 1 values),
-``sha256``, and ``payload_index`` / ``payload_bits``. ``values`` has one Arrow type for the whole file: the tensors' own type when they
-share one carrier (float32 for float32/float16/bfloat16 models), float64 when they do not, except in a
+Columns: ``name``, ``layer``, ``role``, ``layer_index``, ``trainable``, ``kind`` (``weight``, or what
+quantization-aware training keeps beside the weights: ``quantizer_range``, ``training_state``), ``dtype``,
+``shape`` (list of int64), ``values`` (the flattened C-order values, a ``large_list`` when a tensor exceeds
+2**31 - 1 values), ``sha256``, and ``payload_index`` / ``payload_bits``. ``values`` has one Arrow type for the
+whole file: the tensors' own type when they share one carrier (float32 for float32/float16/bfloat16 models),
+float64 when they do not, except in a
 quantized export, whose int8 tensors ride in float32 beside their float32 scales (exact, half the size). Every dtype
 is stored exactly: a value the ``values`` type cannot carry bit for bit (a NaN payload, a 64-bit
 integer beyond 2**53 beside float tensors) has its flat position in ``payload_index`` and its exact
@@ -89,7 +91,7 @@ def _may_lose_bits(tensor: Tensor, carrier: np.dtype) -> bool:
 
 ROW_GROUP_VALUES = 1 << 17  # small tensors share a row group up to about this many values; a larger one has its own
 LIST_LIMIT = 2**31 - 1  # the most values a 32-bit-offset list holds; a file with a larger tensor uses large_list
-_TEXT_COLUMNS = ("name", "layer", "role", "dtype")
+_TEXT_COLUMNS = ("name", "layer", "role", "kind", "dtype")
 
 
 def schema(carrier: np.dtype, manifest_json: str = "", *, large: bool = False) -> pa.Schema:
@@ -99,7 +101,7 @@ def schema(carrier: np.dtype, manifest_json: str = "", *, large: bool = False) -
     values = (pa.large_list if large else pa.list_)(pa.from_numpy_dtype(carrier))
     return pa.schema([
         ("name", pa.string()), ("layer", pa.string()), ("role", pa.string()), ("layer_index", pa.int32()),
-        ("trainable", pa.bool_()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())),
+        ("trainable", pa.bool_()), ("kind", pa.string()), ("dtype", pa.string()), ("shape", pa.list_(pa.int64())),
         ("values", values), ("sha256", pa.string()),
         ("payload_index", pa.list_(pa.int64())), ("payload_bits", pa.list_(pa.uint64())),
     ], metadata=metadata)
@@ -118,7 +120,7 @@ def row(tensor: Tensor, carrier: np.dtype) -> dict:
         carried = flat.astype(carrier, copy=False)  # a view when no conversion is needed
     index, bits = _lost_bits(flat, carried) if _may_lose_bits(tensor, carrier) else ([], [])
     return {"name": tensor.name, "layer": tensor.layer, "role": tensor.role, "layer_index": tensor.layer_index,
-            "trainable": tensor.trainable, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),
+            "trainable": tensor.trainable, "kind": tensor.kind, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),
             "values": carried, "sha256": tensor.sha256,
             "payload_index": np.array(index, np.int64), "payload_bits": np.array(bits, np.uint64)}
 
