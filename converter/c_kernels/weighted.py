@@ -5,6 +5,12 @@
 PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in,
                              size_t out, const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b,
                              const kw_post *post, size_t c0) {{
+    /* with a BatchNormalization folded in, the bias joins its shift once per panel, so each sum takes one
+     * multiply-add: (sum + b) * m + s = sum * m + (b * m + s) */
+    const float *KW_RESTRICT m = post && post->mul ? post->mul + c0 : NULL;
+    float shift[{width}];
+    if (m)
+        KW_NO_UNROLL for (int j = 0; j < {width}; ++j) shift[j] = KW_MADD(b ? b[j] : 0.0f, m[j], post->add[c0 + j]);
     for (size_t r = 0; r < rows; r += 4) {{
         const float *KW_RESTRICT x0 = x + r * in, *KW_RESTRICT x1 = x0 + in, *KW_RESTRICT x2 = x1 + in,
                     *KW_RESTRICT x3 = x2 + in;
@@ -19,24 +25,22 @@ PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_
             KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a3[j] = KW_MADD(v3, (float)wi[j], a3[j]);
         }}
         float *KW_RESTRICT y0 = y + r * out;
-{scale_sums}        if (b)
+{scale_sums}        if (m)
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
+                a0[j] = KW_MADD(a0[j], m[j], shift[j]);
+                a1[j] = KW_MADD(a1[j], m[j], shift[j]);
+                a2[j] = KW_MADD(a2[j], m[j], shift[j]);
+                a3[j] = KW_MADD(a3[j], m[j], shift[j]);
+            }}
+        else if (b)
             KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
                 a0[j] += b[j];
                 a1[j] += b[j];
                 a2[j] += b[j];
                 a3[j] += b[j];
             }}
-        if (post) {{  /* the epilogue (kw_post) on the sums, before they are stored; each bound a max or min */
+        if (post) {{  /* the rest of the epilogue (kw_post): its bounds, each a max or min */
             const float lo = post->lo, hi = post->hi;
-            if (post->mul) {{
-                const float *KW_RESTRICT m = post->mul + c0, *KW_RESTRICT s = post->add + c0;
-                KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
-                    a0[j] = a0[j] * m[j] + s[j];
-                    a1[j] = a1[j] * m[j] + s[j];
-                    a2[j] = a2[j] * m[j] + s[j];
-                    a3[j] = a3[j] * m[j] + s[j];
-                }}
-            }}
             KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{
                 a0[j] = a0[j] < lo ? lo : a0[j];
                 a0[j] = a0[j] > hi ? hi : a0[j];
