@@ -11,7 +11,7 @@ from .integer import FUNCTIONS as INTEGER_FUNCTIONS
 from .integer import PANEL_MACRO as PANEL_Q8_MACRO
 from .integer import PANEL_WIDTH as PANEL_Q8_WIDTH
 from .plain import FUNCTIONS
-from .weighted import PANEL, TEMPLATES
+from .weighted import PANEL, TEMPLATES, WIDEN
 
 ACTIVATIONS = {  # name -> C expression of v (and a, the layer's parameter where it has one)
     "linear": "v",
@@ -88,12 +88,16 @@ def weighted(kind: str, quantized: bool) -> str:
     """The C text of a kernel with weights, reading float or int8 arrays."""
     if quantized:
         fields = dict(s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o=" scale + o,",
+                      sp_panel=" float *KW_RESTRICT panel,", sa_panel=" panel,", widen=WIDEN,
+                      panel_o="kw_widen_full_i8(w + o, panel, in, out), KW_PANEL",
+                      panel_full_half="kw_widen_half_i8(w + full, panel, in, out), KW_PANEL / 2",
                       sa_full=" scale + full,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
                       scale_sums="        KW_NO_UNROLL for (int j = 0; j < {width}; ++j) {{\n"
                                  + "".join(f"            a{k}[j] *= scale[j];\n" for k in range(4)) + "        }}\n",
                       scaled_y="y[p * OC + o] * scale[o]", scaled_embedding="(float)w[(size_t)id * dim + d] * scale[d]")
     else:
         fields = dict(s="_f32", w="float", sp="", sa="", sa_o="", sa_full="", scaled="yr[o]", scaled_yo="yo[o]",
+                      sp_panel="", sa_panel="", widen="", panel_o="w + o, out", panel_full_half="w + full, out",
                       scale_sums="",
                       scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
     panels = {f"panel_{name}": PANEL.format(name=name, width=width, **{**fields, "scale_sums":

@@ -3,7 +3,7 @@
 
 # One register block: 4 rows x {width} outputs, their sums in fixed-length arrays the compiler keeps in registers.
 PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in,
-                             size_t out, const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b,
+                             size_t out, const float *KW_RESTRICT w, size_t ws,{sp} const float *KW_RESTRICT b,
                              const kw_post *post, size_t c0) {{
     /* with a BatchNormalization folded in, the bias joins its shift once per panel, so each sum takes one
      * multiply-add: (sum + b) * m + s = sum * m + (b * m + s) */
@@ -14,15 +14,15 @@ PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_
     for (size_t r = 0; r < rows; r += 4) {{
         const float *KW_RESTRICT x0 = x + r * in, *KW_RESTRICT x1 = x0 + in, *KW_RESTRICT x2 = x1 + in,
                     *KW_RESTRICT x3 = x2 + in;
-        const {w} *KW_RESTRICT wi = w;
+        const float *KW_RESTRICT wi = w;
         float a0[{width}], a1[{width}], a2[{width}], a3[{width}];
         for (int j = 0; j < {width}; ++j) a0[j] = a1[j] = a2[j] = a3[j] = 0.0f;
-        for (size_t i = 0; i < in; ++i, wi += out) {{
+        for (size_t i = 0; i < in; ++i, wi += ws) {{
             const float v0 = x0[i], v1 = x1[i], v2 = x2[i], v3 = x3[i];
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a0[j] = KW_MADD(v0, (float)wi[j], a0[j]);
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a1[j] = KW_MADD(v1, (float)wi[j], a1[j]);
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a2[j] = KW_MADD(v2, (float)wi[j], a2[j]);
-            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a3[j] = KW_MADD(v3, (float)wi[j], a3[j]);
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a0[j] = KW_MADD(v0, wi[j], a0[j]);
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a1[j] = KW_MADD(v1, wi[j], a1[j]);
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a2[j] = KW_MADD(v2, wi[j], a2[j]);
+            KW_NO_UNROLL for (int j = 0; j < {width}; ++j) a3[j] = KW_MADD(v3, wi[j], a3[j]);
         }}
         float *KW_RESTRICT y0 = y + r * out;
 {scale_sums}        if (m)
@@ -63,21 +63,42 @@ PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_
 
 """
 
+# int8 weights: each panel's weights widened to float once per call into the arena (`panel`, KW_PANEL x in floats),
+# so the blocks run the float panel's loops. Converting inside them made GCC pick the int8 row's vector width
+# (4 floats per instruction, not 16): 1.5x slower at -O3 -march=native and 1.8x at -O2 on the gesture CNN.
+WIDEN = """#if KW_PANEL > 16
+#error "KW_PANEL is at most 16: the arena holds panels of 16 outputs' int8 weights widened to float"
+#endif
+static const float *kw_widen_full_i8(const int8_t *KW_RESTRICT w, float *KW_RESTRICT panel, size_t in, size_t out) {
+    for (size_t i = 0; i < in; ++i)  /* a fixed width, as the blocks have: a loop the compiler vectorises */
+        KW_NO_UNROLL for (int j = 0; j < KW_PANEL; ++j) panel[i * KW_PANEL + (size_t)j] = (float)w[i * out + (size_t)j];
+    return panel;
+}
+
+static const float *kw_widen_half_i8(const int8_t *KW_RESTRICT w, float *KW_RESTRICT panel, size_t in, size_t out) {
+    for (size_t i = 0; i < in; ++i)
+        KW_NO_UNROLL for (int j = 0; j < KW_PANEL / 2; ++j)
+            panel[i * (KW_PANEL / 2) + (size_t)j] = (float)w[i * out + (size_t)j];
+    return panel;
+}
+
+"""
+
 TEMPLATES = {
     "dense": """/* Dense on rows of `in` values: y[r][o] = b[o] + sum_i x[r][i] * w[i][o] (kernel [in][out]); 1x1 convolutions
  * are Dense over pixels. Register blocks of 4 rows x KW_PANEL outputs (then one of KW_PANEL / 2 for narrow layers
  * and tails): each weight row is loaded once for 4 rows, and the loops over outputs have a fixed length over
  * contiguous memory, which compilers vectorise (GCC at -O2 too); KW_NO_UNROLL keeps GCC -O3 from unrolling them
  * into code it would vectorise across rows instead. */
-{panel_full}{panel_half}static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
-                      const {w} *KW_RESTRICT w,{sp} const float *KW_RESTRICT b, const kw_post *post) {{
+{panel_full}{panel_half}{widen}static void kw_dense{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, size_t rows, size_t in, size_t out,
+                      const {w} *KW_RESTRICT w,{sp}{sp_panel} const float *KW_RESTRICT b, const kw_post *post) {{
     /* KW_SMALL (-Os): no register blocks, one row at a time, each weight row streamed once: the least code */
     const size_t blocked = KW_SMALL ? 0 : rows - rows % 4, full = KW_SMALL ? 0 : out - out % KW_PANEL,
                  o0 = full + (out - full >= KW_PANEL / 2 ? KW_PANEL / 2 : 0), tail = out - o0;
-    for (size_t o = 0; o < full; o += KW_PANEL)
-        kw_dense_full{s}(x, y + o, blocked, in, out, w + o,{sa_o} b ? b + o : NULL, post, o);
-    if (o0 > full)
-        kw_dense_half{s}(x, y + full, blocked, in, out, w + full,{sa_full} b ? b + full : NULL, post, full);
+    for (size_t o = 0; o < (blocked ? full : 0); o += KW_PANEL)  /* (no blocks: the panels have nothing to do) */
+        kw_dense_full{s}(x, y + o, blocked, in, out, {panel_o},{sa_o} b ? b + o : NULL, post, o);
+    if (blocked && o0 > full)
+        kw_dense_half{s}(x, y + full, blocked, in, out, {panel_full_half},{sa_full} b ? b + full : NULL, post, full);
     for (size_t r = blocked; r < rows; ++r) {{  /* the last rows % 4 rows: each weight row streamed once */
         float *KW_RESTRICT yr = y + r * out;
         for (size_t o = 0; o < out; ++o) yr[o] = 0.0f;
@@ -111,7 +132,7 @@ TEMPLATES = {
  * time (a multiple of 4): their input patches are copied into `patch` (P x KH * KW * C floats, zeros where the
  * window leaves the input) and multiplied by the kernel as a Dense layer. */
 static void kw_conv2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H, int W, int C, int OH, int OW, int OC,
-                       int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *KW_RESTRICT w,{sp}
+                       int KH, int KW, int sh, int sw, int dh, int dw, int pt, int pl, const {w} *KW_RESTRICT w,{sp}{sp_panel}
                        const float *KW_RESTRICT b, float *KW_RESTRICT patch, size_t P, const kw_post *post) {{
     const size_t K = (size_t)KH * KW * C, pixels = (size_t)OH * OW, span = (size_t)KW * C;
     for (size_t first = 0; first < pixels; first += P) {{
@@ -137,7 +158,7 @@ static void kw_conv2d{s}(const float *KW_RESTRICT x, float *KW_RESTRICT y, int H
                 }}
             }}
         }}
-        kw_dense{s}(patch, y + first * OC, count, K, (size_t)OC, w,{sa} b, post);
+        kw_dense{s}(patch, y + first * OC, count, K, (size_t)OC, w,{sa}{sa_panel} b, post);
     }}
 }}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .emit import Call, Shape, Unsupported, c_float, epilogue, shown, whole
+from .emit import Call, Shape, Unsupported, c_float, epilogue, shown, whole, widened_panel
 from .spec import Spec
 
 C_FUNCTION = """/* MultiHeadAttention's core: for each head h and query position t, the softmax over key positions s (with
@@ -56,7 +56,7 @@ def _projection(call: Call, part: str, source: str, target: str, rows: int, widt
     inputs, columns = (heads * per_head, width) if output else (width, heads * per_head)
     bias = call.weight(f"{part}/bias", required=False, shape=(columns,) if output else (heads, per_head))
     suffix = "_i8" if kernel.scale else "_f32"
-    scale = f", {kernel.scale}" if kernel.scale else ""
+    scale = f", {kernel.scale}{widened_panel(call, True, rows, inputs)}" if kernel.scale else ""
     call.kernels.add("dense" + suffix)
     return (f"kw_dense{suffix}({source}, {target}, {rows}, {inputs}, {columns}, {kernel.array}{scale}, "
             f"{bias.array if bias else 'NULL'}, {epilogue(call) if output else 'NULL'});")

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import q8
 from .dense import KERNEL_BIAS
-from .emit import Call, Shape, Unsupported, epilogue, spatial, spatial_output, weights_arguments, window
+from .emit import Call, Shape, Unsupported, epilogue, spatial, spatial_output, weights_arguments, widened_panel, window
 from .spec import Spec
 from .to_torch import Site, Unmappable, channels_first, permute
 from .. import integer
@@ -56,13 +56,15 @@ def conv_c(call: Call) -> Shape:
     args, bias, quantized = weights_arguments(call, "kernel", "bias", (*window, C, filters), filters)
     suffix = "_i8" if quantized else "_f32"
     if (KH, KW, SH, SW, PT, PL) == (1, 1, 1, 1, 0, 0):  # a 1x1 convolution is Dense over the pixels
-        call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}, {bias}, "
-                  f"{epilogue(call)});", "dense" + suffix)
+        panel = widened_panel(call, quantized, OH * OW, C)
+        call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {OH * OW}, {C}, {filters}, {args}{panel}, "
+                  f"{bias}, {epilogue(call)});", "dense" + suffix)
     else:
         patch, rows = f"T{len(call.temporaries)}", _patch_rows(KH * KW * C, OH * OW)
         call.temporaries.append(rows * KH * KW * C)
+        panel = widened_panel(call, quantized, rows, KH * KW * C)
         call.emit(f"kw_conv2d{suffix}({call.source()}, {call.output}, {H}, {W}, {C}, {OH}, {OW}, {filters}, {KH}, {KW}, "
-                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}, {bias}, {patch}, {rows}, {epilogue(call)});",
+                  f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {args}{panel}, {bias}, {patch}, {rows}, {epilogue(call)});",
                   "conv2d" + suffix, "dense" + suffix)
     return spatial_output(call, rank, OH, OW, filters)
 
@@ -94,8 +96,9 @@ def separable_c(call: Call) -> Shape:
     call.emit(f"kw_depthwise2d{ds}({call.source()}, {middle}, {H}, {W}, {C}, {multiplier}, {OH}, {OW}, {KH}, {KW}, "
               f"{SH}, {SW}, {DH}, {DW}, {PT}, {PL}, {depth_args}, NULL, NULL);", "depthwise2d" + ds)
     call.trace("depthwise", middle, OH * OW * C * multiplier)  # calibrated: full-integer int8 holds it in int8
-    call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}, {bias}, "
-              f"{epilogue(call)});", "dense" + ps)
+    panel = widened_panel(call, point_quantized, OH * OW, C * multiplier)
+    call.emit(f"kw_dense{ps}({middle}, {call.output}, {OH * OW}, {C * multiplier}, {filters}, {point_args}{panel}, "
+              f"{bias}, {epilogue(call)});", "dense" + ps)
     return spatial_output(call, rank, OH, OW, filters)
 
 

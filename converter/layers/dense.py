@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import q8
-from .emit import Call, Shape, Unsupported, activation, epilogue, size, weights_arguments
+from .emit import Call, Shape, Unsupported, activation, epilogue, size, weights_arguments, widened_panel
 from .spec import Spec
 from .to_torch import Site, Unmappable, permute
 from .. import integer
@@ -22,7 +22,8 @@ def dense_c(call: Call) -> Shape:
     args, bias, quantized = weights_arguments(call, "kernel", "bias", (shape[-1], units), units)
     suffix = "_i8" if quantized else "_f32"
     rows, width = size(shape[:-1]), shape[-1]
-    call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}, {bias}, "
+    panel = widened_panel(call, quantized, rows, width)
+    call.emit(f"kw_dense{suffix}({call.source()}, {call.output}, {rows}, {width}, {units}, {args}{panel}, {bias}, "
               f"{epilogue(call)});", "dense" + suffix)
     out = (*shape[:-1], units)
     activation(call, call.config.get("activation"), call.output, out)

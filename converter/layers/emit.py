@@ -275,6 +275,25 @@ def weights_arguments(call: Call, kernel_role: str, bias_role: str | None, kerne
     return args, bias.array if bias else "NULL", quantized
 
 
+def widened_panel(call: Call, quantized: bool, rows: int, inputs: int) -> str:
+    """The argument kw_dense_i8 and kw_conv2d_i8 take after the scales: an arena temporary for a panel of 16
+    outputs' int8 weights widened to float (``16 * inputs`` floats) where there are register blocks (rows >= 4),
+    else NULL; nothing for float weights.
+
+    >>> call = Call.__new__(Call); call.temporaries = []
+    >>> widened_panel(call, True, 2304, 27), widened_panel(call, True, 1, 1280), widened_panel(call, False, 9, 9)
+    (', T0', ', NULL', '')
+    >>> call.temporaries
+    [432]
+    """
+    if not quantized:
+        return ""
+    if rows < 4:
+        return ", NULL"
+    call.temporaries.append(16 * inputs)
+    return f", T{len(call.temporaries) - 1}"
+
+
 def in_place(call: Call) -> bool:
     """For a layer whose kernel computes each value from the values at the same place (BatchNormalization, the
     activations, Add...): compute into input 0's buffer when no later layer reads it, so the arena holds one buffer

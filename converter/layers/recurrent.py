@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import c_kernels as kernels
 from ..transforms import Step
-from .emit import Call, Shape, Unsupported, finish_epilogue, size, whole
+from .emit import Call, Shape, Unsupported, finish_epilogue, size, whole, widened_panel
 from .spec import Spec, find
 from .to_torch import Site, Unmappable, permute
 
@@ -51,7 +51,7 @@ def _recurrent(call: Call, class_name: str, config: dict, under: str, source: st
 
     def dense(ref, x, y, width, bias_text):
         suffix = "_i8" if ref.scale else "_f32"
-        scale = f", {ref.scale}" if ref.scale else ""
+        scale = f", {ref.scale}{widened_panel(call, True, 1, width)}" if ref.scale else ""
         call.kernels.add("dense" + suffix)
         return f"kw_dense{suffix}({x}, {y}, 1, {width}, {gates * U}, {ref.array}{scale}, {bias_text}, NULL);"
 
