@@ -11,7 +11,7 @@ from .integer import FUNCTIONS as INTEGER_FUNCTIONS
 from .integer import PANEL_MACRO as PANEL_Q8_MACRO
 from .integer import PANEL_WIDTH as PANEL_Q8_WIDTH
 from .plain import FUNCTIONS
-from .weighted import PANEL, TEMPLATES, WIDEN
+from .weighted import PANEL, ROW_STEPS_F32, TEMPLATES, WIDEN
 
 ACTIVATIONS = {  # name -> C expression of v (and a, the layer's parameter where it has one)
     "linear": "v",
@@ -89,6 +89,7 @@ def weighted(kind: str, quantized: bool) -> str:
     if quantized:
         fields = dict(s="_i8", w="int8_t", sp=" const float *scale,", sa=" scale,", sa_o=" scale + o,",
                       sp_panel=" float *KW_RESTRICT panel,", sa_panel=" panel,", widen=WIDEN,
+                      row_steps="        size_t i = 0;\n",
                       panel_o="kw_widen_full_i8(w + o, panel, in, out), KW_PANEL",
                       panel_full_half="kw_widen_half_i8(w + full, panel, in, out), KW_PANEL / 2",
                       sa_full=" scale + full,", scaled="yr[o] * scale[o]", scaled_yo="yo[o] * scale[o]",
@@ -98,6 +99,7 @@ def weighted(kind: str, quantized: bool) -> str:
     else:
         fields = dict(s="_f32", w="float", sp="", sa="", sa_o="", sa_full="", scaled="yr[o]", scaled_yo="yo[o]",
                       sp_panel="", sa_panel="", widen="", panel_o="w + o, out", panel_full_half="w + full, out",
+                      row_steps=ROW_STEPS_F32,
                       scale_sums="",
                       scaled_y="y[p * OC + o]", scaled_embedding="w[(size_t)id * dim + d]")
     panels = {f"panel_{name}": PANEL.format(name=name, width=width, **{**fields, "scale_sums":
