@@ -74,8 +74,11 @@ static void kw_finish(float *y, size_t rows, size_t stride, size_t n, const kw_p
     "bn_coefficients": """/* A BatchNormalization's per-channel scale (mul[0..C)) and shift (mul[C..2C)), as kw_batch_norm works them out. */
 static void kw_bn_coefficients(const float *gamma, const float *beta, const float *mean, const float *var, float eps,
                                size_t C, float *mul) {
+    /* three loops, so that only the square roots (a library call where errno is kept) stay one at a time */
+    for (size_t k = 0; k < C; ++k) mul[k] = var[k] + eps;
+    for (size_t k = 0; k < C; ++k) mul[k] = sqrtf(mul[k]);
     for (size_t k = 0; k < C; ++k) {
-        mul[k] = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
+        mul[k] = (gamma ? gamma[k] : 1.0f) / mul[k];
         mul[C + k] = (beta ? beta[k] : 0.0f) - mean[k] * mul[k];
     }
 }
