@@ -58,7 +58,10 @@ static void kw_finish(float *y, size_t rows, size_t stride, size_t n, const kw_p
         float *KW_RESTRICT yr = y + r * stride;
         for (size_t c = 0; c < blocked; c += 8) {  /* fixed-length loops, which compilers vectorise */
             float v[8];
-            KW_NO_UNROLL for (int j = 0; j < 8; ++j) v[j] = mul ? yr[c + j] * mul[c + j] + add[c + j] : yr[c + j];
+            if (mul)  /* tested outside the loops: a condition inside keeps GCC -O2 from vectorising them */
+                KW_NO_UNROLL for (int j = 0; j < 8; ++j) v[j] = yr[c + j] * mul[c + j] + add[c + j];
+            else
+                KW_NO_UNROLL for (int j = 0; j < 8; ++j) v[j] = yr[c + j];
             KW_NO_UNROLL for (int j = 0; j < 8; ++j) v[j] = v[j] < lo ? lo : v[j];  /* a max, then a min */
             KW_NO_UNROLL for (int j = 0; j < 8; ++j) yr[c + j] = v[j] > hi ? hi : v[j];
         }
