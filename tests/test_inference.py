@@ -306,20 +306,29 @@ def test_paddings_read_by_convolutions_are_never_made_and_compute_as_keras(quant
     assert "kw_zero_pad2d(" not in source and "kw_copy(" in source  # the final output copy only
 
 
+@pytest.mark.parametrize("quantize", [None, "int8"])
 @pytest.mark.parametrize("flags", [["-DKW_PANEL=4"], ["-DKW_PANEL=16"], ["-O3", "-march=native"], ["-Os"]],
                          ids=["panel4", "panel16", "O3-native", "Os-small"])
-def test_every_register_block_width_computes_as_keras(flags, keras_module, tmp_path):
+def test_every_register_block_width_computes_as_keras(flags, quantize, keras_module, tmp_path):
     """KW_PANEL is 16 with AVX (-march=native here) and 8 without: each width, and the tails of outputs and rows
-    it leaves (12 and 6 outputs, 5x5 pixels), give Keras's numbers; so do -Os's plain loops (KW_SMALL)."""
+    it leaves (12 and 6 outputs, 5x5 pixels), give Keras's numbers; so do -Os's plain loops (KW_SMALL). With int8
+    weights each panel is first widened to float in the arena, at each width too."""
     model = _mobilenet_blocks(keras_module)
     rng = np.random.default_rng(7)
     model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in v.path else
                        rng.normal(0, 0.5, w.shape).astype(w.dtype) for w, v in zip(model.get_weights(), model.weights)])
-    model.save(tmp_path / "blocks.keras")
-    manifest = converter.export(tmp_path / "blocks.keras", tmp_path / "out", formats=["c"],
+    assert_runs_like_keras(model, quantize, tmp_path, seed=8, flags=flags)
+
+
+def test_a_register_block_wider_than_the_arena_plans_is_refused_by_the_compiler(tmp_path):
+    """The arena holds int8 panels widened for at most 16 outputs: KW_PANEL=32 stops the build with that reason
+    rather than writing past the temporary."""
+    manifest = converter.export(FIXTURES / "zoo" / "conv_bn.keras", tmp_path / "out", formats=["c"], quantize="int8",
                                 options={"c": {"inference": True}})
-    inputs = sample_inputs(model, seed=8)
-    assert_close(run_c(tmp_path / "out", manifest, inputs, tmp_path, flags=flags), keras_outputs(model, inputs))
+    source = tmp_path / "out" / next(f["path"] for f in manifest["files"] if f["path"].endswith(".c"))
+    built = subprocess.run(["gcc", "-std=c99", "-DKW_PANEL=32", "-c", str(source), "-o", str(tmp_path / "m.o")],
+                           capture_output=True, text=True)
+    assert built.returncode != 0 and "KW_PANEL is at most 16" in built.stderr
 
 
 def test_element_wise_layers_compute_in_place_and_paddings_take_no_buffer(keras_module, tmp_path):

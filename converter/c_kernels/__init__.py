@@ -11,7 +11,7 @@ from .integer import FUNCTIONS as INTEGER_FUNCTIONS
 from .integer import PANEL_MACRO as PANEL_Q8_MACRO
 from .integer import PANEL_WIDTH as PANEL_Q8_WIDTH
 from .plain import FUNCTIONS
-from .weighted import PANEL, ROW_STEPS_F32, TEMPLATES, WIDEN
+from .weighted import PANEL, ROW_STEPS_F32, TEMPLATES, WIDEN, WIDENED_OUTPUTS
 
 ACTIVATIONS = {  # name -> C expression of v (and a, the layer's parameter where it has one)
     "linear": "v",

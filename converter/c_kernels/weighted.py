@@ -66,8 +66,9 @@ PANEL = """static void kw_dense_{name}{s}(const float *KW_RESTRICT x, float *KW_
 # int8 weights: each panel's weights widened to float once per call into the arena (`panel`, KW_PANEL x in floats),
 # so the blocks run the float panel's loops. Converting inside them made GCC pick the int8 row's vector width
 # (4 floats per instruction, not 16): 1.5x slower at -O3 -march=native and 1.8x at -O2 on the gesture CNN.
-WIDEN = """#if KW_PANEL > 16
-#error "KW_PANEL is at most 16: the arena holds panels of 16 outputs' int8 weights widened to float"
+WIDENED_OUTPUTS = 16  # the widest KW_PANEL: the arena holds a panel of this many outputs' weights, widened
+WIDEN = """#if KW_PANEL > %(widest)d
+#error "KW_PANEL is at most %(widest)d: the arena holds panels of %(widest)d outputs' int8 weights widened to float"
 #endif
 static const float *kw_widen_full_i8(const int8_t *KW_RESTRICT w, float *KW_RESTRICT panel, size_t in, size_t out) {
     for (size_t i = 0; i < in; ++i)  /* a fixed width, as the blocks have: a loop the compiler vectorises */
@@ -82,7 +83,7 @@ static const float *kw_widen_half_i8(const int8_t *KW_RESTRICT w, float *KW_REST
     return panel;
 }
 
-"""
+""" % {"widest": WIDENED_OUTPUTS}
 
 # A row without a block (the single row of a last Dense, the rows the blocks leave), float weights: four inputs a
 # step, so each sum is loaded and stored once for four multiply-adds (MobileNetV2 -O3n 468 -> 443 us). Kept to one

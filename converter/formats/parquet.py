@@ -120,8 +120,8 @@ def row(tensor: Tensor, carrier: np.dtype) -> dict:
         carried = flat.astype(carrier, copy=False)  # a view when no conversion is needed
     index, bits = _lost_bits(flat, carried) if _may_lose_bits(tensor, carrier) else ([], [])
     return {"name": tensor.name, "layer": tensor.layer, "role": tensor.role, "layer_index": tensor.layer_index,
-            "trainable": tensor.trainable, "kind": tensor.kind, "dtype": tensor.dtype, "shape": np.array(tensor.shape, np.int64),
-            "values": carried, "sha256": tensor.sha256,
+            "trainable": tensor.trainable, "kind": tensor.kind, "dtype": tensor.dtype,
+            "shape": np.array(tensor.shape, np.int64), "values": carried, "sha256": tensor.sha256,
             "payload_index": np.array(index, np.int64), "payload_bits": np.array(bits, np.uint64)}
 
 

@@ -276,9 +276,9 @@ def weights_arguments(call: Call, kernel_role: str, bias_role: str | None, kerne
 
 
 def widened_panel(call: Call, quantized: bool, rows: int, inputs: int) -> str:
-    """The argument kw_dense_i8 and kw_conv2d_i8 take after the scales: an arena temporary for a panel of 16
-    outputs' int8 weights widened to float (``16 * inputs`` floats) where there are register blocks (rows >= 4),
-    else NULL; nothing for float weights.
+    """The argument kw_dense_i8 and kw_conv2d_i8 take after the scales: an arena temporary for a panel of the
+    widest KW_PANEL's outputs (16) of int8 weights widened to float (``16 * inputs`` floats) where there are register
+    blocks (rows >= 4), else NULL; nothing for float weights.
 
     >>> call = Call.__new__(Call); call.temporaries = []
     >>> widened_panel(call, True, 2304, 27), widened_panel(call, True, 1, 1280), widened_panel(call, False, 9, 9)
@@ -290,7 +290,7 @@ def widened_panel(call: Call, quantized: bool, rows: int, inputs: int) -> str:
         return ""
     if rows < 4:
         return ", NULL"
-    call.temporaries.append(16 * inputs)
+    call.temporaries.append(kernels.WIDENED_OUTPUTS * inputs)
     return f", T{len(call.temporaries) - 1}"
 
 
